@@ -1,0 +1,72 @@
+/* luaopen_raft: builds the internal `raft.core` table from the C parts,
+ * registers the embedded pure-Lua modules (lua/raft/*.lua) in package.preload
+ * and returns require("raft.init")(core). */
+#include <string.h>
+
+#include "lua/lraft.h"
+
+struct luaraft__embedded {
+  const char *name, *chunkname, *src;
+  size_t len;
+};
+extern const struct luaraft__embedded luaraft__embedded[];
+
+static int msghandler(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+int luaraft__pcall(lua_State *L, int nargs, int nresults) {
+  int base = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, msghandler);
+  lua_insert(L, base);
+  int rc = lua_pcall(L, nargs, nresults, base);
+  lua_remove(L, base);
+  return rc;
+}
+
+/* package.preload loader for an embedded module: upvalue 1 is its index. */
+static int load_embedded(lua_State *L) {
+  int i = (int)lua_tointeger(L, lua_upvalueindex(1));
+  const struct luaraft__embedded *e = &luaraft__embedded[i];
+  if (luaL_loadbufferx(L, e->src, e->len, e->chunkname, "t") != LUA_OK)
+    return lua_error(L);
+  lua_pushstring(L, e->name);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+static void register_embedded(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  for (int i = 0; luaraft__embedded[i].name != NULL; i++) {
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, load_embedded, 1);
+    lua_setfield(L, -2, luaraft__embedded[i].name);
+  }
+  lua_pop(L, 1);
+}
+
+int luaopen_raft(lua_State *L) {
+  register_embedded(L);
+  lua_newtable(L); /* core */
+  lua_pushliteral(L, LUARAFT_VERSION);
+  lua_setfield(L, -2, "version");
+  luaraft__codec_open(L);
+  luaraft__sim_open(L);
+  luaraft__node_open(L);
+  /* package.loaded["raft.core"] = core, for lua/raft/*.lua */
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "raft.core");
+  lua_pop(L, 1);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "raft.init");
+  lua_call(L, 1, 1);
+  return 1;
+}

@@ -1,0 +1,19 @@
+/* The Lua binding: thin, converts types, checks arguments, calls through.
+ * Each part adds its functions to the table on top of the stack (the internal
+ * `raft.core` table that lua/raft/init.lua builds the public module from). */
+#ifndef LUARAFT_LUA_LRAFT_H
+#define LUARAFT_LUA_LRAFT_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+void luaraft__codec_open(lua_State *L); /* encode, decode */
+void luaraft__sim_open(lua_State *L);   /* sim_new and the sim metatable */
+void luaraft__node_open(lua_State *L);  /* node_new, loop functions */
+
+/* Calls the function below its nargs arguments in protected mode with a
+ * traceback; on error leaves the message on the stack and returns non-zero.
+ * Every call into user Lua goes through here. */
+int luaraft__pcall(lua_State *L, int nargs, int nresults);
+
+#endif
