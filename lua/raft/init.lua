@@ -6,7 +6,19 @@ local raft = {
   version = core.version,
   encode = core.encode,
   decode = core.decode,
+  run = core.loop_run,            -- drive the loop until nothing is left
+  run_once = core.loop_run_once,  -- one iteration (true: more to do)
+  stop_loop = core.loop_stop,
 }
+
+-- Share luv's loop (API.md section 1): call before creating nodes/servers.
+function raft.use_luv()
+  local uv = require "luv"
+  local path = package.searchpath("luv", package.cpath)
+  if not path then error("raft.use_luv: luv.so not found on package.cpath", 2) end
+  core.use_luv(path)
+  return uv
+end
 
 -- Fields that are whole submodules, loaded lazily: raft.check, raft.errors.
 local submodules = { check = "raft.check", errors = "raft.errors" }

@@ -1,5 +1,5 @@
 /* luaopen_raft: builds the internal `raft.core` table from the C parts,
- * registers the embedded pure-Lua modules (lua/raft/*.lua) in package.preload
+ * registers the embedded pure-Lua modules (lua/raft/ files) in package.preload
  * and returns require("raft.init")(core). */
 #include <string.h>
 
@@ -60,7 +60,9 @@ int luaopen_raft(lua_State *L) {
   luaraft__codec_open(L);
   luaraft__sim_open(L);
   luaraft__node_open(L);
-  /* package.loaded["raft.core"] = core, for lua/raft/*.lua */
+  luaraft__http_open(L);
+  luaraft__loop_open(L);
+  /* package.loaded["raft.core"] = core, for the pure-Lua parts */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "raft.core");

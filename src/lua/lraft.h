@@ -6,10 +6,18 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <uv.h>
 
 void luaraft__codec_open(lua_State *L); /* encode, decode */
 void luaraft__sim_open(lua_State *L);   /* sim_new and the sim metatable */
 void luaraft__node_open(lua_State *L);  /* node_new, loop functions */
+void luaraft__http_open(lua_State *L);  /* http_listen */
+void luaraft__loop_open(lua_State *L);  /* use_luv, loop_run, loop_run_once, loop_stop, loop_now */
+
+/* The loop every raft handle of this Lua state must be created on: the
+ * default loop, or luv's after raft.use_luv(). Never call uv_default_loop()
+ * directly in the binding. */
+uv_loop_t *luaraft__loop(lua_State *L);
 
 /* Calls the function below its nargs arguments in protected mode with a
  * traceback; on error leaves the message on the stack and returns non-zero.
