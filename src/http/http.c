@@ -40,6 +40,7 @@ struct conn {
   size_t value_len[3];
   char *leftover; /* bytes read past a complete request, parsed after the reply */
   size_t leftover_len;
+  bool reading;   /* uv_read_start is in effect */
 };
 
 struct lr_http_server {
@@ -159,6 +160,7 @@ static void refuse(struct conn *c, int status, const char *code, const char *mes
   char body[256];
   int n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"message\":\"%s\"}", code, message);
   uv_read_stop((uv_stream_t *)&c->tcp);
+  c->reading = false;
   c->reply_and_close = true;
   c->state = CONN_WAITING;
   c->gen++;
@@ -308,7 +310,6 @@ static void feed(struct conn *c, const char *data, size_t len) {
   if (c->state == CONN_CLOSING || c->reply_and_close) return;
   enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
   if (e == HPE_PAUSED) {
-    uv_read_stop((uv_stream_t *)&c->tcp);
     http_parser_pause(&c->parser, 0);
     if (done < len) {
       char *rest = malloc(len - done);
@@ -329,6 +330,26 @@ static void feed(struct conn *c, const char *data, size_t len) {
   }
 }
 
+/* While a request is being served we keep reading, so a client that goes
+ * away is noticed (its request id becomes GONE), but only buffer up to
+ * PIPELINE_MAX bytes of what follows; past that reading pauses. */
+#define PIPELINE_MAX (64u << 10)
+
+static void hold(struct conn *c, const char *data, size_t len) {
+  char *nb = realloc(c->leftover, c->leftover_len + len);
+  if (nb == NULL) {
+    conn_close(c);
+    return;
+  }
+  memcpy(nb + c->leftover_len, data, len);
+  c->leftover = nb;
+  c->leftover_len += len;
+  if (c->leftover_len > PIPELINE_MAX) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+  }
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   struct conn *c = stream->data;
   if (nread < 0) {
@@ -336,7 +357,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     conn_close(c);
     return;
   }
-  if (nread > 0 && c->state == CONN_READING) feed(c, buf->base, (size_t)nread);
+  if (nread > 0) {
+    if (c->state == CONN_READING) feed(c, buf->base, (size_t)nread);
+    else if (c->state == CONN_WAITING && !c->reply_and_close) hold(c, buf->base, (size_t)nread);
+  }
   free(buf->base);
 }
 
@@ -352,7 +376,12 @@ static void resume(struct conn *c) {
     free(data);
     if (c->state != CONN_READING) return; /* another complete request */
   }
-  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) conn_close(c);
+  if (c->reading) return;
+  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
+    conn_close(c);
+    return;
+  }
+  c->reading = true;
 }
 
 int lr_http_respond(struct lr_http_server *s, uint64_t id, int status, const char *ctype,
