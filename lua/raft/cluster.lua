@@ -1,0 +1,426 @@
+-- raft.cluster: a cluster of real `luaraft run` processes on loopback, to
+-- script failover against real processes, sockets and disks the way raft.sim
+-- scripts the simulator (API.md, section "raft.cluster").
+--
+--   local c = raft.cluster { nodes = 3, state_machine = "examples/kv.lua" }
+--   local id = c:leader()
+--   c:node(id):propose { op = "set", key = "a", value = "1" }
+--   c:kill(id) ; c:restart(id) ; c:partition({1, 2}, {3}) ; c:heal()
+--   assert(raft.check.linearizable(c:history(), "kv"))
+--   c:close()
+--
+-- Node processes are started with --allow-faults so partitions can be made
+-- through POST /v1/faults; each has its own data folder under a temporary
+-- directory that close() removes (also when the script errors, via __gc and
+-- __close).
+local uv = require "luv"
+local cjson = require "cjson.safe"
+local errors = require "raft.errors"
+local http_client = require "raft.http_client"
+
+local cluster = {}
+local Cluster = {}
+Cluster.__index = Cluster
+local Node = {}
+Node.__index = Node
+
+local function now_ms()
+  return uv.hrtime() / 1e6
+end
+
+local function sleep(seconds)
+  local co, main = coroutine.running()
+  local timer = uv.new_timer()
+  if co and not main then
+    timer:start(math.floor(seconds * 1000), 0, function()
+      timer:close()
+      assert(coroutine.resume(co))
+    end)
+    coroutine.yield()
+  else
+    local fired = false
+    timer:start(math.floor(seconds * 1000), 0, function() fired = true; timer:close() end)
+    while not fired do uv.run("once") end
+  end
+end
+cluster.sleep = sleep
+
+local function free_port()
+  local s = uv.new_tcp()
+  assert(s:bind("127.0.0.1", 0))
+  local port = s:getsockname().port
+  s:close()
+  return port
+end
+
+local function default_binary()
+  local build = os.getenv("LUARAFT_RELEASE_BUILD") or os.getenv("LUARAFT_BUILD") or "build"
+  return build .. "/luaraft"
+end
+
+local function mkdtemp()
+  local p = io.popen("mktemp -d /tmp/luaraft-cluster.XXXXXX")
+  local dir = p:read("l")
+  p:close()
+  assert(dir and dir ~= "", "raft.cluster: cannot make a temporary folder")
+  return dir
+end
+
+-- raft.cluster { nodes = 3 | {ids}, state_machine = path, election_ms,
+--   heartbeat_ms, snapshot_entries, secret, binary, dir, log_level }
+function cluster.new(opts)
+  assert(type(opts) == "table", "raft.cluster: options table expected")
+  assert(type(opts.state_machine) == "string", "raft.cluster: state_machine must be a path")
+  local ids = opts.nodes or 3
+  if type(ids) == "number" then
+    local list = {}
+    for i = 1, ids do list[i] = i end
+    ids = list
+  end
+  local self = setmetatable({
+    opts = opts,
+    binary = opts.binary or default_binary(),
+    dir = opts.dir or mkdtemp(),
+    owns_dir = opts.dir == nil,
+    procs = {}, peer = {}, http = {}, clients = {}, members = {},
+    ops = {}, t0 = now_ms(),
+  }, Cluster)
+  for _, id in ipairs(ids) do
+    self.peer[id] = "127.0.0.1:" .. free_port()
+    self.http[id] = "127.0.0.1:" .. free_port()
+    self.members[#self.members + 1] = id
+  end
+  if opts.secret then
+    self.secret_file = self.dir .. "/secret"
+    local f = assert(io.open(self.secret_file, "w"))
+    f:write(opts.secret)
+    f:close()
+  end
+  local ok, err = pcall(function()
+    for _, id in ipairs(ids) do self:_start(id, false) end
+  end)
+  if not ok then
+    self:close()
+    error(err, 2)
+  end
+  return self
+end
+
+function Cluster:_peers_flag()
+  local parts = {}
+  for _, id in ipairs(self.members) do parts[#parts + 1] = id .. "=" .. self.peer[id] end
+  return table.concat(parts, ",")
+end
+
+function Cluster:_start(id, join)
+  local o = self.opts
+  local args = { "run", "--id", tostring(id), "--http", self.http[id],
+    "--data", self.dir .. "/" .. id, "--allow-faults",
+    "--election-ms", tostring(o.election_ms or 300),
+    "--heartbeat-ms", tostring(o.heartbeat_ms or 50),
+    "--log-level", o.log_level or "info" }
+  if join then
+    -- a joining node's --peers names only itself: its listen address
+    args[#args + 1] = "--join"
+    args[#args + 1] = "--peers"
+    args[#args + 1] = id .. "=" .. self.peer[id]
+  else
+    args[#args + 1] = "--peers"
+    args[#args + 1] = self:_peers_flag()
+  end
+  if o.snapshot_entries then
+    args[#args + 1] = "--snapshot-entries"
+    args[#args + 1] = tostring(o.snapshot_entries)
+  end
+  if self.secret_file then
+    args[#args + 1] = "--secret-file"
+    args[#args + 1] = self.secret_file
+  end
+  args[#args + 1] = o.state_machine
+  local log = assert(uv.fs_open(self.dir .. "/node-" .. id .. ".log", "a", tonumber("644", 8)))
+  local handle, pid = uv.spawn(self.binary, { args = args, stdio = { nil, log, log } },
+    function(code, signal)
+      local p = self.procs[id]
+      if p then p.exited, p.code, p.signal = true, code, signal end
+    end)
+  uv.fs_close(log)
+  if not handle then error("raft.cluster: cannot start " .. self.binary .. ": " .. tostring(pid)) end
+  self.procs[id] = { handle = handle, pid = pid, exited = false }
+  self.clients[id] = nil
+  return pid
+end
+
+function Cluster:log(id)
+  local f = io.open(self.dir .. "/node-" .. id .. ".log")
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function Cluster:address(id) return self.peer[id] end
+function Cluster:http_address(id) return self.http[id] end
+function Cluster:ids() return { table.unpack(self.members) } end
+function Cluster:pid(id) return self.procs[id] and self.procs[id].pid end
+
+function Cluster:_client(id)
+  local c = self.clients[id]
+  if not c then
+    local host, port = self.http[id]:match("^(.*):(%d+)$")
+    c = http_client.new(host, port)
+    self.clients[id] = c
+  end
+  return c
+end
+
+-- One HTTP call; several callers may share a node (coroutines), so each call
+-- gets its own connection when the pooled one is busy.
+function Cluster:call(id, method, path, body, headers, timeout)
+  local c = self:_client(id)
+  local own = false
+  if c.busy then
+    local host, port = self.http[id]:match("^(.*):(%d+)$")
+    c, own = http_client.new(host, port), true
+  end
+  local status, rbody = c:request(method, path, body, headers, timeout)
+  if own then c:close() end
+  if not status then return nil, errors.new("timeout", "node " .. id .. ": " .. tostring(rbody)) end
+  local value = cjson.decode(rbody)
+  if status >= 200 and status < 300 then return value or rbody end
+  local code = type(value) == "table" and value.error or "bad_request"
+  if not errors.codes[code] then code = status == 503 and "stopped" or "bad_request" end
+  return nil, errors.new(code, type(value) == "table" and value.message or rbody,
+    type(value) == "table" and { leader = value.leader, address = value.address } or nil)
+end
+
+function Cluster:node(id)
+  assert(self.http[id], "raft.cluster: no node " .. tostring(id))
+  return setmetatable({ c = self, id = id }, Node)
+end
+
+local function record(self, op)
+  op.invoke_ms = now_ms() - self.t0
+  self.ops[#self.ops + 1] = op
+  return op
+end
+
+local function complete(self, op, result, err)
+  op.complete_ms = now_ms() - self.t0
+  op.done = err == nil
+  op.result, op.err = result, err
+end
+
+-- node:propose(cmd [, {client, seq, timeout}]) -> result | nil, err
+function Node:propose(cmd, opts)
+  opts = opts or {}
+  local c = self.c
+  local op = record(c, { kind = "propose", cmd = cmd, node = self.id })
+  local body, headers = cmd, {}
+  if type(cmd) == "table" then
+    body = cjson.encode(cmd)
+    headers["Content-Type"] = "application/json"
+  else
+    headers["Content-Type"] = "application/octet-stream"
+  end
+  if opts.client then headers["Raft-Client-Id"] = opts.client end
+  if opts.seq then headers["Raft-Seq"] = opts.seq end
+  local res, err = c:call(self.id, "POST", "/v1/propose", body, headers, opts.timeout or 5)
+  local result = res and res.result
+  if result == cjson.null then result = nil end
+  complete(c, op, result, err)
+  if err then return nil, err end
+  return result
+end
+
+-- node:read(q [, {consistency, timeout}]) -> result | nil, err
+function Node:read(q, opts)
+  opts = opts or {}
+  local c = self.c
+  local op = record(c, { kind = "read", q = q, node = self.id })
+  local path = "/v1/read?consistency=" .. (opts.consistency or "linearizable")
+  local res, err = c:call(self.id, "POST", path, cjson.encode(q),
+    { ["Content-Type"] = "application/json" }, opts.timeout or 5)
+  local result = res and res.result
+  if result == cjson.null then result = nil end
+  complete(c, op, result, err)
+  if err then return nil, err end
+  return result
+end
+
+function Node:status(timeout)
+  return self.c:call(self.id, "GET", "/v1/status", nil, nil, timeout or 2)
+end
+
+function Node:members()
+  return self.c:call(self.id, "GET", "/v1/members", nil, nil, 5)
+end
+
+function Node:add_member(id, address, opts)
+  return self.c:call(self.id, "POST", "/v1/members", cjson.encode {
+    id = id, address = address, learner = (opts and opts.learner) or false }, nil, 10)
+end
+
+function Node:promote(id)
+  return self.c:call(self.id, "POST", "/v1/members/" .. id .. "/promote", "", nil, 10)
+end
+
+function Node:remove_member(id)
+  return self.c:call(self.id, "DELETE", "/v1/members/" .. id, nil, nil, 10)
+end
+
+function Node:transfer_leadership(to)
+  return self.c:call(self.id, "POST", "/v1/leader/transfer", cjson.encode { to = to }, nil, 10)
+end
+
+function Node:snapshot()
+  return self.c:call(self.id, "POST", "/v1/snapshot", "", nil, 30)
+end
+
+function Node:metrics()
+  return self.c:call(self.id, "GET", "/metrics", nil, nil, 2)
+end
+
+local function alive(self, id)
+  local p = self.procs[id]
+  return p and not p.exited and not p.paused
+end
+
+-- c:leader([timeout_s]) -> id: waits until the live nodes agree on a leader
+-- that says it is the leader.
+function Cluster:leader(timeout)
+  local deadline = now_ms() + (timeout or 10) * 1000
+  repeat
+    for _, id in ipairs(self.members) do
+      if alive(self, id) then
+        local st = self:node(id):status(1)
+        if st and st.role == "leader" then return id end
+      end
+    end
+    sleep(0.05)
+  until now_ms() > deadline
+  return nil, errors.new("timeout", "no leader within " .. (timeout or 10) .. " s")
+end
+
+-- c:wait_for(fn, timeout_s): polls fn() every 50 ms until it returns truthy.
+function Cluster:wait_for(fn, timeout)
+  local deadline = now_ms() + (timeout or 10) * 1000
+  repeat
+    local v = fn()
+    if v then return v end
+    sleep(0.05)
+  until now_ms() > deadline
+  return nil
+end
+
+local function reap(self, id)
+  local p = self.procs[id]
+  self:wait_for(function() return p.exited end, 10)
+  if not p.handle:is_closing() then p.handle:close() end
+  if self.clients[id] then self.clients[id]:close() end
+  self.clients[id] = nil
+end
+
+function Cluster:kill(id)
+  local p = assert(self.procs[id], "raft.cluster: no node " .. tostring(id))
+  if p.exited then return end
+  if p.paused then uv.kill(p.pid, "sigcont") end
+  uv.kill(p.pid, "sigkill")
+  reap(self, id)
+end
+
+function Cluster:stop(id)
+  local p = assert(self.procs[id], "raft.cluster: no node " .. tostring(id))
+  if p.exited then return end
+  if p.paused then uv.kill(p.pid, "sigcont"); p.paused = false end
+  uv.kill(p.pid, "sigterm")
+  reap(self, id)
+end
+
+function Cluster:restart(id)
+  local p = self.procs[id]
+  if p and not p.exited then self:stop(id) end
+  self:_start(id, p and p.joined)
+  if p and p.joined then self.procs[id].joined = true end
+end
+
+function Cluster:pause(id)
+  local p = assert(self.procs[id])
+  if not p.exited then uv.kill(p.pid, "sigstop"); p.paused = true end
+end
+
+function Cluster:resume(id)
+  local p = assert(self.procs[id])
+  if not p.exited and p.paused then uv.kill(p.pid, "sigcont"); p.paused = false end
+end
+
+local function set_faults(self, id, drop)
+  if not alive(self, id) then return end
+  local _, err = self:call(id, "POST", "/v1/faults", cjson.encode { drop = drop }, nil, 2)
+  if err and err.code ~= "timeout" then error("raft.cluster: faults on node " .. id .. ": " .. tostring(err)) end
+end
+
+-- c:partition({1, 2}, {3}): nodes talk only within their group (nodes in no
+-- group are cut off from everybody).
+function Cluster:partition(...)
+  local group_of = {}
+  for g, group in ipairs({ ... }) do
+    for _, id in ipairs(group) do group_of[id] = g end
+  end
+  for _, id in ipairs(self.members) do
+    local drop = {}
+    for _, other in ipairs(self.members) do
+      if other ~= id and (group_of[id] == nil or group_of[id] ~= group_of[other]) then
+        drop[#drop + 1] = other
+      end
+    end
+    set_faults(self, id, drop)
+  end
+end
+
+function Cluster:heal()
+  for _, id in ipairs(self.members) do set_faults(self, id, {}) end
+end
+
+-- c:add_node(id): starts an empty node with --join; then add it through the
+-- leader with c:node(leader):add_member(id, c:address(id), {learner = true}).
+function Cluster:add_node(id)
+  assert(not self.peer[id], "raft.cluster: node " .. tostring(id) .. " exists")
+  self.peer[id] = "127.0.0.1:" .. free_port()
+  self.http[id] = "127.0.0.1:" .. free_port()
+  self.members[#self.members + 1] = id
+  self:_start(id, true)
+  self.procs[id].joined = true
+  return self.peer[id]
+end
+
+function Cluster:history()
+  local list = {}
+  for i, op in ipairs(self.ops) do list[i] = op end
+  return list
+end
+
+function Cluster:close()
+  if self.closed then return end
+  self.closed = true
+  for id, p in pairs(self.procs) do
+    if not p.exited then
+      if p.paused then uv.kill(p.pid, "sigcont") end
+      uv.kill(p.pid, "sigkill")
+    end
+    if self.clients[id] then self.clients[id]:close() end
+  end
+  for _, p in pairs(self.procs) do
+    local deadline = now_ms() + 5000
+    while not p.exited and now_ms() < deadline do uv.run("once") end
+    if not p.handle:is_closing() then p.handle:close() end
+  end
+  uv.run("nowait")
+  if self.owns_dir and self.dir:match("^/tmp/luaraft%-cluster%.") then
+    os.execute("rm -rf '" .. self.dir .. "'")
+  end
+end
+
+Cluster.__gc = Cluster.close
+Cluster.__close = Cluster.close
+
+return cluster
