@@ -1,0 +1,1038 @@
+/* The TCP transport (net.h): listener, peers with their outbound
+ * connections and backoff, inbound connections, the handshake, framing. */
+#include <assert.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/net.h"
+
+#define READ_CHUNK 65536
+#define HANDSHAKE_BODY_MAX 256
+
+enum { C_CONNECTING, C_HELLO_SENT, C_AWAIT_HELLO, C_AWAIT_AUTH, C_UP, C_REFUSING };
+
+struct frame {
+  struct frame *next;
+  uint8_t *data;
+  size_t len;
+};
+
+struct lr_net;
+struct peer;
+
+struct conn {
+  struct lr_net *net;
+  uv_tcp_t tcp;
+  uv_timer_t timer; /* handshake deadline */
+  uv_connect_t connect;
+  int state, handles;
+  bool closing, outbound, writing;
+  struct peer *peer; /* outbound: the owner (NULL once detached) */
+  raft_id remote;    /* who is on the other end, once known */
+  uint8_t nonce_c[LR_WIRE_NONCE], nonce_s[LR_WIRE_NONCE];
+  uint8_t *buf; /* read buffer */
+  size_t len, cap;
+  uint64_t inflight_bytes;
+  uint32_t inflight_frames;
+  char addr[LR_NET_ADDRESS_MAX + 1];
+  struct conn *next; /* inbound list */
+};
+
+struct peer {
+  struct lr_net *net;
+  raft_id id;
+  char address[LR_NET_ADDRESS_MAX + 1];
+  struct conn *conn;
+  uv_timer_t retry;
+  uint32_t backoff;
+  struct frame *head, *tail;
+  uint32_t n_frames;
+  uint64_t bytes;
+  bool up;
+  struct peer *next;
+};
+
+struct lr_net {
+  uv_loop_t *loop;
+  struct lr_net_options o;
+  uv_tcp_t listener;
+  bool closing;
+  int handles; /* open libuv handles, all kinds */
+  void (*close_cb)(void *data);
+  void *close_data;
+  struct peer *peers;
+  struct conn *inbound;
+  bool auth;
+  uint8_t key[crypto_auth_hmacsha256_KEYBYTES];
+  uint64_t rng;
+  raft_id faults[LR_NET_FAULTS_MAX];
+  size_t n_faults;
+  struct lr_wire_scratch scratch;
+  struct lr_net_stats st;
+  int port;
+};
+
+struct wreq {
+  uv_write_t req;
+  struct conn *c;
+  struct frame *frames; /* NULL for a handshake write */
+  uint8_t *raw;
+  uint32_t n;
+  uint64_t bytes;
+  bool close_after;
+  uv_buf_t bufs[];
+};
+
+static void conn_close(struct conn *c);
+static void peer_flush(struct peer *p);
+static void peer_connect(struct peer *p);
+
+const char *lr_net_strerror(int rv) {
+  switch (rv) {
+  case 0:
+    return "ok";
+#define X(name, code, msg)                                                                         \
+  case code:                                                                                       \
+    return msg;
+    LR_NET_ERRORS(X)
+#undef X
+  }
+  return "unknown transport error";
+}
+
+__attribute__((format(printf, 3, 4))) static void logf_(struct lr_net *n, int level,
+                                                        const char *fmt, ...) {
+  if (n->o.cb.log == NULL)
+    return;
+  char line[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  n->o.cb.log(n->o.data, level, line);
+}
+
+static uint64_t rng_next(struct lr_net *n) { /* splitmix64 */
+  uint64_t z = (n->rng += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static bool faulted(const struct lr_net *n, raft_id id) {
+  for (size_t i = 0; i < n->n_faults; i++)
+    if (n->faults[i] == id)
+      return true;
+  return false;
+}
+
+static struct peer *peer_find(const struct lr_net *n, raft_id id) {
+  for (struct peer *p = n->peers; p != NULL; p = p->next)
+    if (p->id == id)
+      return p;
+  return NULL;
+}
+
+static void maybe_finish(struct lr_net *n) {
+  if (!n->closing || n->handles > 0)
+    return;
+  void (*cb)(void *) = n->close_cb;
+  void *data = n->close_data;
+  lr_wire_scratch_free(&n->scratch);
+  sodium_memzero(n->key, sizeof n->key);
+  raft_free(n);
+  if (cb != NULL)
+    cb(data);
+}
+
+/* "IP:PORT" or "[IPv6]:PORT" ("localhost" means 127.0.0.1). */
+static int parse_addr(const char *s, struct sockaddr_storage *sa) {
+  char host[LR_NET_ADDRESS_MAX + 1];
+  const char *colon = strrchr(s, ':');
+  if (colon == NULL || colon == s || strlen(s) > LR_NET_ADDRESS_MAX)
+    return LR_NET_EADDRESS;
+  size_t hl = (size_t)(colon - s);
+  memcpy(host, s, hl);
+  host[hl] = '\0';
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (*end != '\0' || colon[1] == '\0' || port < 0 || port > 65535)
+    return LR_NET_EADDRESS;
+  if (strcmp(host, "localhost") == 0)
+    strcpy(host, "127.0.0.1");
+  memset(sa, 0, sizeof *sa);
+  if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+    host[hl - 1] = '\0';
+    return uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)sa) == 0 ? 0
+                                                                            : LR_NET_EADDRESS;
+  }
+  return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)sa) == 0 ? 0 : LR_NET_EADDRESS;
+}
+
+/* ---- handshake ------------------------------------------------------------------------ */
+static void mac(const struct lr_net *n, const struct conn *c, char side, raft_id dialer,
+                raft_id listener, uint8_t out[LR_WIRE_MAC]) {
+  crypto_auth_hmacsha256_state st;
+  uint8_t ids[24];
+  for (int i = 0; i < 8; i++) {
+    ids[i] = (uint8_t)(dialer >> (8 * i));
+    ids[8 + i] = (uint8_t)(listener >> (8 * i));
+    ids[16 + i] = (uint8_t)(n->o.cluster_id >> (8 * i));
+  }
+  char label[10] = "luaraft-";
+  label[8] = side;
+  crypto_auth_hmacsha256_init(&st, n->key, sizeof n->key);
+  crypto_auth_hmacsha256_update(&st, (const uint8_t *)label, 9);
+  crypto_auth_hmacsha256_update(&st, c->nonce_c, LR_WIRE_NONCE);
+  crypto_auth_hmacsha256_update(&st, c->nonce_s, LR_WIRE_NONCE);
+  crypto_auth_hmacsha256_update(&st, ids, sizeof ids);
+  crypto_auth_hmacsha256_final(&st, out);
+}
+
+/* ---- writing ------------------------------------------------------------------------------ */
+static void on_write(uv_write_t *req, int status) {
+  struct wreq *w = (struct wreq *)req;
+  struct conn *c = w->c;
+  struct lr_net *n = c->net;
+  if (w->frames != NULL) {
+    c->writing = false;
+    c->inflight_bytes -= w->bytes;
+    c->inflight_frames -= w->n;
+    if (status == 0) {
+      n->st.frames_sent += w->n;
+      n->st.bytes_sent += w->bytes;
+    }
+    for (struct frame *f = w->frames, *next; f != NULL; f = next) {
+      next = f->next;
+      raft_free(f->data);
+      raft_free(f);
+    }
+  } else if (status == 0) {
+    n->st.bytes_sent += w->bytes;
+  }
+  raft_free(w->raw);
+  bool close_after = w->close_after;
+  raft_free(w);
+  if (status < 0 || close_after) {
+    if (status < 0 && status != UV_ECANCELED && !c->closing)
+      logf_(n, LR_NET_LOG_INFO, "write to %s failed: %s", c->addr, uv_strerror(status));
+    conn_close(c);
+    return;
+  }
+  if (c->peer != NULL)
+    peer_flush(c->peer);
+}
+
+/* Writes a handshake frame (owned buffer). */
+static void write_raw(struct conn *c, struct lr_wire_buf *b, bool close_after) {
+  struct wreq *w = raft_malloc(sizeof *w + sizeof(uv_buf_t));
+  if (w == NULL) {
+    lr_wire_buf_free(b);
+    conn_close(c);
+    return;
+  }
+  memset(w, 0, sizeof *w);
+  w->c = c;
+  w->raw = b->data;
+  w->bytes = b->len;
+  w->close_after = close_after;
+  w->bufs[0] = uv_buf_init((char *)b->data, (unsigned)b->len);
+  b->data = NULL;
+  b->len = b->cap = 0;
+  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, 1, on_write) != 0) {
+    raft_free(w->raw);
+    raft_free(w);
+    conn_close(c);
+  }
+}
+
+static void peer_flush(struct peer *p) {
+  struct conn *c = p->conn;
+  if (c == NULL || c->state != C_UP || c->writing || p->head == NULL)
+    return;
+  uint32_t k = p->n_frames > 256 ? 256 : p->n_frames; /* one write, up to 256 frames */
+  struct wreq *w = raft_malloc(sizeof *w + sizeof(uv_buf_t) * k);
+  if (w == NULL)
+    return; /* UNTESTED: retried at the next send */
+  memset(w, 0, sizeof *w);
+  w->c = c;
+  struct frame *f = p->head, *last = NULL;
+  for (uint32_t i = 0; i < k; i++, last = f, f = f->next) {
+    w->bufs[i] = uv_buf_init((char *)f->data, (unsigned)f->len);
+    w->bytes += f->len;
+  }
+  w->frames = p->head;
+  w->n = k;
+  last->next = NULL;
+  p->head = f;
+  if (f == NULL)
+    p->tail = NULL;
+  p->n_frames -= k;
+  p->bytes -= w->bytes;
+  c->inflight_bytes += w->bytes;
+  c->inflight_frames += k;
+  c->writing = true;
+  int rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, k, on_write);
+  if (rv != 0) {
+    /* UNTESTED: libuv refused the write; the frames are lost (Raft resends). */
+    c->writing = false;
+    c->inflight_bytes -= w->bytes;
+    c->inflight_frames -= k;
+    for (struct frame *g = w->frames, *next; g != NULL; g = next) {
+      next = g->next;
+      raft_free(g->data);
+      raft_free(g);
+    }
+    raft_free(w);
+    conn_close(c);
+  }
+}
+
+static void queue_free(struct peer *p) {
+  for (struct frame *f = p->head, *next; f != NULL; f = next) {
+    next = f->next;
+    raft_free(f->data);
+    raft_free(f);
+  }
+  p->head = p->tail = NULL;
+  p->n_frames = 0;
+  p->bytes = 0;
+}
+
+int lr_net_send(struct lr_net *n, const struct raft_message *m) {
+  if (n->closing)
+    return LR_NET_EINVAL;
+  if (faulted(n, m->to)) {
+    n->st.frames_dropped_fault++;
+    return LR_NET_EFAULT;
+  }
+  struct peer *p = peer_find(n, m->to);
+  if (p == NULL) {
+    n->st.frames_dropped++;
+    return LR_NET_ENOPEER;
+  }
+  struct lr_wire_buf b = {0};
+  int rv = lr_wire_encode(m, &b);
+  if (rv != 0) {
+    lr_wire_buf_free(&b);
+    n->st.frames_dropped++;
+    return rv == LR_WIRE_ENOMEM ? LR_NET_ENOMEM : LR_NET_EINVAL;
+  }
+  if (b.len - LR_WIRE_HEADER_SIZE > n->o.frame_max) {
+    logf_(n, LR_NET_LOG_WARN, "dropped a %s to peer %llu: %zu bytes exceed frame_max %u",
+          raft_msg_name(m->type), (unsigned long long)m->to, b.len, n->o.frame_max);
+    lr_wire_buf_free(&b);
+    n->st.frames_dropped++;
+    return LR_NET_ETOOBIG;
+  }
+  uint64_t inflight = p->conn ? p->conn->inflight_bytes : 0;
+  uint32_t inflight_n = p->conn ? p->conn->inflight_frames : 0;
+  if (p->bytes + inflight + b.len > n->o.queue_bytes_max ||
+      p->n_frames + inflight_n + 1 > n->o.queue_frames_max) {
+    lr_wire_buf_free(&b);
+    n->st.frames_dropped++;
+    return LR_NET_EDROPPED;
+  }
+  struct frame *f = raft_malloc(sizeof *f);
+  if (f == NULL) {
+    lr_wire_buf_free(&b);
+    n->st.frames_dropped++;
+    return LR_NET_ENOMEM;
+  }
+  f->next = NULL;
+  f->data = b.data;
+  f->len = b.len;
+  if (p->tail)
+    p->tail->next = f;
+  else
+    p->head = f;
+  p->tail = f;
+  p->n_frames++;
+  p->bytes += f->len;
+  peer_flush(p);
+  return 0;
+}
+
+/* ---- connections ------------------------------------------------------------------------- */
+static void on_conn_handle_closed(uv_handle_t *h) {
+  struct conn *c = h->data;
+  struct lr_net *n = c->net;
+  n->handles--;
+  if (--c->handles == 0) {
+    raft_free(c->buf);
+    raft_free(c);
+  }
+  maybe_finish(n);
+}
+
+static void on_retry(uv_timer_t *t) {
+  peer_connect(t->data);
+}
+
+static void peer_schedule(struct peer *p) {
+  struct lr_net *n = p->net;
+  if (n->closing)
+    return;
+  uint32_t b = p->backoff;
+  uint64_t delay = b / 2 + rng_next(n) % (b / 2 + 1);
+  p->backoff = b * 2 > n->o.backoff_max_ms ? n->o.backoff_max_ms : b * 2;
+  uv_timer_start(&p->retry, on_retry, delay, 0);
+}
+
+static void conn_close(struct conn *c) {
+  if (c->closing)
+    return;
+  struct lr_net *n = c->net;
+  c->closing = true;
+  struct peer *p = c->peer;
+  if (p != NULL) {
+    c->peer = NULL;
+    p->conn = NULL;
+    if (p->up) {
+      p->up = false;
+      n->st.peers_up--;
+      logf_(n, LR_NET_LOG_INFO, "peer %llu (%s) is down", (unsigned long long)p->id, p->address);
+      if (n->o.cb.peer)
+        n->o.cb.peer(n->o.data, p->id, false);
+    }
+    peer_schedule(p);
+  }
+  if (!c->outbound) {
+    for (struct conn **pp = &n->inbound; *pp != NULL; pp = &(*pp)->next)
+      if (*pp == c) {
+        *pp = c->next;
+        break;
+      }
+  }
+  uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+  uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+static void handshake_failed(struct conn *c, const char *refuse, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void handshake_failed(struct conn *c, const char *refuse, const char *fmt, ...) {
+  struct lr_net *n = c->net;
+  char line[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  n->st.handshake_failures++;
+  logf_(n, LR_NET_LOG_WARN, "%s", line);
+  if (refuse != NULL && !c->outbound) {
+    struct lr_wire_buf b = {0};
+    if (lr_wire_refuse_encode(refuse, &b) == 0) {
+      c->state = C_REFUSING;
+      uv_timer_stop(&c->timer);
+      uv_read_stop((uv_stream_t *)&c->tcp);
+      write_raw(c, &b, true);
+      return;
+    }
+    lr_wire_buf_free(&b);
+  }
+  conn_close(c);
+}
+
+static void on_handshake_timeout(uv_timer_t *t) {
+  struct conn *c = t->data;
+  handshake_failed(c, NULL, "handshake with %s timed out", c->addr);
+}
+
+static int conn_new(struct lr_net *n, bool outbound, struct conn **out) {
+  struct conn *c = raft_malloc(sizeof *c);
+  if (c == NULL)
+    return LR_NET_ENOMEM;
+  memset(c, 0, sizeof *c);
+  c->net = n;
+  c->outbound = outbound;
+  uv_tcp_init(n->loop, &c->tcp);
+  uv_timer_init(n->loop, &c->timer);
+  c->tcp.data = c->timer.data = c;
+  c->handles = 2;
+  n->handles += 2;
+  *out = c;
+  return 0;
+}
+
+/* Checks the fields every HELLO must have right; NULL when fine. */
+static const char *hello_problem(const struct lr_net *n, const struct lr_wire_hello *h) {
+  if (h->magic != LR_WIRE_MAGIC)
+    return "not a luaraft peer (bad magic)";
+  if (h->proto != LR_WIRE_PROTO)
+    return "unsupported protocol version";
+  if (h->cluster_id != n->o.cluster_id)
+    return "wrong cluster id";
+  if ((h->flags & LR_WIRE_HELLO_AUTH) && !n->auth)
+    return "the peer uses a secret and this node has none";
+  if (!(h->flags & LR_WIRE_HELLO_AUTH) && n->auth)
+    return "the peer has no secret and this node requires one";
+  return NULL;
+}
+
+static void conn_up(struct conn *c) {
+  struct lr_net *n = c->net;
+  c->state = C_UP;
+  uv_timer_stop(&c->timer);
+  if (c->outbound) {
+    struct peer *p = c->peer;
+    n->st.connects++;
+    n->st.peers_up++;
+    p->up = true;
+    p->backoff = n->o.backoff_min_ms;
+    logf_(n, LR_NET_LOG_INFO, "peer %llu (%s) is up", (unsigned long long)p->id, p->address);
+    if (n->o.cb.peer)
+      n->o.cb.peer(n->o.data, p->id, true);
+    if (c->peer != NULL) /* the callback may have removed it */
+      peer_flush(c->peer);
+  } else {
+    n->st.accepts++;
+    logf_(n, LR_NET_LOG_INFO, "peer %llu connected from %s", (unsigned long long)c->remote,
+          c->addr);
+  }
+}
+
+/* Listener side: the dialer's HELLO. */
+static void on_hello_in(struct conn *c, const uint8_t *p, size_t len) {
+  struct lr_net *n = c->net;
+  struct lr_wire_hello h, r;
+  if (lr_wire_hello_decode(p, len, &h) != 0) {
+    n->st.bad_frames++;
+    handshake_failed(c, "malformed hello", "refused %s: malformed hello", c->addr);
+    return;
+  }
+  const char *why = hello_problem(n, &h);
+  if (why == NULL && h.to != n->o.id)
+    why = "wrong node id (the address belongs to another node)";
+  if (why == NULL && peer_find(n, h.from) == NULL)
+    why = "unknown node id";
+  if (why != NULL) {
+    handshake_failed(c, why, "refused %s (node %llu): %s", c->addr, (unsigned long long)h.from,
+                     why);
+    return;
+  }
+  c->remote = h.from;
+  memcpy(c->nonce_c, h.nonce, LR_WIRE_NONCE);
+  randombytes_buf(c->nonce_s, LR_WIRE_NONCE);
+  memset(&r, 0, sizeof r);
+  r.magic = LR_WIRE_MAGIC;
+  r.proto = LR_WIRE_PROTO;
+  r.flags = n->auth ? LR_WIRE_HELLO_AUTH : 0;
+  r.cluster_id = n->o.cluster_id;
+  r.from = n->o.id;
+  r.to = h.from;
+  memcpy(r.nonce, c->nonce_s, LR_WIRE_NONCE);
+  if (n->auth)
+    mac(n, c, 's', h.from, n->o.id, r.mac);
+  struct lr_wire_buf b = {0};
+  if (lr_wire_hello_encode(&r, &b) != 0) {
+    lr_wire_buf_free(&b);
+    conn_close(c);
+    return;
+  }
+  write_raw(c, &b, false);
+  if (c->closing)
+    return;
+  if (n->auth)
+    c->state = C_AWAIT_AUTH;
+  else
+    conn_up(c);
+}
+
+/* Listener side: the dialer's proof. */
+static void on_auth_in(struct conn *c, const uint8_t *p, size_t len) {
+  struct lr_net *n = c->net;
+  uint8_t got[LR_WIRE_MAC], want[LR_WIRE_MAC];
+  if (lr_wire_auth_decode(p, len, got) != 0) {
+    n->st.bad_frames++;
+    handshake_failed(c, "malformed auth", "refused %s (node %llu): malformed auth", c->addr,
+                     (unsigned long long)c->remote);
+    return;
+  }
+  mac(n, c, 'c', c->remote, n->o.id, want);
+  if (crypto_verify_32(got, want) != 0) {
+    handshake_failed(c, "authentication failed", "refused %s (node %llu): authentication failed"
+                     " (wrong secret?)", c->addr, (unsigned long long)c->remote);
+    return;
+  }
+  conn_up(c);
+}
+
+/* Dialer side: the listener's HELLO or REFUSE. */
+static void on_hello_out(struct conn *c, uint8_t type, const uint8_t *p, size_t len) {
+  struct lr_net *n = c->net;
+  struct peer *pe = c->peer;
+  raft_id pid = pe ? pe->id : 0;
+  if (type == LR_WIRE_REFUSE) {
+    char reason[LR_WIRE_REASON_MAX + 1] = "?";
+    lr_wire_refuse_decode(p, len, reason);
+    handshake_failed(c, NULL, "peer %llu (%s) refused us: %s", (unsigned long long)pid, c->addr,
+                     reason);
+    return;
+  }
+  struct lr_wire_hello h;
+  if (type != LR_WIRE_HELLO || lr_wire_hello_decode(p, len, &h) != 0) {
+    n->st.bad_frames++;
+    handshake_failed(c, NULL, "peer %llu (%s) sent a malformed hello", (unsigned long long)pid,
+                     c->addr);
+    return;
+  }
+  const char *why = hello_problem(n, &h);
+  if (why == NULL && (h.from != pid || h.to != n->o.id))
+    why = "the address answers as another node";
+  if (why != NULL) {
+    handshake_failed(c, NULL, "peer %llu (%s): %s (it says node %llu)", (unsigned long long)pid,
+                     c->addr, why, (unsigned long long)h.from);
+    return;
+  }
+  c->remote = pid;
+  memcpy(c->nonce_s, h.nonce, LR_WIRE_NONCE);
+  if (n->auth) {
+    uint8_t want[LR_WIRE_MAC], mine[LR_WIRE_MAC];
+    mac(n, c, 's', n->o.id, pid, want);
+    if (crypto_verify_32(h.mac, want) != 0) {
+      handshake_failed(c, NULL, "peer %llu (%s) failed authentication (wrong secret?)",
+                       (unsigned long long)pid, c->addr);
+      return;
+    }
+    mac(n, c, 'c', n->o.id, pid, mine);
+    struct lr_wire_buf b = {0};
+    if (lr_wire_auth_encode(mine, &b) != 0) {
+      lr_wire_buf_free(&b);
+      conn_close(c);
+      return;
+    }
+    write_raw(c, &b, false);
+    if (c->closing)
+      return;
+  }
+  conn_up(c);
+}
+
+static void on_raft_frame(struct conn *c, const uint8_t *p, size_t len) {
+  struct lr_net *n = c->net;
+  struct raft_message m;
+  int rv = lr_wire_decode(p, len, &m, &n->scratch);
+  if (rv == 0 && m.from != c->remote)
+    rv = LR_WIRE_EMALFORMED;
+  if (rv != 0) {
+    n->st.bad_frames++;
+    logf_(n, LR_NET_LOG_WARN, "closing %s (node %llu): bad frame: %s", c->addr,
+          (unsigned long long)c->remote, lr_wire_strerror(rv));
+    conn_close(c);
+    return;
+  }
+  n->st.frames_received++;
+  if (faulted(n, m.from)) {
+    n->st.frames_dropped_fault++;
+    return;
+  }
+  if (n->o.cb.message)
+    n->o.cb.message(n->o.data, &m);
+}
+
+static void on_frame(struct conn *c, uint8_t type, const uint8_t *p, size_t len) {
+  switch (c->state) {
+  case C_UP:
+    on_raft_frame(c, p, len);
+    return;
+  case C_AWAIT_HELLO:
+    on_hello_in(c, p, len);
+    return;
+  case C_AWAIT_AUTH:
+    on_auth_in(c, p, len);
+    return;
+  case C_HELLO_SENT:
+    on_hello_out(c, type, p, len);
+    return;
+  default:
+    return;
+  }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  struct conn *c = h->data;
+  size_t want = READ_CHUNK;
+  if (c->len >= LR_WIRE_HEADER_SIZE) {
+    /* A frame header is in: make room for the whole frame (its length was
+     * checked against frame_max in on_read). */
+    size_t need = LR_WIRE_HEADER_SIZE + (size_t)(c->buf[0] | c->buf[1] << 8 | c->buf[2] << 16 |
+                                                 (size_t)c->buf[3] << 24);
+    if (need > c->len && need - c->len > want)
+      want = need - c->len;
+  }
+  if (c->cap - c->len < want) {
+    size_t cap = c->len + want;
+    uint8_t *p = raft_realloc(c->buf, cap);
+    if (p == NULL) {
+      *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+      return;
+    }
+    c->buf = p;
+    c->cap = cap;
+  }
+  *buf = uv_buf_init((char *)c->buf + c->len, (unsigned)(c->cap - c->len));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  struct conn *c = s->data;
+  struct lr_net *n = c->net;
+  if (nread == 0 || c->closing)
+    return;
+  if (nread < 0) {
+    if (c->state != C_UP && c->state != C_REFUSING && nread == UV_EOF && c->outbound) {
+      n->st.handshake_failures++;
+      logf_(n, LR_NET_LOG_WARN, "peer %llu (%s) closed the connection during the handshake",
+            (unsigned long long)(c->peer ? c->peer->id : 0), c->addr);
+    } else if (nread != UV_EOF) {
+      logf_(n, LR_NET_LOG_INFO, "connection %s: %s", c->addr, uv_strerror((int)nread));
+    }
+    conn_close(c);
+    return;
+  }
+  c->len += (size_t)nread;
+  n->st.bytes_received += (uint64_t)nread;
+  size_t off = 0;
+  while (!c->closing && c->state != C_REFUSING && c->len - off >= LR_WIRE_HEADER_SIZE) {
+    struct lr_wire_header h;
+    size_t max = c->state == C_UP ? n->o.frame_max : HANDSHAKE_BODY_MAX;
+    int rv = lr_wire_header_read(c->buf + off, max, &h);
+    if (rv != 0) {
+      n->st.bad_frames++;
+      if (c->state == C_UP)
+        logf_(n, LR_NET_LOG_WARN, "closing %s (node %llu): bad frame: %s", c->addr,
+              (unsigned long long)c->remote, lr_wire_strerror(rv));
+      else
+        handshake_failed(c, NULL, "closing %s: not a luaraft peer (%s)", c->addr,
+                         lr_wire_strerror(rv));
+      conn_close(c);
+      return;
+    }
+    size_t total = LR_WIRE_HEADER_SIZE + (size_t)h.len;
+    if (c->len - off < total)
+      break;
+    on_frame(c, h.type, c->buf + off, total);
+    off += total;
+  }
+  if (c->closing)
+    return;
+  memmove(c->buf, c->buf + off, c->len - off);
+  c->len -= off;
+  if (c->cap > 4 * READ_CHUNK && c->len < READ_CHUNK) {
+    /* Give back the room a big frame needed. */
+    uint8_t *p = raft_realloc(c->buf, READ_CHUNK);
+    if (p != NULL) {
+      c->buf = p;
+      c->cap = READ_CHUNK;
+    }
+  }
+}
+
+static void conn_start(struct conn *c) {
+  struct lr_net *n = c->net;
+  uv_tcp_nodelay(&c->tcp, 1);
+  uv_tcp_keepalive(&c->tcp, 1, 10);
+  uv_timer_start(&c->timer, on_handshake_timeout, n->o.handshake_ms, 0);
+  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+    conn_close(c);
+}
+
+/* ---- outbound --------------------------------------------------------------------------- */
+static void on_connect(uv_connect_t *req, int status) {
+  struct conn *c = req->data;
+  struct lr_net *n = c->net;
+  if (c->closing)
+    return;
+  if (status < 0) {
+    logf_(n, LR_NET_LOG_DEBUG, "connecting to peer %llu (%s): %s",
+          (unsigned long long)(c->peer ? c->peer->id : 0), c->addr, uv_strerror(status));
+    conn_close(c);
+    return;
+  }
+  conn_start(c);
+  if (c->closing)
+    return;
+  struct lr_wire_hello h;
+  memset(&h, 0, sizeof h);
+  h.magic = LR_WIRE_MAGIC;
+  h.proto = LR_WIRE_PROTO;
+  h.flags = n->auth ? LR_WIRE_HELLO_AUTH : 0;
+  h.cluster_id = n->o.cluster_id;
+  h.from = n->o.id;
+  h.to = c->peer->id;
+  randombytes_buf(c->nonce_c, LR_WIRE_NONCE);
+  memcpy(h.nonce, c->nonce_c, LR_WIRE_NONCE);
+  struct lr_wire_buf b = {0};
+  if (lr_wire_hello_encode(&h, &b) != 0) {
+    lr_wire_buf_free(&b);
+    conn_close(c);
+    return;
+  }
+  c->state = C_HELLO_SENT;
+  write_raw(c, &b, false);
+}
+
+static void peer_connect(struct peer *p) {
+  struct lr_net *n = p->net;
+  if (n->closing || p->conn != NULL)
+    return;
+  struct sockaddr_storage sa;
+  if (parse_addr(p->address, &sa) != 0) {
+    logf_(n, LR_NET_LOG_ERROR, "peer %llu: bad address \"%s\" (want IP:PORT)",
+          (unsigned long long)p->id, p->address);
+    peer_schedule(p);
+    return;
+  }
+  struct conn *c;
+  if (conn_new(n, true, &c) != 0) {
+    peer_schedule(p); /* UNTESTED */
+    return;
+  }
+  c->peer = p;
+  c->state = C_CONNECTING;
+  snprintf(c->addr, sizeof c->addr, "%s", p->address);
+  p->conn = c;
+  c->connect.data = c;
+  int rv = uv_tcp_connect(&c->connect, &c->tcp, (struct sockaddr *)&sa, on_connect);
+  if (rv != 0) {
+    logf_(n, LR_NET_LOG_DEBUG, "connecting to peer %llu (%s): %s", (unsigned long long)p->id,
+          p->address, uv_strerror(rv));
+    conn_close(c);
+  }
+}
+
+static void on_retry_closed(uv_handle_t *h) {
+  struct peer *p = h->data;
+  struct lr_net *n = p->net;
+  n->handles--;
+  raft_free(p);
+  maybe_finish(n);
+}
+
+int lr_net_peer_set(struct lr_net *n, raft_id id, const char *address) {
+  if (n->closing || id == 0 || address == NULL || strlen(address) > LR_NET_ADDRESS_MAX)
+    return LR_NET_EINVAL;
+  if (id == n->o.id)
+    return 0;
+  struct sockaddr_storage sa;
+  if (parse_addr(address, &sa) != 0)
+    return LR_NET_EADDRESS;
+  struct peer *p = peer_find(n, id);
+  if (p != NULL) {
+    if (strcmp(p->address, address) == 0)
+      return 0;
+    logf_(n, LR_NET_LOG_INFO, "peer %llu moves from %s to %s", (unsigned long long)id, p->address,
+          address);
+    snprintf(p->address, sizeof p->address, "%s", address);
+    if (p->conn != NULL)
+      conn_close(p->conn);
+    p->backoff = n->o.backoff_min_ms;
+    uv_timer_stop(&p->retry);
+    peer_connect(p);
+    return 0;
+  }
+  p = raft_malloc(sizeof *p);
+  if (p == NULL)
+    return LR_NET_ENOMEM;
+  memset(p, 0, sizeof *p);
+  p->net = n;
+  p->id = id;
+  snprintf(p->address, sizeof p->address, "%s", address);
+  p->backoff = n->o.backoff_min_ms;
+  uv_timer_init(n->loop, &p->retry);
+  p->retry.data = p;
+  n->handles++;
+  p->next = n->peers;
+  n->peers = p;
+  n->st.peers++;
+  peer_connect(p);
+  return 0;
+}
+
+int lr_net_peer_remove(struct lr_net *n, raft_id id) {
+  struct peer **pp = &n->peers;
+  while (*pp != NULL && (*pp)->id != id)
+    pp = &(*pp)->next;
+  struct peer *p = *pp;
+  if (p == NULL)
+    return LR_NET_ENOPEER;
+  *pp = p->next;
+  n->st.peers--;
+  if (p->conn != NULL) {
+    struct conn *c = p->conn;
+    if (p->up) {
+      p->up = false;
+      n->st.peers_up--;
+    }
+    c->peer = NULL;
+    p->conn = NULL;
+    conn_close(c);
+  }
+  for (struct conn *c = n->inbound, *next; c != NULL; c = next) {
+    next = c->next;
+    if (c->remote == id)
+      conn_close(c);
+  }
+  queue_free(p);
+  uv_timer_stop(&p->retry);
+  uv_close((uv_handle_t *)&p->retry, on_retry_closed);
+  return 0;
+}
+
+int lr_net_peers_sync(struct lr_net *n, const struct raft_config *c) {
+  for (struct peer *p = n->peers, *next; p != NULL; p = next) {
+    next = p->next;
+    if (raft_config_get(c, p->id) == NULL)
+      lr_net_peer_remove(n, p->id);
+  }
+  int first = 0;
+  for (uint32_t i = 0; i < c->n; i++) {
+    int rv = lr_net_peer_set(n, c->members[i].id, c->members[i].address);
+    if (rv != 0 && first == 0)
+      first = rv;
+  }
+  return first;
+}
+
+bool lr_net_peer_up(const struct lr_net *n, raft_id id) {
+  const struct peer *p = peer_find(n, id);
+  return p != NULL && p->up;
+}
+
+/* ---- inbound ------------------------------------------------------------------------------ */
+static void on_connection(uv_stream_t *server, int status) {
+  struct lr_net *n = server->data;
+  if (status < 0 || n->closing)
+    return;
+  struct conn *c;
+  if (conn_new(n, false, &c) != 0)
+    return; /* UNTESTED: the connection waits in the backlog */
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    conn_close(c);
+    return;
+  }
+  struct sockaddr_storage sa;
+  int len = sizeof sa;
+  char ip[64] = "?";
+  int port = 0;
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0) {
+    if (sa.ss_family == AF_INET6) {
+      uv_ip6_name((struct sockaddr_in6 *)&sa, ip, sizeof ip);
+      port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+    } else {
+      uv_ip4_name((struct sockaddr_in *)&sa, ip, sizeof ip);
+      port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+    }
+  }
+  snprintf(c->addr, sizeof c->addr, "%s:%d", ip, port);
+  c->state = C_AWAIT_HELLO;
+  c->next = n->inbound;
+  n->inbound = c;
+  conn_start(c);
+}
+
+/* ---- start / close ------------------------------------------------------------------------- */
+int lr_net_start(const struct lr_net_options *o, struct lr_net **out, char *err, size_t errlen) {
+  *out = NULL;
+  if (o->loop == NULL || o->id == 0 || o->listen == NULL) {
+    snprintf(err, errlen, "transport: loop, id and listen address are required");
+    return LR_NET_EINVAL;
+  }
+  if (sodium_init() < 0) {
+    snprintf(err, errlen, "transport: libsodium failed to initialize"); /* UNTESTED */
+    return LR_NET_EINVAL;
+  }
+  struct sockaddr_storage sa;
+  if (parse_addr(o->listen, &sa) != 0) {
+    snprintf(err, errlen, "transport: bad listen address \"%s\" (want IP:PORT)", o->listen);
+    return LR_NET_EADDRESS;
+  }
+  struct lr_net *n = raft_malloc(sizeof *n);
+  if (n == NULL)
+    return LR_NET_ENOMEM;
+  memset(n, 0, sizeof *n);
+  n->loop = o->loop;
+  n->o = *o;
+  n->o.listen = NULL;
+  n->o.secret = NULL;
+  if (!n->o.backoff_min_ms)
+    n->o.backoff_min_ms = LR_NET_BACKOFF_MIN_DEFAULT;
+  if (!n->o.backoff_max_ms)
+    n->o.backoff_max_ms = LR_NET_BACKOFF_MAX_DEFAULT;
+  if (n->o.backoff_max_ms < n->o.backoff_min_ms)
+    n->o.backoff_max_ms = n->o.backoff_min_ms;
+  if (!n->o.handshake_ms)
+    n->o.handshake_ms = LR_NET_HANDSHAKE_MS_DEFAULT;
+  if (!n->o.frame_max)
+    n->o.frame_max = LR_WIRE_FRAME_MAX_DEFAULT;
+  if (!n->o.queue_bytes_max)
+    n->o.queue_bytes_max = LR_NET_QUEUE_BYTES_DEFAULT;
+  if (!n->o.queue_frames_max)
+    n->o.queue_frames_max = LR_NET_QUEUE_FRAMES_DEFAULT;
+  n->rng = o->seed;
+  if (o->secret != NULL && o->secret_len > 0) {
+    n->auth = true;
+    crypto_generichash(n->key, sizeof n->key, o->secret, o->secret_len, NULL, 0);
+  }
+  uv_tcp_init(n->loop, &n->listener);
+  n->listener.data = n;
+  n->handles = 1;
+  int rv = uv_tcp_bind(&n->listener, (struct sockaddr *)&sa, 0);
+  if (rv == 0)
+    rv = uv_listen((uv_stream_t *)&n->listener, 128, on_connection);
+  if (rv != 0) {
+    snprintf(err, errlen, "cannot listen on %s: %s", o->listen, uv_strerror(rv));
+    lr_net_close(n, NULL, NULL);
+    return LR_NET_ELISTEN;
+  }
+  struct sockaddr_storage name;
+  int len = sizeof name;
+  uv_tcp_getsockname(&n->listener, (struct sockaddr *)&name, &len);
+  n->port = ntohs(name.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&name)->sin6_port
+                                             : ((struct sockaddr_in *)&name)->sin_port);
+  *out = n;
+  return 0;
+}
+
+int lr_net_port(const struct lr_net *n) {
+  return n->port;
+}
+
+static void on_listener_closed(uv_handle_t *h) {
+  struct lr_net *n = h->data;
+  n->handles--;
+  maybe_finish(n);
+}
+
+void lr_net_close(struct lr_net *n, void (*cb)(void *data), void *data) {
+  if (n->closing)
+    return;
+  n->closing = true;
+  n->close_cb = cb;
+  n->close_data = data;
+  n->handles++; /* held until everything below is started */
+  uv_close((uv_handle_t *)&n->listener, on_listener_closed);
+  while (n->peers != NULL)
+    lr_net_peer_remove(n, n->peers->id);
+  while (n->inbound != NULL)
+    conn_close(n->inbound);
+  n->handles--;
+  maybe_finish(n);
+}
+
+int lr_net_set_faults(struct lr_net *n, const raft_id *ids, size_t count) {
+  if (!n->o.allow_faults)
+    return LR_NET_ENOFAULTS;
+  if (count > LR_NET_FAULTS_MAX)
+    return LR_NET_EINVAL;
+  for (size_t i = 0; i < count; i++)
+    n->faults[i] = ids[i];
+  n->n_faults = count;
+  return 0;
+}
+
+void lr_net_stats(const struct lr_net *n, struct lr_net_stats *out) {
+  *out = n->st;
+}

@@ -1,0 +1,177 @@
+/* luaraft storage: where a node keeps its Raft state across restarts.
+ *
+ * One interface, two implementations:
+ *   LR_STORE_SQLITE  one SQLite database per node, DIR/raft.db (WAL mode,
+ *                    synchronous=FULL, a crc32 on every entry and snapshot);
+ *   LR_STORE_MEMORY  the same behaviour in memory; everything is lost when the
+ *                    store is closed (`storage = "memory"`, the simulator).
+ *
+ * What is kept: the hard state (term, vote), the log after the last snapshot
+ * (plus up to `trailing` entries behind it), and the latest snapshot (meta
+ * and data). The host drives it like this:
+ *
+ *   lr_store_open(&opts, &s, err)     create or recover DIR/raft.db; refuses a
+ *                                     corrupted or foreign database with a
+ *                                     sentence in err, never serves it
+ *   lr_store_load(s, &st)             term, vote, snapshot and the entries
+ *                                     after it; lr_store_state_boot() turns
+ *                                     that into the struct raft_boot that
+ *                                     raft_new() takes
+ *   per raft_update with something to persist:
+ *     lr_store_batch_prepare(s, &u, &b)   LOOP THREAD: copies what the update
+ *                                         holds (its pointers die at the next
+ *                                         raft_* call)
+ *     lr_store_batch_write(s, b)          ANY ONE THREAD (uv_queue_work): the
+ *                                         transaction and its fsync
+ *     lr_store_batch_result(b, ...)       LOOP THREAD, in the after-work
+ *                                         callback: 0 -> raft_persisted(),
+ *                                         else raft_persist_failed()
+ *     lr_store_batch_free(b)
+ *   a snapshot the host took itself:  lr_store_batch_snapshot() on a new batch
+ *   lr_store_close(s)
+ *
+ * Threading rule: a store is used by one thread at a time. Open, load and
+ * close on the loop thread; at most one lr_store_batch_write() (or
+ * lr_store_compact()) in flight at any time, on any thread; nothing else may
+ * touch the store while it runs (uv_queue_work's after-callback gives the
+ * needed happens-before edge back to the loop thread). Batches are written
+ * in the order they were prepared: a host keeps a FIFO of prepared batches
+ * and starts the next write in the after-callback of the previous one.
+ *
+ * Atomicity: a batch is one transaction. If it fails (disk full, I/O error,
+ * injected fault) nothing of it is visible, earlier batches are intact, and
+ * later batches work again once the cause is gone.
+ */
+#ifndef LUARAFT_STORE_H
+#define LUARAFT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/raft.h"
+
+#define LR_STORE_FORMAT 1              /* schema version in new databases */
+#define LR_STORE_TRAILING_DEFAULT 100  /* entries kept behind a snapshot */
+#define LR_STORE_CHECKPOINT_DEFAULT 256 /* batches between WAL truncations */
+#define LR_STORE_ERR_MAX 256           /* bytes of an error sentence */
+
+/* Errors: negative codes; names and messages from this one table. */
+#define LR_STORE_ERRORS(X)                                                     \
+  X(NOMEM, -1, "out of memory")                                                \
+  X(IO, -2, "storage write failed")                                            \
+  X(FULL, -3, "disk full")                                                     \
+  X(CORRUPT, -4, "the database is corrupted")                                  \
+  X(FOREIGN, -5, "the database belongs to another node or cluster")            \
+  X(FORMAT, -6, "unsupported database format")                                 \
+  X(OPEN, -7, "cannot open the database")                                      \
+  X(INVAL, -8, "invalid argument")
+
+enum {
+  LR_STORE_OK = 0,
+#define X(name, code, msg) LR_STORE_E##name = code,
+  LR_STORE_ERRORS(X)
+#undef X
+};
+const char *lr_store_strerror(int rv); /* "disk full" */
+const char *lr_store_errname(int rv);  /* "FULL" */
+
+enum lr_store_kind { LR_STORE_SQLITE = 1, LR_STORE_MEMORY = 2 };
+
+struct lr_store_options {
+  enum lr_store_kind kind;
+  const char *dir;     /* SQLite: the node's data dir (created if missing) */
+  raft_id node_id;     /* must match what the database holds */
+  uint64_t cluster_id; /* idem; any value the host derives (0 is fine) */
+  uint32_t trailing;   /* entries kept behind a snapshot; 0: default, and
+                          UINT32_MAX keeps nothing more than needed */
+  uint32_t checkpoint_every; /* SQLite: wal_checkpoint(TRUNCATE) after this
+                                many batches; 0: default */
+};
+
+struct lr_store;
+
+/* Opens (creating if new) and verifies the store. On failure *out is NULL and
+ * err holds one sentence for the user, e.g.
+ *   "data/1/raft.db belongs to node 2, not node 1"
+ *   "data/1/raft.db: entry 17 checksum mismatch: the database is corrupted;
+ *    restore it from a replica" */
+int lr_store_open(const struct lr_store_options *o, struct lr_store **out, char *err,
+                  size_t errlen);
+void lr_store_close(struct lr_store *s);
+/* The database file ("DIR/raft.db"), or "memory". */
+const char *lr_store_path(const struct lr_store *s);
+
+/* ---- loading --------------------------------------------------------------- */
+struct lr_store_state {
+  bool fresh; /* nothing was ever written: a brand-new node */
+  raft_term term;
+  raft_id vote;
+  bool has_snapshot;
+  struct raft_snapshot snapshot; /* meta.config and data owned by the state */
+  struct raft_entry *entries;    /* the log after the snapshot, in order */
+  uint32_t n_entries;
+  raft_index last_index; /* of the log (or the snapshot); 0 when empty */
+  raft_term last_term;
+};
+/* Fills st (owned by the caller: lr_store_state_free). Verifies every
+ * checksum again; an error leaves st empty and err filled. */
+int lr_store_load(struct lr_store *s, struct lr_store_state *st, char *err, size_t errlen);
+/* Points boot into st (st must outlive raft_new). */
+void lr_store_state_boot(const struct lr_store_state *st, struct raft_boot *boot);
+void lr_store_state_free(struct lr_store_state *st);
+
+/* ---- writing --------------------------------------------------------------- */
+struct lr_store_batch;
+
+/* Copies what u asks to persist (hard state, entries, received snapshot).
+ * *out is NULL when there is nothing to persist. Loop thread. */
+int lr_store_batch_prepare(const struct raft_update *u, struct lr_store_batch **out);
+/* Building blocks, for batches the host makes itself. All copy their input. */
+int lr_store_batch_new(struct lr_store_batch **out);
+void lr_store_batch_hard_state(struct lr_store_batch *b, raft_term term, raft_id vote);
+/* Truncates the log from entries[0].index, then appends (contiguous). */
+int lr_store_batch_entries(struct lr_store_batch *b, const struct raft_entry *e, uint32_t n);
+/* Replaces the snapshot. Log rule (thesis 5.3 / figure 5.13 InstallSnapshot):
+ * if the log holds the snapshot's last entry (same index and term), entries
+ * after it are kept and those more than `trailing` behind it are deleted;
+ * otherwise the whole log is discarded. */
+int lr_store_batch_snapshot(struct lr_store_batch *b, const struct raft_snapshot *snap);
+/* Deletes entries <= index (never past the snapshot index). */
+void lr_store_batch_compact(struct lr_store_batch *b, raft_index index);
+bool lr_store_batch_empty(const struct lr_store_batch *b);
+
+/* Writes b as one transaction (durable when it returns 0). Any one thread;
+ * see the threading rule above. The outcome is also kept in b. */
+int lr_store_batch_write(struct lr_store *s, struct lr_store_batch *b);
+/* Outcome of the last write of b: 0 or LR_STORE_E*, with a sentence
+ * ("data/1/raft.db: disk full (SQLITE_FULL) ...") when msg is not NULL.
+ * last_index/last_term: the last log position b made durable (its last
+ * entry, else its snapshot; 0 when it held neither) for raft_persisted(). */
+int lr_store_batch_result(const struct lr_store_batch *b, const char **msg,
+                          raft_index *last_index, raft_term *last_term);
+void lr_store_batch_free(struct lr_store_batch *b);
+
+/* Convenience: one compaction batch, written synchronously. */
+int lr_store_compact(struct lr_store *s, raft_index index, char *err, size_t errlen);
+
+/* ---- introspection and test hooks ----------------------------------------------- */
+struct lr_store_stats {
+  uint64_t batches_written, batches_failed;
+  uint64_t entries_written;
+  raft_index first_index, last_index; /* entries held (0, 0 when none) */
+  raft_index snapshot_index;
+  uint64_t file_bytes; /* SQLite: database + WAL file sizes; memory: bytes held */
+};
+/* Same threading rule as a write: not while a batch write is in flight. */
+void lr_store_stats(struct lr_store *s, struct lr_store_stats *out);
+
+/* Test hook: the next n batch writes fail with `rv` (e.g. LR_STORE_EIO) after
+ * doing their work and before committing, so the rollback path runs. */
+void lr_store_fail_next(struct lr_store *s, int n, int rv);
+/* Test/debug hook: runs SQL on an SQLite store's connection (e.g.
+ * "PRAGMA max_page_count = 20" to simulate a full disk). Same threading rule
+ * as a write. LR_STORE_EINVAL on a memory store. */
+int lr_store_sqlite_exec(struct lr_store *s, const char *sql, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,666 @@
+/* SQLite storage: one database per node, DIR/raft.db.
+ *
+ * Schema (format 1; PRAGMA application_id = 'LRFT', user_version = 1):
+ *   meta(id = 1, format, cluster_id, node_id, term, vote)
+ *   entries(idx PRIMARY KEY, term, type, data, crc)
+ *   snapshot(id = 1, idx, term, config, config_index, data, crc)
+ * crc is zlib's crc32 (see store.c for exactly which bytes it covers).
+ *
+ * Durability: WAL with synchronous=FULL, so a COMMIT returns only after the
+ * WAL is fsynced; one transaction per batch. locking_mode=EXCLUSIVE keeps a
+ * second process from opening the same data dir. The WAL is truncated every
+ * `checkpoint_every` batches and journal_size_limit caps what stays behind, so
+ * the files stay bounded when the log is compacted.
+ */
+#include <errno.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store/store_int.h"
+
+#define APP_ID 0x4C524654 /* "LRFT" */
+#define CORRUPT_HINT "the database is corrupted; restore it from a replica"
+
+enum { ST_HARD, ST_TERM_AT, ST_DEL_BELOW, ST_DEL_FROM, ST_INSERT, ST_SNAP, ST_BOUNDS, ST_N };
+
+static const char *const SQL[ST_N] = {
+    [ST_HARD] = "UPDATE meta SET term = ?, vote = ? WHERE id = 1",
+    [ST_TERM_AT] = "SELECT term FROM entries WHERE idx = ?",
+    [ST_DEL_BELOW] = "DELETE FROM entries WHERE idx < ?",
+    [ST_DEL_FROM] = "DELETE FROM entries WHERE idx >= ?",
+    [ST_INSERT] = "INSERT INTO entries(idx, term, type, data, crc) VALUES (?, ?, ?, ?, ?)",
+    [ST_SNAP] = "INSERT OR REPLACE INTO snapshot(id, idx, term, config, config_index, data, crc) "
+                "VALUES (1, ?, ?, ?, ?, ?, ?)",
+    [ST_BOUNDS] = "SELECT min(idx), max(idx), (SELECT term FROM entries ORDER BY idx DESC "
+                  "LIMIT 1), (SELECT idx FROM snapshot WHERE id = 1) FROM entries",
+};
+
+static const char SCHEMA[] =
+    "CREATE TABLE meta(id INTEGER PRIMARY KEY CHECK (id = 1), format INTEGER NOT NULL,"
+    " cluster_id INTEGER NOT NULL, node_id INTEGER NOT NULL, term INTEGER NOT NULL,"
+    " vote INTEGER NOT NULL);"
+    "CREATE TABLE entries(idx INTEGER PRIMARY KEY, term INTEGER NOT NULL,"
+    " type INTEGER NOT NULL, data BLOB NOT NULL, crc INTEGER NOT NULL);"
+    "CREATE TABLE snapshot(id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL,"
+    " term INTEGER NOT NULL, config BLOB NOT NULL, config_index INTEGER NOT NULL,"
+    " data BLOB NOT NULL, crc INTEGER NOT NULL);";
+
+struct sq {
+  struct lr_store base;
+  sqlite3 *db;
+  sqlite3_stmt *st[ST_N];
+  uint32_t checkpoint_every, since_checkpoint;
+  raft_index first, last, snap_index; /* committed state */
+  bool has_cached;                     /* the state read while verifying at open */
+  struct lr_store_state cached;
+};
+
+static const uint8_t EMPTY[1];
+
+static int map_rc(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_FULL:
+    return LR_STORE_EFULL;
+  case SQLITE_NOMEM:
+    return LR_STORE_ENOMEM;
+  default:
+    return LR_STORE_EIO;
+  }
+}
+
+static int mkdirs(const char *dir) {
+  char tmp[512];
+  if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp)
+    return -1;
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/')
+      continue;
+    *p = '\0';
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+      return -1;
+    *p = '/';
+  }
+  if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+    return -1;
+  return 0;
+}
+
+/* One integer from a one-row query; rc is an SQLite code. */
+static int query_int(sqlite3 *db, const char *sql, int64_t *out) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+  if (rc != SQLITE_OK)
+    return rc;
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *out = sqlite3_column_int64(st, 0);
+    rc = SQLITE_OK;
+  } else if (rc == SQLITE_DONE) {
+    *out = 0;
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int bounds(struct sq *q, raft_index *first, raft_index *last, raft_term *last_term,
+                  raft_index *snap) {
+  sqlite3_stmt *st = q->st[ST_BOUNDS];
+  sqlite3_reset(st);
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW)
+    return rc;
+  *first = (raft_index)sqlite3_column_int64(st, 0);
+  *last = (raft_index)sqlite3_column_int64(st, 1);
+  if (last_term != NULL)
+    *last_term = (raft_term)sqlite3_column_int64(st, 2);
+  *snap = (raft_index)sqlite3_column_int64(st, 3);
+  sqlite3_reset(st);
+  return SQLITE_OK;
+}
+
+/* ---- verification and loading --------------------------------------------------- */
+static int load_snapshot(struct sq *q, struct lr_store_state *st, char *err, size_t errlen) {
+  sqlite3_stmt *s;
+  int rc = sqlite3_prepare_v2(
+      q->db, "SELECT idx, term, config, config_index, data, crc FROM snapshot WHERE id = 1", -1,
+      &s, NULL);
+  if (rc != SQLITE_OK)
+    goto sqlerr;
+  rc = sqlite3_step(s);
+  if (rc == SQLITE_DONE) {
+    sqlite3_finalize(s);
+    return 0;
+  }
+  if (rc != SQLITE_ROW)
+    goto sqlerr;
+  struct raft_snapshot *sn = &st->snapshot;
+  sn->meta.index = (raft_index)sqlite3_column_int64(s, 0);
+  sn->meta.term = (raft_term)sqlite3_column_int64(s, 1);
+  const void *conf = sqlite3_column_blob(s, 2);
+  size_t conf_len = (size_t)sqlite3_column_bytes(s, 2);
+  sn->meta.config_index = (raft_index)sqlite3_column_int64(s, 3);
+  const void *data = sqlite3_column_blob(s, 4);
+  size_t len = (size_t)sqlite3_column_bytes(s, 4);
+  uint32_t crc = (uint32_t)sqlite3_column_int64(s, 5);
+  if (crc != lr__store_snap_crc(sn->meta.index, sn->meta.term, sn->meta.config_index, conf,
+                                conf_len, data, len)) {
+    lr__store_errf(err, errlen, "%s: snapshot %llu checksum mismatch: " CORRUPT_HINT,
+                   q->base.path, (unsigned long long)sn->meta.index);
+    sqlite3_finalize(s);
+    return LR_STORE_ECORRUPT;
+  }
+  if (raft_config_decode(conf != NULL ? conf : EMPTY, conf_len, &sn->meta.config) != 0) {
+    lr__store_errf(err, errlen, "%s: snapshot %llu configuration does not decode: " CORRUPT_HINT,
+                   q->base.path, (unsigned long long)sn->meta.index);
+    sqlite3_finalize(s);
+    return LR_STORE_ECORRUPT;
+  }
+  uint8_t *copy = raft_malloc(len > 0 ? len : 1);
+  if (copy == NULL) {
+    raft_config_free(&sn->meta.config);
+    sqlite3_finalize(s);
+    return LR_STORE_ENOMEM;
+  }
+  if (len > 0)
+    memcpy(copy, data, len);
+  sn->data = copy;
+  sn->len = len;
+  st->has_snapshot = true;
+  sqlite3_finalize(s);
+  return 0;
+sqlerr:
+  lr__store_errf(err, errlen, "%s: reading the snapshot: %s", q->base.path, sqlite3_errmsg(q->db));
+  sqlite3_finalize(s);
+  return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB ? LR_STORE_ECORRUPT
+                                                                        : LR_STORE_EIO;
+}
+
+static int push_entry(struct lr_store_state *st, uint32_t *cap, raft_index idx, raft_term term,
+                      uint8_t type, const void *data, size_t len) {
+  if (st->n_entries == *cap) {
+    uint32_t ncap = *cap ? *cap * 2 : 64;
+    struct raft_entry *e = raft_realloc(st->entries, sizeof *e * ncap);
+    if (e == NULL)
+      return LR_STORE_ENOMEM;
+    st->entries = e;
+    *cap = ncap;
+  }
+  struct raft_entry *e = &st->entries[st->n_entries];
+  e->data = raft_malloc(len > 0 ? len : 1);
+  if (e->data == NULL)
+    return LR_STORE_ENOMEM;
+  if (len > 0)
+    memcpy(e->data, data, len);
+  e->index = idx;
+  e->term = term;
+  e->type = type;
+  e->len = (uint32_t)len;
+  st->n_entries++;
+  return 0;
+}
+
+/* Reads everything, verifying every checksum and the shape of the log. */
+static int scan(struct sq *q, struct lr_store_state *st, char *err, size_t errlen) {
+  const char *path = q->base.path;
+  int64_t v;
+  sqlite3_stmt *s = NULL;
+  int rc = sqlite3_prepare_v2(q->db, "SELECT term, vote FROM meta WHERE id = 1", -1, &s, NULL);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    st->term = (raft_term)sqlite3_column_int64(s, 0);
+    st->vote = (raft_id)sqlite3_column_int64(s, 1);
+  }
+  sqlite3_finalize(s);
+  if (rc != SQLITE_ROW) {
+    lr__store_errf(err, errlen, "%s: the metadata row is missing: " CORRUPT_HINT, path);
+    return LR_STORE_ECORRUPT;
+  }
+  int r = load_snapshot(q, st, err, errlen);
+  if (r != 0)
+    return r;
+  raft_index snap = st->has_snapshot ? st->snapshot.meta.index : 0;
+  rc = sqlite3_prepare_v2(q->db, "SELECT idx, term, type, data, crc FROM entries ORDER BY idx",
+                          -1, &s, NULL);
+  if (rc != SQLITE_OK)
+    goto sqlerr;
+  uint32_t cap = 0;
+  raft_index prev = 0, count = 0;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    raft_index idx = (raft_index)sqlite3_column_int64(s, 0);
+    raft_term term = (raft_term)sqlite3_column_int64(s, 1);
+    int64_t type = sqlite3_column_int64(s, 2);
+    const void *data = sqlite3_column_blob(s, 3);
+    size_t len = (size_t)sqlite3_column_bytes(s, 3);
+    uint32_t crc = (uint32_t)sqlite3_column_int64(s, 4);
+    if (type < RAFT_ENTRY_NORMAL || type > RAFT_ENTRY_CONFIG ||
+        crc != lr__store_entry_crc(idx, term, (uint8_t)type, data, len)) {
+      lr__store_errf(err, errlen, "%s: entry %llu checksum mismatch: " CORRUPT_HINT, path,
+                     (unsigned long long)idx);
+      r = LR_STORE_ECORRUPT;
+      goto fail;
+    }
+    if (count == 0 && idx > snap + 1) {
+      lr__store_errf(err, errlen, "%s: the log starts at entry %llu but the snapshot ends at %llu: "
+                     CORRUPT_HINT, path, (unsigned long long)idx, (unsigned long long)snap);
+      r = LR_STORE_ECORRUPT;
+      goto fail;
+    }
+    if (count > 0 && idx != prev + 1) {
+      lr__store_errf(err, errlen, "%s: entries %llu to %llu are missing: " CORRUPT_HINT, path,
+                     (unsigned long long)prev + 1, (unsigned long long)idx - 1);
+      r = LR_STORE_ECORRUPT;
+      goto fail;
+    }
+    if (idx == snap && st->has_snapshot && term != st->snapshot.meta.term) {
+      lr__store_errf(err, errlen, "%s: entry %llu has term %llu but the snapshot says %llu: "
+                     CORRUPT_HINT, path, (unsigned long long)idx, (unsigned long long)term,
+                     (unsigned long long)st->snapshot.meta.term);
+      r = LR_STORE_ECORRUPT;
+      goto fail;
+    }
+    prev = idx;
+    count++;
+    st->last_index = idx;
+    st->last_term = term;
+    if (idx > snap && (r = push_entry(st, &cap, idx, term, (uint8_t)type, data, len)) != 0)
+      goto fail;
+  }
+  if (rc != SQLITE_DONE)
+    goto sqlerr;
+  sqlite3_finalize(s);
+  if (st->last_index <= snap && st->has_snapshot) {
+    st->last_index = snap;
+    st->last_term = st->snapshot.meta.term;
+  }
+  (void)v;
+  st->fresh = st->term == 0 && st->vote == 0 && count == 0 && !st->has_snapshot;
+  return 0;
+sqlerr:
+  lr__store_errf(err, errlen, "%s: reading the log: %s: " CORRUPT_HINT, path,
+                 sqlite3_errmsg(q->db));
+  r = (rc & 0xff) == SQLITE_NOMEM ? LR_STORE_ENOMEM : LR_STORE_ECORRUPT;
+fail:
+  sqlite3_finalize(s);
+  lr_store_state_free(st);
+  return r;
+}
+
+static int sq_load(struct lr_store *s, struct lr_store_state *st, char *err, size_t errlen) {
+  struct sq *q = (struct sq *)s;
+  if (q->has_cached) {
+    *st = q->cached;
+    q->has_cached = false;
+    memset(&q->cached, 0, sizeof q->cached);
+    return 0;
+  }
+  return scan(q, st, err, errlen);
+}
+
+/* ---- writing ------------------------------------------------------------------------------ */
+static int step_done(sqlite3_stmt *st) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static int write_snapshot(struct sq *q, struct lr_store_batch *b) {
+  const struct raft_snapshot_meta *m = &b->snap;
+  sqlite3_stmt *st = q->st[ST_TERM_AT];
+  raft_term term_at = 0;
+  raft_index first, last, snap;
+  int rc = bounds(q, &first, &last, NULL, &snap);
+  if (rc != SQLITE_OK)
+    return rc;
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)m->index);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    term_at = (raft_term)sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    return rc;
+  raft_index keep = lr__store_snap_keep_from(m->index, m->term, term_at, last, q->base.trailing);
+  st = q->st[ST_DEL_BELOW];
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)keep);
+  if ((rc = step_done(st)) != SQLITE_OK)
+    return rc;
+  uint8_t *conf = NULL;
+  size_t conf_len = 0;
+  if (raft_config_encode(&m->config, &conf, &conf_len) != 0)
+    return SQLITE_NOMEM;
+  uint32_t crc = lr__store_snap_crc(m->index, m->term, m->config_index, conf, conf_len,
+                                    b->snap_data, b->snap_len);
+  st = q->st[ST_SNAP];
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)m->index);
+  sqlite3_bind_int64(st, 2, (sqlite3_int64)m->term);
+  sqlite3_bind_blob(st, 3, conf_len ? conf : EMPTY, (int)conf_len, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, (sqlite3_int64)m->config_index);
+  sqlite3_bind_blob64(st, 5, b->snap_len ? b->snap_data : EMPTY, b->snap_len, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 6, crc);
+  rc = step_done(st);
+  sqlite3_clear_bindings(st);
+  raft_free(conf);
+  return rc;
+}
+
+static int write_entries(struct sq *q, struct lr_store_batch *b) {
+  raft_index first, last, snap;
+  int rc = bounds(q, &first, &last, NULL, &snap);
+  if (rc != SQLITE_OK)
+    return rc;
+  raft_index from = b->entries[0].index;
+  if (from <= snap || from > (last > snap ? last : snap) + 1) {
+    lr__store_errf(b->err, sizeof b->err,
+                   "%s: entries from %llu do not follow the log (last %llu, snapshot %llu)",
+                   q->base.path, (unsigned long long)from, (unsigned long long)last,
+                   (unsigned long long)snap);
+    return -1;
+  }
+  sqlite3_stmt *st = q->st[ST_DEL_FROM];
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
+  if ((rc = step_done(st)) != SQLITE_OK)
+    return rc;
+  st = q->st[ST_INSERT];
+  for (uint32_t i = 0; i < b->n_entries; i++) {
+    const struct raft_entry *e = &b->entries[i];
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)e->index);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)e->term);
+    sqlite3_bind_int(st, 3, e->type);
+    sqlite3_bind_blob(st, 4, e->len ? e->data : EMPTY, (int)e->len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, lr__store_entry_crc(e->index, e->term, e->type, e->data, e->len));
+    if ((rc = step_done(st)) != SQLITE_OK)
+      break;
+  }
+  sqlite3_clear_bindings(st);
+  return rc;
+}
+
+static int write_compact(struct sq *q, raft_index index) {
+  raft_index first, last, snap;
+  int rc = bounds(q, &first, &last, NULL, &snap);
+  if (rc != SQLITE_OK)
+    return rc;
+  if (index > snap)
+    index = snap; /* never delete what no snapshot covers */
+  sqlite3_stmt *st = q->st[ST_DEL_BELOW];
+  sqlite3_bind_int64(st, 1, (sqlite3_int64)index + 1);
+  return step_done(st);
+}
+
+static int sq_write(struct lr_store *s, struct lr_store_batch *b) {
+  struct sq *q = (struct sq *)s;
+  const char *what = "beginning a transaction";
+  int rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (rc != SQLITE_OK)
+    goto fail;
+  if (b->has_hard) {
+    what = "writing term and vote";
+    sqlite3_stmt *st = q->st[ST_HARD];
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)b->term);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)b->vote);
+    if ((rc = step_done(st)) != SQLITE_OK)
+      goto fail;
+  }
+  if (b->has_snap) {
+    what = "writing the snapshot";
+    if ((rc = write_snapshot(q, b)) != SQLITE_OK)
+      goto fail;
+  }
+  if (b->n_entries > 0) {
+    what = "writing entries";
+    if ((rc = write_entries(q, b)) != SQLITE_OK)
+      goto fail;
+  }
+  if (b->compact > 0) {
+    what = "compacting the log";
+    if ((rc = write_compact(q, b->compact)) != SQLITE_OK)
+      goto fail;
+  }
+  int inj = lr__store_fail_hook(s);
+  if (inj != 0) {
+    sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    lr__store_errf(b->err, sizeof b->err, "%s: injected write failure: %s", s->path,
+                   lr_store_strerror(inj));
+    return inj;
+  }
+  what = "committing";
+  if ((rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
+    goto fail;
+  raft_index first, last, snap;
+  if (bounds(q, &first, &last, NULL, &snap) == SQLITE_OK) {
+    q->first = first;
+    q->last = last;
+    q->snap_index = snap;
+  }
+  if (++q->since_checkpoint >= q->checkpoint_every || b->compact > 0 || b->has_snap) {
+    /* Best effort: a failed checkpoint only leaves the WAL longer. */
+    sqlite3_exec(q->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    q->since_checkpoint = 0;
+  }
+  return 0;
+fail:;
+  int r;
+  if (rc == -1) {
+    r = LR_STORE_EINVAL; /* message already in b->err */
+  } else {
+    r = map_rc(rc);
+    lr__store_errf(b->err, sizeof b->err, "%s: %s%s (%s) %s: %s", s->path,
+                   r == LR_STORE_EFULL ? "" : "write failed: ", lr_store_strerror(r),
+                   sqlite3_errstr(rc), what, sqlite3_errmsg(q->db));
+  }
+  if (!sqlite3_get_autocommit(q->db))
+    sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+  return r;
+}
+
+/* ---- open / close ------------------------------------------------------------------------- */
+static void sq_stats(struct lr_store *s, struct lr_store_stats *out) {
+  struct sq *q = (struct sq *)s;
+  out->first_index = q->first;
+  out->last_index = q->last;
+  out->snapshot_index = q->snap_index;
+  struct stat sb;
+  char wal[sizeof s->path + 8];
+  snprintf(wal, sizeof wal, "%s-wal", s->path);
+  if (stat(s->path, &sb) == 0)
+    out->file_bytes += (uint64_t)sb.st_size;
+  if (stat(wal, &sb) == 0)
+    out->file_bytes += (uint64_t)sb.st_size;
+}
+
+static void sq_close(struct lr_store *s) {
+  struct sq *q = (struct sq *)s;
+  for (int i = 0; i < ST_N; i++)
+    sqlite3_finalize(q->st[i]);
+  if (q->db != NULL)
+    sqlite3_close_v2(q->db);
+  if (q->has_cached)
+    lr_store_state_free(&q->cached);
+  raft_free(q);
+}
+
+static const struct lr__store_ops SQ_OPS = {sq_load, sq_write, sq_stats, sq_close};
+
+static int create_schema(struct sq *q, char *err, size_t errlen) {
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO meta VALUES (1, %d, %lld, %lld, 0, 0); PRAGMA application_id = %d;"
+           " PRAGMA user_version = %d;",
+           LR_STORE_FORMAT, (long long)q->base.cluster_id, (long long)q->base.node_id, APP_ID,
+           LR_STORE_FORMAT);
+  char *msg = NULL;
+  int rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(q->db, SCHEMA, NULL, NULL, &msg);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(q->db, sql, NULL, NULL, &msg);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, &msg);
+  if (rc != SQLITE_OK) {
+    lr__store_errf(err, errlen, "%s: cannot create the database: %s", q->base.path,
+                   msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    if (!sqlite3_get_autocommit(q->db))
+      sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    return map_rc(rc);
+  }
+  return 0;
+}
+
+/* Format, identity: is this our database? */
+static int check_identity(struct sq *q, char *err, size_t errlen) {
+  const char *path = q->base.path;
+  int64_t app = 0, ver = 0, tables = 0, node = 0, cluster = 0, fmt = 0;
+  int rc = query_int(q->db, "PRAGMA application_id", &app);
+  if (rc == SQLITE_OK)
+    rc = query_int(q->db, "PRAGMA user_version", &ver);
+  if (rc == SQLITE_OK)
+    rc = query_int(q->db, "SELECT count(*) FROM sqlite_master", &tables);
+  if (rc != SQLITE_OK) {
+    lr__store_errf(err, errlen, "%s is not a luaraft database (%s)", path, sqlite3_errstr(rc));
+    return (rc & 0xff) == SQLITE_BUSY ? LR_STORE_EOPEN : LR_STORE_EFORMAT;
+  }
+  if (app == 0 && ver == 0 && tables == 0)
+    return create_schema(q, err, errlen);
+  if (app != APP_ID) {
+    lr__store_errf(err, errlen, "%s is not a luaraft database (application_id %lld)", path,
+                   (long long)app);
+    return LR_STORE_EFORMAT;
+  }
+  if (ver != LR_STORE_FORMAT) {
+    lr__store_errf(err, errlen, "%s has format version %lld; this luaraft reads version %d",
+                   path, (long long)ver, LR_STORE_FORMAT);
+    return LR_STORE_EFORMAT;
+  }
+  sqlite3_stmt *s;
+  rc = sqlite3_prepare_v2(q->db, "SELECT format, cluster_id, node_id FROM meta WHERE id = 1", -1,
+                          &s, NULL);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    fmt = sqlite3_column_int64(s, 0);
+    cluster = sqlite3_column_int64(s, 1);
+    node = sqlite3_column_int64(s, 2);
+  }
+  sqlite3_finalize(s);
+  if (rc != SQLITE_ROW || fmt != LR_STORE_FORMAT) {
+    lr__store_errf(err, errlen, "%s: the metadata row is missing or wrong: " CORRUPT_HINT, path);
+    return LR_STORE_ECORRUPT;
+  }
+  if ((raft_id)node != q->base.node_id) {
+    lr__store_errf(err, errlen, "%s belongs to node %llu, not node %llu", path,
+                   (unsigned long long)node, (unsigned long long)q->base.node_id);
+    return LR_STORE_EFOREIGN;
+  }
+  if ((uint64_t)cluster != q->base.cluster_id) {
+    lr__store_errf(err, errlen, "%s belongs to cluster %llu, not cluster %llu", path,
+                   (unsigned long long)cluster, (unsigned long long)q->base.cluster_id);
+    return LR_STORE_EFOREIGN;
+  }
+  return 0;
+}
+
+static int configure(struct sq *q, char *err, size_t errlen) {
+  static const char *const pragmas[] = {
+      "PRAGMA locking_mode = EXCLUSIVE", "PRAGMA journal_mode = WAL",
+      "PRAGMA synchronous = FULL", "PRAGMA journal_size_limit = 4194304",
+      "PRAGMA foreign_keys = OFF"};
+  for (size_t i = 0; i < sizeof pragmas / sizeof pragmas[0]; i++) {
+    char *msg = NULL;
+    int rc = sqlite3_exec(q->db, pragmas[i], NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+      int busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+      if (busy)
+        lr__store_errf(err, errlen, "%s is in use by another process", q->base.path);
+      else
+        lr__store_errf(err, errlen, "%s is not a luaraft database (%s)", q->base.path,
+                       msg ? msg : sqlite3_errstr(rc));
+      sqlite3_free(msg);
+      return busy ? LR_STORE_EOPEN : LR_STORE_EFORMAT;
+    }
+  }
+  int64_t dummy;
+  /* Take the exclusive lock now, so a second process fails at open. */
+  int rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE; COMMIT", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    if (!sqlite3_get_autocommit(q->db))
+      sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    lr__store_errf(err, errlen, "%s is in use by another process (%s)", q->base.path,
+                   sqlite3_errstr(rc));
+    return LR_STORE_EOPEN;
+  }
+  (void)dummy;
+  return 0;
+}
+
+int lr__store_sqlite_open(const struct lr_store_options *o, struct lr_store **out, char *err,
+                          size_t errlen) {
+  struct sq *q = raft_malloc(sizeof *q);
+  if (q == NULL)
+    return LR_STORE_ENOMEM;
+  memset(q, 0, sizeof *q);
+  q->base.ops = &SQ_OPS;
+  q->base.node_id = o->node_id;
+  q->base.cluster_id = o->cluster_id;
+  q->base.trailing = o->trailing ? o->trailing : LR_STORE_TRAILING_DEFAULT;
+  if (q->base.trailing == UINT32_MAX)
+    q->base.trailing = 0;
+  q->checkpoint_every = o->checkpoint_every ? o->checkpoint_every : LR_STORE_CHECKPOINT_DEFAULT;
+  int r;
+  if (snprintf(q->base.path, sizeof q->base.path, "%s/raft.db", o->dir) >=
+      (int)sizeof q->base.path) {
+    lr__store_errf(err, errlen, "storage: data directory path too long");
+    r = LR_STORE_EINVAL;
+    goto fail;
+  }
+  if (mkdirs(o->dir) != 0) {
+    lr__store_errf(err, errlen, "cannot create data directory %s: %s", o->dir, strerror(errno));
+    r = LR_STORE_EOPEN;
+    goto fail;
+  }
+  int rc = sqlite3_open_v2(q->base.path, &q->db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           NULL);
+  if (rc != SQLITE_OK) {
+    lr__store_errf(err, errlen, "cannot open %s: %s", q->base.path,
+                   q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+    r = LR_STORE_EOPEN;
+    goto fail;
+  }
+  sqlite3_extended_result_codes(q->db, 1);
+  if ((r = configure(q, err, errlen)) != 0 || (r = check_identity(q, err, errlen)) != 0)
+    goto fail;
+  for (int i = 0; i < ST_N; i++) {
+    rc = sqlite3_prepare_v3(q->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i], NULL);
+    if (rc != SQLITE_OK) {
+      lr__store_errf(err, errlen, "%s: unexpected schema (%s): " CORRUPT_HINT, q->base.path,
+                     sqlite3_errmsg(q->db));
+      r = LR_STORE_ECORRUPT;
+      goto fail;
+    }
+  }
+  if ((r = scan(q, &q->cached, err, errlen)) != 0)
+    goto fail;
+  q->has_cached = true;
+  raft_index snap;
+  if (bounds(q, &q->first, &q->last, NULL, &snap) == SQLITE_OK)
+    q->snap_index = snap;
+  *out = &q->base;
+  return 0;
+fail:
+  sq_close(&q->base);
+  return r;
+}
+
+int lr_store_sqlite_exec(struct lr_store *s, const char *sql, char *err, size_t errlen) {
+  if (s->ops != &SQ_OPS) {
+    lr__store_errf(err, errlen, "not an sqlite store");
+    return LR_STORE_EINVAL;
+  }
+  char *msg = NULL;
+  int rc = sqlite3_exec(((struct sq *)s)->db, sql, NULL, NULL, &msg);
+  if (rc != SQLITE_OK) {
+    lr__store_errf(err, errlen, "%s", msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    return map_rc(rc);
+  }
+  return 0;
+}
