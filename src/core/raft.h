@@ -283,6 +283,10 @@ struct raft_update {
   bool config_changed; /* `config` is the configuration in effect now */
   const struct raft_config *config;
   raft_index commit;
+  /* Added: call raft_persisted(ack_index, ack_term) once this update's
+   * writes are durable (both 0 when it has nothing to persist). */
+  raft_index ack_index;
+  raft_term ack_term;
 };
 bool raft_has_update(const struct raft *r);
 void raft_update_take(struct raft *r, struct raft_update *u);
@@ -307,6 +311,9 @@ struct raft_status {
   const struct raft_config *config;
   raft_index config_index;
   bool is_learner, is_member;
+  /* Added: */
+  raft_index applied;    /* committed entries handed out so far */
+  uint64_t n_malformed;  /* network messages ignored as malformed */
 };
 void raft_status(const struct raft *r, struct raft_status *s);
 /* Fills up to n entries of progress (leader only); returns how many. */
