@@ -69,26 +69,21 @@ void lr_buf_free(struct lr_buf *b) {
 }
 
 int lr_buf_reserve(struct lr_buf *b, size_t extra) {
-  if (b->cap - b->len >= extra)
-    return 0;
-  if (extra > SIZE_MAX / 2 - b->len)
-    return -1;
+  if (b->cap - b->len >= extra) return 0;
+  if (extra > SIZE_MAX / 2 - b->len) return -1;
   size_t cap = b->cap < 64 ? 64 : b->cap;
   while (cap - b->len < extra)
     cap *= 2;
   char *p = realloc(b->data, cap);
-  if (p == NULL)
-    return -1;
+  if (p == NULL) return -1;
   b->data = p;
   b->cap = cap;
   return 0;
 }
 
 int lr_buf_append(struct lr_buf *b, const void *p, size_t n) {
-  if (lr_buf_reserve(b, n) != 0)
-    return -1;
-  if (n > 0)
-    memcpy(b->data + b->len, p, n);
+  if (lr_buf_reserve(b, n) != 0) return -1;
+  if (n > 0) memcpy(b->data + b->len, p, n);
   b->len += n;
   return 0;
 }

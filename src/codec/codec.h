@@ -36,4 +36,9 @@ int lr_encode(lua_State *L, int idx, struct lr_buf *out, char *err, size_t errle
  * message in err and nothing pushed. Never raises. */
 int lr_decode(lua_State *L, const char *p, size_t n, char *err, size_t errlen);
 
+/* Like lr_decode without the protected call around it, for bindings that run
+ * inside Lua already: malformed input still returns -1 with a message, but
+ * running out of memory raises a Lua error as any lua_push* would. */
+int lr_decode_unprotected(lua_State *L, const char *p, size_t n, char *err, size_t errlen);
+
 #endif

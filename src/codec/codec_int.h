@@ -14,11 +14,11 @@ enum {
   LR__TAG_NIL = 0x00,
   LR__TAG_FALSE = 0x01,
   LR__TAG_TRUE = 0x02,
-  LR__TAG_FLOAT = 0x03, /* 8 bytes, IEEE 754 binary64, little-endian */
-  LR__TAG_INT = 0x04,   /* zigzag varint; only for integers outside 0..127 */
-  LR__TAG_STR = 0x05,   /* varint length >= 64, then the bytes */
-  LR__TAG_ARRAY = 0x06, /* varint n >= 0, then n values (never nil) */
-  LR__TAG_MAP = 0x07,   /* varint n >= 1, then n key/value pairs, canonical order */
+  LR__TAG_FLOAT = 0x03,  /* 8 bytes, IEEE 754 binary64, little-endian */
+  LR__TAG_INT = 0x04,    /* zigzag varint; only for integers outside 0..127 */
+  LR__TAG_STR = 0x05,    /* varint length >= 64, then the bytes */
+  LR__TAG_ARRAY = 0x06,  /* varint n >= 0, then n values (never nil) */
+  LR__TAG_MAP = 0x07,    /* varint n >= 1, then n key/value pairs, canonical order */
   LR__TAG_FIXSTR = 0x40, /* 0x40 + length, for strings of 0..63 bytes */
   LR__TAG_FIXINT = 0x80, /* 0x80 + value, for integers 0..127 */
 };
