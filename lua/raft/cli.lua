@@ -1,9 +1,520 @@
--- The host commands: luaraft run | cluster | ctl | bench.
+-- The host commands (API.md section 2):
+--   luaraft run [flags] SCRIPT.lua     one cluster node
+--   luaraft cluster [flags] SCRIPT.lua a local dev cluster of `run` processes
+--   luaraft ctl [--http ADDR] COMMAND  talk to a node over HTTP
+--   luaraft bench [flags]              committed writes per second, latency
+-- main(command, ...) returns the exit code: 0 ok, 1 failure, 2 usage error.
 local cli = {}
 
-function cli.main(command, ...)
-  io.stderr:write("luaraft: '" .. command .. "' is not available in this build yet\n")
+local USAGE = {
+  run = [[
+usage: luaraft run --id ID --peers ID=HOST:PORT,... [flags] SCRIPT.lua
+  --id N                 this node's id (LUARAFT_ID)
+  --peers LIST           1=127.0.0.1:7001,2=...; must include this node (LUARAFT_PEERS)
+  --http ADDR            serve the HTTP API on ADDR, e.g. 127.0.0.1:8001 (LUARAFT_HTTP)
+  --data DIR             data directory, default data/ID (LUARAFT_DATA)
+  --storage KIND         sqlite (default) or memory (LUARAFT_STORAGE)
+  --election-ms N        election timeout, random in [N, 2N), default 300 (LUARAFT_ELECTION_MS)
+  --heartbeat-ms N       default 50 (LUARAFT_HEARTBEAT_MS)
+  --secret-file FILE     shared cluster key for peer authentication (LUARAFT_SECRET_FILE)
+  --join                 start empty and wait to be added (LUARAFT_JOIN)
+  --log-level LEVEL      error, warn, info (default) or debug (LUARAFT_LOG_LEVEL)
+  --snapshot-entries N   snapshot every N applied entries, default 10000, 0 never
+  --no-pre-vote, --no-check-quorum, --allow-faults (tests: POST /v1/faults)
+]],
+  cluster = [[
+usage: luaraft cluster [--nodes 3] [--port 7001] [--http-port 8001] [--data ./data]
+                       [--storage KIND] [--election-ms N] [--heartbeat-ms N]
+                       [--log-level LEVEL] [--secret-file FILE] SCRIPT.lua
+Runs N `luaraft run` processes on loopback; Ctrl-C stops them all.
+]],
+  ctl = [[
+usage: luaraft ctl [--http ADDR] COMMAND   (ADDR default $LUARAFT_HTTP or 127.0.0.1:8001)
+  status | members | propose DATA | read QUERY [--consistency C] |
+  add ID ADDR [--learner] | promote ID | remove ID | transfer ID | snapshot | metrics
+DATA and QUERY are JSON (sent as application/json) or any other string.
+]],
+  bench = [[
+usage: luaraft bench [--http ADDR ...] [--clients 64] [--requests N] [--size 100]
+Proposes N kv `set` commands of SIZE-byte values from CLIENTS concurrent
+keep-alive connections and prints committed writes/s and p50/p99 latency.
+]],
+}
+
+local function die(cmd, msg)
+  io.stderr:write("luaraft " .. cmd .. ": " .. msg .. "\n")
   return 2
 end
 
+-- Parses `--name value`, `--name=value` and flags after spec:
+-- spec[name] = { key, kind = "int" | "string" | "flag" | "list", env = NAME }.
+-- -> opts, positional | nil, message
+local function parse(args, spec)
+  local opts, pos = {}, {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--" then
+      for j = i + 1, #args do pos[#pos + 1] = args[j] end
+      break
+    end
+    local name, inline = a:match("^%-%-([%w%-]+)=(.*)$")
+    name = name or a:match("^%-%-([%w%-]+)$")
+    if name then
+      local s = spec[name]
+      if not s then return nil, "unknown flag --" .. name end
+      local v = inline
+      if s.kind == "flag" then
+        if v ~= nil then return nil, "--" .. name .. " takes no value" end
+        v = true
+      elseif v == nil then
+        i = i + 1
+        v = args[i]
+        if v == nil then return nil, "--" .. name .. " needs a value" end
+      end
+      if s.kind == "int" then
+        local n = math.tointeger(tonumber(v))
+        if not n or n < 0 then return nil, "--" .. name .. " must be a non-negative integer, not '" .. tostring(v) .. "'" end
+        v = n
+      end
+      if s.kind == "list" then
+        opts[s.key] = opts[s.key] or {}
+        table.insert(opts[s.key], v)
+      else
+        opts[s.key] = v
+      end
+    elseif a:match("^%-") and a ~= "-" then
+      return nil, "unknown flag " .. a
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  for name, s in pairs(spec) do
+    if opts[s.key] == nil and s.env then
+      local v = os.getenv(s.env)
+      if v and v ~= "" then
+        if s.kind == "flag" then
+          opts[s.key] = v ~= "0" and v ~= "false" and v ~= "no"
+        elseif s.kind == "int" then
+          local n = math.tointeger(tonumber(v))
+          if not n or n < 0 then return nil, s.env .. " must be a non-negative integer (for --" .. name .. ")" end
+          opts[s.key] = n
+        else
+          opts[s.key] = v
+        end
+      end
+    end
+  end
+  return opts, pos
+end
+
+local function valid_addr(a)
+  local host, port = tostring(a):match("^(.+):(%d+)$")
+  port = tonumber(port)
+  return host ~= nil and port ~= nil and port > 0 and port < 65536
+end
+
+-- "1=127.0.0.1:7001,2=..." -> { [1] = "127.0.0.1:7001", ... }
+local function parse_peers(s)
+  local peers, n = {}, 0
+  for item in s:gmatch("[^,]+") do
+    local id, addr = item:match("^%s*(%d+)=(%S+)%s*$")
+    id = math.tointeger(tonumber(id))
+    if not id or id <= 0 then return nil, "bad peer '" .. item .. "' (want ID=HOST:PORT)" end
+    if not valid_addr(addr) then return nil, "bad address '" .. tostring(addr) .. "' for peer " .. id end
+    if peers[id] then return nil, "peer " .. id .. " listed twice" end
+    peers[id] = addr
+    n = n + 1
+  end
+  if n == 0 then return nil, "--peers is empty" end
+  return peers
+end
+
+local function read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Loads the script in a scratch environment and checks it returns a state
+-- machine, before the node writes anything. -> true | nil, message
+local function check_script(path)
+  local f, err = io.open(path, "r")
+  if not f then return nil, "cannot read " .. path .. ": " .. tostring(err):gsub("^[^:]*: ", "") end
+  f:close()
+  local env = setmetatable({}, { __index = _G })
+  local chunk, lerr = loadfile(path, "t", env)
+  if not chunk then return nil, lerr end
+  local ok, sm = pcall(chunk)
+  if not ok then return nil, path .. " failed: " .. tostring(sm) end
+  if type(sm) ~= "table" or type(sm.apply) ~= "function" then
+    return nil, path .. " must return a state machine: a table with an apply function"
+  end
+  return true
+end
+
+local RUN_SPEC = {
+  id = { key = "id", kind = "int", env = "LUARAFT_ID" },
+  peers = { key = "peers", kind = "string", env = "LUARAFT_PEERS" },
+  http = { key = "http", kind = "string", env = "LUARAFT_HTTP" },
+  data = { key = "data", kind = "string", env = "LUARAFT_DATA" },
+  storage = { key = "storage", kind = "string", env = "LUARAFT_STORAGE" },
+  ["election-ms"] = { key = "election_ms", kind = "int", env = "LUARAFT_ELECTION_MS" },
+  ["heartbeat-ms"] = { key = "heartbeat_ms", kind = "int", env = "LUARAFT_HEARTBEAT_MS" },
+  ["secret-file"] = { key = "secret_file", kind = "string", env = "LUARAFT_SECRET_FILE" },
+  join = { key = "join", kind = "flag", env = "LUARAFT_JOIN" },
+  ["log-level"] = { key = "log_level", kind = "string", env = "LUARAFT_LOG_LEVEL" },
+  ["snapshot-entries"] = { key = "snapshot_entries", kind = "int", env = "LUARAFT_SNAPSHOT_ENTRIES" },
+  ["allow-faults"] = { key = "allow_faults", kind = "flag", env = "LUARAFT_ALLOW_FAULTS" },
+  ["no-pre-vote"] = { key = "no_pre_vote", kind = "flag" },
+  ["no-check-quorum"] = { key = "no_check_quorum", kind = "flag" },
+  ["max-body"] = { key = "max_body", kind = "int" },
+  help = { key = "help", kind = "flag" },
+}
+
+-- Flags -> raft.node options. -> opts | nil, message
+local function run_options(o, pos)
+  if #pos ~= 1 then return nil, #pos == 0 and "SCRIPT.lua is missing" or "one SCRIPT.lua expected, got " .. #pos .. " arguments" end
+  if not o.id or o.id <= 0 then return nil, "--id is required (a positive integer)" end
+  if not o.peers then return nil, "--peers is required (ID=HOST:PORT,..., including this node)" end
+  local peers, perr = parse_peers(o.peers)
+  if not peers then return nil, perr end
+  if not peers[o.id] then return nil, "--peers must include this node (" .. o.id .. "=HOST:PORT)" end
+  if o.http and not valid_addr(o.http) then return nil, "--http must be HOST:PORT, not '" .. o.http .. "'" end
+  local storage = o.storage or "sqlite"
+  if storage ~= "sqlite" and storage ~= "memory" then return nil, "--storage must be sqlite or memory, not '" .. storage .. "'" end
+  local level = o.log_level or "info"
+  if not ({ error = 1, warn = 1, info = 1, debug = 1 })[level] then
+    return nil, "--log-level must be error, warn, info or debug, not '" .. level .. "'"
+  end
+  local election, heartbeat = o.election_ms or 300, o.heartbeat_ms or 50
+  if heartbeat <= 0 then return nil, "--heartbeat-ms must be positive" end
+  if election <= heartbeat then return nil, "--election-ms must be greater than --heartbeat-ms" end
+  local secret
+  if o.secret_file then
+    local s, err = read_file(o.secret_file)
+    if not s then return nil, "cannot read --secret-file: " .. tostring(err) end
+    secret = s:gsub("%s+$", "")
+    if #secret == 0 then return nil, "--secret-file " .. o.secret_file .. " is empty" end
+  end
+  local ok, serr = check_script(pos[1])
+  if not ok then return nil, serr end
+  return {
+    id = o.id, peers = peers, join = o.join or false, http = o.http,
+    storage = storage, data_dir = o.data or ("data/" .. o.id),
+    election_ms = election, heartbeat_ms = heartbeat,
+    pre_vote = not o.no_pre_vote, check_quorum = not o.no_check_quorum,
+    snapshot_entries = o.snapshot_entries or 10000, secret = secret,
+    allow_faults = o.allow_faults or false, log_level = level,
+    state_machine = pos[1], http_opts = { max_body = o.max_body },
+  }
+end
+
+function cli.run(args)
+  local o, pos = parse(args, RUN_SPEC)
+  if not o then return die("run", pos .. " (try luaraft run --help)") end
+  if o.help then io.stdout:write(USAGE.run) return 0 end
+  local opts, err = run_options(o, pos)
+  if not opts then return die("run", err) end
+  local core = require "raft.core"
+  local node = require("raft.node").new(opts)
+  local ok, serr = node:start()
+  if not ok then
+    io.stderr:write("luaraft run: " .. tostring(serr.message) .. "\n")
+    return 1
+  end
+  if opts.http then core.log("info", opts.log_level, opts.id, "HTTP API on " .. opts.http) end
+  local signals = {}
+  local function stop(name)
+    core.log("info", opts.log_level, opts.id, "got " .. name .. ", stopping")
+    node:stop()
+    for _, s in ipairs(signals) do s:close() end
+    core.loop_stop()
+  end
+  signals[1] = core.signal("SIGTERM", stop)
+  signals[2] = core.signal("SIGINT", stop)
+  core.loop_run("default")
+  -- let the closing handles finish (bounded: a write in flight completes)
+  for _ = 1, 100 do
+    if not core.loop_run("nowait") then break end
+  end
+  return 0
+end
+
+-- ---- cluster ----------------------------------------------------------------
+local CLUSTER_SPEC = {
+  nodes = { key = "nodes", kind = "int" }, port = { key = "port", kind = "int" },
+  ["http-port"] = { key = "http_port", kind = "int" }, data = { key = "data", kind = "string" },
+  storage = { key = "storage", kind = "string" },
+  ["election-ms"] = { key = "election_ms", kind = "int" },
+  ["heartbeat-ms"] = { key = "heartbeat_ms", kind = "int" },
+  ["log-level"] = { key = "log_level", kind = "string" },
+  ["secret-file"] = { key = "secret_file", kind = "string" },
+  ["snapshot-entries"] = { key = "snapshot_entries", kind = "int" },
+  help = { key = "help", kind = "flag" },
+}
+
+function cli.cluster(args)
+  local o, pos = parse(args, CLUSTER_SPEC)
+  if not o then return die("cluster", pos .. " (try luaraft cluster --help)") end
+  if o.help then io.stdout:write(USAGE.cluster) return 0 end
+  if #pos ~= 1 then return die("cluster", "one SCRIPT.lua expected") end
+  local ok, serr = check_script(pos[1])
+  if not ok then return die("cluster", serr) end
+  local n = o.nodes or 3
+  if n < 1 or n > 64 then return die("cluster", "--nodes must be 1 to 64") end
+  local port, http_port, data = o.port or 7001, o.http_port or 8001, o.data or "./data"
+  local uv = require "luv"
+  local exe = uv.exepath()
+  local peers = {}
+  for i = 1, n do peers[i] = i .. "=127.0.0.1:" .. (port + i - 1) end
+  local procs, running = {}, 0
+  local stopping = false
+  local function pipe_lines(pipe, prefix, out)
+    local buf = ""
+    pipe:read_start(function(err, chunk)
+      if err or not chunk then
+        if #buf > 0 then out:write(prefix .. buf .. "\n") end
+        pipe:close()
+        return
+      end
+      buf = buf .. chunk
+      for line in buf:gmatch("([^\n]*)\n") do out:write(prefix .. line .. "\n") end
+      buf = buf:match("([^\n]*)$")
+      out:flush()
+    end)
+  end
+  for i = 1, n do
+    local a = { "run", "--id", tostring(i), "--peers", table.concat(peers, ","),
+      "--http", "127.0.0.1:" .. (http_port + i - 1), "--data", data .. "/" .. i }
+    for _, k in ipairs { "storage", "election_ms", "heartbeat_ms", "log_level", "secret_file", "snapshot_entries" } do
+      if o[k] then
+        a[#a + 1] = "--" .. k:gsub("_", "-")
+        a[#a + 1] = tostring(o[k])
+      end
+    end
+    a[#a + 1] = pos[1]
+    local stdout, stderr = uv.new_pipe(false), uv.new_pipe(false)
+    local handle, pid
+    handle, pid = uv.spawn(exe, { args = a, stdio = { nil, stdout, stderr } }, function(code, signal)
+      running = running - 1
+      if not stopping then
+        io.stderr:write(("[cluster] node %d exited (code %d, signal %d)\n"):format(i, code, signal))
+      end
+      handle:close()
+    end)
+    if not handle then
+      io.stderr:write("luaraft cluster: cannot start node " .. i .. ": " .. tostring(pid) .. "\n")
+      stdout:close()
+      stderr:close()
+    else
+      running = running + 1
+      procs[i] = { handle = handle, pid = pid }
+      local prefix = ("[n%d] "):format(i)
+      pipe_lines(stdout, prefix, io.stdout)
+      pipe_lines(stderr, prefix, io.stderr)
+      io.stderr:write(("[cluster] node %d: pid %d, peer 127.0.0.1:%d, http 127.0.0.1:%d, data %s/%d\n"):format(
+        i, pid, port + i - 1, http_port + i - 1, data, i))
+    end
+  end
+  local sigs = {}
+  local function stop_all()
+    if stopping then return end
+    stopping = true
+    io.stderr:write("[cluster] stopping " .. running .. " nodes\n")
+    for _, p in pairs(procs) do pcall(uv.kill, p.pid, "sigterm") end
+    local t = uv.new_timer()
+    t:start(5000, 0, function() -- a node that does not stop in 5 s is killed
+      for _, p in pairs(procs) do pcall(uv.kill, p.pid, "sigkill") end
+      t:close()
+    end)
+    t:unref()
+    for _, s in ipairs(sigs) do s:close() end
+  end
+  for _, name in ipairs { "sigint", "sigterm" } do
+    local s = uv.new_signal()
+    s:start(name, stop_all)
+    sigs[#sigs + 1] = s
+  end
+  if running == 0 then stop_all() end
+  uv.run("default")
+  return 0
+end
+
+-- ---- ctl ----------------------------------------------------------------------
+local function http_target(addr)
+  local host, port = tostring(addr):match("^(.+):(%d+)$")
+  if not host then return nil end
+  if host == "localhost" then host = "127.0.0.1" end
+  return host, tonumber(port)
+end
+
+local function content_type_of(data)
+  local cjson = require "cjson.safe"
+  if data:match("^%s*[%[{\"%d%-tfn]") and cjson.decode(data) ~= nil then return "application/json" end
+  return "text/plain"
+end
+
+local CTL_SPEC = {
+  http = { key = "http", kind = "string", env = "LUARAFT_HTTP" },
+  learner = { key = "learner", kind = "flag" },
+  consistency = { key = "consistency", kind = "string" },
+  timeout = { key = "timeout", kind = "int" },
+  ["client-id"] = { key = "client", kind = "string" },
+  seq = { key = "seq", kind = "int" },
+  help = { key = "help", kind = "flag" },
+}
+
+-- command -> method, path, body, headers | nil, message
+local function ctl_request(o, pos)
+  local cmd = pos[1]
+  local id = math.tointeger(tonumber(pos[2] or ""))
+  local function need(n, what)
+    if #pos ~= n + 1 then return "'" .. cmd .. "' needs " .. what end
+  end
+  local e
+  if cmd == "status" then return "GET", "/v1/status"
+  elseif cmd == "members" then return "GET", "/v1/members"
+  elseif cmd == "metrics" then return "GET", "/metrics"
+  elseif cmd == "snapshot" then return "POST", "/v1/snapshot", ""
+  elseif cmd == "propose" or cmd == "read" then
+    e = need(1, cmd == "propose" and "DATA" or "QUERY")
+    if e then return nil, e end
+    local headers = { ["Content-Type"] = content_type_of(pos[2]) }
+    if o.client then headers["Raft-Client-Id"], headers["Raft-Seq"] = o.client, o.seq or 1 end
+    local path = "/v1/" .. cmd
+    if cmd == "read" and o.consistency then path = path .. "?consistency=" .. o.consistency end
+    return "POST", path, pos[2], headers
+  elseif cmd == "add" then
+    e = need(2, "ID ADDR")
+    if e then return nil, e end
+    if not id or not valid_addr(pos[3]) then return nil, "'add' needs a node id and HOST:PORT" end
+    local cjson = require "cjson"
+    return "POST", "/v1/members", cjson.encode { id = id, address = pos[3], learner = o.learner or false },
+      { ["Content-Type"] = "application/json" }
+  elseif cmd == "promote" or cmd == "remove" or cmd == "transfer" then
+    e = need(1, "ID")
+    if e then return nil, e end
+    if not id then return nil, "'" .. cmd .. "' needs a node id" end
+    if cmd == "promote" then return "POST", "/v1/members/" .. id .. "/promote", "" end
+    if cmd == "remove" then return "DELETE", "/v1/members/" .. id end
+    return "POST", "/v1/leader/transfer", '{"to":' .. id .. "}", { ["Content-Type"] = "application/json" }
+  end
+  return nil, cmd and ("unknown command '" .. cmd .. "'") or "a command is needed"
+end
+
+function cli.ctl(args)
+  local o, pos = parse(args, CTL_SPEC)
+  if not o then return die("ctl", pos .. " (try luaraft ctl --help)") end
+  if o.help then io.stdout:write(USAGE.ctl) return 0 end
+  local method, path, body, headers = ctl_request(o, pos)
+  if not method then return die("ctl", path .. " (try luaraft ctl --help)") end
+  local host, port = http_target(o.http or "127.0.0.1:8001")
+  if not host then return die("ctl", "--http must be HOST:PORT") end
+  local client = require("raft.http_client").new(host, port)
+  local status, rbody = client:request(method, path, body, headers, o.timeout or 10)
+  client:close()
+  require("luv").run("nowait")
+  if not status then
+    io.stderr:write(("luaraft ctl: %s:%d: %s\n"):format(host, port, tostring(rbody)))
+    return 1
+  end
+  local out = status < 300 and io.stdout or io.stderr
+  out:write(rbody)
+  if rbody:sub(-1) ~= "\n" then out:write("\n") end
+  return status < 300 and 0 or 1
+end
+
+-- ---- bench --------------------------------------------------------------------
+local BENCH_SPEC = {
+  http = { key = "http", kind = "list" }, clients = { key = "clients", kind = "int" },
+  requests = { key = "requests", kind = "int" }, size = { key = "size", kind = "int" },
+  timeout = { key = "timeout", kind = "int" },
+  help = { key = "help", kind = "flag" },
+}
+
+local function percentile(sorted, p)
+  if #sorted == 0 then return 0 end
+  local i = math.max(1, math.min(#sorted, math.ceil(#sorted * p)))
+  return sorted[i]
+end
+
+function cli.bench(args)
+  local o, pos = parse(args, BENCH_SPEC)
+  if not o then return die("bench", pos .. " (try luaraft bench --help)") end
+  if o.help then io.stdout:write(USAGE.bench) return 0 end
+  if #pos > 0 then return die("bench", "unexpected argument '" .. pos[1] .. "'") end
+  local targets = {}
+  for _, a in ipairs(o.http or { os.getenv("LUARAFT_HTTP") or "127.0.0.1:8001" }) do
+    for part in a:gmatch("[^,]+") do
+      local host, port = http_target(part)
+      if not host then return die("bench", "--http must be HOST:PORT, not '" .. part .. "'") end
+      targets[#targets + 1] = { host, port }
+    end
+  end
+  local nclients, total, size = o.clients or 64, o.requests or 10000, o.size or 100
+  if nclients < 1 then return die("bench", "--clients must be at least 1") end
+  local uv = require "luv"
+  local http_client = require "raft.http_client"
+  local value = string.rep("x", size)
+  local issued, finished, ok_count, errors_seen = 0, 0, 0, {}
+  local lat = {}
+  local t0 = uv.hrtime()
+  local active = 0
+  for c = 1, nclients do
+    local target = targets[(c - 1) % #targets + 1]
+    local client = http_client.new(target[1], target[2])
+    active = active + 1
+    coroutine.wrap(function()
+      while issued < total do
+        issued = issued + 1
+        local body = '{"op":"set","key":"bench-' .. (issued % 1000) .. '","value":"' .. value .. '"}'
+        local start = uv.hrtime()
+        local status, rbody = client:request("POST", "/v1/propose", body,
+          { ["Content-Type"] = "application/json" }, o.timeout or 10)
+        local ms = (uv.hrtime() - start) / 1e6
+        finished = finished + 1
+        if status == 200 or status == 422 then
+          ok_count = ok_count + 1
+          lat[#lat + 1] = ms
+        else
+          local key = status and ("HTTP " .. status .. " " .. tostring(rbody):sub(1, 120)) or tostring(rbody)
+          errors_seen[key] = (errors_seen[key] or 0) + 1
+          if not status then client:close() end
+        end
+      end
+      client:close()
+      active = active - 1
+    end)()
+  end
+  while active > 0 do uv.run("once") end
+  local secs = (uv.hrtime() - t0) / 1e9
+  table.sort(lat)
+  print(("bench: %d clients, %d requests of %d bytes, %d targets"):format(nclients, total, size, #targets))
+  print(("committed: %d in %.2f s = %.0f writes/s"):format(ok_count, secs, ok_count / secs))
+  print(("latency ms: p50 %.2f  p99 %.2f  max %.2f"):format(percentile(lat, 0.5), percentile(lat, 0.99),
+    lat[#lat] or 0))
+  local nerr = 0
+  for k, v in pairs(errors_seen) do
+    print(("errors: %d x %s"):format(v, k))
+    nerr = nerr + v
+  end
+  return nerr == 0 and 0 or 1
+end
+
+function cli.main(command, ...)
+  local args = { ... }
+  local fn = ({ run = cli.run, cluster = cli.cluster, ctl = cli.ctl, bench = cli.bench })[command]
+  if not fn then
+    io.stderr:write("luaraft: unknown command '" .. tostring(command) .. "'\n")
+    return 2
+  end
+  return fn(args)
+end
+
+cli._parse = parse
+cli._parse_peers = parse_peers
 return cli

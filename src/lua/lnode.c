@@ -1,3 +1,631 @@
-/* placeholder until the node binding lands */
+/* Lua binding of the node host (src/host) and the loop functions:
+ *
+ *   core.loop_run(mode)          mode "default" | "once" | "nowait" -> alive
+ *   core.loop_stop()  core.loop_running() -> boolean
+ *   core.timer(ms, fn) -> timer  (one shot; timer:stop(), __gc, __close)
+ *   core.signal(name, fn) -> sig ("SIGINT", "SIGTERM", ...; sig:close())
+ *   core.use_luv()               switch to luv's loop (before any handle)
+ *   core.log(level, id, message) one log line in the host's format
+ *   core.node_new(opts, handler) -> node | nil, message
+ *
+ * The node userdata's methods take a request id chosen by lua/raft/node.lua
+ * and return true or nil, code, message at once; outcomes arrive later
+ * through handler(event, ...), always called from a loop callback on the
+ * main thread, never from inside one of these calls.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/host.h"
 #include "lua/lraft.h"
-void luaraft__node_open(lua_State *L) { (void)L; }
+
+#define NODE_MT "raft.node_handle"
+#define TIMER_MT "raft.timer"
+#define SIGNAL_MT "raft.signal"
+
+/* ---- the loop ------------------------------------------------------------ */
+static int running_depth; /* uv_run calls in progress (re-entry is refused) */
+
+static int l_loop_run(lua_State *L) {
+  static const char *const modes[] = {"default", "once", "nowait", NULL};
+  static const uv_run_mode uvm[] = {UV_RUN_DEFAULT, UV_RUN_ONCE, UV_RUN_NOWAIT};
+  int m = luaL_checkoption(L, 1, "default", modes);
+  if (running_depth > 0)
+    return luaL_error(L, "the raft loop is already running: call waiting functions "
+                         "from a coroutine (raft.spawn)");
+  running_depth++;
+  int alive = uv_run(lr_loop(), uvm[m]);
+  running_depth--;
+  lua_pushboolean(L, alive);
+  return 1;
+}
+
+static int l_loop_stop(lua_State *L) {
+  (void)L;
+  uv_stop(lr_loop());
+  return 0;
+}
+
+static int l_loop_running(lua_State *L) {
+  lua_pushboolean(L, running_depth > 0);
+  return 1;
+}
+
+/* Calls the function (and args) on top of the main thread in protected mode;
+ * an error is reported on stderr, never thrown through libuv. */
+static void call_main(lua_State *L, int nargs, const char *what) {
+  if (luaraft__pcall(L, nargs, 0) != LUA_OK) {
+    lr_log(LR_LOG_ERROR, 0, LR_LOG_ERROR, "error in %s: %s", what, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
+static lua_State *main_thread(lua_State *L) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  lua_State *M = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  return M;
+}
+
+/* ---- timers -------------------------------------------------------------- */
+struct ltimer {
+  uv_timer_t h;
+  lua_State *L;
+  int fn_ref;
+  struct ltimer **owner; /* the userdata's pointer, cleared on close */
+};
+
+static void timer_closed(uv_handle_t *h) { free(h->data); }
+
+static void timer_release(lua_State *L, struct ltimer *t) {
+  if (t->owner) *t->owner = NULL;
+  luaL_unref(L, LUA_REGISTRYINDEX, t->fn_ref);
+  t->h.data = t;
+  uv_close((uv_handle_t *)&t->h, timer_closed);
+}
+
+static void timer_fired(uv_timer_t *h) {
+  struct ltimer *t = (struct ltimer *)h;
+  lua_State *L = t->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->fn_ref);
+  timer_release(L, t);
+  call_main(L, 0, "a timer callback");
+}
+
+static int l_timer(lua_State *L) {
+  lua_Number ms = luaL_checknumber(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  struct ltimer **ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  *ud = NULL;
+  luaL_setmetatable(L, TIMER_MT);
+  struct ltimer *t = calloc(1, sizeof *t);
+  if (t == NULL) return luaL_error(L, "out of memory");
+  uv_timer_init(lr_loop(), &t->h);
+  t->L = main_thread(L);
+  lua_pushvalue(L, 2);
+  t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  t->owner = ud;
+  *ud = t;
+  uv_timer_start(&t->h, timer_fired, ms <= 0 ? 0 : (uint64_t)ms, 0);
+  return 1;
+}
+
+static int l_timer_stop(lua_State *L) {
+  struct ltimer **ud = luaL_checkudata(L, 1, TIMER_MT);
+  if (*ud) timer_release(L, *ud);
+  return 0;
+}
+
+/* A timer whose userdata was collected still fires (its callback may be
+ * the only thing holding a coroutine): only forget the userdata. */
+static int l_timer_gc(lua_State *L) {
+  struct ltimer **ud = luaL_checkudata(L, 1, TIMER_MT);
+  if (*ud) (*ud)->owner = NULL;
+  *ud = NULL;
+  return 0;
+}
+
+/* ---- signals ------------------------------------------------------------- */
+struct lsignal {
+  uv_signal_t h;
+  lua_State *L;
+  int fn_ref;
+  bool closed;
+};
+
+static void signal_fired(uv_signal_t *h, int signum) {
+  struct lsignal *s = h->data;
+  lua_State *L = s->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn_ref);
+  lua_pushstring(L, signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM"
+                                              : signum == SIGHUP  ? "SIGHUP"
+                                                                  : "signal");
+  call_main(L, 1, "a signal handler");
+}
+
+static void signal_closed(uv_handle_t *h) { free(h->data); }
+
+static int l_signal(lua_State *L) {
+  static const char *const names[] = {"SIGINT", "SIGTERM", "SIGHUP", NULL};
+  static const int nums[] = {SIGINT, SIGTERM, SIGHUP};
+  int i = luaL_checkoption(L, 1, NULL, names);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  struct lsignal **ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  *ud = NULL;
+  luaL_setmetatable(L, SIGNAL_MT);
+  struct lsignal *s = calloc(1, sizeof *s);
+  if (s == NULL) return luaL_error(L, "out of memory");
+  uv_signal_init(lr_loop(), &s->h);
+  s->h.data = s;
+  s->L = main_thread(L);
+  lua_pushvalue(L, 2);
+  s->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  uv_signal_start(&s->h, signal_fired, nums[i]);
+  uv_unref((uv_handle_t *)&s->h); /* a signal watch alone keeps no loop alive */
+  *ud = s;
+  return 1;
+}
+
+static int l_signal_close(lua_State *L) {
+  struct lsignal **ud = luaL_checkudata(L, 1, SIGNAL_MT);
+  if (*ud) {
+    luaL_unref(L, LUA_REGISTRYINDEX, (*ud)->fn_ref);
+    uv_close((uv_handle_t *)&(*ud)->h, signal_closed);
+    *ud = NULL;
+  }
+  return 0;
+}
+
+/* ---- luv ----------------------------------------------------------------- */
+/* luv keeps its context (whose first field is its uv_loop_t *) in the
+ * registry under "luv_context"; luv creates its own loop, so sharing means
+ * putting our handles on it. */
+static int l_use_luv(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "luv");
+  lua_call(L, 1, 0);
+  lua_getfield(L, LUA_REGISTRYINDEX, "luv_context");
+  uv_loop_t **ctx = lua_touserdata(L, -1);
+  if (ctx == NULL || *ctx == NULL) return luaL_error(L, "raft.use_luv: luv's loop not found");
+  lr_loop_set(*ctx);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_log(lua_State *L) {
+  static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+  int level = luaL_checkoption(L, 1, NULL, levels);
+  int threshold = luaL_checkoption(L, 2, "info", levels);
+  lua_Integer id = luaL_optinteger(L, 3, 0);
+  const char *msg = luaL_checkstring(L, 4);
+  lr_log(threshold, (raft_id)id, level, "%s", msg);
+  return 0;
+}
+
+/* ---- the node ------------------------------------------------------------ */
+struct lnode {
+  struct lr_node *n; /* NULL once stopped */
+  lua_State *L;      /* the main thread */
+  int handler_ref;
+};
+
+static const char *const event_names[] = {
+    [LR_EV_DONE] = "done",       [LR_EV_FAIL_ALL] = "fail_all", [LR_EV_ROLE] = "role",
+    [LR_EV_LEADER] = "leader",   [LR_EV_COMMIT] = "commit",     [LR_EV_APPLY] = "apply",
+    [LR_EV_MEMBERS] = "members", [LR_EV_SNAPSHOT] = "snapshot", [LR_EV_STOPPED] = "stopped"};
+
+static const char *role_name(int role) {
+  switch (role) {
+  case RAFT_LEADER: return "leader";
+  case RAFT_CANDIDATE: return "candidate";
+  case RAFT_PRE_CANDIDATE: return "candidate";
+  default: return "follower";
+  }
+}
+
+static void push_opt_str(lua_State *L, const char *s, size_t len, bool has) {
+  if (has)
+    lua_pushlstring(L, s, len);
+  else
+    lua_pushnil(L);
+}
+
+static void on_event(void *data, const struct lr_event *ev) {
+  struct lnode *ln = data;
+  lua_State *L = ln->L;
+  if (ln->handler_ref == LUA_NOREF) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ln->handler_ref);
+  lua_pushstring(L, event_names[ev->type]);
+  int nargs = 1;
+  switch (ev->type) {
+  case LR_EV_DONE:
+    lua_pushinteger(L, (lua_Integer)ev->req);
+    if (ev->code) lua_pushstring(L, ev->code); else lua_pushnil(L);
+    push_opt_str(L, ev->data, ev->len, ev->has_data);
+    lua_pushinteger(L, (lua_Integer)ev->index);
+    lua_pushinteger(L, (lua_Integer)ev->term);
+    nargs += 5;
+    break;
+  case LR_EV_FAIL_ALL:
+  case LR_EV_STOPPED:
+    lua_pushstring(L, ev->code ? ev->code : "stopped");
+    push_opt_str(L, ev->data, ev->len, ev->has_data);
+    nargs += 2;
+    break;
+  case LR_EV_ROLE:
+    lua_pushstring(L, role_name(ev->role));
+    lua_pushinteger(L, (lua_Integer)ev->term);
+    nargs += 2;
+    break;
+  case LR_EV_LEADER:
+    if (ev->leader) lua_pushinteger(L, (lua_Integer)ev->leader); else lua_pushnil(L);
+    lua_pushinteger(L, (lua_Integer)ev->term);
+    nargs += 2;
+    break;
+  default:
+    lua_pushinteger(L, (lua_Integer)ev->index);
+    lua_pushinteger(L, (lua_Integer)ev->term);
+    nargs += 2;
+    break;
+  }
+  call_main(L, nargs, "a node event handler");
+}
+
+static struct lnode *check_node(lua_State *L) {
+  struct lnode *ln = luaL_checkudata(L, 1, NODE_MT);
+  if (ln->n == NULL) luaL_error(L, "the node is stopped");
+  return ln;
+}
+
+static lua_Integer opt_int(lua_State *L, int t, const char *k, lua_Integer def) {
+  lua_getfield(L, t, k);
+  lua_Integer v = lua_isnil(L, -1) ? def : luaL_checkinteger(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static bool opt_bool(lua_State *L, int t, const char *k, bool def) {
+  lua_getfield(L, t, k);
+  bool v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* opt_str leaves the string on the stack (it must outlive the call). */
+static const char *opt_str(lua_State *L, int t, const char *k, size_t *len) {
+  lua_getfield(L, t, k);
+  if (lua_isnil(L, -1)) return NULL;
+  return luaL_checklstring(L, -1, len);
+}
+
+/* peers: { [id] = "host:port", ... } -> a raft_config (voters). */
+static int read_peers(lua_State *L, int t, struct raft_config *c) {
+  lua_getfield(L, t, "peers");
+  int pt = lua_gettop(L);
+  c->n = 0;
+  c->members = NULL;
+  if (lua_isnil(L, pt)) return 0;
+  luaL_checktype(L, pt, LUA_TTABLE);
+  uint32_t count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, pt)) { count++; lua_pop(L, 1); }
+  if (count > LR_NODE_PEERS_MAX) return -1;
+  c->members = lua_newuserdatauv(L, (count ? count : 1) * sizeof *c->members, 0);
+  lua_pushnil(L);
+  while (lua_next(L, pt)) {
+    if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) <= 0 || lua_type(L, -1) != LUA_TSTRING)
+      return -1;
+    c->members[c->n].id = (raft_id)lua_tointeger(L, -2);
+    c->members[c->n].role = RAFT_VOTER;
+    c->members[c->n].address = (char *)lua_tostring(L, -1); /* anchored by peers */
+    c->n++;
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+static int l_node_new(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  struct lr_node_options o;
+  memset(&o, 0, sizeof o);
+  o.id = (raft_id)opt_int(L, 1, "id", 0);
+  if (read_peers(L, 1, &o.peers) != 0)
+    return luaL_error(L, "peers must map positive integer ids to \"host:port\" strings");
+  o.join = opt_bool(L, 1, "join", false);
+  o.listen = opt_str(L, 1, "listen", NULL);
+  size_t len = 0;
+  const char *storage = opt_str(L, 1, "storage", NULL);
+  o.storage = storage && strcmp(storage, "memory") == 0 ? LR_STORE_MEMORY : LR_STORE_SQLITE;
+  o.data_dir = opt_str(L, 1, "data_dir", NULL);
+  o.election_ms = (uint32_t)opt_int(L, 1, "election_ms", 300);
+  o.heartbeat_ms = (uint32_t)opt_int(L, 1, "heartbeat_ms", 50);
+  o.pre_vote = opt_bool(L, 1, "pre_vote", true);
+  o.check_quorum = opt_bool(L, 1, "check_quorum", true);
+  o.snapshot_entries = (uint64_t)opt_int(L, 1, "snapshot_entries", 10000);
+  o.secret = opt_str(L, 1, "secret", &len);
+  o.secret_len = len;
+  o.allow_faults = opt_bool(L, 1, "allow_faults", false);
+  const char *level = opt_str(L, 1, "log_level", NULL);
+  o.log_level = level ? lr_log_level_parse(level) : LR_LOG_INFO;
+  if (o.log_level < 0) return luaL_error(L, "log_level must be error, warn, info or debug");
+  o.sm_path = opt_str(L, 1, "sm_path", NULL);
+  o.sm_chunk = opt_str(L, 1, "sm_chunk", &len);
+  o.sm_chunk_len = len;
+
+  struct lnode *ln = lua_newuserdatauv(L, sizeof *ln, 0);
+  ln->n = NULL;
+  ln->L = main_thread(L);
+  ln->handler_ref = LUA_NOREF;
+  luaL_setmetatable(L, NODE_MT);
+  char err[512];
+  if (lr_node_start(&o, on_event, ln, &ln->n, err, sizeof err) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushvalue(L, 2);
+  ln->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
+static int result(lua_State *L, int rv) {
+  if (rv == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, raft_errcode(rv));
+  lua_pushstring(L, raft_strerror(rv));
+  return 3;
+}
+
+static uint64_t check_req(lua_State *L, int i) { return (uint64_t)luaL_checkinteger(L, i); }
+
+/* node:propose(req, cmd_bytes, client, seq, wait) */
+static int l_propose(lua_State *L) {
+  struct lnode *ln = check_node(L);
+  uint64_t req = check_req(L, 2);
+  size_t len, clen = 0;
+  const char *cmd = luaL_checklstring(L, 3, &len);
+  const char *client = luaL_optlstring(L, 4, NULL, &clen);
+  uint64_t seq = (uint64_t)luaL_optinteger(L, 5, 0);
+  int wait = lua_toboolean(L, 6) ? LR_WAIT_COMMIT : LR_WAIT_APPLY;
+  return result(L, lr_node_propose(ln->n, req, cmd, len, client, clen, seq, wait));
+}
+
+/* node:read(req, mode, q_bytes) */
+static int l_read(lua_State *L) {
+  static const char *const modes[] = {"linearizable", "lease", "stale", "barrier", NULL};
+  struct lnode *ln = check_node(L);
+  uint64_t req = check_req(L, 2);
+  int mode = luaL_checkoption(L, 3, "linearizable", modes);
+  size_t len = 0;
+  const char *q = luaL_optlstring(L, 4, "", &len);
+  return result(L, lr_node_read(ln->n, req, mode, q, len));
+}
+
+/* node:change(req, "add"|"learner"|"promote"|"remove", id, address) */
+static int l_change(lua_State *L) {
+  static const char *const kinds[] = {"add", "learner", "promote", "remove", NULL};
+  static const int kk[] = {RAFT_ADD_VOTER, RAFT_ADD_LEARNER, RAFT_PROMOTE, RAFT_REMOVE};
+  struct lnode *ln = check_node(L);
+  uint64_t req = check_req(L, 2);
+  int kind = luaL_checkoption(L, 3, NULL, kinds);
+  raft_id id = (raft_id)luaL_checkinteger(L, 4);
+  const char *addr = luaL_optstring(L, 5, "");
+  return result(L, lr_node_change(ln->n, req, kk[kind], id, addr));
+}
+
+static int l_transfer(lua_State *L) {
+  struct lnode *ln = check_node(L);
+  uint64_t req = check_req(L, 2);
+  raft_id to = (raft_id)luaL_optinteger(L, 3, 0);
+  return result(L, lr_node_transfer(ln->n, req, to));
+}
+
+static int l_step_down(lua_State *L) {
+  struct lnode *ln = check_node(L);
+  return result(L, lr_node_step_down(ln->n));
+}
+
+static int l_snapshot(lua_State *L) {
+  struct lnode *ln = check_node(L);
+  char err[256];
+  if (lr_node_snapshot(ln->n, err, sizeof err) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, "bad_request");
+    lua_pushstring(L, err);
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* node:faults({ids}): drop all traffic with these peers ({} heals) */
+static int l_faults(lua_State *L) {
+  struct lnode *ln = check_node(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  raft_id ids[LR_NODE_PEERS_MAX];
+  size_t count = 0;
+  for (lua_Integer i = 1; count < LR_NODE_PEERS_MAX; i++) {
+    lua_rawgeti(L, 2, i);
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); break; }
+    ids[count++] = (raft_id)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+  }
+  if (lr_node_faults(ln->n, ids, count) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, "bad_request");
+    lua_pushstring(L, "faults are not allowed (start the node with --allow-faults)");
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static void set_int(lua_State *L, const char *k, uint64_t v) {
+  lua_pushinteger(L, (lua_Integer)v);
+  lua_setfield(L, -2, k);
+}
+
+static int l_status(lua_State *L) {
+  struct lnode *ln = check_node(L);
+  struct raft_status s;
+  lr_node_status(ln->n, &s);
+  lua_createtable(L, 0, 12);
+  set_int(L, "id", s.id);
+  lua_pushstring(L, s.is_learner ? "learner" : role_name(s.role));
+  lua_setfield(L, -2, "role");
+  set_int(L, "term", s.term);
+  if (s.leader) set_int(L, "leader", s.leader);
+  set_int(L, "commit_index", s.commit);
+  set_int(L, "applied_index", lr_node_applied(ln->n));
+  set_int(L, "last_index", s.last_index);
+  set_int(L, "snapshot_index", s.snapshot_index);
+  lua_pushboolean(L, s.is_member);
+  lua_setfield(L, -2, "is_member");
+  lua_createtable(L, s.config ? (int)s.config->n : 0, 0);
+  for (uint32_t i = 0; s.config && i < s.config->n; i++) {
+    const struct raft_member *m = &s.config->members[i];
+    lua_createtable(L, 0, 4);
+    set_int(L, "id", m->id);
+    lua_pushstring(L, m->address);
+    lua_setfield(L, -2, "address");
+    lua_pushstring(L, m->role == RAFT_LEARNER ? "learner" : "voter");
+    lua_setfield(L, -2, "role");
+    if (m->id != s.id) {
+      lua_pushboolean(L, lr_node_peer_up(ln->n, m->id));
+      lua_setfield(L, -2, "connected");
+    }
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "members");
+  return 1;
+}
+
+static int l_metrics(lua_State *L) {
+  struct lnode *ln = check_node(L);
+  struct lr_node_metrics m;
+  lr_node_metrics(ln->n, &m);
+  lua_createtable(L, 0, 16);
+  set_int(L, "proposals", m.proposals);
+  set_int(L, "proposals_failed", m.proposals_failed);
+  set_int(L, "elections", m.elections);
+  set_int(L, "leader_changes", m.leader_changes);
+  set_int(L, "applied_entries", m.applied_entries);
+  set_int(L, "snapshots_taken", m.snapshots_taken);
+  set_int(L, "snapshots_restored", m.snapshots_restored);
+  set_int(L, "batches", m.batches);
+  set_int(L, "batches_failed", m.batches_failed);
+  set_int(L, "peer_msgs_sent", m.peer_msgs_sent);
+  set_int(L, "peer_msgs_recv", m.peer_msgs_recv);
+  set_int(L, "net_bad_frames", m.net_bad_frames);
+  set_int(L, "net_handshake_failures", m.net_handshake_failures);
+  set_int(L, "net_frames_dropped", m.net_frames_dropped);
+  set_int(L, "peers", m.peers);
+  set_int(L, "peers_up", m.peers_up);
+  lua_pushnumber(L, m.fsync_sum_ms / 1000.0);
+  lua_setfield(L, -2, "fsync_seconds_sum");
+  lua_createtable(L, 12, 0); /* cumulative buckets: { le_seconds, count } */
+  uint64_t cum = 0;
+  for (int i = 0; i < 12; i++) {
+    cum += m.fsync_buckets[i];
+    lua_createtable(L, 2, 0);
+    if (i < 11) lua_pushnumber(L, lr_fsync_bounds_ms[i] / 1000.0);
+    else lua_pushliteral(L, "+Inf");
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, (lua_Integer)cum);
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "fsync_buckets");
+  /* leader only: replication progress per member */
+  struct raft_progress_info pi[LR_NODE_PEERS_MAX];
+  uint32_t np = lr_node_progress(ln->n, pi, LR_NODE_PEERS_MAX);
+  lua_createtable(L, (int)np, 0);
+  for (uint32_t i = 0; i < np; i++) {
+    lua_createtable(L, 0, 4);
+    set_int(L, "id", pi[i].id);
+    set_int(L, "match", pi[i].match);
+    set_int(L, "next", pi[i].next);
+    lua_pushboolean(L, pi[i].active);
+    lua_setfield(L, -2, "active");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "progress");
+  return 1;
+}
+
+static int l_subscribe(lua_State *L) {
+  struct lnode *ln = check_node(L);
+  int type = luaL_checkoption(L, 2, NULL, (const char *const[]){
+      "done", "fail_all", "role", "leader", "commit", "apply", "members", "snapshot",
+      "stopped", NULL}) + 1;
+  lr_node_subscribe(ln->n, type, lua_toboolean(L, 3));
+  return 0;
+}
+
+static int l_node_stop(lua_State *L) {
+  struct lnode *ln = luaL_checkudata(L, 1, NODE_MT);
+  if (ln->n) {
+    lr_node_stop(ln->n);
+    ln->n = NULL;
+  }
+  if (ln->handler_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, ln->handler_ref);
+    ln->handler_ref = LUA_NOREF;
+  }
+  return 0;
+}
+
+static int l_node_id(lua_State *L) {
+  struct lnode *ln = check_node(L);
+  lua_pushinteger(L, (lua_Integer)lr_node_id(ln->n));
+  return 1;
+}
+
+static int l_node_address(lua_State *L) {
+  struct lnode *ln = check_node(L);
+  const char *a = lr_node_address(ln->n, (raft_id)luaL_checkinteger(L, 2));
+  if (a) lua_pushstring(L, a); else lua_pushnil(L);
+  return 1;
+}
+
+static void new_metatable(lua_State *L, const char *name, const luaL_Reg *methods,
+                          lua_CFunction gc) {
+  if (luaL_newmetatable(L, name)) {
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_pop(L, 1);
+}
+
+void luaraft__node_open(lua_State *L) {
+  static const luaL_Reg node_methods[] = {
+      {"propose", l_propose}, {"read", l_read}, {"change", l_change},
+      {"transfer", l_transfer}, {"step_down", l_step_down}, {"snapshot", l_snapshot},
+      {"faults", l_faults}, {"status", l_status}, {"metrics", l_metrics},
+      {"subscribe", l_subscribe}, {"stop", l_node_stop}, {"id", l_node_id},
+      {"address", l_node_address}, {NULL, NULL}};
+  static const luaL_Reg timer_methods[] = {{"stop", l_timer_stop}, {NULL, NULL}};
+  static const luaL_Reg signal_methods[] = {{"close", l_signal_close}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+      {"loop_run", l_loop_run}, {"loop_stop", l_loop_stop}, {"loop_running", l_loop_running},
+      {"timer", l_timer}, {"signal", l_signal}, {"use_luv", l_use_luv}, {"log", l_log},
+      {"node_new", l_node_new}, {NULL, NULL}};
+  new_metatable(L, NODE_MT, node_methods, l_node_stop);
+  new_metatable(L, TIMER_MT, timer_methods, l_timer_gc);
+  luaL_getmetatable(L, TIMER_MT); /* leaving a scope stops the timer */
+  lua_pushcfunction(L, l_timer_stop);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
+  new_metatable(L, SIGNAL_MT, signal_methods, l_signal_close);
+  luaL_setfuncs(L, funcs, 0);
+}
