@@ -1,0 +1,766 @@
+/* The simulator: clock, event queue, PRNG, network, requests (see sim.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim/sim_int.h"
+
+/* ---- PRNG: xoshiro256**, seeded through splitmix64 ----------------------- */
+static uint64_t splitmix64(uint64_t *x) {
+  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t lr__sim_rand(struct lr_sim *s) {
+  uint64_t *r = s->rng;
+  uint64_t result = rotl(r[1] * 5, 7) * 9, t = r[1] << 17;
+  r[2] ^= r[0];
+  r[3] ^= r[1];
+  r[1] ^= r[2];
+  r[0] ^= r[3];
+  r[2] ^= t;
+  r[3] = rotl(r[3], 45);
+  return result;
+}
+uint64_t lr_sim_random(struct lr_sim *s) { return lr__sim_rand(s); }
+
+uint32_t lr__sim_rand_range(struct lr_sim *s, uint32_t lo, uint32_t hi) {
+  if (hi <= lo) return lo;
+  return lo + (uint32_t)(lr__sim_rand(s) % ((uint64_t)hi - lo + 1));
+}
+static bool chance(struct lr_sim *s, double p) {
+  if (p <= 0) return false;
+  if (p >= 1) return true;
+  return (double)(lr__sim_rand(s) >> 11) * 0x1.0p-53 < p;
+}
+
+/* ---- the event heap: ordered by time, then insertion --------------------- */
+static bool ev_less(const struct lr__sim_ev *a, const struct lr__sim_ev *b) {
+  return a->time < b->time || (a->time == b->time && a->seq < b->seq);
+}
+
+static void heap_push(struct lr_sim *s, struct lr__sim_heap *h, const struct lr__sim_ev *ev) {
+  if (h->n == h->cap) {
+    size_t cap = h->cap ? h->cap * 2 : 1024;
+    struct lr__sim_ev *a = raft_realloc(h->a, cap * sizeof *a);
+    if (a == NULL) abort(); /* UNTESTED: the simulator cannot go on */
+    h->a = a;
+    h->cap = cap;
+  }
+  size_t i = h->n++;
+  struct lr__sim_ev e = *ev;
+  e.seq = s->seq++;
+  while (i > 0) {
+    size_t p = (i - 1) / 2;
+    if (!ev_less(&e, &h->a[p])) break;
+    h->a[i] = h->a[p];
+    i = p;
+  }
+  h->a[i] = e;
+}
+
+static void sift_down(struct lr__sim_heap *h, size_t i, struct lr__sim_ev last) {
+  size_t n = h->n;
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= n) break;
+    if (c + 1 < n && ev_less(&h->a[c + 1], &h->a[c])) c++;
+    if (!ev_less(&h->a[c], &last)) break;
+    h->a[i] = h->a[c];
+    i = c;
+  }
+  if (n > 0) h->a[i] = last;
+}
+
+static struct lr__sim_ev heap_pop(struct lr__sim_heap *h) {
+  struct lr__sim_ev top = h->a[0], last = h->a[--h->n];
+  sift_down(h, 0, last);
+  return top;
+}
+
+void lr__sim_push_event(struct lr_sim *s, const struct lr__sim_ev *ev) {
+  heap_push(s, &s->events, ev);
+}
+
+/* Drops the timeouts of finished requests once they are most of the heap. */
+static void timeouts_compact(struct lr_sim *s) {
+  struct lr__sim_heap *h = &s->timeouts;
+  if (h->n < 1024 || h->n < 4 * s->w_n) return;
+  size_t k = 0;
+  for (size_t i = 0; i < h->n; i++)
+    if (lr__sim_waiter_get(s, h->a[i].u.id) != NULL) h->a[k++] = h->a[i];
+  h->n = k;
+  for (size_t i = k / 2; i-- > 0;) sift_down(h, i, h->a[i]);
+}
+
+/* ---- messages ------------------------------------------------------------ */
+struct lr__sim_msg *lr__sim_msg_copy(const struct raft_message *m) {
+  size_t size = sizeof(struct lr__sim_msg) + (size_t)m->n_entries * sizeof(struct raft_entry);
+  for (uint32_t i = 0; i < m->n_entries; i++) size += m->entries[i].len;
+  size += m->chunk_len;
+  struct lr__sim_msg *c = raft_malloc(size);
+  if (c == NULL) return NULL;
+  c->m = *m;
+  c->has_config = false;
+  char *p = c->tail;
+  if (m->n_entries > 0) {
+    c->m.entries = (struct raft_entry *)p;
+    p += (size_t)m->n_entries * sizeof(struct raft_entry);
+    for (uint32_t i = 0; i < m->n_entries; i++) {
+      c->m.entries[i] = m->entries[i];
+      c->m.entries[i].data = (uint8_t *)p;
+      if (m->entries[i].len) memcpy(p, m->entries[i].data, m->entries[i].len);
+      p += m->entries[i].len;
+    }
+  } else {
+    c->m.entries = NULL;
+  }
+  if (m->chunk_len > 0) {
+    memcpy(p, m->chunk, m->chunk_len);
+    c->m.chunk = (const uint8_t *)p;
+  } else {
+    c->m.chunk = NULL;
+  }
+  memset(&c->m.snap.config, 0, sizeof c->m.snap.config);
+  if (m->snap.config.n > 0) {
+    if (raft_config_copy(&m->snap.config, &c->m.snap.config) != 0) {
+      raft_free(c); /* UNTESTED */
+      return NULL;
+    }
+    c->has_config = true;
+  }
+  return c;
+}
+
+void lr__sim_msg_free(struct lr__sim_msg *msg) {
+  if (msg == NULL) return;
+  if (msg->has_config) raft_config_free(&msg->m.snap.config);
+  raft_free(msg);
+}
+
+int lr__sim_slot(const struct lr_sim *s, raft_id id) {
+  for (uint32_t i = 0; i < s->n_slots; i++)
+    if (s->nodes[i].id == id && s->nodes[i].exists) return (int)i;
+  return -1;
+}
+
+static bool blocked(const struct lr_sim *s, uint32_t a, uint32_t b) {
+  return s->group[a] != s->group[b] && s->group[a] != 0 && s->group[b] != 0;
+}
+
+static void schedule(struct lr_sim *s, uint32_t from, uint32_t to, struct lr__sim_msg *msg) {
+  const struct lr__sim_link *l = &s->link[from][to];
+  uint32_t lo = l->set ? l->lo : s->lo, hi = l->set ? l->hi : s->hi;
+  uint64_t t = s->now + lr__sim_rand_range(s, lo, hi);
+  if (!s->reorder) {
+    if (t < s->last_deliver[from][to]) t = s->last_deliver[from][to];
+    s->last_deliver[from][to] = t;
+  }
+  struct lr__sim_ev ev = {.time = t, .type = EV_MSG, .slot = to, .u.msg = msg};
+  lr__sim_push_event(s, &ev);
+}
+
+/* Sends an owned copy: drops, duplicates and delays it by the network rules. */
+void lr__sim_send_copy(struct lr_sim *s, uint32_t from, struct lr__sim_msg *msg) {
+  int to = lr__sim_slot(s, msg->m.to);
+  if (s->o.trace >= LR_SIM_TRACE_MESSAGES)
+    lr_sim_trace_line(s, "msg %s %llu->%llu term %llu index %llu n %u", raft_msg_name(msg->m.type),
+                      (unsigned long long)msg->m.from, (unsigned long long)msg->m.to,
+                      (unsigned long long)msg->m.term, (unsigned long long)msg->m.index,
+                      msg->m.n_entries);
+  const struct lr__sim_link *l = to >= 0 ? &s->link[from][to] : NULL;
+  double drop = l && l->set ? l->drop : s->drop;
+  if (to < 0 || blocked(s, from, (uint32_t)to) || chance(s, drop)) {
+    lr__sim_msg_free(msg);
+    return;
+  }
+  if (chance(s, s->dup)) {
+    struct lr__sim_msg *again = lr__sim_msg_copy(&msg->m);
+    if (again) schedule(s, from, (uint32_t)to, again);
+  }
+  schedule(s, from, (uint32_t)to, msg);
+}
+
+void lr__sim_send(struct lr_sim *s, uint32_t from, const struct raft_message *m) {
+  struct lr__sim_msg *msg = lr__sim_msg_copy(m);
+  if (msg == NULL) return; /* UNTESTED: a lost message */
+  lr__sim_send_copy(s, from, msg);
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+static void handle(struct lr_sim *s, struct lr__sim_ev *ev) {
+  struct lr__sim_node *n = &s->nodes[ev->slot];
+  switch (ev->type) {
+  case EV_MSG: {
+    int from = lr__sim_slot(s, ev->u.msg->m.from);
+    if (n->up && (from < 0 || !blocked(s, (uint32_t)from, ev->slot)))
+      lr__sim_node_deliver(s, ev->slot, ev->u.msg);
+    lr__sim_msg_free(ev->u.msg);
+    break;
+  }
+  case EV_DISK:
+    if (n->up && n->inc == ev->inc) lr__sim_node_durable(s, ev->slot);
+    break;
+  case EV_TIMEOUT:
+    lr__sim_complete(s, ev->u.id, "timeout", "request timed out", 16, 0, 0, 0);
+    break;
+  }
+}
+
+/* The next time something is due, and which node's tick (or -1: an event). */
+/* The heap whose top comes first, or NULL when both are empty. */
+static struct lr__sim_heap *first_heap(struct lr_sim *s) {
+  struct lr__sim_heap *e = &s->events, *t = &s->timeouts;
+  if (e->n == 0) return t->n ? t : NULL;
+  if (t->n == 0) return e;
+  return ev_less(&t->a[0], &e->a[0]) ? t : e;
+}
+
+static uint64_t next_due(struct lr_sim *s, int *tick_slot) {
+  struct lr__sim_heap *h = first_heap(s);
+  uint64_t best = UINT64_MAX, te = h ? h->a[0].time : UINT64_MAX;
+  int bs = -1;
+  for (uint32_t i = 0; i < s->n_slots; i++) {
+    struct lr__sim_node *n = &s->nodes[i];
+    if (!n->up) continue;
+    uint64_t d = raft_deadline(n->r);
+    if (d <= n->last_tick) d = n->last_tick + 1; /* never tick twice at once */
+    if (d < best) {
+      best = d;
+      bs = (int)i;
+    }
+  }
+  /* Ticks go first at equal times; among nodes, the lowest slot. */
+  if (bs >= 0 && best <= te) {
+    *tick_slot = bs;
+    return best;
+  }
+  *tick_slot = -1;
+  return te;
+}
+
+static bool run_one(struct lr_sim *s, uint64_t limit) {
+  int slot;
+  uint64_t t = next_due(s, &slot);
+  if (t > limit || t == UINT64_MAX) return false;
+  if (t > s->now) s->now = t;
+  if (slot >= 0) {
+    lr__sim_node_tick(s, (uint32_t)slot);
+  } else {
+    struct lr__sim_ev ev = heap_pop(first_heap(s));
+    handle(s, &ev);
+  }
+  return true;
+}
+
+void lr_sim_run(struct lr_sim *s, uint64_t until) {
+  while (run_one(s, until)) {
+  }
+  if (until > s->now) s->now = until;
+}
+
+bool lr_sim_step(struct lr_sim *s, uint64_t limit) {
+  int slot;
+  uint64_t t = next_due(s, &slot);
+  if (t > limit || t == UINT64_MAX) return false;
+  while (run_one(s, t)) {
+  }
+  return true;
+}
+
+uint64_t lr_sim_now(const struct lr_sim *s) { return s->now; }
+
+/* ---- requests and completions -------------------------------------------- */
+static size_t w_hash(uint64_t id, size_t cap) {
+  return (size_t)((id * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+}
+
+struct lr__sim_waiter *lr__sim_waiter_get(struct lr_sim *s, uint64_t id) {
+  if (s->w_cap == 0 || id == 0) return NULL;
+  for (size_t i = w_hash(id, s->w_cap);; i = (i + 1) & (s->w_cap - 1)) {
+    if (s->waiters[i].id == id) return &s->waiters[i];
+    if (s->waiters[i].id == 0) return NULL;
+  }
+}
+
+static struct lr__sim_waiter *waiter_add(struct lr_sim *s, uint64_t id) {
+  if ((s->w_n + 1) * 2 > s->w_cap) {
+    size_t cap = s->w_cap ? s->w_cap * 2 : 256;
+    struct lr__sim_waiter *w = raft_malloc(cap * sizeof *w), *old = s->waiters;
+    if (w == NULL) abort(); /* UNTESTED */
+    memset(w, 0, cap * sizeof *w);
+    for (size_t i = 0; i < s->w_cap; i++) {
+      if (old[i].id == 0) continue;
+      size_t j = w_hash(old[i].id, cap);
+      while (w[j].id != 0) j = (j + 1) & (cap - 1);
+      w[j] = old[i];
+    }
+    raft_free(old);
+    s->waiters = w;
+    s->w_cap = cap;
+  }
+  size_t j = w_hash(id, s->w_cap);
+  while (s->waiters[j].id != 0) j = (j + 1) & (s->w_cap - 1);
+  memset(&s->waiters[j], 0, sizeof s->waiters[j]);
+  s->waiters[j].id = id;
+  s->w_n++;
+  return &s->waiters[j];
+}
+
+/* Backward-shift deletion keeps probe chains intact without tombstones. */
+static void waiter_del(struct lr_sim *s, struct lr__sim_waiter *w) {
+  size_t mask = s->w_cap - 1, i = (size_t)(w - s->waiters);
+  raft_free(w->q);
+  for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+    if (s->waiters[j].id == 0) break;
+    size_t h = w_hash(s->waiters[j].id, s->w_cap);
+    /* can j's entry move to i? only if h is not in (i, j] cyclically */
+    bool stays = i <= j ? (h > i && h <= j) : (h > i || h <= j);
+    if (stays) continue;
+    s->waiters[i] = s->waiters[j];
+    i = j;
+  }
+  memset(&s->waiters[i], 0, sizeof s->waiters[i]);
+  s->w_n--;
+}
+
+void lr__sim_complete(struct lr_sim *s, uint64_t id, const char *code, const char *data,
+                  size_t len, raft_index index, raft_term term, raft_id leader) {
+  struct lr__sim_waiter *w = lr__sim_waiter_get(s, id);
+  if (w == NULL) return;
+  waiter_del(s, w);
+  if (s->cq_head + s->cq_n == s->cq_cap) {
+    if (s->cq_head > 0) {
+      memmove(s->cq, s->cq + s->cq_head, s->cq_n * sizeof *s->cq);
+      s->cq_head = 0;
+    } else {
+      size_t cap = s->cq_cap ? s->cq_cap * 2 : 256;
+      struct lr__sim_cmpl *q = raft_realloc(s->cq, cap * sizeof *q);
+      if (q == NULL) abort(); /* UNTESTED */
+      s->cq = q;
+      s->cq_cap = cap;
+    }
+  }
+  struct lr__sim_cmpl *c = &s->cq[s->cq_head + s->cq_n++];
+  memset(c, 0, sizeof *c);
+  c->buf = len > sizeof c->small ? raft_malloc(len) : NULL;
+  if (len > sizeof c->small && c->buf == NULL) abort(); /* UNTESTED */
+  if (len) memcpy(c->buf ? c->buf : c->small, data, len);
+  c->c.id = id;
+  c->c.time = s->now;
+  c->c.code = code;
+  c->c.data = NULL; /* set when handed out: the queue may move */
+  c->c.len = len;
+  c->c.index = index;
+  c->c.term = term;
+  c->c.leader = leader;
+  if (s->o.trace)
+    lr_sim_trace_line(s, "done #%llu %s%s%.*s", (unsigned long long)id, code ? code : "ok",
+                      code ? " " : "", code ? (int)(len > 80 ? 80 : len) : 0, code ? data : "");
+}
+
+void lr__sim_complete_err(struct lr_sim *s, uint64_t id, int rv, raft_id leader) {
+  const char *msg = raft_strerror(rv);
+  lr__sim_complete(s, id, raft_errcode(rv), msg, strlen(msg), 0, 0, leader);
+}
+
+bool lr_sim_next_completion(struct lr_sim *s, struct lr_sim_completion *c) {
+  raft_free(s->cq_last);
+  s->cq_last = NULL;
+  if (s->cq_n == 0) {
+    s->cq_head = 0;
+    return false;
+  }
+  s->cq_out = s->cq[s->cq_head++];
+  s->cq_n--;
+  s->cq_last = s->cq_out.buf;
+  *c = s->cq_out.c;
+  c->data = s->cq_out.buf ? s->cq_out.buf : s->cq_out.small;
+  return true;
+}
+
+/* A new request: id, waiter and timeout event. NULL if the node is down (the
+ * request then completes at once with `stopped`). */
+static struct lr__sim_waiter *request(struct lr_sim *s, raft_id node, uint8_t kind,
+                                  uint64_t timeout_ms, uint64_t *id, int *slotp) {
+  *id = ++s->next_id;
+  int slot = lr__sim_slot(s, node);
+  struct lr__sim_waiter *w = waiter_add(s, *id);
+  w->kind = kind;
+  *slotp = slot;
+  if (slot < 0 || !s->nodes[slot].up) {
+    lr__sim_complete(s, *id, "stopped", "the node is not running", 23, 0, 0, 0);
+    return NULL;
+  }
+  w->slot = (uint32_t)slot;
+  w->inc = s->nodes[slot].inc;
+  struct lr__sim_ev ev = {.time = s->now + (timeout_ms ? timeout_ms : 5000),
+                      .type = EV_TIMEOUT, .u.id = *id};
+  timeouts_compact(s);
+  heap_push(s, &s->timeouts, &ev);
+  return w;
+}
+
+uint64_t lr_sim_propose(struct lr_sim *s, raft_id node, const char *cmd, size_t len,
+                        const char *client, size_t client_len, uint64_t seq,
+                        uint64_t timeout_ms) {
+  uint64_t id;
+  int slot;
+  if (s->o.trace)
+    lr_sim_trace_line(s, "propose #%llu n%llu", (unsigned long long)(s->next_id + 1),
+                      (unsigned long long)node);
+  if (request(s, node, W_PROPOSE, timeout_ms, &id, &slot) == NULL) return id;
+  struct lr__sim_node *n = &s->nodes[slot];
+  struct lr_env env = {.origin = n->id, .req = id, .time_ms = s->now,
+                       .client = client, .client_len = client_len, .seq = seq,
+                       .cmd = cmd, .cmd_len = len};
+  s->envbuf.len = 0;
+  if (lr_env_encode(&env, &s->envbuf) != 0) {
+    lr__sim_complete(s, id, "bad_request", "client id too long", 18, 0, 0, 0);
+    return id;
+  }
+  raft_index index = 0;
+  raft_term term = 0;
+  int rv = raft_propose(n->r, s->now, s->envbuf.data, s->envbuf.len, id, &index, &term);
+  if (rv < 0) {
+    lr__sim_complete_err(s, id, rv, n->leader);
+  } else if (index > 0) {
+    lr__sim_idxq_push(n, index, term, id);
+  }
+  lr__sim_node_drain(s, (uint32_t)slot);
+  return id;
+}
+
+uint64_t lr_sim_read(struct lr_sim *s, raft_id node, int consistency, const char *q,
+                     size_t len, uint64_t timeout_ms) {
+  uint64_t id;
+  int slot;
+  if (s->o.trace)
+    lr_sim_trace_line(s, "read #%llu n%llu", (unsigned long long)(s->next_id + 1),
+                      (unsigned long long)node);
+  struct lr__sim_waiter *w = request(s, node, W_READ, timeout_ms, &id, &slot);
+  if (w == NULL) return id;
+  w->consistency = (uint8_t)consistency;
+  if (len) {
+    if ((w->q = raft_malloc(len)) == NULL) abort(); /* UNTESTED */
+    memcpy(w->q, q, len);
+  }
+  w->qlen = len;
+  struct lr__sim_node *n = &s->nodes[slot];
+  if (consistency == LR_SIM_READ_STALE) {
+    lr__sim_node_query(s, (uint32_t)slot, id);
+    return id;
+  }
+  if (consistency == LR_SIM_READ_LEASE) {
+    raft_index index;
+    int rv = raft_lease_read(n->r, s->now, &index);
+    if (rv < 0) {
+      lr__sim_complete_err(s, id, rv, n->leader);
+    } else {
+      w->index = index ? index : 1;
+      if (lr_sm_applied_index(n->sm) >= index)
+        lr__sim_node_query(s, (uint32_t)slot, id);
+      else
+        lr__sim_reads_push(n, id);
+    }
+    lr__sim_node_drain(s, (uint32_t)slot);
+    return id;
+  }
+  int rv = raft_read_index(n->r, s->now, id);
+  if (rv < 0) lr__sim_complete_err(s, id, rv, n->leader);
+  lr__sim_node_drain(s, (uint32_t)slot);
+  return id;
+}
+
+uint64_t lr_sim_change(struct lr_sim *s, raft_id node, int kind, raft_id target,
+                       const char *address, uint64_t timeout_ms) {
+  uint64_t id;
+  int slot;
+  lr__sim_trace(s, "change #%llu n%llu kind %d target %llu", (unsigned long long)(s->next_id + 1),
+            (unsigned long long)node, kind, (unsigned long long)target);
+  struct lr__sim_waiter *w = request(s, node, W_CHANGE, timeout_ms, &id, &slot);
+  if (w == NULL) return id;
+  struct lr__sim_node *n = &s->nodes[slot];
+  raft_index index = 0;
+  int rv = raft_change(n->r, s->now, kind, target, address ? address : "", &index);
+  if (rv < 0) {
+    lr__sim_complete_err(s, id, rv, n->leader);
+  } else {
+    struct raft_status st;
+    raft_status(n->r, &st);
+    w->index = index;
+    w->term = st.term;
+    lr__sim_idxq_push(n, index, st.term, id);
+  }
+  lr__sim_node_drain(s, (uint32_t)slot);
+  return id;
+}
+
+static struct lr__sim_node *live(struct lr_sim *s, raft_id node, int *slot) {
+  *slot = lr__sim_slot(s, node);
+  if (*slot < 0 || !s->nodes[*slot].up) return NULL;
+  return &s->nodes[*slot];
+}
+
+int lr_sim_transfer(struct lr_sim *s, raft_id node, raft_id target) {
+  int slot;
+  struct lr__sim_node *n = live(s, node, &slot);
+  if (n == NULL) return RAFT_EINVAL;
+  lr__sim_trace(s, "transfer n%llu -> n%llu", (unsigned long long)node, (unsigned long long)target);
+  int rv = raft_transfer(n->r, s->now, target);
+  lr__sim_node_drain(s, (uint32_t)slot);
+  return rv;
+}
+
+int lr_sim_step_down(struct lr_sim *s, raft_id node) {
+  int slot;
+  struct lr__sim_node *n = live(s, node, &slot);
+  if (n == NULL) return RAFT_EINVAL;
+  lr__sim_trace(s, "step_down n%llu", (unsigned long long)node);
+  int rv = raft_step_down(n->r, s->now);
+  lr__sim_node_drain(s, (uint32_t)slot);
+  return rv;
+}
+
+/* ---- faults and topology ------------------------------------------------- */
+int lr_sim_crash(struct lr_sim *s, raft_id node) {
+  int slot;
+  if (live(s, node, &slot) == NULL) return RAFT_EINVAL;
+  lr__sim_trace(s, "crash n%llu", (unsigned long long)node);
+  lr__sim_node_stop(s, (uint32_t)slot);
+  return 0;
+}
+
+int lr_sim_restart(struct lr_sim *s, raft_id node, char *err, size_t errlen) {
+  int slot = lr__sim_slot(s, node);
+  if (slot < 0 || s->nodes[slot].up) {
+    snprintf(err, errlen, "node %llu is not a crashed node", (unsigned long long)node);
+    return -1;
+  }
+  lr__sim_trace(s, "restart n%llu", (unsigned long long)node);
+  return lr__sim_node_start(s, (uint32_t)slot, false, err, errlen);
+}
+
+int lr_sim_add_node(struct lr_sim *s, raft_id node, char *err, size_t errlen) {
+  if (node == 0 || lr__sim_slot(s, node) >= 0) {
+    snprintf(err, errlen, "node id %llu is 0 or already used", (unsigned long long)node);
+    return -1;
+  }
+  if (s->n_slots >= LR_SIM_NODES_MAX) {
+    snprintf(err, errlen, "at most %d nodes", LR_SIM_NODES_MAX);
+    return -1;
+  }
+  uint32_t slot = s->n_slots++;
+  memset(&s->nodes[slot], 0, sizeof s->nodes[slot]);
+  s->nodes[slot].id = node;
+  s->nodes[slot].exists = true;
+  lr__sim_trace(s, "add_node n%llu", (unsigned long long)node);
+  if (lr__sim_node_start(s, slot, false, err, errlen) != 0) {
+    s->nodes[slot].exists = false;
+    return -1;
+  }
+  return 0;
+}
+
+void lr_sim_partition(struct lr_sim *s, const raft_id *ids, const int *groups, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    int slot = lr__sim_slot(s, ids[i]);
+    if (slot >= 0) s->group[slot] = groups[i];
+  }
+  if (s->o.trace) {
+    char line[512];
+    size_t off = 0;
+    for (uint32_t i = 0; i < s->n_slots && off < sizeof line - 32; i++)
+      off += (size_t)snprintf(line + off, sizeof line - off, " n%llu:%d",
+                              (unsigned long long)s->nodes[i].id, s->group[i]);
+    lr_sim_trace_line(s, "partition%s", line);
+  }
+}
+
+void lr_sim_heal(struct lr_sim *s) {
+  memset(s->group, 0, sizeof s->group);
+  memset(s->link, 0, sizeof s->link);
+  lr__sim_trace(s, "heal");
+}
+
+void lr_sim_net(struct lr_sim *s, double drop, double duplicate, uint32_t lo,
+                uint32_t hi, bool reorder) {
+  s->drop = drop;
+  s->dup = duplicate;
+  s->lo = lo;
+  s->hi = hi < lo ? lo : hi;
+  s->reorder = reorder;
+  lr__sim_trace(s, "net drop %.3f dup %.3f delay %u-%u%s", drop, duplicate, lo, s->hi,
+            reorder ? " reorder" : "");
+}
+
+int lr_sim_link(struct lr_sim *s, raft_id a, raft_id b, double drop, uint32_t lo,
+                uint32_t hi) {
+  int sa = lr__sim_slot(s, a), sb = lr__sim_slot(s, b);
+  if (sa < 0 || sb < 0) return RAFT_EINVAL;
+  struct lr__sim_link *l = &s->link[sa][sb];
+  l->set = drop >= 0;
+  l->drop = drop;
+  l->lo = lo;
+  l->hi = hi < lo ? lo : hi;
+  lr__sim_trace(s, "link n%llu->n%llu drop %.3f delay %u-%u", (unsigned long long)a,
+            (unsigned long long)b, drop, lo, l->hi);
+  return 0;
+}
+
+/* ---- introspection ------------------------------------------------------- */
+int lr_sim_status(struct lr_sim *s, raft_id node, struct lr_sim_node_status *st) {
+  memset(st, 0, sizeof *st);
+  int slot = lr__sim_slot(s, node);
+  if (slot < 0) return RAFT_EINVAL;
+  struct lr__sim_node *n = &s->nodes[slot];
+  st->exists = true;
+  st->up = n->up;
+  st->incarnation = n->inc;
+  if (!n->up) return 0;
+  raft_status(n->r, &st->raft);
+  st->applied = lr_sm_applied_index(n->sm);
+  st->snapshot_index = n->has_snap ? n->snap.meta.index : 0;
+  st->sessions = lr_sm_session_count(n->sm);
+  return 0;
+}
+
+uint32_t lr_sim_nodes(const struct lr_sim *s, raft_id *ids) {
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < s->n_slots; i++)
+    if (s->nodes[i].exists) ids[k++] = s->nodes[i].id;
+  return k;
+}
+
+raft_id lr_sim_leader(const struct lr_sim *s) {
+  raft_id best = 0;
+  raft_term term = 0;
+  for (uint32_t i = 0; i < s->n_slots; i++) {
+    const struct lr__sim_node *n = &s->nodes[i];
+    if (n->up && n->role == RAFT_LEADER && n->cur_term >= term) {
+      best = n->id;
+      term = n->cur_term;
+    }
+  }
+  return best;
+}
+
+lua_State *lr_sim_node_lua(struct lr_sim *s, raft_id node) {
+  int slot = lr__sim_slot(s, node);
+  if (slot < 0 || !s->nodes[slot].up) return NULL;
+  return lr_sm_lua(s->nodes[slot].sm);
+}
+
+const char *lr_sim_violation(const struct lr_sim *s) {
+  return s->violation[0] ? s->violation : NULL;
+}
+
+const char *lr_sim_trace(const struct lr_sim *s, size_t *len) {
+  *len = s->trace.len;
+  return s->trace.data ? s->trace.data : "";
+}
+
+void lr_sim_trace_line(struct lr_sim *s, const char *fmt, ...) {
+  char line[512];
+  int k = snprintf(line, sizeof line, "%8llu ", (unsigned long long)s->now);
+  va_list ap;
+  va_start(ap, fmt);
+  int m = vsnprintf(line + k, sizeof line - (size_t)k - 1, fmt, ap);
+  va_end(ap);
+  size_t n = (size_t)k + (m < 0 ? 0 : (size_t)m);
+  if (n > sizeof line - 2) n = sizeof line - 2;
+  line[n++] = '\n';
+  lr_buf_append(&s->trace, line, n);
+}
+
+uint64_t lr_sim_applied_total(const struct lr_sim *s) { return s->applied_total; }
+
+/* ---- life ---------------------------------------------------------------- */
+static char *dup_str(const char *p, size_t n) {
+  char *c = raft_malloc(n + 1);
+  if (c) {
+    memcpy(c, p, n);
+    c[n] = 0;
+  }
+  return c;
+}
+
+int lr_sim_new(const struct lr_sim_options *o, struct lr_sim **out, char *err,
+               size_t errlen) {
+  if (o->n_nodes == 0 || o->n_nodes > LR_SIM_NODES_MAX) {
+    snprintf(err, errlen, "nodes must be between 1 and %d", LR_SIM_NODES_MAX);
+    return -1;
+  }
+  struct raft_options ro = o->raft;
+  ro.id = o->ids[0];
+  if (raft_options_check(&ro, err, errlen) != 0) return -1;
+  struct lr_sim *s = raft_malloc(sizeof *s);
+  if (s == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  memset(s, 0, sizeof *s);
+  s->o = *o;
+  s->o.raft = ro;
+  if (s->o.snapshot_entries == 0) s->o.snapshot_entries = 10000;
+  if (s->o.disk_hi < s->o.disk_lo) s->o.disk_hi = s->o.disk_lo;
+  if (o->sm.path) s->o.sm.path = s->sm_path = dup_str(o->sm.path, strlen(o->sm.path));
+  if (o->sm.chunk) s->o.sm.chunk = s->sm_chunk = dup_str(o->sm.chunk, o->sm.chunk_len);
+  if (o->sm.chunkname)
+    s->o.sm.chunkname = s->sm_chunkname = dup_str(o->sm.chunkname, strlen(o->sm.chunkname));
+  uint64_t x = o->seed;
+  for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
+  s->lo = o->net_lo;
+  s->hi = o->net_hi < o->net_lo ? o->net_lo : o->net_hi;
+  lr_buf_init(&s->envbuf);
+  lr_buf_init(&s->snapbuf);
+  lr_buf_init(&s->trace);
+  for (uint32_t i = 0; i < o->n_nodes; i++) {
+    for (uint32_t j = 0; j < i; j++)
+      if (o->ids[j] == o->ids[i] || o->ids[i] == 0) {
+        snprintf(err, errlen, "node ids must be distinct and positive");
+        lr_sim_free(s);
+        return -1;
+      }
+    s->nodes[i].id = o->ids[i];
+    s->nodes[i].exists = true;
+  }
+  s->n_slots = o->n_nodes;
+  for (uint32_t i = 0; i < o->n_nodes; i++) {
+    if (lr__sim_node_start(s, i, true, err, errlen) != 0) {
+      lr_sim_free(s);
+      return -1;
+    }
+  }
+  *out = s;
+  return 0;
+}
+
+void lr_sim_free(struct lr_sim *s) {
+  if (s == NULL) return;
+  for (uint32_t i = 0; i < s->n_slots; i++) {
+    if (s->nodes[i].up) lr__sim_node_stop(s, i);
+    lr__sim_node_free_storage(&s->nodes[i]);
+  }
+  for (size_t i = 0; i < s->events.n; i++)
+    if (s->events.a[i].type == EV_MSG) lr__sim_msg_free(s->events.a[i].u.msg);
+  raft_free(s->events.a);
+  raft_free(s->timeouts.a);
+  for (size_t i = 0; i < s->w_cap; i++) raft_free(s->waiters[i].q);
+  raft_free(s->waiters);
+  for (size_t i = 0; i < s->cq_n; i++) raft_free(s->cq[s->cq_head + i].buf);
+  raft_free(s->cq);
+  raft_free(s->cq_last);
+  lr_buf_free(&s->envbuf);
+  lr_buf_free(&s->snapbuf);
+  lr_buf_free(&s->trace);
+  lr__sim_check_free(s);
+  raft_free(s->sm_path);
+  raft_free(s->sm_chunk);
+  raft_free(s->sm_chunkname);
+  raft_free(s);
+}

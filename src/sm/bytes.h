@@ -1,0 +1,50 @@
+/* Little-endian fixed-width fields for the sm envelope and snapshot blob. */
+#ifndef LUARAFT_SM_BYTES_H
+#define LUARAFT_SM_BYTES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+static inline void lr__put8(char *p, uint8_t v) { p[0] = (char)v; }
+static inline void lr__put16(char *p, uint16_t v) {
+  p[0] = (char)(v & 0xff);
+  p[1] = (char)(v >> 8);
+}
+static inline void lr__put32(char *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (char)(v >> (8 * i));
+}
+static inline void lr__put64(char *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (char)(v >> (8 * i));
+}
+
+/* A strict reader: every get fails once the input is exhausted. */
+struct lr__rd {
+  const unsigned char *p;
+  size_t n;
+  int bad;
+};
+static inline void lr__rd_init(struct lr__rd *r, const void *p, size_t n) {
+  r->p = p;
+  r->n = n;
+  r->bad = 0;
+}
+static inline const void *lr__get(struct lr__rd *r, size_t n) {
+  if (r->bad || r->n < n) {
+    r->bad = 1;
+    return NULL;
+  }
+  const void *p = r->p;
+  r->p += n;
+  r->n -= n;
+  return p;
+}
+static inline uint64_t lr__getn(struct lr__rd *r, int bytes) {
+  const unsigned char *p = lr__get(r, (size_t)bytes);
+  uint64_t v = 0;
+  if (p == NULL) return 0;
+  for (int i = 0; i < bytes; i++) v |= (uint64_t)p[i] << (8 * i);
+  return v;
+}
+
+#endif

@@ -1,0 +1,163 @@
+/* luaraft state machine runner: runs the user's Lua state machine (API.md
+ * section 3) for one node, in that node's own lua_State, and owns the parts of
+ * the replicated state that live next to it (client sessions, applied index).
+ *
+ * Shared by the simulator (src/sim/) and the real node host; it includes no
+ * libuv, SQLite, socket or simulator headers. Everything here is
+ * single-threaded: one runner belongs to one node and one thread.
+ *
+ * How a host uses it:
+ *
+ *   1. lr_sm_new() once per node incarnation (and never reuse a runner after a
+ *      crash: a restart makes a new one, so no Lua state survives a restart).
+ *   2. Proposing: wrap the command in an envelope (lr_env_encode) and hand
+ *      the bytes to raft_propose(). The envelope carries the origin node id
+ *      and a request id (so the origin completes its waiter when it applies
+ *      the entry), optionally a client id + sequence number (exactly-once
+ *      sessions), the proposer's clock, and the command (lr_encode bytes).
+ *   3. Applying: every entry of raft_update.committed goes to lr_sm_apply(),
+ *      in order. NOOP and CONFIG entries only advance the applied index.
+ *      The result says what to hand the waiter (if this node is env.origin).
+ *   4. Reading: lr_sm_query() once applied >= the read index.
+ *   5. Snapshots: lr_sm_snapshot() -> bytes for raft_snapshot_taken(); a
+ *      received snapshot goes to lr_sm_restore(), which builds a fresh Lua
+ *      state, loads the script again and calls restore() there.
+ *
+ * Request ids: a proposer's req ids must increase for all time at that
+ * origin node id (across restarts too: e.g. start from the wall clock in
+ * microseconds). A forwarded proposal can reach the leader twice (a duplicated
+ * or retransmitted message); the runner keeps, per origin, the last req and a
+ * 64-wide window below it in the replicated state and skips a copy it has
+ * seen (LR_SM_SKIPPED) or one older than the window. So a proposal whose req
+ * is overtaken by 64 newer ones from the same origin is skipped: its waiter
+ * times out (an unknown outcome, never a wrong one). req 0: no filtering.
+ *
+ * meta.time (API.md "the leader's wall clock") is the PROPOSING node's clock
+ * at propose time, written into the envelope by the proposer. A proposal a
+ * follower forwards is appended by the leader's core byte for byte, so the
+ * stamp travels with the entry and is the same on every replica, which is the
+ * property that matters for determinism. With clocks in sync this is the
+ * leader's clock to within the forwarding delay.
+ *
+ * Results are encoded values (lr_encode bytes) so they can be shipped to any
+ * process; errors are deterministic: an error raised by apply() becomes
+ * LR_SM_APPLY_ERROR with "file:line: message" (no traceback, no addresses
+ * added by the runner) and every replica moves on the same way.
+ */
+#ifndef LUARAFT_SM_SM_H
+#define LUARAFT_SM_SM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/codec.h"
+#include "core/raft.h"
+
+/* ---- the envelope --------------------------------------------------------
+ * Binary, little-endian, versioned, decoded strictly (exact lengths, no
+ * unknown flags, no trailing bytes):
+ *   u8 version (1) | u8 flags (bit 0: has session) | u64 origin | u64 req |
+ *   u64 time_ms | [u16 client_len | client bytes | u64 seq] | u32 cmd_len |
+ *   cmd bytes
+ */
+#define LR_ENV_VERSION 1
+#define LR_ENV_CLIENT_MAX 256 /* bytes of a client id */
+#define LR_ENV_HEADER_MAX (2 + 8 * 3 + 2 + LR_ENV_CLIENT_MAX + 8 + 4)
+
+struct lr_env {
+  uint64_t origin;      /* node id of the proposer (0: none) */
+  uint64_t req;         /* request id, unique at the origin (0: none) */
+  uint64_t time_ms;     /* proposer's clock at propose time: meta.time */
+  const char *client;   /* NULL/0: no session */
+  size_t client_len;
+  uint64_t seq;         /* > 0 with a client */
+  const char *cmd;      /* lr_encode bytes of the command */
+  size_t cmd_len;
+};
+/* Appends the envelope to out. -1: no memory or client id too long. */
+int lr_env_encode(const struct lr_env *e, struct lr_buf *out);
+/* Writes just the header; append e->cmd_len bytes of command after it. Lets a
+ * proposer encode the command straight after the header (no copy). */
+int lr_env_encode_header(const struct lr_env *e, struct lr_buf *out);
+/* Strict decode; the pointers in e point into p. 0 or -1 (malformed). */
+int lr_env_decode(const void *p, size_t n, struct lr_env *e);
+
+/* ---- the runner ---------------------------------------------------------- */
+#define LR_SM_SESSIONS_DEFAULT 10000
+#define LR_SM_SESSIONS_MAX 10000000
+
+struct lr_sm_options {
+  uint64_t id;             /* node id, for messages only */
+  const char *path;        /* a script path, or: */
+  const char *chunk;       /* a dumped factory function (lua_dump bytes) */
+  size_t chunk_len;
+  const char *chunkname;   /* for chunk, e.g. "=state_machine" */
+  uint32_t max_sessions;   /* 0: LR_SM_SESSIONS_DEFAULT */
+};
+
+enum {
+  LR_SM_OK = 0,          /* data: lr_encode bytes of apply's/query's result */
+  LR_SM_APPLY_ERROR = 1, /* data: the error message */
+  LR_SM_BAD_REQUEST = 2, /* data: message (stale seq, malformed envelope or
+                            command, query without query(), query error) */
+  LR_SM_NONE = 3,        /* NOOP/CONFIG entry: nothing to hand back */
+  LR_SM_SKIPPED = 4      /* a second copy of an envelope (same origin and
+                            req) that the network duplicated on its way to
+                            the leader: not applied, complete no waiter */
+};
+/* The codes of API.md for the statuses above. */
+const char *lr_sm_code(int status);
+
+struct lr_sm_result {
+  int status;
+  const char *data; /* valid until the next call on this runner */
+  size_t len;
+  struct lr_env env; /* apply: the entry's envelope (zeroed for NOOP/CONFIG
+                        and malformed ones); pointers valid as data */
+  bool duplicate;    /* apply: answered from the session table */
+};
+
+struct lr_sm;
+/* Creates the node's Lua state, loads the script or factory (with `raft` as a
+ * global and in package.preload) and checks it returns a table with an apply
+ * function. -1 with a sentence in err. */
+int lr_sm_new(const struct lr_sm_options *o, struct lr_sm **out, char *err,
+              size_t errlen);
+void lr_sm_free(struct lr_sm *sm);
+
+/* Applies one committed entry (index must be applied_index + 1). Returns 0, or
+ * -1 if the runner could not work at all (no memory): the host must stop the
+ * node. Everything a script does (errors, bad results) is a status in res.
+ *
+ * apply(cmd, meta): meta = {index, term, time} is one table reused for every
+ * call: read it during the call, do not keep it. */
+int lr_sm_apply(struct lr_sm *sm, const struct raft_entry *e,
+                struct lr_sm_result *res);
+/* Read-only query; q is lr_encode bytes. Fills res (OK or BAD_REQUEST). */
+int lr_sm_query(struct lr_sm *sm, const void *q, size_t qlen,
+                struct lr_sm_result *res);
+
+/* True when the script has both snapshot() and restore(). */
+bool lr_sm_can_snapshot(const struct lr_sm *sm);
+/* Appends one versioned blob (applied index/term, sessions, the script's
+ * snapshot() string) to out. -1 with err set if snapshot() failed or did not
+ * return a string; nothing is appended then. */
+int lr_sm_snapshot(struct lr_sm *sm, struct lr_buf *out, char *err, size_t errlen);
+/* Replaces the whole state with a blob from lr_sm_snapshot(): a fresh Lua
+ * state, the script loaded again, restore(data) called there. On error
+ * (malformed blob, restore() raised) the runner keeps its old state and -1 is
+ * returned with err. */
+int lr_sm_restore(struct lr_sm *sm, const void *p, size_t n, char *err,
+                  size_t errlen);
+
+raft_index lr_sm_applied_index(const struct lr_sm *sm);
+raft_term lr_sm_applied_term(const struct lr_sm *sm);
+/* Sets the applied index/term without applying (a host that restores from a
+ * snapshot blob gets them from the blob; this is for a node with nothing). */
+void lr_sm_set_applied(struct lr_sm *sm, raft_index index, raft_term term);
+uint32_t lr_sm_session_count(const struct lr_sm *sm);
+/* The node's Lua state (for hooks such as event callbacks; do not close). */
+lua_State *lr_sm_lua(struct lr_sm *sm);
+
+#endif
