@@ -259,7 +259,10 @@ describe("raft.encode and raft.decode", function()
       }, " ")
       local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
       local function run()
-        local cmd = "lua5.4 -e " .. shell_quote("package.cpath = " .. ("%q"):format(package.cpath))
+        -- stock lua5.4 loads the release raft.so (the sanitizer build needs
+        -- the ASan runtime preloaded, which a stock interpreter lacks)
+        local build = os.getenv("LUARAFT_RELEASE_BUILD") or "build"
+        local cmd = "lua5.4 -e " .. shell_quote("package.cpath = " .. ("%q"):format(build .. "/?.so;" .. package.cpath))
           .. " -e " .. shell_quote(program)
         local p = assert(io.popen(cmd, "r"))
         local out = p:read("a")

@@ -1,0 +1,725 @@
+-- raft.check: a linearizability checker for the histories the simulator
+-- records (API.md section 4: sim:history() and its tickets).
+--
+--   check.linearizable(history, model [, opts]) -> ok, counterexample
+--
+-- The search is Wing & Gong's, with Lowe's memoisation ("Testing for
+-- linearizability", 2017; the same algorithm as porcupine): the operations
+-- become a list of call and return events sorted by time; the search
+-- linearizes, one at a time, any operation whose call comes before the first
+-- remaining return, and backtracks when no such operation fits the model. A
+-- cache of (set of linearized operations, model state) pairs that were
+-- already reached keeps it from exploring the same configuration twice.
+--
+-- A model that names a partition (the built-in "kv" model partitions by key)
+-- is checked one partition at a time: a history is linearizable if and only
+-- if each per-key sub-history is (Herlihy & Wing's locality; Lowe calls it
+-- P-compositionality), and small searches are much cheaper than one big one.
+--
+-- Outcomes. An operation that completed without error must take effect once
+-- between invoke_ms and complete_ms. An operation whose error says it did
+-- not happen (not_leader, too_large, busy, bad_request, apply_error) is left
+-- out. A write whose outcome is unknown (timeout, dropped, stopped, storage,
+-- any other code, or not done yet) may take effect at any time after its
+-- invoke_ms, or never: it is an optional operation whose return is at
+-- infinity and whose result is not checked. A read that did not complete is
+-- left out: it had no effect.
+--
+-- Operations touching at the same millisecond count as concurrent: the
+-- simulator's clock cannot order them.
+--
+-- Ops of unknown outcome are what makes the search expensive (each may go
+-- anywhere after its call), so the cache also prunes configurations that use
+-- more of them than one already reached (see cache_visit), and the search
+-- skips orders of "blind" writes that cannot matter (see search). Passing
+-- histories of thousands of ops over a few keys take milliseconds; refuting
+-- a failing history is the costly case (a 500-op history on one key with 30
+-- timed-out writes can take a second), hence opts.max_steps.
+--
+-- A table model is { init = fn() -> state, step = fn(state, op) -> ok,
+-- new_state, partition = fn(op) -> key (optional), hash = fn(state) ->
+-- string (optional), describe = fn(op) -> string (optional), blind = fn(op)
+-- -> boolean (optional: true if op, when it happens, sets a state that does
+-- not depend on the one before) }. step must not modify state; it returns a
+-- new one. It receives a copy of the history's op with two more fields:
+-- `index` (its position in the history) and `unknown` (true when the outcome
+-- is unknown: the op may have happened, and its result is then not known, so
+-- step must accept any result). The default hash serializes nil, booleans,
+-- numbers, strings and tables of those; states with equal hashes must behave
+-- the same under every op.
+--
+-- opts: { max_steps = n } gives up on a partition after n search steps and
+-- returns nil (not false) with counterexample.gave_up = true; { stats = {} }
+-- gets stats.steps (model steps tried) and stats.partitions filled in.
+local check = {}
+
+local INF = math.huge
+local WHERE = "raft.check.linearizable: "
+
+-- Error codes that mean the operation did not change the state machine.
+local NO_EFFECT = {
+  not_leader = true, too_large = true, busy = true, bad_request = true,
+  apply_error = true,
+}
+
+------------------------------------------------------------------------
+-- Values as text: cache keys for states and descriptions for humans.
+
+local function number_text(v)
+  local i = math.tointeger(v)
+  if i then return tostring(i) end
+  if v ~= v then return "nan" end
+  return string.format("%.17g", v)
+end
+
+-- Deterministic and injective for nil, booleans, numbers, strings and
+-- (acyclic) tables of those, so it can serve both as a hash and as a
+-- description.
+local function serialize(v, seen)
+  local t = type(v)
+  if t == "string" then return string.format("%q", v) end
+  if t == "number" then return number_text(v) end
+  if t ~= "table" then return tostring(v) end
+  seen = seen or {}
+  if seen[v] then error(WHERE .. "cannot serialize a cyclic table", 0) end
+  seen[v] = true
+  local parts = {}
+  for k, x in pairs(v) do
+    parts[#parts + 1] = "[" .. serialize(k, seen) .. "]=" .. serialize(x, seen)
+  end
+  seen[v] = nil
+  table.sort(parts)
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+check.serialize = serialize
+
+local function key_text(key)
+  if type(key) == "string" then return string.format("'%s'", key) end
+  return serialize(key)
+end
+
+------------------------------------------------------------------------
+-- The built-in "kv" model: one register per key (API.md section 3's kv with
+-- cas and incr). The state of a partition is the key's value, nil if absent.
+
+local kv_ops = { set = true, del = true, cas = true, incr = true }
+
+local function kv_validate(op)
+  if op.kind == "read" then
+    if type(op.q) ~= "table" or op.q.key == nil then
+      return "is a read without q.key"
+    end
+    return nil
+  end
+  local cmd = op.cmd
+  if type(cmd) ~= "table" or cmd.key == nil then
+    return "is a propose without cmd.key"
+  end
+  if not kv_ops[cmd.op] then
+    return "has cmd.op " .. serialize(cmd.op) ..
+      " which the kv model does not know (set, del, cas, incr)"
+  end
+  if cmd.op == "incr" and cmd.by ~= nil and type(cmd.by) ~= "number" then
+    return "is an incr whose 'by' is not a number"
+  end
+  return nil
+end
+
+local function kv_step(state, op)
+  if op.kind == "read" then return op.result == state, state end
+  local cmd, unknown, result = op.cmd, op.unknown, op.result
+  local name = cmd.op
+  if name == "set" then
+    return unknown or result == true, cmd.value
+  elseif name == "del" then
+    return unknown or result == (state ~= nil), nil
+  elseif name == "cas" then
+    local swapped = state == cmd.old
+    if not (unknown or result == swapped) then return false end
+    if swapped then return true, cmd.new end
+    return true, state
+  end
+  -- incr: a missing key counts as 0; on a value that is not a number the
+  -- state machine fails (apply_error, no effect), so only an op of unknown
+  -- outcome fits, as a no-op.
+  local cur = state
+  if cur == nil then cur = 0 end
+  if type(cur) ~= "number" then return unknown, state end
+  local new = cur + (cmd.by or 1)
+  return unknown or result == new, new
+end
+
+local function kv_value_text(v)
+  if v == nil then return "absent" end
+  return serialize(v)
+end
+
+local function kv_describe(op)
+  if op.kind == "read" then
+    return "read " .. serialize(op.q.key)
+  end
+  local cmd = op.cmd
+  local k = serialize(cmd.key)
+  if cmd.op == "set" then return "set " .. k .. " = " .. serialize(cmd.value) end
+  if cmd.op == "del" then return "del " .. k end
+  if cmd.op == "cas" then
+    return "cas " .. k .. " " .. serialize(cmd.old) .. " -> " .. serialize(cmd.new)
+  end
+  return "incr " .. k .. " by " .. serialize(cmd.by or 1)
+end
+
+-- The state hash for one key's sub-history. Values that no op of it can
+-- tell apart hash alike, so the cache treats them as one state: a value is
+-- observed if a completed read returns it or a cas compares with it, and
+-- numbers are all observed when the key sees an incr. Any two other values
+-- make every op behave the same (reads and cas compares fail, del sees a
+-- value, set overwrites), so this merges only equivalent states.
+local function kv_hash_for(ops)
+  local observed, numbers = {}, false
+  for _, op in ipairs(ops) do
+    if op.kind == "read" then
+      if op.result ~= nil and op.result == op.result then observed[op.result] = true end
+    elseif op.cmd.op == "cas" then
+      if op.cmd.old ~= nil and op.cmd.old == op.cmd.old then observed[op.cmd.old] = true end
+    elseif op.cmd.op == "incr" then
+      numbers = true
+    end
+  end
+  local memo = {}
+  return function(v)
+    if v == nil then return "n" end
+    local h = memo[v]
+    if h then return h end
+    if v ~= v then return "*" end
+    if observed[v] or (numbers and type(v) == "number") then
+      h = type(v):sub(1, 1) .. serialize(v)
+    else
+      h = "*"
+    end
+    memo[v] = h
+    return h
+  end
+end
+
+local function make_kv()
+  return {
+    init = function() return nil end,
+    step = kv_step,
+    prepare = kv_hash_for,
+    partition = function(op)
+      if op.kind == "read" then return op.q.key end
+      return op.cmd.key
+    end,
+    validate = kv_validate,
+    describe = kv_describe,
+    describe_state = kv_value_text,
+    -- A set or del overwrites the state without looking at it.
+    blind = function(op)
+      return op.kind == "propose" and (op.cmd.op == "set" or op.cmd.op == "del")
+    end,
+    partition_noun = "key",
+  }
+end
+
+local function generic_describe(op)
+  if op.kind == "read" then return "read " .. serialize(op.q) end
+  return "propose " .. serialize(op.cmd)
+end
+
+local function resolve_model(model)
+  if model == "kv" then return make_kv() end
+  if type(model) == "string" then
+    return nil, "unknown model '" .. model .. "' (the built-in model is \"kv\")"
+  end
+  if type(model) ~= "table" or type(model.init) ~= "function"
+      or type(model.step) ~= "function" then
+    return nil, "model must be \"kv\" or a table with init and step functions"
+  end
+  return {
+    init = model.init,
+    step = model.step,
+    hash = model.hash or serialize,
+    blind = model.blind,
+    partition = model.partition,
+    describe = model.describe or generic_describe,
+    describe_state = serialize,
+    partition_noun = "partition",
+  }
+end
+
+------------------------------------------------------------------------
+-- Reading the history.
+
+-- "ok", "unknown" or "drop".
+local function outcome(op)
+  if op.err ~= nil then
+    if op.kind == "read" then return "drop" end
+    local code = op.err
+    if type(code) == "table" then code = code.code end
+    if NO_EFFECT[code] then return "drop" end
+    return "unknown"
+  end
+  if op.done == true then return "ok" end
+  if op.kind == "read" then return "drop" end
+  return "unknown"
+end
+
+local function validate_op(i, op)
+  if type(op) ~= "table" then
+    return "op " .. i .. " is a " .. type(op) .. ", not a table"
+  end
+  if op.kind ~= "propose" and op.kind ~= "read" then
+    return "op " .. i .. " has kind " .. serialize(op.kind) ..
+      " (expected \"propose\" or \"read\")"
+  end
+  local t0, t1 = op.invoke_ms, op.complete_ms
+  if t0 == nil then return "op " .. i .. " has no invoke_ms" end
+  if type(t0) ~= "number" or t0 ~= t0 or t0 == INF or t0 == -INF then
+    return "op " .. i .. " has an invoke_ms that is not a finite number"
+  end
+  if t1 ~= nil and (type(t1) ~= "number" or t1 ~= t1) then
+    return "op " .. i .. " has a complete_ms that is not a number"
+  end
+  if t1 ~= nil and t1 < t0 then
+    return "op " .. i .. " completes (complete_ms " .. number_text(t1) ..
+      ") before it is invoked (invoke_ms " .. number_text(t0) .. ")"
+  end
+  return nil
+end
+
+-- A copy of op for the model, with `index` and `unknown`.
+local function normalize(i, op, how)
+  local rec = {}
+  for k, v in pairs(op) do rec[k] = v end
+  rec.index, rec.unknown, rec.original = i, how == "unknown", op
+  rec.call_ms = op.invoke_ms
+  rec.return_ms = (how == "ok" and op.complete_ms) or INF
+  return rec
+end
+
+-- Splits the history into partitions: a list of { key = k, ops = {...} },
+-- in order of first appearance. Returns nil, message on malformed input.
+local function partition_history(history, m)
+  if type(history) ~= "table" then
+    return nil, "history must be a list of operations, got a " .. type(history)
+  end
+  local n, count = #history, 0
+  for _ in pairs(history) do count = count + 1 end
+  if count ~= n then return nil, "history must be a list (an array of operations)" end
+  local parts, by_key = {}, {}
+  for i = 1, n do
+    local op = history[i]
+    local msg = validate_op(i, op)
+    if msg then return nil, msg end
+    if m.validate then
+      msg = m.validate(op)
+      if msg then return nil, "op " .. i .. " " .. msg end
+    end
+    local how = outcome(op)
+    if how ~= "drop" then
+      local rec = normalize(i, op, how)
+      local key = true
+      if m.partition then
+        key = m.partition(rec)
+        if key == nil or key ~= key then
+          return nil, "op " .. i .. " has no partition key (model.partition returned nil)"
+        end
+      end
+      local part = by_key[key]
+      if not part then
+        part = { key = key, ops = {} }
+        by_key[key] = part
+        parts[#parts + 1] = part
+      end
+      part.ops[#part.ops + 1] = rec
+    end
+  end
+  return parts
+end
+
+------------------------------------------------------------------------
+-- The search.
+
+-- A deterministic stream of 64-bit integers (splitmix64) for Zobrist hashing
+-- of the linearized set; the global math.random is left alone.
+local function splitmix64(seed)
+  local x = seed
+  return function()
+    x = x + 0x9E3779B97F4A7C15
+    local z = x
+    z = (z ~ (z >> 30)) * 0xBF58476D1CE4E5B9
+    z = (z ~ (z >> 27)) * 0x94D049BB133111EB
+    return z ~ (z >> 31)
+  end
+end
+
+-- The call and return events of ops, sorted by time (calls before returns
+-- at equal times, so touching operations are concurrent), threaded on a
+-- doubly linked list with head 0 and tail 2n + 1.
+local function build_events(ops)
+  local evs = {}
+  for i, op in ipairs(ops) do
+    evs[#evs + 1] = { t = op.call_ms, call = true, op = i }
+    evs[#evs + 1] = { t = op.return_ms, call = false, op = i }
+  end
+  table.sort(evs, function(a, b)
+    if a.t ~= b.t then return a.t < b.t end
+    if a.call ~= b.call then return a.call end
+    -- Optional ops' returns (at infinity) after required ones.
+    local ua, ub = ops[a.op].unknown, ops[b.op].unknown
+    if ua ~= ub then return ub end
+    return a.op < b.op
+  end)
+  local tail = #evs + 1
+  local L = { nxt = {}, prv = {}, op = {}, call = {}, ret = {}, tail = tail }
+  L.nxt[0], L.prv[tail] = 1, #evs
+  for e, ev in ipairs(evs) do
+    L.nxt[e], L.prv[e] = e + 1, e - 1
+    L.op[e], L.call[e] = ev.op, ev.call
+    if not ev.call then L.ret[ev.op] = e end
+  end
+  return L
+end
+
+-- Lowe's cache, extended for optional ops. A configuration is (R, U, s):
+-- the required ops linearized, the optional ops linearized, the state. It is
+-- dominated by a configuration (R, U', s) with U' a subset of U: whatever
+-- completes the first completes the second (the ops of U \ U' can stay
+-- unused), so once the second was reached the first need not be. With no
+-- optional ops this is exactly Lowe's cache of (set, state) pairs.
+--
+-- Layout: cache[state hash][Zobrist hash of R] = list of { r = words of R,
+-- us = { words of U, ... } }, the us of one entry kept free of supersets.
+local function same_words(a, b, nw)
+  for w = 1, nw do
+    if a[w] ~= b[w] then return false end
+  end
+  return true
+end
+
+local function subset_words(a, b, nw)
+  for w = 1, nw do
+    if a[w] & ~b[w] ~= 0 then return false end
+  end
+  return true
+end
+
+-- Records (R, U, s) and returns true, or returns false if it is dominated by
+-- a configuration already recorded.
+local function cache_visit(cache, sh, z, rbits, nrw, ubits, nuw)
+  local by_z = cache[sh]
+  if not by_z then
+    by_z = {}
+    cache[sh] = by_z
+  end
+  local entries = by_z[z]
+  if not entries then
+    entries = {}
+    by_z[z] = entries
+  end
+  local entry
+  for _, e in ipairs(entries) do
+    if same_words(e.r, rbits, nrw) then
+      entry = e
+      break
+    end
+  end
+  if not entry then
+    entry = { r = table.move(rbits, 1, nrw, 1, {}), us = {} }
+    entries[#entries + 1] = entry
+  end
+  local us, kept = entry.us, 0
+  for _, u in ipairs(us) do
+    if subset_words(u, ubits, nuw) then return false end
+  end
+  -- Drop the recorded sets the new one dominates: they add no pruning.
+  for j = 1, #us do
+    local u = us[j]
+    us[j] = nil
+    if not subset_words(ubits, u, nuw) then
+      kept = kept + 1
+      us[kept] = u
+    end
+  end
+  us[kept + 1] = table.move(ubits, 1, nuw, 1, {})
+  return true
+end
+
+-- Blind writes of unknown outcome that reach the same state are
+-- interchangeable once both are invoked: either may happen at any later time
+-- or never. So each class of them (keyed by the hash of the state they
+-- write) is used in invoke order: an op may be placed only when every
+-- earlier op of its class already is. Returns blind[i] = class (or false),
+-- rank[i] = position in its class, used[class] = 0.
+local function blind_classes(ops, m, hash)
+  local blind, rank, used, members = {}, {}, {}, {}
+  for i, op in ipairs(ops) do
+    blind[i] = false
+    if op.unknown and m.blind and m.blind(op) then
+      local ok, written = m.step(m.init(), op)
+      local class = ok and hash(written) or ("op " .. i)
+      blind[i] = class
+      if not members[class] then
+        members[class], used[class] = {}, 0
+      end
+      table.insert(members[class], i)
+    end
+  end
+  for _, list in pairs(members) do
+    table.sort(list, function(a, b)
+      if ops[a].call_ms ~= ops[b].call_ms then return ops[a].call_ms < ops[b].call_ms end
+      return a < b
+    end)
+    for r, i in ipairs(list) do rank[i] = r end
+  end
+  return blind, rank, used
+end
+
+-- Searches one partition. Returns true; or false, detail; or nil, detail
+-- when max_steps ran out. detail = { prefix = {op indices}, state, steps }.
+--
+-- Each level scans the list twice: first for required ops, then for optional
+-- ones (unknown outcome), so an optional op is only placed where no required
+-- op fits, and a linearizable history is usually found without guessing.
+-- Besides the cache, two more orders are skipped when the model says which
+-- ops are blind writes (they overwrite the state without reading it), for
+-- ops of unknown outcome: a blind write right after another one (the second
+-- alone gives the same state with one optional op left unused), and one
+-- placed out of order in its class (see blind_classes).
+-- An optional op that leaves the state as it was is skipped as well.
+local function search(ops, m, max_steps)
+  local n = #ops
+  local L = build_events(ops)
+  local nxt, prv, ev_op, ev_call, ret = L.nxt, L.prv, L.op, L.call, L.ret
+  local hash = m.prepare and m.prepare(ops) or m.hash
+  -- Each op has a bit in rbits (required) or ubits (optional); zob hashes R.
+  local word, mask, zob, unknown = {}, {}, {}, {}
+  local rnd = splitmix64(n)
+  local nr, nu = 0, 0
+  for i, op in ipairs(ops) do
+    local k
+    if op.unknown then
+      nu = nu + 1
+      k = nu
+      zob[i] = 0
+    else
+      nr = nr + 1
+      k = nr
+      zob[i] = rnd()
+    end
+    word[i], mask[i] = (k - 1) // 64 + 1, 1 << ((k - 1) % 64)
+    unknown[i] = op.unknown
+  end
+  local blind, rank, used = blind_classes(ops, m, hash)
+  local nrw, nuw = (nr + 63) // 64, (nu + 63) // 64
+  local rbits, ubits = {}, {}
+  for w = 1, nrw do rbits[w] = 0 end
+  for w = 1, nuw do ubits[w] = 0 end
+
+  local required_left, best_required = nr, 0
+  local step = m.step
+  local state = m.init()
+  local sh = hash(state)
+  local z = 0
+  local cache = {}
+  cache_visit(cache, sh, z, rbits, nrw, ubits, nuw)
+  local stack_ev, stack_state, stack_hash, depth = {}, {}, {}, 0
+  local best_prefix, best_state, agree = {}, state, 0
+  local steps = 0
+  local phase, entry = 1, nxt[0]
+
+  while required_left > 0 do
+    if ev_call[entry] then
+      local i = ev_op[entry]
+      local want = (phase == 1) ~= unknown[i]
+      if want and blind[i] and (rank[i] ~= used[blind[i]] + 1
+          or (depth > 0 and blind[ev_op[stack_ev[depth]]])) then
+        want = false
+      end
+      local lifted = false
+      if want then
+        steps = steps + 1
+        if max_steps and steps > max_steps then
+          return nil, { prefix = best_prefix, state = best_state, steps = steps }
+        end
+        local ok, new_state = step(state, ops[i])
+        if ok then
+          local nh = hash(new_state)
+          local bits = unknown[i] and ubits or rbits
+          local w, b = word[i], mask[i]
+          bits[w] = bits[w] | b
+          if not (unknown[i] and nh == sh)
+              and cache_visit(cache, nh, z ~ zob[i], rbits, nrw, ubits, nuw) then
+            depth = depth + 1
+            stack_ev[depth], stack_state[depth], stack_hash[depth] = entry, state, sh
+            if blind[i] then used[blind[i]] = used[blind[i]] + 1 end
+            state, sh, z = new_state, nh, z ~ zob[i]
+            if not unknown[i] then required_left = required_left - 1 end
+            -- Lift the call and its return out of the list.
+            local r = ret[i]
+            nxt[prv[entry]], prv[nxt[entry]] = nxt[entry], prv[entry]
+            nxt[prv[r]], prv[nxt[r]] = nxt[r], prv[r]
+            -- The longest prefix counts required ops: those are the ones a
+            -- reader of the counterexample has to explain.
+            -- best_prefix is updated in place from the first entry where it
+            -- and the stack differ (agree), so a search that goes deep
+            -- does not copy the whole stack at every new best.
+            if nr - required_left > best_required then
+              best_required, best_state = nr - required_left, state
+              for d = agree + 1, depth do best_prefix[d] = ev_op[stack_ev[d]] end
+              for d = depth + 1, #best_prefix do best_prefix[d] = nil end
+              agree = depth
+            end
+            phase, entry, lifted = 1, nxt[0], true
+          else
+            bits[w] = bits[w] & ~b
+          end
+        end
+      end
+      if not lifted then entry = nxt[entry] end
+    elseif phase == 1 then
+      -- A return (or the end): no required op fits here; try optional ones.
+      phase, entry = 2, nxt[0]
+    else
+      if depth == 0 then
+        return false, { prefix = best_prefix, state = best_state, steps = steps }
+      end
+      local top = stack_ev[depth]
+      local i = ev_op[top]
+      state, sh = stack_state[depth], stack_hash[depth]
+      stack_ev[depth], stack_state[depth], stack_hash[depth] = nil, nil, nil
+      depth = depth - 1
+      if agree > depth then agree = depth end
+      z = z ~ zob[i]
+      local bits = unknown[i] and ubits or rbits
+      bits[word[i]] = bits[word[i]] & ~mask[i]
+      if not unknown[i] then required_left = required_left + 1 end
+      if blind[i] then used[blind[i]] = used[blind[i]] - 1 end
+      -- Put the return back, then the call (the reverse of lifting).
+      local r = ret[i]
+      nxt[prv[r]], prv[nxt[r]] = r, r
+      nxt[prv[top]], prv[nxt[top]] = top, top
+      phase = unknown[i] and 2 or 1
+      entry = nxt[top]
+    end
+  end
+  return true, { steps = steps }
+end
+
+------------------------------------------------------------------------
+-- Counterexamples.
+
+local function time_text(t)
+  if t == nil or t == INF then return "?" end
+  return number_text(t)
+end
+
+local function op_text(m, rec)
+  local s = "#" .. rec.index .. " " .. m.describe(rec)
+  if rec.unknown then
+    local code = rec.err
+    if type(code) == "table" then code = code.code end
+    s = s .. " -> ? (" .. (code and tostring(code) or "not done") .. ")"
+  else
+    s = s .. " -> " .. serialize(rec.result)
+  end
+  s = s .. " [" .. time_text(rec.invoke_ms) .. ", " .. time_text(rec.complete_ms) .. "]"
+  if rec.node ~= nil then s = s .. " node " .. tostring(rec.node) end
+  return s
+end
+
+-- The ops that could come right after the prefix: not linearized, invoked
+-- before the earliest return of a required op that is not linearized.
+local function frontier(ops, in_prefix)
+  local first_return = INF
+  for i, op in ipairs(ops) do
+    if not in_prefix[i] and not op.unknown and op.return_ms < first_return then
+      first_return = op.return_ms
+    end
+  end
+  local list = {}
+  for i, op in ipairs(ops) do
+    if not in_prefix[i] and op.call_ms <= first_return then list[#list + 1] = i end
+  end
+  return list
+end
+
+local function counterexample(part, m, detail, gave_up)
+  local ops = part.ops
+  local originals, prefix_ops, in_prefix = {}, {}, {}
+  for i, op in ipairs(ops) do originals[i] = op.original end
+  local lines = {}
+  for d, i in ipairs(detail.prefix) do
+    in_prefix[i] = true
+    prefix_ops[d] = ops[i].original
+    lines[#lines + 1] = "  " .. op_text(m, ops[i])
+  end
+  local next_ops, next_lines, optional_lines = {}, {}, {}
+  for _, i in ipairs(frontier(ops, in_prefix)) do
+    if ops[i].unknown then
+      optional_lines[#optional_lines + 1] = "  " .. op_text(m, ops[i])
+    else
+      next_ops[#next_ops + 1] = ops[i].original
+      next_lines[#next_lines + 1] = "  " .. op_text(m, ops[i])
+    end
+  end
+  if #optional_lines > 0 then
+    next_lines[#next_lines + 1] = "(nor after any of these, of unknown outcome:)"
+    table.move(optional_lines, 1, #optional_lines, #next_lines + 1, next_lines)
+  end
+  local where = ""
+  if m.partition then where = " on " .. m.partition_noun .. " " .. key_text(part.key) end
+  local head
+  if gave_up then
+    head = "gave up after " .. detail.steps .. " steps checking " .. #ops ..
+      " operations" .. where
+  else
+    head = "no linearization of " .. #ops .. " operations" .. where
+  end
+  local msg = head .. "; the longest linearizable prefix has " ..
+    #detail.prefix .. " of them" .. (#lines > 0 and ":\n" or "\n") ..
+    table.concat(lines, "\n") .. (#lines > 0 and "\n" or "") .. "after it the state is " ..
+    m.describe_state(detail.state) ..
+    ", and none of the required operations that could come next fits:\n" ..
+    table.concat(next_lines, "\n")
+  return {
+    key = m.partition and part.key or nil,
+    ops = originals,
+    linearized = prefix_ops,
+    next = next_ops,
+    state = detail.state,
+    gave_up = gave_up or nil,
+    message = msg,
+  }
+end
+
+------------------------------------------------------------------------
+
+function check.linearizable(history, model, opts)
+  local m, err = resolve_model(model)
+  if not m then error(WHERE .. err, 2) end
+  if opts ~= nil and type(opts) ~= "table" then
+    error(WHERE .. "opts must be a table", 2)
+  end
+  local max_steps = opts and opts.max_steps
+  local parts
+  parts, err = partition_history(history, m)
+  if not parts then error(WHERE .. err, 2) end
+  local stats = opts and opts.stats
+  if stats then stats.steps, stats.partitions = 0, #parts end
+  local failed, stuck
+  for _, part in ipairs(parts) do
+    local ok, detail = search(part.ops, m, max_steps)
+    if stats then stats.steps = stats.steps + detail.steps end
+    if ok == false and (not failed or #part.ops < #failed.part.ops) then
+      failed = { part = part, detail = detail }
+    elseif ok == nil and not stuck then
+      stuck = { part = part, detail = detail }
+    end
+  end
+  if failed then return false, counterexample(failed.part, m, failed.detail) end
+  if stuck then return nil, counterexample(stuck.part, m, stuck.detail, true) end
+  return true
+end
+
+return check
