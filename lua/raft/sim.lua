@@ -23,6 +23,13 @@ local DEFAULT_TIMEOUT_MS = 5000
 -- (virtual disk latency, default {0, 2}), delay = {lo, hi} (default network
 -- delay, default {1, 5}), trace = true | false | "messages", checks = false
 -- (skip the invariant checks, for benchmarks), max_entry_bytes, ...
+-- Determinism guards (README "Deterministic state machines"): apply_budget
+-- (instructions per apply, default 1e8; false: none), memory_max (bytes of a
+-- node's Lua state, default 1 GiB), node_memory_max = { [id] = bytes } (a node
+-- with less memory), digest_entries (checkpoint interval for digest(),
+-- default 1000; false: never). status() adds halted, halt_reason, diverged =
+-- { index, mine, majority }, digests = { taken, matched, mismatches },
+-- budget_exceeded, memory_used, memory_max.
 function M.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("raft.sim: options must be a table", 2) end

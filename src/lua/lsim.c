@@ -120,6 +120,39 @@ static int sim_new(lua_State *L) {
   o.net_hi = 5;
   opt_range(L, 1, "delay", &o.net_lo, &o.net_hi);
   o.no_checks = !opt_bool(L, 1, "checks", true);
+  /* determinism guards (README "Deterministic state machines") */
+  lua_getfield(L, 1, "apply_budget");
+  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) o.sm.apply_budget = LR_SM_BUDGET_OFF;
+  else if (!lua_isnil(L, -1)) {
+    lua_Integer b = luaL_checkinteger(L, -1);
+    luaL_argcheck(L, b > 0, 1, "apply_budget must be a positive number of instructions or false");
+    o.sm.apply_budget = (uint64_t)b;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "digest_entries");
+  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) o.sm.digest_entries = LR_SM_DIGEST_OFF;
+  else o.sm.digest_entries = opt_u32(L, 1, "digest_entries", 0);
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "memory_max");
+  if (!lua_isnil(L, -1)) {
+    lua_Integer m = luaL_checkinteger(L, -1);
+    luaL_argcheck(L, m >= 65536, 1, "memory_max must be at least 65536 bytes");
+    o.sm.memory_max = (size_t)m;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "node_memory_max"); /* { [id] = bytes }: a node with less memory */
+  if (lua_istable(L, -1)) {
+    for (uint32_t i = 0; i < o.n_nodes; i++) {
+      lua_rawgeti(L, -1, (lua_Integer)o.ids[i]);
+      if (!lua_isnil(L, -1)) {
+        lua_Integer m = luaL_checkinteger(L, -1);
+        luaL_argcheck(L, m >= 65536, 1, "node_memory_max values must be at least 65536 bytes");
+        o.node_memory_max[i] = (size_t)m;
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
   lua_getfield(L, 1, "trace");
   if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "messages") == 0)
     o.trace = LR_SIM_TRACE_MESSAGES;
@@ -392,6 +425,30 @@ static int sim_status(lua_State *L) {
   set_int(L, "last_index", st.raft.last_index);
   set_int(L, "snapshot_index", st.raft.snapshot_index);
   set_int(L, "sessions", st.sessions);
+  /* the state machine's guards: halted/diverged, digests, memory */
+  lua_pushboolean(L, st.sm.halted);
+  lua_setfield(L, -2, "halted");
+  if (st.sm.halted) {
+    lua_pushstring(L, st.sm.reason);
+    lua_setfield(L, -2, "halt_reason");
+  }
+  if (st.sm.diverged) {
+    lua_createtable(L, 0, 3);
+    set_int(L, "index", st.sm.diverged_index);
+    lua_pushlstring(L, st.sm.mine, st.sm.mine_len);
+    lua_setfield(L, -2, "mine");
+    lua_pushlstring(L, st.sm.majority, st.sm.majority_len);
+    lua_setfield(L, -2, "majority");
+    lua_setfield(L, -2, "diverged");
+  }
+  lua_createtable(L, 0, 3);
+  set_int(L, "taken", st.sm.digests_taken);
+  set_int(L, "matched", st.sm.digests_matched);
+  set_int(L, "mismatches", st.sm.digest_mismatches);
+  lua_setfield(L, -2, "digests");
+  set_int(L, "budget_exceeded", st.sm.budget_exceeded);
+  set_int(L, "memory_used", st.sm.memory_used);
+  set_int(L, "memory_max", st.sm.memory_max);
   lua_pushboolean(L, st.raft.is_member);
   lua_setfield(L, -2, "is_member");
   lua_newtable(L);

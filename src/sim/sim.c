@@ -405,6 +405,16 @@ static struct lr__sim_waiter *request(struct lr_sim *s, raft_id node, uint8_t ki
   return w;
 }
 
+/* A halted state machine (memory_max, divergence) serves nothing: the
+ * request ends at once with `stopped` and the reason. */
+static bool halted(struct lr_sim *s, struct lr__sim_node *n, uint64_t id) {
+  if (!lr_sm_halted(n->sm)) return false;
+  struct lr_sm_status st;
+  lr_sm_status(n->sm, &st);
+  lr__sim_complete(s, id, "stopped", st.reason, strlen(st.reason), 0, 0, 0);
+  return true;
+}
+
 uint64_t lr_sim_propose(struct lr_sim *s, raft_id node, const char *cmd, size_t len,
                         const char *client, size_t client_len, uint64_t seq,
                         uint64_t timeout_ms) {
@@ -415,6 +425,7 @@ uint64_t lr_sim_propose(struct lr_sim *s, raft_id node, const char *cmd, size_t 
                       (unsigned long long)node);
   if (request(s, node, W_PROPOSE, timeout_ms, &id, &slot) == NULL) return id;
   struct lr__sim_node *n = &s->nodes[slot];
+  if (halted(s, n, id)) return id;
   struct lr_env env = {.origin = n->id, .req = id, .time_ms = s->now,
                        .client = client, .client_len = client_len, .seq = seq,
                        .cmd = cmd, .cmd_len = len};
@@ -443,7 +454,7 @@ uint64_t lr_sim_read(struct lr_sim *s, raft_id node, int consistency, const char
     lr_sim_trace_line(s, "read #%llu n%llu", (unsigned long long)(s->next_id + 1),
                       (unsigned long long)node);
   struct lr__sim_waiter *w = request(s, node, W_READ, timeout_ms, &id, &slot);
-  if (w == NULL) return id;
+  if (w == NULL || halted(s, &s->nodes[slot], id)) return id;
   w->consistency = (uint8_t)consistency;
   if (len) {
     if ((w->q = raft_malloc(len)) == NULL) abort(); /* UNTESTED */
@@ -626,6 +637,7 @@ int lr_sim_status(struct lr_sim *s, raft_id node, struct lr_sim_node_status *st)
   st->applied = lr_sm_applied_index(n->sm);
   st->snapshot_index = n->has_snap ? n->snap.meta.index : 0;
   st->sessions = lr_sm_session_count(n->sm);
+  lr_sm_status(n->sm, &st->sm);
   return 0;
 }
 

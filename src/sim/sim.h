@@ -40,6 +40,9 @@ struct lr_sim_options {
   uint32_t net_lo, net_hi;   /* default network delay, ms (default 1..5) */
   int trace;                 /* LR_SIM_TRACE_* (default events) */
   bool no_checks;            /* skip the invariant checks (benchmarks) */
+  /* memory_max of the node ids[i] (0: sm.memory_max), to simulate a node with
+   * less memory than the others */
+  size_t node_memory_max[LR_SIM_NODES_MAX];
 };
 
 enum { LR_SIM_READ_LINEARIZABLE = 1, LR_SIM_READ_LEASE, LR_SIM_READ_STALE,
@@ -110,6 +113,7 @@ struct lr_sim_node_status {
   raft_index applied, snapshot_index;
   uint32_t sessions;
   uint32_t incarnation;
+  struct lr_sm_status sm;      /* valid when up: halted, diverged, digests */
 };
 int lr_sim_status(struct lr_sim *s, raft_id node, struct lr_sim_node_status *st);
 uint32_t lr_sim_nodes(const struct lr_sim *s, raft_id *ids); /* existing nodes */

@@ -68,6 +68,7 @@ struct lr__sim_idx { /* an entry this node's waiter expects at an index */
 };
 
 struct lr__sim_node {
+  struct lr_sim *sim; /* for the runner's log callback */
   raft_id id;
   bool exists, up;
   uint32_t inc; /* incarnation: bumps at every crash */
@@ -93,6 +94,7 @@ struct lr__sim_node {
   struct raft_config applied_cfg;
   raft_index applied_cfg_index;
   bool want_snapshot;
+  bool halt_handled; /* the runner halted and the node reacted */
   /* waiters */
   struct lr__sim_idx *idxq;
   size_t idxq_head, idxq_n, idxq_cap;

@@ -180,6 +180,7 @@ static void settle_index(struct lr_sim *s, struct lr__sim_node *n, const struct 
 
 static void apply_entry(struct lr_sim *s, uint32_t slot, const struct raft_entry *e) {
   struct lr__sim_node *n = &s->nodes[slot];
+  if (lr_sm_halted(n->sm)) return; /* a halted node applies nothing more */
   raft_index applied = lr_sm_applied_index(n->sm);
   if (e->index != applied + 1) {
     lr__sim_violation(s, "n%llu: committed entry %llu does not follow applied index %llu",
@@ -199,6 +200,7 @@ static void apply_entry(struct lr_sim *s, uint32_t slot, const struct raft_entry
   struct lr_sm_result res;
   if (lr_sm_apply(n->sm, e, &res) != 0)
     lr__sim_violation(s, "n%llu: state machine runner out of memory", (unsigned long long)n->id);
+  if (res.status == LR_SM_HALTED) return; /* not applied; drain reacts */
   s->applied_total++;
   if (res.status <= LR_SM_BAD_REQUEST && res.env.origin == n->id) {
     struct lr__sim_waiter *w = lr__sim_waiter_get(s, res.env.req);
@@ -395,6 +397,52 @@ int lr_sim_snapshot_now(struct lr_sim *s, raft_id node, char *err, size_t errlen
   return rc;
 }
 
+/* Proposes this node's digest of the last checkpoint, as a host does: the
+ * normal propose path (forwarded to the leader), no waiter. */
+static void propose_digest(struct lr_sim *s, uint32_t slot) {
+  struct lr__sim_node *n = &s->nodes[slot];
+  s->envbuf.len = 0;
+  if (lr_sm_digest_envelope(n->sm, &s->envbuf) != 0) return;
+  raft_index index = 0;
+  raft_term term = 0;
+  int rv = raft_propose(n->r, s->now, s->envbuf.data, s->envbuf.len, 0, &index, &term);
+  if (rv < 0)
+    lr__sim_trace(s, "n%llu digest not proposed: %s", (unsigned long long)n->id,
+                  raft_strerror(rv));
+}
+
+/* The runner halted (memory_max or divergence): requests waiting on this
+ * node can no longer complete (they need its apply), so they end with
+ * `stopped`; a leader hands leadership on. The node stays in the cluster
+ * (it votes and stores the log) until an operator replaces it. */
+static void on_halt(struct lr_sim *s, uint32_t slot) {
+  struct lr__sim_node *n = &s->nodes[slot];
+  struct lr_sm_status st;
+  n->halt_handled = true;
+  lr_sm_status(n->sm, &st);
+  uint64_t *ids = NULL;
+  size_t k = 0;
+  if (s->w_n > 0) {
+    ids = raft_malloc(s->w_n * sizeof *ids);
+    if (ids == NULL) abort(); /* UNTESTED */
+    for (size_t i = 0; i < s->w_cap; i++)
+      if (s->waiters[i].id && s->waiters[i].slot == slot && s->waiters[i].inc == n->inc &&
+          s->waiters[i].kind != W_CHANGE)
+        ids[k++] = s->waiters[i].id;
+  }
+  for (size_t i = 1; i < k; i++) /* id order: the trace must not depend on hashing */
+    for (size_t j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
+      uint64_t t = ids[j];
+      ids[j] = ids[j - 1];
+      ids[j - 1] = t;
+    }
+  for (size_t i = 0; i < k; i++)
+    lr__sim_complete(s, ids[i], "stopped", st.reason, strlen(st.reason), 0, 0, 0);
+  raft_free(ids);
+  n->reads_n = 0;
+  if (n->role == RAFT_LEADER) raft_transfer(n->r, s->now, 0);
+}
+
 void lr__sim_node_drain(struct lr_sim *s, uint32_t slot) {
   struct lr__sim_node *n = &s->nodes[slot];
   while (n->up) {
@@ -402,6 +450,10 @@ void lr__sim_node_drain(struct lr_sim *s, uint32_t slot) {
       struct raft_update u;
       raft_update_take(n->r, &u);
       handle_update(s, slot, &u);
+    } else if (!n->halt_handled && lr_sm_halted(n->sm)) {
+      on_halt(s, slot);
+    } else if (lr_sm_digest_due(n->sm)) {
+      propose_digest(s, slot);
     } else if (n->want_snapshot) {
       char err[256];
       take_snapshot(s, slot, err, sizeof err);
@@ -430,7 +482,9 @@ void lr__sim_node_deliver(struct lr_sim *s, uint32_t slot, struct lr__sim_msg *m
 static void restore_snapshot(struct lr_sim *s, uint32_t slot, const struct raft_snapshot *sn) {
   struct lr__sim_node *n = &s->nodes[slot];
   char err[256];
+  if (lr_sm_halted(n->sm)) return; /* halted for good: nothing to restore into */
   if (lr_sm_restore(n->sm, sn->data, sn->len, err, sizeof err) != 0) {
+    if (lr_sm_halted(n->sm)) return; /* memory_max: the node halts, not a safety issue */
     lr__sim_violation(s, "n%llu: %s", (unsigned long long)n->id, err);
   } else if (lr_sm_applied_index(n->sm) != sn->meta.index) {
     lr__sim_violation(s, "n%llu: snapshot blob index %llu != snapshot index %llu",
@@ -439,6 +493,7 @@ static void restore_snapshot(struct lr_sim *s, uint32_t slot, const struct raft_
                       (unsigned long long)sn->meta.index);
   }
   lr_sm_set_applied(n->sm, sn->meta.index, sn->meta.term);
+  lr_sm_set_config(n->sm, &sn->meta.config);
   raft_config_free(&n->applied_cfg);
   raft_config_copy(&sn->meta.config, &n->applied_cfg);
   n->applied_cfg_index = sn->meta.config_index;
@@ -500,6 +555,13 @@ void lr__sim_node_durable(struct lr_sim *s, uint32_t slot) {
 }
 
 /* ---- life ---------------------------------------------------------------- */
+/* The runner's loud lines (halts, digest trouble) go to the trace. */
+static void sm_log(void *ud, int level, const char *msg) {
+  struct lr__sim_node *n = ud;
+  (void)level;
+  if (n->sim->o.trace) lr_sim_trace_line(n->sim, "n%llu %s", (unsigned long long)n->id, msg);
+}
+
 static int bootstrap(struct lr_sim *s, uint32_t slot, char *err, size_t errlen) {
   struct raft_config c = {0};
   struct raft_member m[LR_SIM_NODES_MAX];
@@ -556,6 +618,12 @@ int lr__sim_node_start(struct lr_sim *s, uint32_t slot, bool founding, char *err
   }
   struct lr_sm_options so = s->o.sm;
   so.id = n->id;
+  if (slot < LR_SIM_NODES_MAX && s->o.node_memory_max[slot] != 0)
+    so.memory_max = s->o.node_memory_max[slot];
+  so.log = sm_log;
+  so.log_ud = n;
+  n->sim = s;
+  n->halt_handled = false;
   if (lr_sm_new(&so, &n->sm, err, errlen) != 0) {
     raft_free_node(n->r);
     n->r = NULL;
@@ -573,6 +641,7 @@ int lr__sim_node_start(struct lr_sim *s, uint32_t slot, bool founding, char *err
       return -1;
     }
     lr_sm_set_applied(n->sm, n->snap.meta.index, n->snap.meta.term);
+    lr_sm_set_config(n->sm, &n->snap.meta.config);
     raft_config_copy(&n->snap.meta.config, &n->applied_cfg);
     n->applied_cfg_index = n->snap.meta.config_index;
     n->last_snap_index = n->snap.meta.index;

@@ -9,7 +9,7 @@ int lr_env_encode_header(const struct lr_env *e, struct lr_buf *out) {
   if (lr_buf_reserve(out, LR_ENV_HEADER_MAX) != 0) return -1;
   char *p = out->data + out->len, *start = p;
   lr__put8(p, LR_ENV_VERSION);
-  lr__put8(p + 1, has_session ? 1 : 0);
+  lr__put8(p + 1, (uint8_t)((has_session ? 1 : 0) | (e->kind == LR_ENV_DIGEST ? 2 : 0)));
   lr__put64(p + 2, e->origin);
   lr__put64(p + 10, e->req);
   lr__put64(p + 18, e->time_ms);
@@ -43,7 +43,8 @@ int lr_env_decode(const void *p, size_t n, struct lr_env *e) {
   memset(e, 0, sizeof *e);
   if (lr__getn(&r, 1) != LR_ENV_VERSION) return -1;
   uint64_t flags = lr__getn(&r, 1);
-  if (flags & ~(uint64_t)1) return -1;
+  if ((flags & ~(uint64_t)3) || flags == 3) return -1; /* a digest has no session */
+  e->kind = (flags & 2) ? LR_ENV_DIGEST : LR_ENV_COMMAND;
   e->origin = lr__getn(&r, 8);
   e->req = lr__getn(&r, 8);
   e->time_ms = lr__getn(&r, 8);

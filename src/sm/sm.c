@@ -1,4 +1,5 @@
 /* The state machine runner (see sm.h). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,14 +10,14 @@
 
 #include "sm/bytes.h"
 #include "sm/session.h"
-#include "sm/sm.h"
+#include "sm/sm_int.h"
 
 int luaopen_raft(lua_State *L);
 
 /* The node's Lua state keeps these at fixed stack slots for the whole life of
  * the state, so the per-entry path never touches the registry. */
-enum { S_HANDLER = 1, S_TABLE, S_APPLY, S_META, S_QUERY, S_KINDEX, S_KTERM, S_KTIME,
-       S_TOP = S_KTIME };
+enum { S_HANDLER = 1, S_TABLE, S_APPLY, S_META, S_QUERY, S_DIGEST, S_KINDEX, S_KTERM,
+       S_KTIME, S_TOP = S_KTIME };
 
 /* Request ids per origin node: the last one applied and a window of the 64
  * before it. A proposal travels to the leader in a message the network may
@@ -41,6 +42,17 @@ struct lr_sm {
   uint32_t n_origins;
   bool can_snapshot;
   struct lr_buf out; /* result bytes, reused */
+  /* determinism guards */
+  struct lr__sm_ctx ctx;   /* seeds and budget of the current call */
+  struct lr__sm_mem *mem;  /* the allocator of L */
+  uint64_t budget;         /* LR_SM_BUDGET_OFF: none */
+  uint32_t digest_entries; /* LR_SM_DIGEST_OFF: none */
+  int guards;
+  bool halted, mem_exceeded;
+  char reason[512];
+  uint64_t budget_hits;
+  struct lr__sm_digests dg;
+  char status_buf[2][2 * LR_SM_DIGEST_MAX + 8];
 };
 
 const char *lr_sm_code(int status) {
@@ -48,6 +60,7 @@ const char *lr_sm_code(int status) {
   case LR_SM_OK: return "ok";
   case LR_SM_APPLY_ERROR: return "apply_error";
   case LR_SM_BAD_REQUEST: return "bad_request";
+  case LR_SM_HALTED: return "stopped";
   default: return "none";
   }
 }
@@ -70,6 +83,124 @@ static char *dup_mem(const char *p, size_t n) {
   return c;
 }
 
+/* ---- memory ------------------------------------------------------------- */
+void *lr__sm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  struct lr__sm_mem *m = ud;
+  size_t old = ptr ? osize : 0;
+  if (nsize == 0) {
+    raft_free(ptr);
+    m->used -= old;
+    return NULL;
+  }
+  if (nsize > old) {
+    /* Lua answers a refusal with a full collection and the same request
+     * once more: a second refusal of it is an error the script sees. */
+    bool retry = m->last_nsize == nsize && m->last_ptr == ptr;
+    m->last_ptr = NULL;
+    m->last_nsize = 0;
+    if (m->used - old + nsize > m->max || m->used - old + nsize < m->used - old) {
+      m->refused++;
+      if (retry) m->hard++;
+      m->last_ptr = ptr;
+      m->last_nsize = nsize;
+      return NULL;
+    }
+  }
+  void *p = raft_realloc(ptr, nsize);
+  if (p == NULL) {
+    m->hard++; /* UNTESTED: the process itself is out of memory */
+    return NULL;
+  }
+  m->used = m->used - old + nsize;
+  return p;
+}
+
+static int panic(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  fprintf(stderr, "luaraft: PANIC: unprotected error in a state machine (%s)\n",
+          msg ? msg : "?");
+  return 0; /* abort() follows */
+}
+
+static void warn_off(void *ud, const char *msg, int tocont) {
+  (void)ud, (void)msg, (void)tocont;
+}
+
+/* ---- halting ------------------------------------------------------------- */
+static void sm_log(struct lr_sm *sm, int level, const char *msg) {
+  if (sm->o.log) sm->o.log(sm->o.log_ud, level, msg);
+  else fprintf(stderr, "luaraft: node %llu: %s\n", (unsigned long long)sm->o.id, msg);
+}
+
+static void halt(struct lr_sm *sm, bool memory, const char *fmt, ...) {
+  if (sm->halted) return;
+  sm->halted = true;
+  sm->mem_exceeded = memory;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sm->reason, sizeof sm->reason, fmt, ap);
+  va_end(ap);
+  char line[600];
+  snprintf(line, sizeof line, "state machine HALTED: %s", sm->reason);
+  sm_log(sm, LR_SM_LOG_ERROR, line);
+}
+
+static void halt_memory(struct lr_sm *sm) {
+  halt(sm, true, "memory limit reached: the Lua state needs more than %llu bytes (memory_max); "
+       "this is not deterministic, so this node stops applying; raise memory_max or fix the "
+       "state machine, then restart the node", (unsigned long long)sm->mem->max);
+}
+
+/* ---- the instruction budget ---------------------------------------------- */
+/* A count hook: deterministic, since every replica runs the same
+ * instructions. It fires every `chunk` instructions; once over the budget it
+ * fires at every instruction, so a pcall in the script cannot swallow it. */
+static void budget_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  struct lr__sm_ctx *c = lr__sm_ctx_of(L);
+  if (!c->budget_on) return;
+  c->spent += c->chunk;
+  if (c->spent < c->budget && !c->budget_hit) return;
+  c->budget_hit = true;
+  lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+  luaL_where(L, 0);
+  lua_pushfstring(L, "instruction budget exceeded: more than %I Lua instructions in one call "
+                  "(apply_budget)", (lua_Integer)c->budget);
+  lua_concat(L, 2);
+  lua_error(L);
+}
+
+/* Starts a call into the script: its seed and its budget. */
+static void call_begin(struct lr_sm *sm, lua_State *L, lua_Integer seed1, lua_Integer seed2) {
+  struct lr__sm_ctx *c = &sm->ctx;
+  c->seeded = false;
+  c->seed1 = seed1;
+  c->seed2 = seed2;
+  if (sm->budget == LR_SM_BUDGET_OFF) return;
+  c->budget_on = true;
+  c->budget_hit = false;
+  c->budget = sm->budget;
+  c->spent = 0;
+  c->chunk = sm->budget < (1u << 20) ? sm->budget : (1u << 20);
+  lua_sethook(L, budget_hook, LUA_MASKCOUNT, (int)c->chunk);
+}
+
+/* Ends it; halts the runner if the Lua state ran out of memory. */
+static void call_end(struct lr_sm *sm, lua_State *L, struct lr__sm_mem *mem, uint64_t hard,
+                     int rc) {
+  if (sm->ctx.budget_on) {
+    lua_sethook(L, NULL, 0, 0);
+    sm->ctx.budget_on = false;
+    if (sm->ctx.budget_hit) sm->budget_hits++;
+  }
+  if (rc == LUA_ERRMEM || mem->hard != hard) {
+    struct lr__sm_mem *cur = sm->mem;
+    sm->mem = mem; /* for the message */
+    halt_memory(sm);
+    sm->mem = cur;
+  }
+}
+
 /* Runs in protected mode in the new state: opens the libraries and `raft`,
  * runs the script or factory and leaves S_HANDLER..S_QUERY on the stack. */
 static int init_state(lua_State *L) {
@@ -84,6 +215,7 @@ static int init_state(lua_State *L) {
   lua_pushliteral(L, "raft");
   lua_call(L, 1, 1);
   lua_setglobal(L, "raft");
+  lr__sm_sandbox_install(L);
 
   lua_pushcfunction(L, msghandler); /* S_HANDLER */
   int rc;
@@ -93,12 +225,23 @@ static int init_state(lua_State *L) {
     rc = luaL_loadbufferx(L, sm->chunk, sm->o.chunk_len,
                           sm->chunkname ? sm->chunkname : "=state_machine", "b");
   if (rc != LUA_OK) return lua_error(L);
-  if (lua_pcall(L, 0, 1, S_HANDLER) != LUA_OK) return lua_error(L);
+  /* the script's top level runs guarded, seeded and on a budget too */
+  call_begin(sm, L, 0, 0);
+  rc = lua_pcall(L, 0, 1, S_HANDLER);
+  if (sm->ctx.budget_on) {
+    lua_sethook(L, NULL, 0, 0);
+    sm->ctx.budget_on = false;
+  }
+  if (rc != LUA_OK) return lua_error(L);
   if (!lua_istable(L, -1)) goto bad;
   lua_getfield(L, S_TABLE, "apply"); /* S_APPLY */
   if (!lua_isfunction(L, -1)) goto bad;
+  sm->guards = lr__sm_sandbox_relax(L, S_TABLE);
   lua_createtable(L, 0, 3); /* S_META */
   lua_getfield(L, S_TABLE, "query"); /* S_QUERY */
+  lua_getfield(L, S_TABLE, "digest"); /* S_DIGEST */
+  if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+    return luaL_error(L, "state machine: digest must be a function returning a string");
   lua_getfield(L, S_TABLE, "snapshot");
   lua_getfield(L, S_TABLE, "restore");
   sm->can_snapshot = lua_isfunction(L, -1) && lua_isfunction(L, -2);
@@ -111,25 +254,53 @@ bad:
   return luaL_error(L, "state machine script must return a table with an apply function");
 }
 
-static lua_State *new_state(struct lr_sm *sm, char *err, size_t errlen) {
-  lua_State *L = luaL_newstate();
-  if (L == NULL) {
+static void close_state(lua_State *L, struct lr__sm_mem *mem) {
+  if (L) lua_close(L);
+  raft_free(mem);
+}
+
+/* A fresh guarded Lua state with the script loaded; *memp gets its
+ * allocator. NULL with err (and maybe the runner halted: memory). */
+static lua_State *new_state(struct lr_sm *sm, struct lr__sm_mem **memp, char *err,
+                            size_t errlen) {
+  struct lr__sm_mem *mem = raft_malloc(sizeof *mem);
+  if (mem == NULL) {
     snprintf(err, errlen, "cannot create a Lua state: not enough memory");
     return NULL;
   }
+  memset(mem, 0, sizeof *mem);
+  mem->max = sm->o.memory_max;
+  lua_State *L = lua_newstate(lr__sm_alloc, mem);
+  if (L == NULL) {
+    snprintf(err, errlen, "cannot create a Lua state: not enough memory (memory_max %llu)",
+             (unsigned long long)mem->max);
+    raft_free(mem);
+    return NULL;
+  }
+  lua_atpanic(L, panic);
+  lua_setwarnf(L, warn_off, NULL);
+  *(struct lr__sm_ctx **)lua_getextraspace(L) = &sm->ctx;
   lua_pushcfunction(L, init_state);
   lua_pushlightuserdata(L, sm);
-  if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK) {
+  int rc = lua_pcall(L, 1, LUA_MULTRET, 0);
+  if (rc != LUA_OK) {
     const char *msg = lua_tostring(L, -1);
     snprintf(err, errlen, "state machine: %s", msg ? msg : "(error object is not a string)");
-    lua_close(L);
+    if (rc == LUA_ERRMEM || mem->hard > 0) {
+      struct lr__sm_mem *cur = sm->mem;
+      sm->mem = mem;
+      halt_memory(sm);
+      sm->mem = cur;
+    }
+    close_state(L, mem);
     return NULL;
   }
   if (lua_gettop(L) != S_TOP) {
     snprintf(err, errlen, "state machine: internal error: bad stack");
-    lua_close(L);
+    close_state(L, mem);
     return NULL;
   }
+  *memp = mem;
   return L;
 }
 
@@ -154,9 +325,16 @@ int lr_sm_new(const struct lr_sm_options *o, struct lr_sm **out, char *err,
     snprintf(err, errlen, "max_sessions must be at most %d", LR_SM_SESSIONS_MAX);
     goto fail;
   }
+  sm->budget = o->apply_budget ? o->apply_budget : LR_SM_BUDGET_DEFAULT;
+  sm->o.memory_max = o->memory_max ? o->memory_max : LR_SM_MEMORY_DEFAULT;
+  sm->digest_entries = o->digest_entries ? o->digest_entries : LR_SM_DIGEST_ENTRIES_DEFAULT;
+  if (sm->o.memory_max < 64 * 1024) {
+    snprintf(err, errlen, "memory_max must be at least 65536 bytes");
+    goto fail;
+  }
   lr__sm_sessions_init(&sm->sessions, max);
   lr_buf_init(&sm->out);
-  if ((sm->L = new_state(sm, err, errlen)) == NULL) goto fail;
+  if ((sm->L = new_state(sm, &sm->mem, err, errlen)) == NULL) goto fail;
   *out = sm;
   return 0;
 nomem:
@@ -173,7 +351,7 @@ fail:
 
 void lr_sm_free(struct lr_sm *sm) {
   if (sm == NULL) return;
-  if (sm->L) lua_close(sm->L);
+  close_state(sm->L, sm->mem);
   lr__sm_sessions_free(&sm->sessions);
   raft_free(sm->origins);
   lr_buf_free(&sm->out);
@@ -199,14 +377,23 @@ static void set_message(struct lr_sm *sm, struct lr_sm_result *res, int status,
   set_result(sm, res, status, msg, strlen(msg));
 }
 
+static void set_halted(struct lr_sm *sm, struct lr_sm_result *res) {
+  set_result(sm, res, LR_SM_HALTED, sm->reason, strlen(sm->reason));
+}
+
 /* Calls apply(cmd, meta) with the decoded command; fills res. */
 static void call_apply(struct lr_sm *sm, const struct raft_entry *e,
                        struct lr_sm_result *res) {
   lua_State *L = sm->L;
   char err[256];
+  uint64_t hard = sm->mem->hard;
   lua_pushvalue(L, S_APPLY);
   if (lr_decode(L, res->env.cmd, res->env.cmd_len, err, sizeof err) != 0) {
     lua_settop(L, S_TOP);
+    if (sm->mem->hard != hard) {
+      halt_memory(sm);
+      return;
+    }
     set_message(sm, res, LR_SM_BAD_REQUEST, "malformed command: %s", err);
     return;
   }
@@ -220,7 +407,14 @@ static void call_apply(struct lr_sm *sm, const struct raft_entry *e,
   lua_pushinteger(L, (lua_Integer)res->env.time_ms);
   lua_rawset(L, S_META);
   lua_pushvalue(L, S_META);
-  if (lua_pcall(L, 2, 1, S_HANDLER) != LUA_OK) {
+  call_begin(sm, L, (lua_Integer)e->index, (lua_Integer)e->term);
+  int rc = lua_pcall(L, 2, 1, S_HANDLER);
+  call_end(sm, L, sm->mem, hard, rc);
+  if (sm->halted) {
+    lua_settop(L, S_TOP);
+    return;
+  }
+  if (rc != LUA_OK) {
     size_t n;
     const char *msg = lua_tolstring(L, -1, &n);
     set_result(sm, res, LR_SM_APPLY_ERROR, msg, n);
@@ -237,6 +431,105 @@ static void call_apply(struct lr_sm *sm, const struct raft_entry *e,
   res->status = LR_SM_OK;
   res->data = sm->out.data;
   res->len = sm->out.len;
+}
+
+/* ---- digests ------------------------------------------------------------- */
+/* Shows a digest in a log line: printable bytes as they are, others as \xNN. */
+static const char *printable(char *buf, size_t cap, const char *p, size_t n) {
+  size_t k = 0;
+  for (size_t i = 0; i < n && k + 5 < cap; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (c >= 32 && c < 127 && c != '"') buf[k++] = (char)c;
+    else k += (size_t)snprintf(buf + k, cap - k, "\\x%02x", c);
+  }
+  buf[k] = 0;
+  return buf;
+}
+
+/* Calls digest() right after applying the checkpoint entry at index. */
+static void take_digest(struct lr_sm *sm, raft_index index) {
+  lua_State *L = sm->L;
+  uint64_t hard = sm->mem->hard;
+  lua_pushvalue(L, S_DIGEST);
+  call_begin(sm, L, (lua_Integer)index, -1);
+  int rc = lua_pcall(L, 0, 1, S_HANDLER);
+  call_end(sm, L, sm->mem, hard, rc);
+  char line[400];
+  if (sm->halted) {
+    /* nothing: halted */
+  } else if (rc != LUA_OK || lua_type(L, -1) != LUA_TSTRING) {
+    snprintf(line, sizeof line, "digest at %llu skipped: %s", (unsigned long long)index,
+             rc != LUA_OK ? lua_tostring(L, -1) : "digest() must return a string");
+    sm_log(sm, LR_SM_LOG_WARN, line);
+  } else {
+    size_t n;
+    const char *p = lua_tolstring(L, -1, &n);
+    struct lr__sm_digest d;
+    lr__sm_digest_make(&d, p, n);
+    lr__sm_digest_own(&sm->dg, index, &d);
+  }
+  lua_settop(L, S_TOP);
+}
+
+/* An applied DIGEST entry: u64 index | digest bytes. */
+static void apply_digest(struct lr_sm *sm, const struct lr_env *env) {
+  struct lr__rd r;
+  lr__rd_init(&r, env->cmd, env->cmd_len);
+  raft_index index = lr__getn(&r, 8);
+  if (r.bad || r.n > LR_SM_DIGEST_MAX || index == 0 || index > sm->applied) return;
+  struct lr__sm_digest d;
+  d.len = (uint8_t)r.n;
+  memcpy(d.d, r.p, r.n);
+  if (!lr__sm_digest_report(&sm->dg, index, env->origin, &d)) return;
+  char mine[4 * LR_SM_DIGEST_MAX + 1], maj[4 * LR_SM_DIGEST_MAX + 1];
+  halt(sm, false, "diverged from the majority at index %llu: digest() gave \"%s\" here, "
+       "\"%s\" on a majority of the voters; this replica's state is wrong: stop the node, "
+       "delete its data directory and start it again, so it catches up from a healthy "
+       "replica's snapshot", (unsigned long long)index,
+       printable(mine, sizeof mine, sm->dg.div_mine.d, sm->dg.div_mine.len),
+       printable(maj, sizeof maj, sm->dg.div_majority.d, sm->dg.div_majority.len));
+}
+
+bool lr_sm_halted(const struct lr_sm *sm) { return sm->halted; }
+bool lr_sm_digest_due(const struct lr_sm *sm) { return sm->dg.due && !sm->halted; }
+
+int lr_sm_digest_envelope(struct lr_sm *sm, struct lr_buf *out) {
+  if (!sm->dg.due) return -1;
+  const struct lr__sm_ckpt *c = NULL;
+  for (int i = 0; i < LR__SM_CKPTS; i++)
+    if (sm->dg.ck[i].index == sm->dg.due_index && sm->dg.ck[i].has_own) c = &sm->dg.ck[i];
+  sm->dg.due = false;
+  if (c == NULL) return -1; /* UNTESTED: evicted */
+  char cmd[8 + LR_SM_DIGEST_MAX];
+  lr__put64(cmd, c->index);
+  memcpy(cmd + 8, c->own.d, c->own.len);
+  struct lr_env e = {.origin = sm->o.id, .kind = LR_ENV_DIGEST, .cmd = cmd,
+                     .cmd_len = 8 + (size_t)c->own.len};
+  return lr_env_encode(&e, out);
+}
+
+void lr_sm_set_config(struct lr_sm *sm, const struct raft_config *c) {
+  lr__sm_digest_config(&sm->dg, c);
+}
+
+void lr_sm_status(const struct lr_sm *sm, struct lr_sm_status *st) {
+  memset(st, 0, sizeof *st);
+  st->halted = sm->halted;
+  st->reason = sm->halted ? sm->reason : "";
+  st->memory_exceeded = sm->mem_exceeded;
+  st->diverged = sm->dg.diverged;
+  st->diverged_index = sm->dg.div_index;
+  st->mine = sm->dg.div_mine.d;
+  st->mine_len = sm->dg.div_mine.len;
+  st->majority = sm->dg.div_majority.d;
+  st->majority_len = sm->dg.div_majority.len;
+  st->digests_taken = sm->dg.taken;
+  st->digests_matched = sm->dg.matched;
+  st->digest_mismatches = sm->dg.mismatches;
+  st->budget_exceeded = sm->budget_hits;
+  st->memory_used = sm->mem ? sm->mem->used : 0;
+  st->memory_max = sm->o.memory_max;
+  st->guards = sm->guards;
 }
 
 /* True if (origin, req) was applied before (or is too old to tell); else
@@ -268,18 +561,9 @@ static bool origin_seen(struct lr_sm *sm, uint64_t origin, uint64_t req) {
   return false;
 }
 
-int lr_sm_apply(struct lr_sm *sm, const struct raft_entry *e,
-                struct lr_sm_result *res) {
-  memset(res, 0, sizeof *res);
-  res->status = LR_SM_NONE;
-  sm->applied = e->index;
-  sm->applied_term = e->term;
-  if (e->type != RAFT_ENTRY_NORMAL) return 0;
-  if (lr_env_decode(e->data, e->len, &res->env) != 0) {
-    memset(&res->env, 0, sizeof res->env);
-    set_message(sm, res, LR_SM_BAD_REQUEST, "%s", "malformed entry envelope");
-    return 0;
-  }
+/* The part of apply that runs for a command envelope (not a digest). */
+static int apply_command(struct lr_sm *sm, const struct raft_entry *e,
+                         struct lr_sm_result *res) {
   if (res->env.req != 0 && origin_seen(sm, res->env.origin, res->env.req)) {
     res->status = LR_SM_SKIPPED;
     res->duplicate = true;
@@ -299,6 +583,7 @@ int lr_sm_apply(struct lr_sm *sm, const struct raft_entry *e,
     }
   }
   call_apply(sm, e, res);
+  if (sm->halted) return 0;
   if (res->env.client != NULL &&
       lr__sm_sessions_put(&sm->sessions, res->env.client, res->env.client_len,
                        res->env.seq, e->index, res->status, res->data, res->len) != 0)
@@ -306,22 +591,85 @@ int lr_sm_apply(struct lr_sm *sm, const struct raft_entry *e,
   return 0;
 }
 
+int lr_sm_apply(struct lr_sm *sm, const struct raft_entry *e,
+                struct lr_sm_result *res) {
+  memset(res, 0, sizeof *res);
+  res->status = LR_SM_NONE;
+  if (sm->halted) {
+    set_halted(sm, res);
+    return 0;
+  }
+  raft_index prev = sm->applied;
+  raft_term prev_term = sm->applied_term;
+  sm->applied = e->index;
+  sm->applied_term = e->term;
+  if (e->type == RAFT_ENTRY_CONFIG) {
+    struct raft_config c;
+    if (raft_config_decode(e->data, e->len, &c) == 0) {
+      lr__sm_digest_config(&sm->dg, &c);
+      raft_config_free(&c);
+    }
+  }
+  if (e->type != RAFT_ENTRY_NORMAL) return 0;
+  int rc = 0;
+  if (lr_env_decode(e->data, e->len, &res->env) != 0) {
+    memset(&res->env, 0, sizeof res->env);
+    set_message(sm, res, LR_SM_BAD_REQUEST, "%s", "malformed entry envelope");
+  } else if (res->env.kind == LR_ENV_DIGEST) {
+    apply_digest(sm, &res->env); /* applied either way; no waiter */
+    if (sm->halted) set_halted(sm, res); /* it showed this replica diverged */
+    return 0; /* a report is no checkpoint */
+  } else {
+    rc = apply_command(sm, e, res);
+  }
+  if (sm->halted) { /* out of memory in this entry: it did not apply */
+    sm->applied = prev;
+    sm->applied_term = prev_term;
+    set_halted(sm, res);
+    return 0;
+  }
+  /* A checkpoint: a multiple of digest_entries holding a client entry (so
+   * the DIGEST entries a checkpoint causes never make the next one). */
+  if (lua_isfunction(sm->L, S_DIGEST) && sm->digest_entries != LR_SM_DIGEST_OFF &&
+      e->index % sm->digest_entries == 0)
+    take_digest(sm, e->index);
+  return rc;
+}
+
 int lr_sm_query(struct lr_sm *sm, const void *q, size_t qlen,
                 struct lr_sm_result *res) {
   lua_State *L = sm->L;
   char err[256];
   memset(res, 0, sizeof *res);
+  if (sm->halted) {
+    set_halted(sm, res);
+    return 0;
+  }
   if (!lua_isfunction(L, S_QUERY)) {
     set_message(sm, res, LR_SM_BAD_REQUEST, "%s", "the state machine has no query function");
     return 0;
   }
+  uint64_t hard = sm->mem->hard;
   lua_pushvalue(L, S_QUERY);
   if (lr_decode(L, q, qlen, err, sizeof err) != 0) {
     lua_settop(L, S_TOP);
+    if (sm->mem->hard != hard) {
+      halt_memory(sm);
+      set_halted(sm, res);
+      return 0;
+    }
     set_message(sm, res, LR_SM_BAD_REQUEST, "malformed query: %s", err);
     return 0;
   }
-  if (lua_pcall(L, 1, 1, S_HANDLER) != LUA_OK) {
+  call_begin(sm, L, (lua_Integer)sm->applied, -2);
+  int rc = lua_pcall(L, 1, 1, S_HANDLER);
+  call_end(sm, L, sm->mem, hard, rc);
+  if (sm->halted) {
+    lua_settop(L, S_TOP);
+    set_halted(sm, res);
+    return 0;
+  }
+  if (rc != LUA_OK) {
     size_t n;
     const char *msg = lua_tolstring(L, -1, &n);
     set_result(sm, res, LR_SM_BAD_REQUEST, msg, n);
@@ -362,8 +710,24 @@ int lr_sm_snapshot(struct lr_sm *sm, struct lr_buf *out, char *err, size_t errle
     snprintf(err, errlen, "the state machine has no snapshot/restore functions");
     return -1;
   }
+  if (sm->halted) {
+    snprintf(err, errlen, "the state machine is halted: %s", sm->reason);
+    return -1;
+  }
+  uint64_t hard = sm->mem->hard;
   lua_getfield(L, S_TABLE, "snapshot");
-  if (lua_pcall(L, 0, 1, S_HANDLER) != LUA_OK) {
+  struct lr__sm_ctx *c = &sm->ctx;
+  c->seeded = false;
+  c->seed1 = (lua_Integer)sm->applied;
+  c->seed2 = -3;
+  int rc = lua_pcall(L, 0, 1, S_HANDLER);
+  call_end(sm, L, sm->mem, hard, rc);
+  if (sm->halted) {
+    snprintf(err, errlen, "the state machine is halted: %s", sm->reason);
+    lua_settop(L, S_TOP);
+    return -1;
+  }
+  if (rc != LUA_OK) {
     snprintf(err, errlen, "snapshot: %s", lua_tostring(L, -1));
     lua_settop(L, S_TOP);
     return -1;
@@ -433,6 +797,10 @@ int lr_sm_restore(struct lr_sm *sm, const void *p, size_t n, char *err,
     snprintf(err, errlen, "restore: not a luaraft snapshot (or an unknown version)");
     return -1;
   }
+  if (sm->halted) {
+    snprintf(err, errlen, "restore: the state machine is halted: %s", sm->reason);
+    return -1;
+  }
   raft_index index = lr__getn(&r, 8);
   raft_term term = lr__getn(&r, 8);
   uint32_t count = (uint32_t)lr__getn(&r, 4);
@@ -456,23 +824,31 @@ int lr_sm_restore(struct lr_sm *sm, const void *p, size_t n, char *err,
   const char *user = lr__get(&r, ulen);
   if (r.bad || r.n != 0) goto malformed;
 
-  lua_State *L = new_state(sm, err, errlen);
+  struct lr__sm_mem *mem = NULL;
+  lua_State *L = new_state(sm, &mem, err, errlen);
   if (L == NULL) goto fail;
   if (!sm->can_snapshot) {
     snprintf(err, errlen, "restore: the state machine has no snapshot/restore functions");
-    lua_close(L);
+    close_state(L, mem);
     goto fail;
   }
+  uint64_t hard = mem->hard;
   lua_getfield(L, S_TABLE, "restore");
   lua_pushlstring(L, user, ulen);
-  if (lua_pcall(L, 1, 0, S_HANDLER) != LUA_OK) {
-    snprintf(err, errlen, "restore: %s", lua_tostring(L, -1));
-    lua_close(L);
+  sm->ctx.seeded = false;
+  sm->ctx.seed1 = (lua_Integer)index;
+  sm->ctx.seed2 = -4;
+  int rc = lua_pcall(L, 1, 0, S_HANDLER);
+  call_end(sm, L, mem, hard, rc);
+  if (rc != LUA_OK || sm->halted) {
+    snprintf(err, errlen, "restore: %s", sm->halted ? sm->reason : lua_tostring(L, -1));
+    close_state(L, mem);
     goto fail;
   }
   lua_settop(L, S_TOP);
-  lua_close(sm->L);
+  close_state(sm->L, sm->mem);
   sm->L = L;
+  sm->mem = mem;
   lr__sm_sessions_free(&sm->sessions);
   sm->sessions = t;
   raft_free(sm->origins);

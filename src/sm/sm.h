@@ -57,9 +57,12 @@
 /* ---- the envelope --------------------------------------------------------
  * Binary, little-endian, versioned, decoded strictly (exact lengths, no
  * unknown flags, no trailing bytes):
- *   u8 version (1) | u8 flags (bit 0: has session) | u64 origin | u64 req |
- *   u64 time_ms | [u16 client_len | client bytes | u64 seq] | u32 cmd_len |
- *   cmd bytes
+ *   u8 version (1) | u8 flags (bit 0: has session, bit 1: digest) |
+ *   u64 origin | u64 req | u64 time_ms | [u16 client_len | client bytes |
+ *   u64 seq] | u32 cmd_len | cmd bytes
+ * A digest envelope (kind LR_ENV_DIGEST, made by lr_sm_digest_envelope) is
+ * the runner's own: its cmd is u64 index | the digest bytes, and apply()
+ * never sees it.
  */
 #define LR_ENV_VERSION 1
 #define LR_ENV_CLIENT_MAX 256 /* bytes of a client id */
@@ -74,7 +77,9 @@ struct lr_env {
   uint64_t seq;         /* > 0 with a client */
   const char *cmd;      /* lr_encode bytes of the command */
   size_t cmd_len;
+  uint8_t kind;         /* LR_ENV_COMMAND (0) or LR_ENV_DIGEST */
 };
+enum { LR_ENV_COMMAND = 0, LR_ENV_DIGEST = 1 };
 /* Appends the envelope to out. -1: no memory or client id too long. */
 int lr_env_encode(const struct lr_env *e, struct lr_buf *out);
 /* Writes just the header; append e->cmd_len bytes of command after it. Lets a
@@ -87,13 +92,37 @@ int lr_env_decode(const void *p, size_t n, struct lr_env *e);
 #define LR_SM_SESSIONS_DEFAULT 10000
 #define LR_SM_SESSIONS_MAX 10000000
 
+/* Determinism guards (README "Deterministic state machines"). */
+#define LR_SM_BUDGET_DEFAULT 100000000ull /* instructions per call */
+#define LR_SM_BUDGET_OFF UINT64_MAX
+#define LR_SM_MEMORY_DEFAULT ((size_t)1 << 30) /* bytes of one node's Lua state */
+#define LR_SM_MEMORY_OFF SIZE_MAX
+#define LR_SM_DIGEST_ENTRIES_DEFAULT 1000
+#define LR_SM_DIGEST_OFF UINT32_MAX
+#define LR_SM_DIGEST_MAX 64 /* longer digest() strings are hashed */
+
+enum { LR_SM_LOG_ERROR = 1, LR_SM_LOG_WARN = 2, LR_SM_LOG_INFO = 3 };
+
 struct lr_sm_options {
-  uint64_t id;             /* node id, for messages only */
+  uint64_t id;             /* node id, for messages and digest reports */
   const char *path;        /* a script path, or: */
   const char *chunk;       /* a dumped factory function (lua_dump bytes) */
   size_t chunk_len;
   const char *chunkname;   /* for chunk, e.g. "=state_machine" */
   uint32_t max_sessions;   /* 0: LR_SM_SESSIONS_DEFAULT */
+  /* --- determinism guards; zero means the default --- */
+  uint64_t apply_budget;   /* Lua instructions per apply/query/digest call; an
+                              apply over it is apply_error "instruction budget
+                              exceeded" on every replica. 0: default;
+                              LR_SM_BUDGET_OFF: no budget (no hook) */
+  size_t memory_max;       /* bytes the node's Lua state may use; over it the
+                              runner halts (not deterministic: see
+                              lr_sm_halted). 0: default; LR_SM_MEMORY_OFF */
+  uint32_t digest_entries; /* checkpoint interval for digest(). 0: default;
+                              LR_SM_DIGEST_OFF: never */
+  /* Loud lines (halts, divergence, digest errors). NULL: stderr. */
+  void (*log)(void *ud, int level, const char *msg);
+  void *log_ud;
 };
 
 enum {
@@ -102,9 +131,12 @@ enum {
   LR_SM_BAD_REQUEST = 2, /* data: message (stale seq, malformed envelope or
                             command, query without query(), query error) */
   LR_SM_NONE = 3,        /* NOOP/CONFIG entry: nothing to hand back */
-  LR_SM_SKIPPED = 4      /* a second copy of an envelope (same origin and
+  LR_SM_SKIPPED = 4,     /* a second copy of an envelope (same origin and
                             req) that the network duplicated on its way to
                             the leader: not applied, complete no waiter */
+  LR_SM_HALTED = 5       /* the runner is halted (lr_sm_halted): nothing was
+                            applied or read; data: the reason. Code
+                            "stopped" */
 };
 /* The codes of API.md for the statuses above. */
 const char *lr_sm_code(int status);
@@ -129,6 +161,13 @@ void lr_sm_free(struct lr_sm *sm);
 /* Applies one committed entry (index must be applied_index + 1). Returns 0, or
  * -1 if the runner could not work at all (no memory): the host must stop the
  * node. Everything a script does (errors, bad results) is a status in res.
+ * When the runner was halted before this call, or ran out of memory_max in
+ * apply(), res.status is LR_SM_HALTED and the applied index does not move. A
+ * DIGEST entry gives LR_SM_NONE, or LR_SM_HALTED when it showed that this
+ * replica diverged (the entry counts as applied). digest() itself runs after
+ * the entry applied and may halt the runner (memory) with res holding the
+ * entry's real result: so after EVERY call check lr_sm_halted() and stop
+ * applying once it is true.
  *
  * apply(cmd, meta): meta = {index, term, time} is one table reused for every
  * call: read it during the call, do not keep it. */
@@ -159,5 +198,55 @@ void lr_sm_set_applied(struct lr_sm *sm, raft_index index, raft_term term);
 uint32_t lr_sm_session_count(const struct lr_sm *sm);
 /* The node's Lua state (for hooks such as event callbacks; do not close). */
 lua_State *lr_sm_lua(struct lr_sm *sm);
+
+/* ---- determinism: halts, digests, status ----------------------------------
+ * HALTED. The runner halts, for good, when (a) the Lua state went over
+ * memory_max (not deterministic: other replicas may not), or (b) this
+ * replica's digest differs from the one a majority of voters reported
+ * (diverged). A halted runner applies and answers nothing (LR_SM_HALTED,
+ * code "stopped"); the reason went to the log callback once. The host then:
+ *   - stops feeding committed entries to lr_sm_apply (keeping the Raft core
+ *     running is fine: its log stays correct, it can vote and replicate);
+ *   - fails reads and proposals at this node with code "stopped" and
+ *     lr_sm_status().reason (proposals at a halted node would never
+ *     complete: their result comes from the local apply);
+ *   - if it is the leader, hands leadership on: raft_transfer(r, now, 0);
+ *   - shows lr_sm_status() in node:status() and /metrics.
+ * Recovery is the operator's: stop the node, delete its data directory,
+ * start it again so it catches up from a healthy replica's snapshot.
+ *
+ * DIGESTS. With digest() in the state machine table, after every apply the
+ * host checks lr_sm_digest_due(); when true it builds the envelope with
+ * lr_sm_digest_envelope() and proposes it through its normal propose path
+ * (raft_propose with context 0, forwarded to the leader by the core; no
+ * waiter; a failed or lost proposal only skips that checkpoint for this
+ * node). The runner learns the voter count from the CONFIG entries it
+ * applies; after restoring a snapshot (lr_sm_restore, at boot or when one is
+ * installed) the host calls lr_sm_set_config() with the snapshot's config. */
+bool lr_sm_halted(const struct lr_sm *sm);
+bool lr_sm_digest_due(const struct lr_sm *sm);
+/* Appends the DIGEST envelope of the last checkpoint to out and clears
+ * "due". -1: nothing due or no memory. */
+int lr_sm_digest_envelope(struct lr_sm *sm, struct lr_buf *out);
+/* The configuration applied so far (for the voter count of digests). */
+void lr_sm_set_config(struct lr_sm *sm, const struct raft_config *c);
+
+struct lr_sm_status {
+  bool halted;
+  const char *reason;      /* halted: a sentence; "" otherwise */
+  bool memory_exceeded;    /* halted by memory_max */
+  bool diverged;           /* halted by a digest mismatch: */
+  raft_index diverged_index;
+  const char *mine, *majority; /* the two digests (bytes, see lengths) */
+  size_t mine_len, majority_len;
+  uint64_t digests_taken;      /* checkpoints this node computed */
+  uint64_t digests_matched;    /* ... that a majority confirmed */
+  uint64_t digest_mismatches;  /* ... that a majority contradicted (metric) */
+  uint64_t budget_exceeded;    /* calls stopped by the instruction budget */
+  size_t memory_used, memory_max; /* bytes of the Lua state */
+  int guards;                  /* sandbox guards on (bits; 0: all lifted) */
+};
+/* Pointers valid until the next call on this runner. */
+void lr_sm_status(const struct lr_sm *sm, struct lr_sm_status *st);
 
 #endif

@@ -1,0 +1,13 @@
+-- apply(n) builds a table with n string keys and returns the first key
+-- pairs gives, with the pairs guard lifted (raw order: differs per Lua state). query returns the last answer.
+local last
+return {
+  unsafe = { pairs = "raw" },
+  apply = function(n, meta)
+    local t = {}
+    for i = 1, n do t["key" .. i] = i end
+    for k in pairs(t) do last = k break end
+    return last
+  end,
+  query = function() return last end,
+}

@@ -1,0 +1,103 @@
+/* Runner internals shared by sm.c (the runner), sandbox.c (the deterministic
+ * environment) and digest.c (divergence detection). */
+#ifndef LUARAFT_SM_SM_INT_H
+#define LUARAFT_SM_SM_INT_H
+
+#include <lua.h>
+
+#include "sm/session.h"
+#include "sm/sm.h"
+
+/* ---- memory: one counting allocator per Lua state ------------------------
+ * `used` counts the bytes Lua asked for. A request that would go over `max`
+ * is refused; Lua then collects garbage and asks once more with the same
+ * arguments. `hard` counts refusals of that second ask: a memory error that
+ * reaches the script. */
+struct lr__sm_mem {
+  size_t used, max;
+  uint64_t refused, hard;
+  const void *last_ptr; /* the last refused request, to spot Lua's retry */
+  size_t last_nsize;
+};
+void *lr__sm_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+
+/* ---- per-runner context, reachable from any of its Lua states and
+ * coroutines through lua_getextraspace (a pointer to it) ------------------ */
+struct lr__sm_ctx {
+  /* math.random: the seed of the current call (apply: index, term), planted
+   * lazily by the first math.random of the call */
+  bool seeded;
+  lua_Integer seed1, seed2;
+  /* the instruction budget of the current call */
+  bool budget_on, budget_hit;
+  uint64_t budget, spent, chunk;
+};
+static inline struct lr__sm_ctx *lr__sm_ctx_of(lua_State *L) {
+  return *(struct lr__sm_ctx **)lua_getextraspace(L);
+}
+
+/* ---- the sandbox (sandbox.c) ----------------------------------------------
+ * Guards, each relaxed by one `unsafe` key of the state machine table. */
+enum {
+  LR__SM_G_OS = 1 << 0,     /* os.time, os.clock, os.getenv, ... */
+  LR__SM_G_IO = 1 << 1,     /* io.* */
+  LR__SM_G_PAIRS = 1 << 2,  /* pairs/next in canonical key order */
+  LR__SM_G_RANDOM = 1 << 3, /* math.random seeded from the entry */
+  LR__SM_G_LOAD = 1 << 4,   /* load text only; no dofile/loadfile; no C modules */
+  LR__SM_G_DEBUG = 1 << 5,  /* debug.* but traceback and getinfo */
+  LR__SM_G_GC = 1 << 6,     /* collectgarbage("count") only */
+  LR__SM_G_ALL = (1 << 7) - 1
+};
+/* Installs every guard in L (after luaL_openlibs, before the script runs).
+ * Raises on no memory (call it in protected mode). */
+void lr__sm_sandbox_install(lua_State *L);
+/* Reads the `unsafe` field of the state machine table at idx and lifts the
+ * guards it names. Returns the guards still on; raises on a bad `unsafe`. */
+int lr__sm_sandbox_relax(lua_State *L, int idx);
+
+/* ---- digests (digest.c) ------------------------------------------------- */
+#define LR__SM_CKPTS 8       /* checkpoints remembered (reports and own digests) */
+#define LR__SM_REPORTS_MAX 64 /* reports kept per checkpoint */
+
+struct lr__sm_digest {
+  uint8_t len;
+  char d[LR_SM_DIGEST_MAX];
+};
+struct lr__sm_report {
+  uint64_t node;
+  struct lr__sm_digest d;
+};
+struct lr__sm_ckpt {
+  raft_index index;           /* 0: free slot */
+  bool has_own, decided;
+  struct lr__sm_digest own;
+  uint32_t n;
+  struct lr__sm_report r[LR__SM_REPORTS_MAX];
+};
+
+struct lr__sm_digests {
+  struct lr__sm_ckpt ck[LR__SM_CKPTS];
+  uint64_t voter[LR__SM_REPORTS_MAX]; /* ids, from the applied configuration */
+  uint32_t voters;                    /* 0: unknown, no decisions */
+  bool due;        /* an own digest waits to be proposed */
+  raft_index due_index;
+  uint64_t taken, matched, mismatches;
+  bool diverged;
+  raft_index div_index;
+  struct lr__sm_digest div_mine, div_majority;
+};
+
+/* Makes a digest from digest()'s string: itself up to LR_SM_DIGEST_MAX
+ * bytes, else "#" and a 64-bit hash in hex. */
+void lr__sm_digest_make(struct lr__sm_digest *d, const char *p, size_t n);
+/* Records this node's digest at index (and marks it due for proposing). */
+void lr__sm_digest_own(struct lr__sm_digests *t, raft_index index,
+                       const struct lr__sm_digest *d);
+/* Records a reported digest (an applied DIGEST entry). Returns true when it
+ * made this node diverged. */
+bool lr__sm_digest_report(struct lr__sm_digests *t, raft_index index, uint64_t node,
+                          const struct lr__sm_digest *d);
+/* Takes the voters of c (a CONFIG entry applied, or a snapshot's config). */
+void lr__sm_digest_config(struct lr__sm_digests *t, const struct raft_config *c);
+
+#endif
