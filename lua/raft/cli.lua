@@ -227,7 +227,13 @@ function cli.run(args)
     return 1
   end
   if opts.http then core.log("info", opts.log_level, opts.id, "HTTP API on " .. opts.http) end
-  local signals = {}
+  local signals, code = {}, 0
+  node.on_failure = function(msg)
+    io.stderr:write("luaraft run: node " .. opts.id .. " stopped: " .. tostring(msg) .. "\n")
+    code = 1
+    for _, s in ipairs(signals) do s:close() end
+    core.loop_stop()
+  end
   local function stop(name)
     core.log("info", opts.log_level, opts.id, "got " .. name .. ", stopping")
     node:stop()
@@ -236,12 +242,13 @@ function cli.run(args)
   end
   signals[1] = core.signal("SIGTERM", stop)
   signals[2] = core.signal("SIGINT", stop)
-  core.loop_run("default")
+  local loop = require "raft.loop"
+  loop.run()
   -- let the closing handles finish (bounded: a write in flight completes)
   for _ = 1, 100 do
-    if not core.loop_run("nowait") then break end
+    if not core.loop_run_once(true) then break end
   end
-  return 0
+  return code
 end
 
 -- ---- cluster ----------------------------------------------------------------

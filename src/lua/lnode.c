@@ -1,13 +1,12 @@
 /* Lua binding of the node host (src/host) and the loop functions:
  *
- *   core.loop_run(mode)          mode "default" | "once" | "nowait" -> alive
- *   core.loop_stop()  core.loop_running() -> boolean
  *   core.timer(ms, fn) -> timer  (one shot; timer:stop(), __gc, __close)
  *   core.signal(name, fn) -> sig ("SIGINT", "SIGTERM", ...; sig:close())
- *   core.use_luv()               switch to luv's loop (before any handle)
- *   core.log(level, id, message) one log line in the host's format
+ *   core.log(level, threshold, id, message) one log line in the host's format
+ *   core.wall_ms() -> integer    the wall clock in ms
  *   core.node_new(opts, handler) -> node | nil, message
  *
+ * Everything goes on luaraft__loop(L) (lloop.c: the default loop or luv's).
  * The node userdata's methods take a request id chosen by lua/raft/node.lua
  * and return true or nil, code, message at once; outcomes arrive later
  * through handler(event, ...), always called from a loop callback on the
@@ -19,38 +18,11 @@
 
 #include "host/host.h"
 #include "lua/lraft.h"
+#include "sm/sm.h"
 
 #define NODE_MT "raft.node_handle"
 #define TIMER_MT "raft.timer"
 #define SIGNAL_MT "raft.signal"
-
-/* ---- the loop ------------------------------------------------------------ */
-static int running_depth; /* uv_run calls in progress (re-entry is refused) */
-
-static int l_loop_run(lua_State *L) {
-  static const char *const modes[] = {"default", "once", "nowait", NULL};
-  static const uv_run_mode uvm[] = {UV_RUN_DEFAULT, UV_RUN_ONCE, UV_RUN_NOWAIT};
-  int m = luaL_checkoption(L, 1, "default", modes);
-  if (running_depth > 0)
-    return luaL_error(L, "the raft loop is already running: call waiting functions "
-                         "from a coroutine (raft.spawn)");
-  running_depth++;
-  int alive = uv_run(lr_loop(), uvm[m]);
-  running_depth--;
-  lua_pushboolean(L, alive);
-  return 1;
-}
-
-static int l_loop_stop(lua_State *L) {
-  (void)L;
-  uv_stop(lr_loop());
-  return 0;
-}
-
-static int l_loop_running(lua_State *L) {
-  lua_pushboolean(L, running_depth > 0);
-  return 1;
-}
 
 /* Calls the function (and args) on top of the main thread in protected mode;
  * an error is reported on stderr, never thrown through libuv. */
@@ -76,7 +48,9 @@ struct ltimer {
   struct ltimer **owner; /* the userdata's pointer, cleared on close */
 };
 
-static void timer_closed(uv_handle_t *h) { free(h->data); }
+static void timer_closed(uv_handle_t *h) {
+  free(h->data);
+}
 
 static void timer_release(lua_State *L, struct ltimer *t) {
   if (t->owner) *t->owner = NULL;
@@ -101,7 +75,7 @@ static int l_timer(lua_State *L) {
   luaL_setmetatable(L, TIMER_MT);
   struct ltimer *t = calloc(1, sizeof *t);
   if (t == NULL) return luaL_error(L, "out of memory");
-  uv_timer_init(lr_loop(), &t->h);
+  uv_timer_init(luaraft__loop(L), &t->h);
   t->L = main_thread(L);
   lua_pushvalue(L, 2);
   t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -138,13 +112,16 @@ static void signal_fired(uv_signal_t *h, int signum) {
   struct lsignal *s = h->data;
   lua_State *L = s->L;
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->fn_ref);
-  lua_pushstring(L, signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM"
-                                              : signum == SIGHUP  ? "SIGHUP"
-                                                                  : "signal");
+  lua_pushstring(L, signum == SIGINT    ? "SIGINT"
+                    : signum == SIGTERM ? "SIGTERM"
+                    : signum == SIGHUP  ? "SIGHUP"
+                                        : "signal");
   call_main(L, 1, "a signal handler");
 }
 
-static void signal_closed(uv_handle_t *h) { free(h->data); }
+static void signal_closed(uv_handle_t *h) {
+  free(h->data);
+}
 
 static int l_signal(lua_State *L) {
   static const char *const names[] = {"SIGINT", "SIGTERM", "SIGHUP", NULL};
@@ -156,7 +133,7 @@ static int l_signal(lua_State *L) {
   luaL_setmetatable(L, SIGNAL_MT);
   struct lsignal *s = calloc(1, sizeof *s);
   if (s == NULL) return luaL_error(L, "out of memory");
-  uv_signal_init(lr_loop(), &s->h);
+  uv_signal_init(luaraft__loop(L), &s->h);
   s->h.data = s;
   s->L = main_thread(L);
   lua_pushvalue(L, 2);
@@ -177,19 +154,8 @@ static int l_signal_close(lua_State *L) {
   return 0;
 }
 
-/* ---- luv ----------------------------------------------------------------- */
-/* luv keeps its context (whose first field is its uv_loop_t *) in the
- * registry under "luv_context"; luv creates its own loop, so sharing means
- * putting our handles on it. */
-static int l_use_luv(lua_State *L) {
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "luv");
-  lua_call(L, 1, 0);
-  lua_getfield(L, LUA_REGISTRYINDEX, "luv_context");
-  uv_loop_t **ctx = lua_touserdata(L, -1);
-  if (ctx == NULL || *ctx == NULL) return luaL_error(L, "raft.use_luv: luv's loop not found");
-  lr_loop_set(*ctx);
-  lua_pushboolean(L, 1);
+static int l_wall_ms(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lr_wall_ms());
   return 1;
 }
 
@@ -217,10 +183,14 @@ static const char *const event_names[] = {
 
 static const char *role_name(int role) {
   switch (role) {
-  case RAFT_LEADER: return "leader";
-  case RAFT_CANDIDATE: return "candidate";
-  case RAFT_PRE_CANDIDATE: return "candidate";
-  default: return "follower";
+  case RAFT_LEADER:
+    return "leader";
+  case RAFT_CANDIDATE:
+    return "candidate";
+  case RAFT_PRE_CANDIDATE:
+    return "candidate";
+  default:
+    return "follower";
   }
 }
 
@@ -241,7 +211,10 @@ static void on_event(void *data, const struct lr_event *ev) {
   switch (ev->type) {
   case LR_EV_DONE:
     lua_pushinteger(L, (lua_Integer)ev->req);
-    if (ev->code) lua_pushstring(L, ev->code); else lua_pushnil(L);
+    if (ev->code)
+      lua_pushstring(L, ev->code);
+    else
+      lua_pushnil(L);
     push_opt_str(L, ev->data, ev->len, ev->has_data);
     lua_pushinteger(L, (lua_Integer)ev->index);
     lua_pushinteger(L, (lua_Integer)ev->term);
@@ -259,7 +232,10 @@ static void on_event(void *data, const struct lr_event *ev) {
     nargs += 2;
     break;
   case LR_EV_LEADER:
-    if (ev->leader) lua_pushinteger(L, (lua_Integer)ev->leader); else lua_pushnil(L);
+    if (ev->leader)
+      lua_pushinteger(L, (lua_Integer)ev->leader);
+    else
+      lua_pushnil(L);
     lua_pushinteger(L, (lua_Integer)ev->term);
     nargs += 2;
     break;
@@ -309,7 +285,10 @@ static int read_peers(lua_State *L, int t, struct raft_config *c) {
   luaL_checktype(L, pt, LUA_TTABLE);
   uint32_t count = 0;
   lua_pushnil(L);
-  while (lua_next(L, pt)) { count++; lua_pop(L, 1); }
+  while (lua_next(L, pt)) {
+    count++;
+    lua_pop(L, 1);
+  }
   if (count > LR_NODE_PEERS_MAX) return -1;
   c->members = lua_newuserdatauv(L, (count ? count : 1) * sizeof *c->members, 0);
   lua_pushnil(L);
@@ -330,6 +309,7 @@ static int l_node_new(lua_State *L) {
   luaL_checktype(L, 2, LUA_TFUNCTION);
   struct lr_node_options o;
   memset(&o, 0, sizeof o);
+  o.loop = luaraft__loop(L);
   o.id = (raft_id)opt_int(L, 1, "id", 0);
   if (read_peers(L, 1, &o.peers) != 0)
     return luaL_error(L, "peers must map positive integer ids to \"host:port\" strings");
@@ -381,7 +361,19 @@ static int result(lua_State *L, int rv) {
   return 3;
 }
 
-static uint64_t check_req(lua_State *L, int i) { return (uint64_t)luaL_checkinteger(L, i); }
+/* A halted state machine (sm.h) answers nothing: "stopped" with the reason. */
+static int halted(lua_State *L, struct lnode *ln) {
+  struct lr_sm_status sm;
+  if (!lr_node_sm_status(ln->n, &sm)) return 0;
+  lua_pushnil(L);
+  lua_pushliteral(L, "stopped");
+  lua_pushfstring(L, "the state machine halted: %s", sm.reason);
+  return 3;
+}
+
+static uint64_t check_req(lua_State *L, int i) {
+  return (uint64_t)luaL_checkinteger(L, i);
+}
 
 /* node:propose(req, cmd_bytes, client, seq, wait) */
 static int l_propose(lua_State *L) {
@@ -392,6 +384,7 @@ static int l_propose(lua_State *L) {
   const char *client = luaL_optlstring(L, 4, NULL, &clen);
   uint64_t seq = (uint64_t)luaL_optinteger(L, 5, 0);
   int wait = lua_toboolean(L, 6) ? LR_WAIT_COMMIT : LR_WAIT_APPLY;
+  if (halted(L, ln)) return 3;
   return result(L, lr_node_propose(ln->n, req, cmd, len, client, clen, seq, wait));
 }
 
@@ -403,6 +396,7 @@ static int l_read(lua_State *L) {
   int mode = luaL_checkoption(L, 3, "linearizable", modes);
   size_t len = 0;
   const char *q = luaL_optlstring(L, 4, "", &len);
+  if (halted(L, ln)) return 3;
   return result(L, lr_node_read(ln->n, req, mode, q, len));
 }
 
@@ -451,11 +445,27 @@ static int l_faults(lua_State *L) {
   size_t count = 0;
   for (lua_Integer i = 1; count < LR_NODE_PEERS_MAX; i++) {
     lua_rawgeti(L, 2, i);
-    if (lua_isnil(L, -1)) { lua_pop(L, 1); break; }
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      break;
+    }
     ids[count++] = (raft_id)luaL_checkinteger(L, -1);
     lua_pop(L, 1);
   }
   if (lr_node_faults(ln->n, ids, count) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, "bad_request");
+    lua_pushstring(L, "faults are not allowed (start the node with --allow-faults)");
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* node:fail_writes(n): the next n storage writes fail (tests) */
+static int l_fail_writes(lua_State *L) {
+  struct lnode *ln = check_node(L);
+  if (lr_node_fail_writes(ln->n, (int)luaL_checkinteger(L, 2)) != 0) {
     lua_pushnil(L);
     lua_pushstring(L, "bad_request");
     lua_pushstring(L, "faults are not allowed (start the node with --allow-faults)");
@@ -502,6 +512,22 @@ static int l_status(lua_State *L) {
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   lua_setfield(L, -2, "members");
+  struct lr_sm_status sm;
+  lr_node_sm_status(ln->n, &sm);
+  lua_createtable(L, 0, 8);
+  lua_pushboolean(L, sm.halted);
+  lua_setfield(L, -2, "halted");
+  if (sm.halted) {
+    lua_pushstring(L, sm.reason);
+    lua_setfield(L, -2, "reason");
+  }
+  set_int(L, "digests_taken", sm.digests_taken);
+  set_int(L, "digests_matched", sm.digests_matched);
+  set_int(L, "digest_mismatches", sm.digest_mismatches);
+  set_int(L, "budget_exceeded", sm.budget_exceeded);
+  set_int(L, "memory_used", sm.memory_used);
+  set_int(L, "memory_max", sm.memory_max);
+  lua_setfield(L, -2, "state_machine");
   return 1;
 }
 
@@ -533,8 +559,10 @@ static int l_metrics(lua_State *L) {
   for (int i = 0; i < 12; i++) {
     cum += m.fsync_buckets[i];
     lua_createtable(L, 2, 0);
-    if (i < 11) lua_pushnumber(L, lr_fsync_bounds_ms[i] / 1000.0);
-    else lua_pushliteral(L, "+Inf");
+    if (i < 11)
+      lua_pushnumber(L, lr_fsync_bounds_ms[i] / 1000.0);
+    else
+      lua_pushliteral(L, "+Inf");
     lua_rawseti(L, -2, 1);
     lua_pushinteger(L, (lua_Integer)cum);
     lua_rawseti(L, -2, 2);
@@ -560,9 +588,11 @@ static int l_metrics(lua_State *L) {
 
 static int l_subscribe(lua_State *L) {
   struct lnode *ln = check_node(L);
-  int type = luaL_checkoption(L, 2, NULL, (const char *const[]){
-      "done", "fail_all", "role", "leader", "commit", "apply", "members", "snapshot",
-      "stopped", NULL}) + 1;
+  int type =
+      luaL_checkoption(L, 2, NULL,
+                       (const char *const[]){"done", "fail_all", "role", "leader", "commit",
+                                             "apply", "members", "snapshot", "stopped", NULL}) +
+      1;
   lr_node_subscribe(ln->n, type, lua_toboolean(L, 3));
   return 0;
 }
@@ -589,7 +619,10 @@ static int l_node_id(lua_State *L) {
 static int l_node_address(lua_State *L) {
   struct lnode *ln = check_node(L);
   const char *a = lr_node_address(ln->n, (raft_id)luaL_checkinteger(L, 2));
-  if (a) lua_pushstring(L, a); else lua_pushnil(L);
+  if (a)
+    lua_pushstring(L, a);
+  else
+    lua_pushnil(L);
   return 1;
 }
 
@@ -608,18 +641,25 @@ static void new_metatable(lua_State *L, const char *name, const luaL_Reg *method
 }
 
 void luaraft__node_open(lua_State *L) {
-  static const luaL_Reg node_methods[] = {
-      {"propose", l_propose}, {"read", l_read}, {"change", l_change},
-      {"transfer", l_transfer}, {"step_down", l_step_down}, {"snapshot", l_snapshot},
-      {"faults", l_faults}, {"status", l_status}, {"metrics", l_metrics},
-      {"subscribe", l_subscribe}, {"stop", l_node_stop}, {"id", l_node_id},
-      {"address", l_node_address}, {NULL, NULL}};
+  static const luaL_Reg node_methods[] = {{"propose", l_propose},
+                                          {"read", l_read},
+                                          {"change", l_change},
+                                          {"transfer", l_transfer},
+                                          {"step_down", l_step_down},
+                                          {"snapshot", l_snapshot},
+                                          {"faults", l_faults},
+                                          {"fail_writes", l_fail_writes},
+                                          {"status", l_status},
+                                          {"metrics", l_metrics},
+                                          {"subscribe", l_subscribe},
+                                          {"stop", l_node_stop},
+                                          {"id", l_node_id},
+                                          {"address", l_node_address},
+                                          {NULL, NULL}};
   static const luaL_Reg timer_methods[] = {{"stop", l_timer_stop}, {NULL, NULL}};
   static const luaL_Reg signal_methods[] = {{"close", l_signal_close}, {NULL, NULL}};
-  static const luaL_Reg funcs[] = {
-      {"loop_run", l_loop_run}, {"loop_stop", l_loop_stop}, {"loop_running", l_loop_running},
-      {"timer", l_timer}, {"signal", l_signal}, {"use_luv", l_use_luv}, {"log", l_log},
-      {"node_new", l_node_new}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"timer", l_timer},     {"signal", l_signal},     {"log", l_log},
+                                   {"wall_ms", l_wall_ms}, {"node_new", l_node_new}, {NULL, NULL}};
   new_metatable(L, NODE_MT, node_methods, l_node_stop);
   new_metatable(L, TIMER_MT, timer_methods, l_timer_gc);
   luaL_getmetatable(L, TIMER_MT); /* leaving a scope stops the timer */

@@ -1,0 +1,351 @@
+-- raft.node { ... }: one real cluster node (API.md section 4, "Nodes").
+--
+-- The C host (src/host, bound in src/lua/lnode.c) runs the Raft core,
+-- storage, transport and state machine; this file turns its request ids and
+-- events into the waiting calls of the API: every call that waits goes
+-- through loop.wait (yield in raft.spawn, or drive the loop), every failure
+-- is nil, err (raft.errors), misuse raises.
+local core = require "raft.core"
+local errors = require "raft.errors"
+local loop = require "raft.loop"
+
+local node = {}
+local Node = {}
+Node.__index = Node
+Node.__name = "raft.node"
+
+local DEFAULT_TIMEOUT = 5
+local EVENTS = { role = true, leader = true, commit = true, apply = true, members = true,
+  snapshot = true }
+
+local function argerror(i, fname, msg)
+  error(("bad argument #%d to '%s' (%s)"):format(i, fname, msg), 3)
+end
+
+local function check_timeout(t, i, fname)
+  if t == nil then return DEFAULT_TIMEOUT end
+  if type(t) ~= "number" or t <= 0 then argerror(i, fname, "timeout must be a positive number") end
+  return t
+end
+
+local function check_id(id, i, fname)
+  if math.type(id) ~= "integer" or id <= 0 then argerror(i, fname, "node id must be a positive integer") end
+  return id
+end
+
+-- The state machine goes to its own Lua state (src/sm) as a script path or
+-- a dumped factory function (which therefore may have no upvalues but _ENV).
+local function sm_option(sm)
+  if type(sm) == "string" then return { sm_path = sm } end
+  if type(sm) == "function" then
+    local name = debug.getupvalue(sm, 1)
+    if name ~= nil and (name ~= "_ENV" or debug.getupvalue(sm, 2) ~= nil) then
+      error("raft.node: state_machine as a function must not use upvalues (it runs in the node's own Lua state); pass a script path instead", 3)
+    end
+    return { sm_chunk = string.dump(sm) }
+  end
+  if type(sm) == "table" then
+    error("raft.node: state_machine must be a script path or a factory function returning the table (each node runs it in its own Lua state)", 3)
+  end
+  error("raft.node: state_machine is required (a script path or a factory function)", 3)
+end
+
+-- raft.node(opts) -> node (not started)
+function node.new(opts)
+  if type(opts) ~= "table" then error("bad argument #1 to 'node' (table expected)", 2) end
+  local id = opts.id
+  if math.type(id) ~= "integer" or id <= 0 then error("raft.node: id must be a positive integer", 2) end
+  if opts.peers ~= nil and type(opts.peers) ~= "table" then error("raft.node: peers must be a table { [id] = \"host:port\" }", 2) end
+  local c = {
+    id = id, peers = opts.peers, join = opts.join, listen = opts.listen,
+    storage = opts.storage or "sqlite", data_dir = opts.data_dir,
+    election_ms = opts.election_ms or 300, heartbeat_ms = opts.heartbeat_ms or 50,
+    pre_vote = opts.pre_vote ~= false, check_quorum = opts.check_quorum ~= false,
+    snapshot_entries = opts.snapshot_entries or 10000, secret = opts.secret,
+    allow_faults = opts.allow_faults, log_level = opts.log_level or "info",
+  }
+  if c.storage ~= "sqlite" and c.storage ~= "memory" then error("raft.node: storage must be \"sqlite\" or \"memory\"", 2) end
+  if c.storage == "sqlite" and type(c.data_dir) ~= "string" then error("raft.node: data_dir is required with sqlite storage", 2) end
+  for _, k in ipairs { "election_ms", "heartbeat_ms", "snapshot_entries" } do
+    if math.type(c[k]) ~= "integer" or c[k] < 0 then error("raft.node: " .. k .. " must be a non-negative integer", 2) end
+  end
+  if c.election_ms <= c.heartbeat_ms then error("raft.node: election_ms must be greater than heartbeat_ms", 2) end
+  for k, v in pairs(sm_option(opts.state_machine)) do c[k] = v end
+  local self = setmetatable({
+    id = id, opts = c, http = opts.http, http_opts = opts.http_opts,
+    -- Request ids travel in the entry envelope and come back when the entry
+    -- is applied, also when a restarted node re-applies its old log: each
+    -- incarnation starts from its own base (wall ms * 2^20) so an old entry
+    -- never completes a new request.
+    handle = nil, srv = nil, next_req = core.wall_ms() << 20, waiters = {}, listeners = {},
+    stopped = false, started = false,
+  }, Node)
+  return self
+end
+
+-- Completes request `req` (if anybody still waits for it).
+local function complete(self, req, ...)
+  local w = self.waiters[req]
+  if not w then return end
+  self.waiters[req] = nil
+  if w.timer then w.timer:stop() end
+  w.done(...)
+end
+
+function Node:_err(code, message)
+  local extra
+  if code == "not_leader" and self.handle then
+    local st = self.handle:status()
+    if st.leader and st.leader ~= self.id then
+      extra = { leader = st.leader, address = self.handle:address(st.leader) }
+    end
+  end
+  return errors.new(code, message, extra)
+end
+
+local function on_event(self, event, a, b, c, d, e)
+  if event == "done" then
+    local w = self.waiters[a]
+    if not w then return end
+    if b then
+      complete(self, a, nil, self:_err(b, c or b))
+    else
+      local value
+      if c ~= nil and w.decode then
+        local ok, v = pcall(core.decode, c)
+        if not ok then complete(self, a, nil, errors.new("bad_request", tostring(v))) return end
+        value = v
+      end
+      complete(self, a, true, value, d, e)
+    end
+  elseif event == "fail_all" or event == "stopped" then
+    for req, w in pairs(self.waiters) do
+      if event == "stopped" or w.kind == "propose" then
+        complete(self, req, nil, errors.new(a == "storage" and "storage" or "stopped", b or a))
+      end
+    end
+    if event == "stopped" then
+      -- the host could not go on (see its log): stop serving, tell the owner
+      self.failure = b or a
+      self:stop()
+      if self.on_failure then self.on_failure(self.failure) end
+    end
+  else
+    local list = self.listeners[event]
+    if list then
+      for _, fn in ipairs(list) do loop.spawn(fn, a, b) end
+    end
+  end
+end
+
+-- node:start() -> true | nil, err
+function Node:start()
+  if self.started then error("raft.node: start() called twice", 2) end
+  self.started = true
+  local handle, msg = core.node_new(self.opts, function(...) on_event(self, ...) end)
+  if not handle then
+    local code = msg:find("raft%.db") and "storage" or "bad_request"
+    return nil, errors.new(code, msg)
+  end
+  self.handle = handle
+  for event in pairs(self.listeners) do handle:subscribe(event, true) end
+  if self.http then
+    local srv, err = require("raft.http_api").serve(self, self.http, self.http_opts)
+    if not srv then
+      self:stop()
+      return nil, errors.new("bad_request", err)
+    end
+    self.srv = srv
+  end
+  return true
+end
+
+local function usable(self, fname)
+  if not self.started then error("raft.node: " .. fname .. "() before start()", 3) end
+  return not self.stopped
+end
+
+-- Starts a request in C (start(req) -> true | nil, code, message) and waits
+-- for its "done" event or the timeout. Returns true, value, index, term or
+-- nil, err.
+function Node:_request(kind, timeout, decode, start)
+  if not usable(self, kind) then return nil, errors.new("stopped", "the node is stopped") end
+  self.next_req = self.next_req + 1
+  local req = self.next_req
+  return loop.wait(function(done)
+    local w = { kind = kind, done = done, decode = decode }
+    self.waiters[req] = w
+    local ok, code, message = start(req)
+    if not ok then
+      complete(self, req, nil, self:_err(code, message))
+      return
+    end
+    if self.waiters[req] then
+      w.timer = core.timer(timeout * 1000, function()
+        w.timer = nil
+        complete(self, req, nil, errors.new("timeout", kind .. " timed out after " .. timeout .. " s"))
+      end)
+    end
+  end)
+end
+
+-- The propose behind node:propose and POST /v1/propose:
+-- -> true, result, index, term | nil, err
+function Node:_propose(cmd, opts)
+  opts = opts or {}
+  local timeout = check_timeout(opts.timeout, 2, "propose")
+  local client, seq = opts.client, opts.seq
+  if client ~= nil then
+    if type(client) ~= "string" or #client == 0 then argerror(2, "propose", "client must be a non-empty string") end
+    if math.type(seq) ~= "integer" or seq <= 0 then argerror(2, "propose", "seq must be a positive integer with client") end
+  end
+  local ok, bytes = pcall(core.encode, cmd)
+  if not ok then return nil, errors.new("bad_request", tostring(bytes)) end
+  local commit = opts.wait == "commit"
+  return self:_request("propose", timeout, true, function(req)
+    return self.handle:propose(req, bytes, client, seq, commit)
+  end)
+end
+
+function Node:propose(cmd, opts)
+  local ok, result = self:_propose(cmd, opts)
+  if not ok then return nil, result end
+  return result
+end
+
+function Node:read(q, opts)
+  opts = opts or {}
+  local timeout = check_timeout(opts.timeout, 2, "read")
+  local mode = opts.consistency or "linearizable"
+  if mode ~= "linearizable" and mode ~= "lease" and mode ~= "stale" then
+    argerror(2, "read", "consistency must be linearizable, lease or stale")
+  end
+  local ok, bytes = pcall(core.encode, q)
+  if not ok then return nil, errors.new("bad_request", tostring(bytes)) end
+  local done, result = self:_request("read", timeout, true, function(req)
+    return self.handle:read(req, mode, bytes)
+  end)
+  if not done then return nil, result end
+  return result
+end
+
+function Node:barrier(timeout)
+  timeout = check_timeout(timeout, 1, "barrier")
+  local done, err = self:_request("barrier", timeout, false, function(req)
+    return self.handle:read(req, "barrier")
+  end)
+  if not done then return nil, err end
+  return true
+end
+
+local function change(self, fname, kind, id, address, timeout)
+  local done, err = self:_request(fname, timeout or DEFAULT_TIMEOUT * 2, false, function(req)
+    return self.handle:change(req, kind, id, address)
+  end)
+  if not done then return nil, err end
+  return true
+end
+
+function Node:add_member(id, address, opts)
+  check_id(id, 1, "add_member")
+  if type(address) ~= "string" or not address:match("^.+:%d+$") then
+    argerror(2, "add_member", "address must be \"host:port\"")
+  end
+  opts = opts or {}
+  return change(self, "add_member", opts.learner and "learner" or "add", id, address, opts.timeout)
+end
+
+function Node:promote(id, timeout)
+  check_id(id, 1, "promote")
+  return change(self, "promote", "promote", id, nil, timeout)
+end
+
+function Node:remove_member(id, timeout)
+  check_id(id, 1, "remove_member")
+  return change(self, "remove_member", "remove", id, nil, timeout)
+end
+
+function Node:transfer_leadership(id, timeout)
+  if id ~= nil and id ~= 0 then check_id(id, 1, "transfer_leadership") end
+  timeout = check_timeout(timeout, 2, "transfer_leadership")
+  local done, err = self:_request("transfer", timeout, false, function(req)
+    return self.handle:transfer(req, id or 0)
+  end)
+  if not done then return nil, err end
+  return true
+end
+
+function Node:step_down()
+  if not usable(self, "step_down") then return nil, errors.new("stopped", "the node is stopped") end
+  local ok, code, msg = self.handle:step_down()
+  if not ok then return nil, self:_err(code, msg) end
+  return true
+end
+
+function Node:snapshot()
+  if not usable(self, "snapshot") then return nil, errors.new("stopped", "the node is stopped") end
+  local ok, code, msg = self.handle:snapshot()
+  if not ok then return nil, errors.new(code, msg) end
+  return true
+end
+
+-- For tests (--allow-faults): drop all traffic with these peers ({} heals).
+function Node:faults(ids)
+  if not usable(self, "faults") then return nil, errors.new("stopped", "the node is stopped") end
+  local ok, code, msg = self.handle:faults(ids)
+  if not ok then return nil, errors.new(code, msg) end
+  return true
+end
+
+-- For tests (--allow-faults): the next n storage writes fail.
+function Node:fail_writes(n)
+  if not usable(self, "fail_writes") then return nil, errors.new("stopped", "the node is stopped") end
+  local ok, code, msg = self.handle:fail_writes(n)
+  if not ok then return nil, errors.new(code, msg) end
+  return true
+end
+
+function Node:status()
+  if not self.started or self.stopped then
+    return { id = self.id, role = "stopped", term = 0, commit_index = 0, applied_index = 0,
+      last_index = 0, snapshot_index = 0, members = {} }
+  end
+  return self.handle:status()
+end
+
+function Node:metrics()
+  if not self.started or self.stopped then return nil end
+  return self.handle:metrics()
+end
+
+function Node:on(event, fn)
+  if not EVENTS[event] then argerror(1, "on", "event must be role, leader, commit, apply, members or snapshot") end
+  if type(fn) ~= "function" then argerror(2, "on", "function expected") end
+  local list = self.listeners[event]
+  if not list then
+    list = {}
+    self.listeners[event] = list
+    if self.handle and not self.stopped then self.handle:subscribe(event, true) end
+  end
+  list[#list + 1] = fn
+  return self
+end
+
+function Node:stop()
+  if self.stopped then return true end
+  self.stopped = true
+  if self.srv then
+    self.srv:close()
+    self.srv = nil
+  end
+  if self.handle then self.handle:stop() end
+  for req in pairs(self.waiters) do
+    complete(self, req, nil, errors.new("stopped", "the node was stopped"))
+  end
+  return true
+end
+
+Node.__gc = Node.stop
+Node.__close = Node.stop
+
+return node

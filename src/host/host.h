@@ -1,0 +1,146 @@
+/* luaraft host: one Raft node on a libuv loop, with SQLite (or memory)
+ * storage, the TCP transport and a Lua state machine (src/sm).
+ *
+ * The node feeds the core (src/core/raft.h) with timer ticks, peer messages
+ * and client requests, and drains every raft_update through ONE function
+ * (drive.c: lr__node_drive) that enforces the host protocol of raft.h:
+ * persist on the thread pool, send `msgs` at once, hold `msgs_after` until
+ * their batch is durable, then raft_persisted(), then apply.
+ *
+ * Requests carry an id chosen by the caller (the Lua binding). Their outcome
+ * arrives later as an LR_EV_DONE event with the same id, always from a loop
+ * callback, never from inside the call that started the request.
+ */
+#ifndef LUARAFT_HOST_H
+#define LUARAFT_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "core/raft.h"
+#include "store/store.h"
+
+/* ---- clocks --------------------------------------------------------------- */
+uint64_t lr_now_ms(void);  /* monotonic, for the core */
+uint64_t lr_wall_ms(void); /* wall clock, for meta.time */
+
+/* ---- logging ------------------------------------------------------------ */
+enum { LR_LOG_ERROR = 0, LR_LOG_WARN, LR_LOG_INFO, LR_LOG_DEBUG };
+int lr_log_level_parse(const char *name); /* -1 if unknown */
+const char *lr_log_level_name(int level);
+/* One line on stderr: "2026-01-02T03:04:05.678Z INFO  [1] message". */
+void lr_log(int threshold, raft_id id, int level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- a node ------------------------------------------------------------- */
+#define LR_NODE_PEERS_MAX 64
+#define LR_NODE_WAITERS_MAX 100000 /* requests waiting at once */
+
+struct lr_node_options {
+  uv_loop_t *loop; /* every handle of the node goes on it */
+  raft_id id;
+  struct raft_config peers; /* initial configuration; its addresses too */
+  bool join;                /* start empty and wait to be added */
+  const char *listen;       /* peer address to listen on; NULL: peers[id] */
+  enum lr_store_kind storage;
+  const char *data_dir;
+  uint32_t election_ms, heartbeat_ms;
+  bool pre_vote, check_quorum;
+  uint64_t snapshot_entries; /* 0: never snapshot automatically */
+  const char *secret;        /* NULL: no peer authentication */
+  size_t secret_len;
+  bool allow_faults;
+  int log_level;
+  /* the state machine: a script path or a dumped factory function */
+  const char *sm_path;
+  const char *sm_chunk;
+  size_t sm_chunk_len;
+};
+
+enum lr_event_type {
+  LR_EV_DONE = 1, /* a request finished: req, code (NULL: ok), data */
+  LR_EV_FAIL_ALL, /* every proposal waiting fails with `code` */
+  LR_EV_ROLE,     /* role (raft_role_name), term */
+  LR_EV_LEADER,   /* leader, term */
+  LR_EV_COMMIT,   /* index */
+  LR_EV_APPLY,    /* index, term */
+  LR_EV_MEMBERS,  /* index: the configuration changed */
+  LR_EV_SNAPSHOT, /* index, term */
+  LR_EV_STOPPED   /* the node is gone (fatal error or stop) */
+};
+#define LR_EV_TYPE_MAX LR_EV_STOPPED
+
+struct lr_event {
+  int type;
+  uint64_t req;
+  const char *code; /* API.md error code, NULL on success */
+  const char *data; /* result bytes (lr_encode) or error message */
+  size_t len;
+  bool has_data;
+  raft_index index;
+  raft_term term;
+  int role;
+  raft_id leader;
+};
+typedef void (*lr_event_cb)(void *data, const struct lr_event *ev);
+
+struct lr_node;
+/* Validates options, creates the state machine and opens the store (in that
+ * order: a bad script is refused before the data dir is touched), starts the
+ * transport and the timer. -1 with a sentence in err. */
+int lr_node_start(const struct lr_node_options *o, lr_event_cb cb, void *cbdata,
+                  struct lr_node **out, char *err, size_t errlen);
+/* Stops and frees the node once libuv is done with its handles and any
+ * write in flight; no event is delivered after this returns. */
+void lr_node_stop(struct lr_node *n);
+/* Which events are delivered (DONE, FAIL_ALL and STOPPED always are). */
+void lr_node_subscribe(struct lr_node *n, int type, bool on);
+
+/* Requests: 0, or a RAFT_E* code (see raft_errcode) and no event follows. */
+enum { LR_WAIT_APPLY = 0, LR_WAIT_COMMIT };
+int lr_node_propose(struct lr_node *n, uint64_t req, const char *cmd, size_t len,
+                    const char *client, size_t client_len, uint64_t seq, int wait);
+enum { LR_READ_LINEARIZABLE = 0, LR_READ_LEASE, LR_READ_STALE, LR_READ_BARRIER };
+int lr_node_read(struct lr_node *n, uint64_t req, int mode, const char *q, size_t len);
+int lr_node_change(struct lr_node *n, uint64_t req, int kind, raft_id id, const char *address);
+int lr_node_transfer(struct lr_node *n, uint64_t req, raft_id to);
+int lr_node_step_down(struct lr_node *n);
+/* Takes a snapshot now (0), or -1 with err ("the state machine has no
+ * snapshot()", "nothing applied since the last snapshot"). */
+int lr_node_snapshot(struct lr_node *n, char *err, size_t errlen);
+/* Transport faults for tests (--allow-faults): drop all traffic to and from
+ * these peers (count 0 heals); -1 if faults are not allowed. */
+int lr_node_faults(struct lr_node *n, const raft_id *ids, size_t count);
+/* Tests (--allow-faults): the next `count` storage writes fail (EIO). */
+int lr_node_fail_writes(struct lr_node *n, int count);
+
+struct lr_node_metrics {
+  uint64_t proposals, proposals_failed, elections, leader_changes;
+  uint64_t applied_entries, snapshots_taken, snapshots_restored;
+  uint64_t batches, batches_failed;
+  uint64_t fsync_buckets[12]; /* <=1,2,5,10,20,50,100,200,500,1000,2000 ms, +Inf */
+  double fsync_sum_ms;
+  uint64_t peer_msgs_sent, peer_msgs_recv;
+  /* from the transport */
+  uint64_t net_bad_frames, net_handshake_failures, net_frames_dropped;
+  uint32_t peers, peers_up;
+};
+extern const double lr_fsync_bounds_ms[11];
+void lr_node_metrics(const struct lr_node *n, struct lr_node_metrics *m);
+void lr_node_status(const struct lr_node *n, struct raft_status *s);
+raft_index lr_node_applied(const struct lr_node *n);
+/* Leader only: progress of each member; returns how many were filled. */
+uint32_t lr_node_progress(const struct lr_node *n, struct raft_progress_info *out, uint32_t max);
+/* Is the peer connection up (as far as the transport knows)? */
+bool lr_node_peer_up(const struct lr_node *n, raft_id id);
+const char *lr_node_address(const struct lr_node *n, raft_id id);
+raft_id lr_node_id(const struct lr_node *n);
+/* The state machine's health (sm.h): halted, digests, memory. */
+struct lr_sm_status;
+bool lr_node_sm_status(const struct lr_node *n, struct lr_sm_status *st);
+int lr_node_log_level(const struct lr_node *n);
+
+#endif

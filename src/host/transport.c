@@ -1,0 +1,89 @@
+/* The adapter between the node and the TCP transport (src/net). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/host_int.h"
+#include "net/net.h"
+
+static void on_message(void *data, const struct raft_message *m) {
+  lr__node_recv(data, m);
+}
+
+static void on_peer(void *data, raft_id id, bool up) {
+  struct lr_node *n = data;
+  const char *addr = lr_node_address(n, id);
+  LR__LOG(n, LR_LOG_DEBUG, "peer %llu (%s) %s", (unsigned long long)id, addr ? addr : "?",
+          up ? "up" : "down");
+}
+
+static void on_log(void *data, int level, const char *line) {
+  struct lr_node *n = data;
+  int l = level == LR_NET_LOG_ERROR  ? LR_LOG_ERROR
+          : level == LR_NET_LOG_WARN ? LR_LOG_WARN
+          : level == LR_NET_LOG_INFO ? LR_LOG_INFO
+                                     : LR_LOG_DEBUG;
+  LR__LOG(n, l, "net: %s", line);
+}
+
+int lr__tr_open(struct lr_node *n, const struct lr_node_options *o, char *err, size_t errlen) {
+  const char *listen = o->listen;
+  if (listen == NULL) {
+    const struct raft_member *me = raft_config_get(&o->peers, o->id);
+    listen = me ? me->address : NULL;
+  }
+  if (listen == NULL) {
+    snprintf(err, errlen, "no peer address to listen on for node %llu", (unsigned long long)o->id);
+    return -1;
+  }
+  struct lr_net_options no = {0};
+  no.loop = n->loop;
+  no.id = o->id;
+  no.listen = listen;
+  no.secret = o->secret;
+  no.secret_len = o->secret_len;
+  no.seed = uv_hrtime() ^ o->id;
+  no.allow_faults = o->allow_faults;
+  no.cb.message = on_message;
+  no.cb.peer = on_peer;
+  no.cb.log = on_log;
+  no.data = n;
+  struct lr_net *net = NULL;
+  if (lr_net_start(&no, &net, err, errlen) != 0) return -1;
+  n->net = net;
+  n->handles_open++;
+  return 0;
+}
+
+void lr__tr_send(struct lr_node *n, const struct raft_message *m) {
+  if (n->net == NULL) return;
+  n->metrics.peer_msgs_sent++;
+  lr_net_send(n->net, m); /* a drop is fine: Raft retransmits */
+}
+
+void lr__tr_config(struct lr_node *n, const struct raft_config *c) {
+  if (n->net) lr_net_peers_sync(n->net, c);
+}
+
+bool lr__tr_peer_up(const struct lr_node *n, raft_id id) {
+  return n->net ? lr_net_peer_up(n->net, id) : false;
+}
+
+int lr__tr_faults(struct lr_node *n, const raft_id *ids, size_t count) {
+  return n->net ? lr_net_set_faults(n->net, ids, count) : -1;
+}
+
+void lr__tr_stats(const struct lr_node *n, struct lr_net_stats *out) {
+  memset(out, 0, sizeof *out);
+  if (n->net) lr_net_stats(n->net, out);
+}
+
+static void net_closed(void *data) {
+  lr__node_handle_closed(data);
+}
+
+void lr__tr_close(struct lr_node *n) {
+  if (n->net == NULL) return;
+  struct lr_net *net = n->net;
+  n->net = NULL;
+  lr_net_close(net, net_closed, n);
+}
