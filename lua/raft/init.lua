@@ -1,14 +1,20 @@
 -- The public `raft` module, built from the C parts (`raft.core`) and the
 -- pure-Lua parts in lua/raft/. Submodules load on first use.
 local core = require "raft.core"
+local loop = require "raft.loop"
 
 local raft = {
   version = core.version,
   encode = core.encode,
   decode = core.decode,
-  run = core.loop_run,            -- drive the loop until nothing is left
-  run_once = core.loop_run_once,  -- one iteration (true: more to do)
-  stop_loop = core.loop_stop,
+  -- The loop: these wrappers (not the bare C functions) let a waiting call
+  -- know whether the loop is already running, so it yields instead of
+  -- re-entering uv_run.
+  run = loop.run,             -- drive the loop until nothing is left
+  run_once = loop.run_once,   -- one iteration (true: more to do)
+  stop_loop = loop.stop_loop,
+  spawn = loop.spawn,         -- run fn(...) in a coroutine driven by the loop
+  sleep = loop.sleep,         -- inside a spawned coroutine (or drives the loop)
 }
 
 -- Share luv's loop (API.md section 1): call before creating nodes/servers.
