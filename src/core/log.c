@@ -4,7 +4,10 @@
  * `update.committed` point straight into this array, so a range of entries
  * is always one pointer and a count, never a copy. Compaction moves `start`
  * forward; appending slides the live window back to the front or doubles the
- * array when it runs out of room, so the cost per entry stays constant. */
+ * array when it runs out of room, so the cost per entry stays constant.
+ * Entry data is bump-allocated in 64 KiB chunks (raft_int.h), so appending
+ * an entry allocates nothing most of the time and compaction frees a chunk
+ * at a time. */
 #include <string.h>
 
 #include "raft_int.h"
@@ -16,16 +19,83 @@ void raft__log_init(struct raft__log *l, raft_index offset, raft_term term)
   l->offset_term = term;
 }
 
+/* ---- entry data: chunks (see struct raft__chunk) ------------------------ */
+#define HDR sizeof(struct raft__chunk *) /* before each entry's data */
+
+static size_t align8(size_t n)
+{
+  return (n + 7) & ~(size_t)7;
+}
+
+static struct raft__chunk *chunk_of(const uint8_t *data)
+{
+  struct raft__chunk *c;
+  memcpy(&c, data - HDR, sizeof c);
+  return c;
+}
+
+/* The current chunk stays allocated while empty: the next entry reuses it. */
+static void data_release(struct raft__log *l, uint8_t *data)
+{
+  if (data == NULL) {
+    return;
+  }
+  struct raft__chunk *c = chunk_of(data);
+  RAFT_ASSERT(c->refs > 0);
+  if (--c->refs > 0) {
+    return;
+  }
+  if (c == l->chunk) {
+    c->used = 0;
+  } else {
+    raft_free(c);
+  }
+}
+
+/* Room for len bytes of data (and its header), or NULL (no memory). An entry
+ * larger than a quarter chunk gets a chunk of its own, so a big entry never
+ * wastes most of a chunk. */
+static uint8_t *data_alloc(struct raft__log *l, uint32_t len)
+{
+  size_t need = HDR + align8(len);
+  struct raft__chunk *c = l->chunk;
+  if (c == NULL || c->cap - c->used < need) {
+    size_t cap = need > RAFT__CHUNK_BYTES / 4 ? need : RAFT__CHUNK_BYTES;
+    c = raft_malloc(sizeof *c + cap);
+    if (c == NULL) {
+      return NULL;
+    }
+    c->refs = 0;
+    c->cap = cap;
+    c->used = 0;
+    if (cap == RAFT__CHUNK_BYTES) {
+      if (l->chunk != NULL && l->chunk->refs == 0) {
+        raft_free(l->chunk);
+      }
+      l->chunk = c;
+    }
+  }
+  uint8_t *p = c->data + c->used;
+  memcpy(p, &c, sizeof c);
+  c->used += need;
+  c->refs++;
+  return p + HDR;
+}
+
 static void free_range(struct raft__log *l, size_t from, size_t to)
 {
   for (size_t k = from; k < to; k++) {
-    raft_free(l->e[l->start + k].data);
+    data_release(l, l->e[l->start + k].data);
   }
 }
 
 void raft__log_free(struct raft__log *l)
 {
   free_range(l, 0, l->n);
+  if (l->chunk != NULL) {
+    RAFT_ASSERT(l->chunk->refs == 0);
+    raft_free(l->chunk);
+  }
   raft_free(l->e);
   memset(l, 0, sizeof *l);
 }
@@ -92,7 +162,7 @@ int raft__log_append(struct raft__log *l, raft_term term, uint8_t type,
   }
   uint8_t *copy = NULL;
   if (len > 0) {
-    copy = raft_malloc(len);
+    copy = data_alloc(l, len);
     if (copy == NULL) {
       return RAFT_ENOMEM;
     }

@@ -25,11 +25,23 @@ void raft__assert_fail(const char *expr, const char *file, int line);
 #define RAFT__ENTRIES_MAX 65536 /* entries in one APPEND we accept */
 
 /* ---- log.c: the in-memory log, an array of entries after `offset` ------- */
+/* Entry data lives in chunks, bump-allocated in log order, so an entry costs
+ * no allocation of its own. Each entry's data is preceded by a pointer to its
+ * chunk; a chunk counts its live entries and is freed when the last one is
+ * compacted or truncated away. */
+struct raft__chunk {
+  size_t refs;      /* live entries with data here */
+  size_t cap, used; /* bytes of data[] */
+  uint8_t data[];
+};
+#define RAFT__CHUNK_BYTES (64 * 1024)
+
 struct raft__log {
   struct raft_entry *e; /* e[start .. start+n) hold indexes offset+1 .. */
   size_t start, n, cap;
   raft_index offset;      /* last index covered by a snapshot (or 0) */
   raft_term offset_term;  /* its term */
+  struct raft__chunk *chunk; /* where the next entry's data goes (or NULL) */
 };
 void raft__log_init(struct raft__log *l, raft_index offset, raft_term term);
 void raft__log_free(struct raft__log *l);

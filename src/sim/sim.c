@@ -26,7 +26,10 @@ uint64_t lr__sim_rand(struct lr_sim *s) {
   r[3] = rotl(r[3], 45);
   return result;
 }
-uint64_t lr_sim_random(struct lr_sim *s) { return lr__sim_rand(s); }
+uint64_t lr_sim_random(struct lr_sim *s) {
+  lr__sim_flush(s);
+  return lr__sim_rand(s);
+}
 
 uint32_t lr__sim_rand_range(struct lr_sim *s, uint32_t lo, uint32_t hi) {
   if (hi <= lo) return lo;
@@ -105,6 +108,7 @@ struct lr__sim_msg *lr__sim_msg_copy(const struct raft_message *m) {
   struct lr__sim_msg *c = raft_malloc(size);
   if (c == NULL) return NULL;
   c->m = *m;
+  c->blk = NULL;
   c->has_config = false;
   char *p = c->tail;
   if (m->n_entries > 0) {
@@ -136,9 +140,14 @@ struct lr__sim_msg *lr__sim_msg_copy(const struct raft_message *m) {
   return c;
 }
 
+void lr__sim_blk_unref(struct lr__sim_blk *b) {
+  if (b != NULL && --b->refs == 0) raft_free(b);
+}
+
 void lr__sim_msg_free(struct lr__sim_msg *msg) {
   if (msg == NULL) return;
   if (msg->has_config) raft_config_free(&msg->m.snap.config);
+  lr__sim_blk_unref(msg->blk);
   raft_free(msg);
 }
 
@@ -191,7 +200,31 @@ void lr__sim_send(struct lr_sim *s, uint32_t from, const struct raft_message *m)
   lr__sim_send_copy(s, from, msg);
 }
 
+/* An APPEND carries no snapshot config or chunk: the header is all it owns. */
+void lr__sim_send_shared(struct lr_sim *s, uint32_t from, const struct raft_message *m,
+                         struct raft_entry *entries, struct lr__sim_blk *blk) {
+  struct lr__sim_msg *msg = raft_malloc(sizeof *msg);
+  if (msg == NULL) return; /* UNTESTED: a lost message */
+  msg->m = *m;
+  msg->m.entries = entries;
+  msg->blk = blk;
+  msg->has_config = false;
+  blk->refs++;
+  lr__sim_send_copy(s, from, msg);
+}
+
 /* ---- the loop ------------------------------------------------------------ */
+/* A proposal does not drain its node at once: a burst of proposals becomes
+ * one update (one write, one APPEND per follower), as in a real host, whose
+ * loop takes one update per iteration. Every other call that acts on the
+ * cluster or looks at it drains first, so it sees the proposals sent. */
+void lr__sim_flush(struct lr_sim *s) {
+  if (!s->drain_due) return;
+  s->drain_due = false;
+  for (uint32_t i = 0; i < s->n_slots; i++)
+    if (s->nodes[i].drain_due) lr__sim_node_drain(s, i);
+}
+
 static void handle(struct lr_sim *s, struct lr__sim_ev *ev) {
   struct lr__sim_node *n = &s->nodes[ev->slot];
   switch (ev->type) {
@@ -244,6 +277,7 @@ static uint64_t next_due(struct lr_sim *s, int *tick_slot) {
 }
 
 static bool run_one(struct lr_sim *s, uint64_t limit) {
+  lr__sim_flush(s);
   int slot;
   uint64_t t = next_due(s, &slot);
   if (t > limit || t == UINT64_MAX) return false;
@@ -264,6 +298,7 @@ void lr_sim_run(struct lr_sim *s, uint64_t until) {
 }
 
 bool lr_sim_step(struct lr_sim *s, uint64_t limit) {
+  lr__sim_flush(s);
   int slot;
   uint64_t t = next_due(s, &slot);
   if (t > limit || t == UINT64_MAX) return false;
@@ -442,12 +477,14 @@ uint64_t lr_sim_propose(struct lr_sim *s, raft_id node, const char *cmd, size_t 
   } else if (index > 0) {
     lr__sim_idxq_push(n, index, term, id);
   }
-  lr__sim_node_drain(s, (uint32_t)slot);
+  n->drain_due = true; /* see lr__sim_flush */
+  s->drain_due = true;
   return id;
 }
 
 uint64_t lr_sim_read(struct lr_sim *s, raft_id node, int consistency, const char *q,
                      size_t len, uint64_t timeout_ms) {
+  lr__sim_flush(s);
   uint64_t id;
   int slot;
   if (s->o.trace)
@@ -489,6 +526,7 @@ uint64_t lr_sim_read(struct lr_sim *s, raft_id node, int consistency, const char
 
 uint64_t lr_sim_change(struct lr_sim *s, raft_id node, int kind, raft_id target,
                        const char *address, uint64_t timeout_ms) {
+  lr__sim_flush(s);
   uint64_t id;
   int slot;
   lr__sim_trace(s, "change #%llu n%llu kind %d target %llu", (unsigned long long)(s->next_id + 1),
@@ -518,6 +556,7 @@ static struct lr__sim_node *live(struct lr_sim *s, raft_id node, int *slot) {
 }
 
 int lr_sim_transfer(struct lr_sim *s, raft_id node, raft_id target) {
+  lr__sim_flush(s);
   int slot;
   struct lr__sim_node *n = live(s, node, &slot);
   if (n == NULL) return RAFT_EINVAL;
@@ -528,6 +567,7 @@ int lr_sim_transfer(struct lr_sim *s, raft_id node, raft_id target) {
 }
 
 int lr_sim_step_down(struct lr_sim *s, raft_id node) {
+  lr__sim_flush(s);
   int slot;
   struct lr__sim_node *n = live(s, node, &slot);
   if (n == NULL) return RAFT_EINVAL;
@@ -539,6 +579,7 @@ int lr_sim_step_down(struct lr_sim *s, raft_id node) {
 
 /* ---- faults and topology ------------------------------------------------- */
 int lr_sim_crash(struct lr_sim *s, raft_id node) {
+  lr__sim_flush(s);
   int slot;
   if (live(s, node, &slot) == NULL) return RAFT_EINVAL;
   lr__sim_trace(s, "crash n%llu", (unsigned long long)node);
@@ -547,6 +588,7 @@ int lr_sim_crash(struct lr_sim *s, raft_id node) {
 }
 
 int lr_sim_restart(struct lr_sim *s, raft_id node, char *err, size_t errlen) {
+  lr__sim_flush(s);
   int slot = lr__sim_slot(s, node);
   if (slot < 0 || s->nodes[slot].up) {
     snprintf(err, errlen, "node %llu is not a crashed node", (unsigned long long)node);
@@ -557,6 +599,7 @@ int lr_sim_restart(struct lr_sim *s, raft_id node, char *err, size_t errlen) {
 }
 
 int lr_sim_add_node(struct lr_sim *s, raft_id node, char *err, size_t errlen) {
+  lr__sim_flush(s);
   if (node == 0 || lr__sim_slot(s, node) >= 0) {
     snprintf(err, errlen, "node id %llu is 0 or already used", (unsigned long long)node);
     return -1;
@@ -578,6 +621,7 @@ int lr_sim_add_node(struct lr_sim *s, raft_id node, char *err, size_t errlen) {
 }
 
 void lr_sim_partition(struct lr_sim *s, const raft_id *ids, const int *groups, uint32_t n) {
+  lr__sim_flush(s);
   for (uint32_t i = 0; i < n; i++) {
     int slot = lr__sim_slot(s, ids[i]);
     if (slot >= 0) s->group[slot] = groups[i];
@@ -593,6 +637,7 @@ void lr_sim_partition(struct lr_sim *s, const raft_id *ids, const int *groups, u
 }
 
 void lr_sim_heal(struct lr_sim *s) {
+  lr__sim_flush(s);
   memset(s->group, 0, sizeof s->group);
   memset(s->link, 0, sizeof s->link);
   lr__sim_trace(s, "heal");
@@ -600,6 +645,7 @@ void lr_sim_heal(struct lr_sim *s) {
 
 void lr_sim_net(struct lr_sim *s, double drop, double duplicate, uint32_t lo,
                 uint32_t hi, bool reorder) {
+  lr__sim_flush(s);
   s->drop = drop;
   s->dup = duplicate;
   s->lo = lo;
@@ -611,6 +657,7 @@ void lr_sim_net(struct lr_sim *s, double drop, double duplicate, uint32_t lo,
 
 int lr_sim_link(struct lr_sim *s, raft_id a, raft_id b, double drop, uint32_t lo,
                 uint32_t hi) {
+  lr__sim_flush(s);
   int sa = lr__sim_slot(s, a), sb = lr__sim_slot(s, b);
   if (sa < 0 || sb < 0) return RAFT_EINVAL;
   struct lr__sim_link *l = &s->link[sa][sb];
@@ -625,6 +672,7 @@ int lr_sim_link(struct lr_sim *s, raft_id a, raft_id b, double drop, uint32_t lo
 
 /* ---- introspection ------------------------------------------------------- */
 int lr_sim_status(struct lr_sim *s, raft_id node, struct lr_sim_node_status *st) {
+  lr__sim_flush(s);
   memset(st, 0, sizeof *st);
   int slot = lr__sim_slot(s, node);
   if (slot < 0) return RAFT_EINVAL;
@@ -662,6 +710,7 @@ raft_id lr_sim_leader(const struct lr_sim *s) {
 }
 
 lua_State *lr_sim_node_lua(struct lr_sim *s, raft_id node) {
+  lr__sim_flush(s);
   int slot = lr__sim_slot(s, node);
   if (slot < 0 || !s->nodes[slot].up) return NULL;
   return lr_sm_lua(s->nodes[slot].sm);

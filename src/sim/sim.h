@@ -74,7 +74,10 @@ void lr_sim_run(struct lr_sim *s, uint64_t until);
 bool lr_sim_step(struct lr_sim *s, uint64_t limit);
 
 /* Requests: return the request id; the outcome arrives as a completion (maybe
- * at once, e.g. not_leader). cmd/q are lr_encode bytes. */
+ * at once, e.g. not_leader). cmd/q are lr_encode bytes. A proposal is in the
+ * core's log at once but goes out with the node's next update, taken when
+ * the simulator next runs or is acted on: a burst of proposals is one write
+ * and one APPEND per follower, as in a real host's loop iteration. */
 uint64_t lr_sim_propose(struct lr_sim *s, raft_id node, const char *cmd, size_t len,
                         const char *client, size_t client_len, uint64_t seq,
                         uint64_t timeout_ms);

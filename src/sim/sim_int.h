@@ -14,9 +14,12 @@ struct lr__sim_blk {
   char data[];
 };
 
-/* A copied message, in one allocation (entries and data follow it). */
+/* A copied message, in one allocation (entries and data follow it), or, for
+ * an APPEND whose entries its node is writing in the same update, a header
+ * that shares the write's block (the block is never changed once made). */
 struct lr__sim_msg {
   struct raft_message m;
+  struct lr__sim_blk *blk; /* shared entries (or NULL: they are in tail[]) */
   uint64_t has_config; /* m.snap.config was copied (8 bytes: tail[] alignment) */
   char tail[];
 };
@@ -95,6 +98,7 @@ struct lr__sim_node {
   raft_index applied_cfg_index;
   bool want_snapshot;
   bool halt_handled; /* the runner halted and the node reacted */
+  bool drain_due;    /* proposals wait in the core for lr__sim_flush */
   /* waiters */
   struct lr__sim_idx *idxq;
   size_t idxq_head, idxq_n, idxq_cap;
@@ -149,6 +153,7 @@ struct lr_sim {
   int group[LR_SIM_NODES_MAX];
   struct lr__sim_link link[LR_SIM_NODES_MAX][LR_SIM_NODES_MAX];
   uint64_t last_deliver[LR_SIM_NODES_MAX][LR_SIM_NODES_MAX];
+  bool drain_due; /* some node has drain_due set */
   /* requests */
   uint64_t next_id;
   struct lr__sim_waiter *waiters; /* open addressing by id */
@@ -178,10 +183,15 @@ uint64_t lr__sim_rand(struct lr_sim *s);
 uint32_t lr__sim_rand_range(struct lr_sim *s, uint32_t lo, uint32_t hi);
 void lr__sim_push_event(struct lr_sim *s, const struct lr__sim_ev *ev); /* events heap */
 void lr__sim_send(struct lr_sim *s, uint32_t from_slot, const struct raft_message *m);
+/* Sends m, whose entries are w_entries[k..] of a pending write: shares blk. */
+void lr__sim_send_shared(struct lr_sim *s, uint32_t from_slot, const struct raft_message *m,
+                         struct raft_entry *entries, struct lr__sim_blk *blk);
 void lr__sim_send_copy(struct lr_sim *s, uint32_t from_slot, struct lr__sim_msg *msg);
 struct lr__sim_msg *lr__sim_msg_copy(const struct raft_message *m);
 void lr__sim_msg_free(struct lr__sim_msg *msg);
+void lr__sim_blk_unref(struct lr__sim_blk *b);
 int lr__sim_slot(const struct lr_sim *s, raft_id id);
+void lr__sim_flush(struct lr_sim *s); /* drains nodes with proposals waiting */
 struct lr__sim_waiter *lr__sim_waiter_get(struct lr_sim *s, uint64_t id);
 /* Completes waiter id (if pending) and frees it. */
 void lr__sim_complete(struct lr_sim *s, uint64_t id, const char *code, const char *data,

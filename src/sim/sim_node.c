@@ -22,10 +22,6 @@
 
 #include "sim/sim_int.h"
 
-static void blk_unref(struct lr__sim_blk *b) {
-  if (b != NULL && --b->refs == 0) raft_free(b);
-}
-
 static void snap_free(struct lr__sim_snap *sn) {
   raft_config_free(&sn->meta.config);
   raft_free(sn->data);
@@ -33,7 +29,7 @@ static void snap_free(struct lr__sim_snap *sn) {
 }
 
 static void write_free(struct lr__sim_write *w) {
-  blk_unref(w->blk);
+  lr__sim_blk_unref(w->blk);
   if (w->has_snap) snap_free(&w->snap);
   for (uint32_t i = 0; i < w->n_after; i++) lr__sim_msg_free(w->after[i]);
   raft_free(w->after);
@@ -44,14 +40,14 @@ static void write_free(struct lr__sim_write *w) {
 static void log_truncate(struct lr__sim_node *n, raft_index from) {
   while (n->log_n > 0 && n->log[n->log_n - 1].e.index >= from) {
     n->log_n--;
-    blk_unref(n->log[n->log_n].blk);
+    lr__sim_blk_unref(n->log[n->log_n].blk);
   }
 }
 
 /* Drops durable log entries with index <= upto. */
 static void log_compact(struct lr__sim_node *n, raft_index upto) {
   size_t k = 0;
-  while (k < n->log_n && n->log[k].e.index <= upto) blk_unref(n->log[k++].blk);
+  while (k < n->log_n && n->log[k].e.index <= upto) lr__sim_blk_unref(n->log[k++].blk);
   memmove(n->log, n->log + k, (n->log_n - k) * sizeof *n->log);
   n->log_n -= k;
 }
@@ -299,12 +295,29 @@ static void soft_state(struct lr_sim *s, uint32_t slot, const struct raft_update
 
 static void restore_snapshot(struct lr_sim *s, uint32_t slot, const struct raft_snapshot *sn);
 
+/* Sends `msgs`. A leader's APPEND usually carries entries of the write this
+ * update made (they point into the same range of the core's log): it shares
+ * that write's block instead of copying the entries. */
+static void send_msgs(struct lr_sim *s, uint32_t slot, const struct raft_update *u,
+                      const struct lr__sim_write *w) {
+  const struct raft_entry *lo = u->entries, *hi = u->entries + u->n_entries;
+  for (uint32_t i = 0; i < u->n_msgs; i++) {
+    const struct raft_message *m = &u->msgs[i];
+    if (w != NULL && w->blk != NULL && m->type == RAFT_MSG_APPEND && m->n_entries > 0 &&
+        m->entries >= lo && m->entries + m->n_entries <= hi)
+      lr__sim_send_shared(s, slot, m, w->entries + (m->entries - lo), w->blk);
+    else
+      lr__sim_send(s, slot, m);
+  }
+}
+
 static void handle_update(struct lr_sim *s, uint32_t slot, const struct raft_update *u) {
   struct lr__sim_node *n = &s->nodes[slot];
+  struct lr__sim_write *w = NULL;
   if (u->soft_state) soft_state(s, slot, u);
   else if (u->hard_state) n->cur_term = u->term;
   if (u->hard_state || u->n_entries > 0 || u->snapshot != NULL) {
-    struct lr__sim_write *w = make_write(s, n, u);
+    w = make_write(s, n, u);
     if (u->n_msgs_after) hold_after(w, u);
   } else if (u->n_msgs_after > 0) {
     if (n->wq_tail != NULL) {
@@ -313,7 +326,7 @@ static void handle_update(struct lr_sim *s, uint32_t slot, const struct raft_upd
       for (uint32_t i = 0; i < u->n_msgs_after; i++) lr__sim_send(s, slot, &u->msgs_after[i]);
     }
   }
-  for (uint32_t i = 0; i < u->n_msgs; i++) lr__sim_send(s, slot, &u->msgs[i]);
+  send_msgs(s, slot, u, w);
   if (u->commit < n->commit && !s->o.no_checks && u->commit != 0)
     lr__sim_violation(s, "n%llu: commit index went back from %llu to %llu",
                   (unsigned long long)n->id, (unsigned long long)n->commit,
@@ -383,6 +396,7 @@ static int take_snapshot(struct lr_sim *s, uint32_t slot, char *err, size_t errl
 }
 
 int lr_sim_snapshot_now(struct lr_sim *s, raft_id node, char *err, size_t errlen) {
+  lr__sim_flush(s);
   int slot = lr__sim_slot(s, node);
   if (slot < 0 || !s->nodes[slot].up) {
     snprintf(err, errlen, "node %llu is not running", (unsigned long long)node);
@@ -445,6 +459,7 @@ static void on_halt(struct lr_sim *s, uint32_t slot) {
 
 void lr__sim_node_drain(struct lr_sim *s, uint32_t slot) {
   struct lr__sim_node *n = &s->nodes[slot];
+  n->drain_due = false;
   while (n->up) {
     if (raft_has_update(n->r)) {
       struct raft_update u;
@@ -582,7 +597,7 @@ static int bootstrap(struct lr_sim *s, uint32_t slot, char *err, size_t errlen) 
   struct raft_entry copy = e;
   copy.data = (uint8_t *)b->data;
   log_append(s, slot, &copy, b);
-  blk_unref(b);
+  lr__sim_blk_unref(b);
   raft_entry_free_data(&e);
   return 0;
 }

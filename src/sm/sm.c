@@ -381,22 +381,33 @@ static void set_halted(struct lr_sm *sm, struct lr_sm_result *res) {
   set_result(sm, res, LR_SM_HALTED, sm->reason, strlen(sm->reason));
 }
 
-/* Calls apply(cmd, meta) with the decoded command; fills res. */
-static void call_apply(struct lr_sm *sm, const struct raft_entry *e,
-                       struct lr_sm_result *res) {
-  lua_State *L = sm->L;
+/* What apply_protected needs; `decoding` tells a failed decode of the
+ * command (bad_request) from an error of apply() (apply_error). */
+struct apply_call {
+  const struct lr_env *env;
+  bool decoding, malformed;
   char err[256];
-  uint64_t hard = sm->mem->hard;
-  lua_pushvalue(L, S_APPLY);
-  if (lr_decode(L, res->env.cmd, res->env.cmd_len, err, sizeof err) != 0) {
-    lua_settop(L, S_TOP);
-    if (sm->mem->hard != hard) {
-      halt_memory(sm);
-      return;
-    }
-    set_message(sm, res, LR_SM_BAD_REQUEST, "malformed command: %s", err);
-    return;
+};
+
+/* Runs under the one lua_pcall of an apply: [apply, meta, call] -> decodes
+ * the command and calls apply(cmd, meta). Decoding inside the same protected
+ * call saves a second pcall per entry; a malformed command is recorded, not
+ * raised. */
+static int apply_protected(lua_State *L) {
+  struct apply_call *c = lua_touserdata(L, 3);
+  lua_settop(L, 2);
+  c->decoding = true;
+  if (lr_decode_unprotected(L, c->env->cmd, c->env->cmd_len, c->err, sizeof c->err) != 0) {
+    c->malformed = true;
+    return 0;
   }
+  c->decoding = false;
+  lua_insert(L, 2); /* apply, cmd, meta */
+  lua_call(L, 2, 1);
+  return 1;
+}
+
+static void set_meta(lua_State *L, const struct raft_entry *e, uint64_t time_ms) {
   lua_pushvalue(L, S_KINDEX);
   lua_pushinteger(L, (lua_Integer)e->index);
   lua_rawset(L, S_META);
@@ -404,13 +415,32 @@ static void call_apply(struct lr_sm *sm, const struct raft_entry *e,
   lua_pushinteger(L, (lua_Integer)e->term);
   lua_rawset(L, S_META);
   lua_pushvalue(L, S_KTIME);
-  lua_pushinteger(L, (lua_Integer)res->env.time_ms);
+  lua_pushinteger(L, (lua_Integer)time_ms);
   lua_rawset(L, S_META);
+}
+
+/* Calls apply(cmd, meta) with the decoded command; fills res. */
+static void call_apply(struct lr_sm *sm, const struct raft_entry *e,
+                       struct lr_sm_result *res) {
+  lua_State *L = sm->L;
+  char err[256];
+  uint64_t hard = sm->mem->hard;
+  struct apply_call c = {.env = &res->env};
+  set_meta(L, e, res->env.time_ms);
+  lua_pushcfunction(L, apply_protected);
+  lua_pushvalue(L, S_APPLY);
   lua_pushvalue(L, S_META);
+  lua_pushlightuserdata(L, &c);
   call_begin(sm, L, (lua_Integer)e->index, (lua_Integer)e->term);
-  int rc = lua_pcall(L, 2, 1, S_HANDLER);
+  int rc = lua_pcall(L, 3, 1, S_HANDLER);
   call_end(sm, L, sm->mem, hard, rc);
   if (sm->halted) {
+    lua_settop(L, S_TOP);
+    return;
+  }
+  if (c.malformed || (rc != LUA_OK && c.decoding)) {
+    const char *why = c.malformed ? c.err : lua_tostring(L, -1);
+    set_message(sm, res, LR_SM_BAD_REQUEST, "malformed command: %s", why ? why : "?");
     lua_settop(L, S_TOP);
     return;
   }
