@@ -200,3 +200,140 @@ describe("the state machine sandbox", function()
     for _, id in ipairs(sim:nodes()) do assert.equal(1, counts[id]) end
   end)
 end)
+
+-- table.sort in the sandbox is a stable merge sort (src/sm/sandbox.c): Lua's
+-- own randomises its pivot on arrays over 100 elements, so elements a
+-- comparator calls equal could come out in another order on another replica.
+describe("table.sort in the sandbox", function()
+  local SORTER = [[
+    local out = {}
+    local function records(n, keys)
+      local recs = {}
+      for i = 1, n do recs[i] = { key = (i * 7919) % keys, id = i } end
+      return recs
+    end
+    local function ids(recs)
+      local t = {}
+      for i = 1, #recs do t[i] = recs[i].id end
+      return table.concat(t, ",")
+    end
+    return {
+      apply = function(cmd)
+        if cmd == "ties" then
+          local recs = records(1000, 10)
+          table.sort(recs, function(a, b) return a.key < b.key end)
+          out.ties = ids(recs)
+        elseif cmd == "desc" then
+          local recs = records(1000, 7)
+          table.sort(recs, function(a, b) return a.key > b.key end)
+          out.desc = ids(recs)
+        elseif cmd == "numbers" then
+          local t = { 5, 3, 9, 1, 3.5, -2, 100, 0, 7, 7, 2^53, -1e300, 11, 4, 8, 6, 12 }
+          table.sort(t)
+          for i = 1, #t do t[i] = tostring(t[i]) end
+          return table.concat(t, " ")
+        elseif cmd == "strings" then
+          local t = { "pear", "apple", "fig", "", "apple pie", "Zebra", "b", "a" }
+          table.sort(t)
+          return table.concat(t, ",")
+        elseif cmd == "big" then
+          local t = {}
+          for i = 1, 5000 do t[i] = (i * 104729) % 5003 end
+          table.sort(t)
+          for i = 2, #t do assert(t[i - 1] <= t[i], "not sorted at " .. i) end
+          return #t
+        elseif cmd == "inconsistent" then
+          local t = {}
+          for i = 1, 300 do t[i] = i % 3 end
+          table.sort(t, function(a, b) return a <= b end)
+          return #t
+        elseif cmd == "comparator error" then
+          table.sort({ 3, 2, 1 }, function() error("comparator broke") end)
+        elseif cmd == "incomparable" then
+          table.sort({ 1, "x", 2 })
+        elseif cmd == "slow" then
+          local t = {}
+          for i = 1, 2000 do t[i] = -i end
+          table.sort(t, function(a, b) for _ = 1, 100 do end return a < b end)
+        end
+        return true
+      end,
+      query = function(k) return out[k] end,
+    }
+  ]]
+
+  -- the order a stable sort gives: by key, ties by original position (id)
+  local function expected(n, keys, desc)
+    local by = {}
+    for i = 1, n do
+      local k = (i * 7919) % keys
+      by[k] = by[k] or {}
+      table.insert(by[k], i)
+    end
+    local t = {}
+    for k = desc and keys - 1 or 0, desc and 0 or keys - 1, desc and -1 or 1 do
+      for _, id in ipairs(by[k] or {}) do t[#t + 1] = id end
+    end
+    return table.concat(t, ",")
+  end
+
+  local path, sim, leader
+  setup(function()
+    path = script(SORTER)
+    sim = raft.sim { nodes = 3, seed = 21, state_machine = path, apply_budget = 1000000 }
+    leader = elect(sim)
+  end)
+  teardown(function() os.remove(path) end)
+
+  it("orders 1000 records with many ties the same way on every replica, stably", function()
+    assert.is_true(sim:node(leader):propose("ties"))
+    assert.is_true(sim:node(leader):propose("desc"))
+    local ties, desc = read_all(sim, "ties"), read_all(sim, "desc")
+    for _, id in ipairs(sim:nodes()) do
+      assert.equal(expected(1000, 10), ties[id])
+      assert.equal(expected(1000, 7, true), desc[id])
+    end
+    sim:check()
+  end)
+
+  it("sorts numbers and strings with the default <", function()
+    assert.equal("-1e+300 -2 0 1 3 3.5 4 5 6 7 7 8 9 11 12 100 9.007199254741e+15",
+                 sim:node(leader):propose("numbers"))
+    assert.equal(",Zebra,a,apple,apple pie,b,fig,pear", sim:node(leader):propose("strings"))
+    assert.equal(5000, sim:node(leader):propose("big"))
+  end)
+
+  it("gives some order, with no error, for an inconsistent comparator", function()
+    assert.equal(300, sim:node(leader):propose("inconsistent"))
+  end)
+
+  it("turns an error in the comparator, or values < cannot compare, into apply_error", function()
+    local r, err = sim:node(leader):propose("comparator error")
+    assert.is_nil(r)
+    assert.equal("apply_error", err.code)
+    assert.matches(":%d+: comparator broke", err.message)
+    r, err = sim:node(leader):propose("incomparable")
+    assert.is_nil(r)
+    assert.equal("apply_error", err.code)
+    assert.matches("attempt to compare", err.message)
+  end)
+
+  it("counts the comparator's instructions toward the budget", function()
+    local r, err = sim:node(leader):propose("slow")
+    assert.is_nil(r)
+    assert.equal("apply_error", err.code)
+    assert.matches("instruction budget exceeded", err.message)
+    assert.is_true(sim:node(leader):propose("numbers") ~= nil)
+    sim:check()
+  end)
+
+  it("raises table.sort's own argument errors", function()
+    local src = [[return { apply = function(cmd)
+      if cmd == 1 then table.sort(5) else table.sort({ 2, 1 }, 5) end
+    end }]]
+    local _, e1 = apply_err(src, 1)
+    assert.matches("bad argument #1 to 'sort' %(table expected, got number%)", e1.message)
+    local _, e2 = apply_err(src, 2)
+    assert.matches("bad argument #2 to 'sort' %(function expected, got number%)", e2.message)
+  end)
+end)

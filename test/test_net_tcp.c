@@ -1,5 +1,6 @@
 /* The TCP transport on 127.0.0.1 with real sockets: delivery of every
- * message type, handshake refusals (secret, cluster, unknown node), garbage
+ * message type, handshake refusals (secret, cluster), unknown nodes learned
+ * from their HELLO, garbage
  * and oversize frames, reconnection, queue bounds, faults. Every test closes
  * its loop and checks that nothing leaked (uv_loop_close == 0, ASan). */
 #include <stdio.h>
@@ -340,27 +341,75 @@ static void test_tcp_wrong_cluster_refused(void **state) {
   pair_with(&oa, &ob, false, "refused us: wrong cluster id", "wrong cluster id");
 }
 
-/* A node that is not among the listener's peers is refused. */
-static void test_tcp_unknown_node_refused(void **state) {
+/* A node that is not among the listener's peers (one joining with --join)
+ * is accepted, added as a peer at the address its HELLO advertises, logged
+ * and counted, so the listener can answer it without knowing it first. */
+static void test_tcp_unknown_node_added_at_advertised_address(void **state) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   struct node a, b;
   node_start(&loop, &a, 1, NULL);
   node_start(&loop, &b, 2, NULL);
   link_to(&a, &b); /* b does not know a */
-  struct raft_message m;
+  struct raft_message m, back;
   net_msg_make(&m, RAFT_MSG_VOTE, 1, 0, 0, 0);
   m.from = 1, m.to = 2;
-  lr_net_send(a.net, &m);
-  assert_false(wait_total(&loop, &b, 1, 300));
-  assert_true(log_has(&a, "refused us: unknown node id"));
-  /* Added at run time (membership change): now it gets through. */
-  link_to(&b, &a);
+  assert_int_equal(lr_net_send(a.net, &m), 0);
   assert_true(wait_total(&loop, &b, 1, 3000));
+  struct lr_net_stats s;
+  lr_net_stats(b.net, &s);
+  assert_int_equal(s.peers_learned, 1);
+  assert_int_equal(s.peers, 1);
+  char want[128];
+  snprintf(want, sizeof want, "node 1 is not a known peer: added it at its advertised address "
+           "127.0.0.1:%d", lr_net_port(a.net));
+  if (!log_has(&b, want))
+    fail_msg("B's log lacks \"%s\":\n%s", want, b.log);
+  /* b answers a over its own outbound connection to the learned address */
+  net_msg_make(&back, RAFT_MSG_VOTE_RESP, 1, 0, 0, 0);
+  back.from = 2, back.to = 1;
+  assert_int_equal(lr_net_send(b.net, &back), 0);
+  assert_true(wait_total(&loop, &a, 1, 3000));
+  assert_true(lr_net_peer_up(b.net, 1));
   net_msg_free(&m);
+  net_msg_free(&back);
   node_close(&loop, &a);
   node_close(&loop, &b);
   loop_done(&loop);
+}
+
+/* An unknown node is only learned once authenticated: with the wrong secret
+ * it is refused and not added. With the right one it is added. */
+static void test_tcp_unknown_node_needs_the_secret(void **state) {
+  for (int right = 0; right <= 1; right++) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct node a, b;
+    struct opts oa = {.secret = right ? "two" : "one"}, ob = {.secret = "two"};
+    node_start(&loop, &a, 1, &oa);
+    node_start(&loop, &b, 2, &ob);
+    link_to(&a, &b);
+    struct raft_message m;
+    net_msg_make(&m, RAFT_MSG_VOTE, 1, 0, 0, 0);
+    m.from = 1, m.to = 2;
+    lr_net_send(a.net, &m);
+    struct lr_net_stats s;
+    if (right) {
+      assert_true(wait_total(&loop, &b, 1, 3000));
+      lr_net_stats(b.net, &s);
+      assert_int_equal(s.peers_learned, 1);
+    } else {
+      assert_false(wait_total(&loop, &b, 1, 400));
+      lr_net_stats(b.net, &s);
+      assert_int_equal(s.peers_learned, 0);
+      assert_int_equal(s.peers, 0);
+      assert_true(log_has(&a, "failed authentication (wrong secret?)"));
+    }
+    net_msg_free(&m);
+    node_close(&loop, &a);
+    node_close(&loop, &b);
+    loop_done(&loop);
+  }
 }
 
 /* When a peer restarts (on the same port) the dialer notices it went down,
@@ -535,7 +584,8 @@ int main(void) {
       cmocka_unit_test(test_tcp_wrong_secret_refused),
       cmocka_unit_test(test_tcp_missing_secret_refused),
       cmocka_unit_test(test_tcp_wrong_cluster_refused),
-      cmocka_unit_test(test_tcp_unknown_node_refused),
+      cmocka_unit_test(test_tcp_unknown_node_added_at_advertised_address),
+      cmocka_unit_test(test_tcp_unknown_node_needs_the_secret),
       cmocka_unit_test(test_tcp_reconnects_after_peer_restart),
       cmocka_unit_test(test_tcp_send_queue_bounded),
       cmocka_unit_test(test_tcp_faults_drop_traffic),

@@ -165,15 +165,25 @@ static void test_wire_refuses_lying_counts(void **state) {
 
 /* Handshake frames round-trip, and are not raft messages. */
 static void test_wire_handshake_frames(void **state) {
-  struct lr_wire_hello h = {.magic = LR_WIRE_MAGIC, .proto = 1, .flags = 1, .cluster_id = 9,
-                            .from = 2, .to = 3};
+  struct lr_wire_hello h, g;
+  memset(&h, 0, sizeof h);
+  memset(&g, 0, sizeof g);
+  h.magic = LR_WIRE_MAGIC, h.proto = LR_WIRE_PROTO, h.flags = 1, h.cluster_id = 9;
+  h.from = 2, h.to = 3;
+  strcpy(h.addr, "127.0.0.1:7004");
   for (int i = 0; i < LR_WIRE_NONCE; i++)
     h.nonce[i] = (uint8_t)i, h.mac[i] = (uint8_t)(255 - i);
   struct lr_wire_buf b = {0};
   assert_int_equal(lr_wire_hello_encode(&h, &b), 0);
-  struct lr_wire_hello g;
+  assert_int_equal(b.len, LR_WIRE_HEADER_SIZE + LR_WIRE_HELLO_SIZE + 2 + 14);
   assert_int_equal(lr_wire_hello_decode(b.data, b.len, &g), 0);
   assert_memory_equal(&h, &g, sizeof h);
+  /* the address is checked: a space in it is malformed */
+  struct lr_wire_buf bad = {0};
+  strcpy(h.addr, "127.0.0.1 7004");
+  assert_int_equal(lr_wire_hello_encode(&h, &bad), 0);
+  assert_int_equal(lr_wire_hello_decode(bad.data, bad.len, &g), LR_WIRE_EMALFORMED);
+  lr_wire_buf_free(&bad);
   struct raft_message m;
   struct lr_wire_scratch s = {0};
   assert_int_equal(lr_wire_decode(b.data, b.len, &m, &s), LR_WIRE_ETYPE);

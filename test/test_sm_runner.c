@@ -279,6 +279,73 @@ static void test_script_without_apply_is_refused(void **state) {
   remove(p);
 }
 
+/* In-state mode (sm.h): the caller's own table runs in the caller's state,
+ * under the budget, and the runner never touches that state after free. */
+static void test_in_state_mode_runs_the_callers_table(void **state) {
+  lua_State *L = luaL_newstate();
+  luaL_openlibs(L);
+  assert_int_equal(luaL_dostring(L, "seen = {}\n"
+                                    "return { apply = function(cmd, meta)\n"
+                                    "  if cmd == 'spin' then while true do end end\n"
+                                    "  seen[#seen + 1] = cmd return #seen end,\n"
+                                    "  query = function(q) return seen[q] end }"),
+                   0);
+  lua_State *T = lua_newthread(L);
+  lua_insert(L, -2);
+  lua_xmove(L, T, 1); /* T holds the table; L the thread */
+  struct lr_sm_options o = {.id = 1, .thread = T, .apply_budget = 100000};
+  struct lr_sm *sm;
+  char err[256], text[64];
+  assert_int_equal(lr_sm_new(&o, &sm, err, sizeof err), 0);
+  struct lr_buf b, q;
+  lr_buf_init(&b);
+  lr_buf_init(&q);
+  struct raft_entry e;
+  struct lr_sm_result res;
+  entry(&e, &b, 1, 1, NULL, 0, "'a'");
+  assert_int_equal(lr_sm_apply(sm, &e, &res), 0);
+  assert_int_equal(res.status, LR_SM_OK);
+  result_text(&res, text, sizeof text);
+  assert_string_equal(text, "1");
+  lua_getglobal(L, "seen"); /* the caller's own global changed */
+  lua_rawgeti(L, -1, 1);
+  assert_string_equal(lua_tostring(L, -1), "a");
+  lua_pop(L, 2);
+  entry(&e, &b, 2, 2, NULL, 0, "'spin'");
+  assert_int_equal(lr_sm_apply(sm, &e, &res), 0);
+  assert_int_equal(res.status, LR_SM_APPLY_ERROR);
+  snprintf(text, sizeof text, "%.*s", (int)res.len, res.data);
+  assert_non_null(strstr(text, "instruction budget exceeded"));
+  assert_null(lua_gethook(T)); /* the hook came off */
+  assert_null(lua_gethook(L));
+  assert_false(lr_sm_in_call(L));
+  encode("1", &q);
+  assert_int_equal(lr_sm_query(sm, q.data, q.len, &res), 0);
+  result_text(&res, text, sizeof text);
+  assert_string_equal(text, "a");
+  struct lr_sm_status st;
+  lr_sm_status(sm, &st);
+  assert_int_equal(st.guards, 0);
+  assert_int_equal(st.memory_max, 0);
+  assert_int_equal(st.budget_exceeded, 1);
+  lua_close(L); /* the caller's state goes first: free must not touch it */
+  lr_sm_free(sm);
+  lr_buf_free(&b);
+  lr_buf_free(&q);
+}
+
+static void test_in_state_table_without_apply_is_refused(void **state) {
+  lua_State *L = luaL_newstate();
+  lua_State *T = lua_newthread(L);
+  lua_newtable(T);
+  struct lr_sm_options o = {.id = 1, .thread = T};
+  struct lr_sm *sm;
+  char err[256];
+  assert_int_equal(lr_sm_new(&o, &sm, err, sizeof err), -1);
+  assert_non_null(strstr(err, "state_machine table must have an apply function"));
+  lua_close(L);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_envelope_round_trip_and_strictness),
@@ -288,6 +355,8 @@ int main(void) {
       cmocka_unit_test(test_duplicated_forwarded_entry_is_skipped),
       cmocka_unit_test(test_snapshot_round_trip_replaces_state),
       cmocka_unit_test(test_script_without_apply_is_refused),
+      cmocka_unit_test(test_in_state_mode_runs_the_callers_table),
+      cmocka_unit_test(test_in_state_table_without_apply_is_refused),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

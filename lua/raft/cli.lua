@@ -10,7 +10,9 @@ local USAGE = {
   run = [[
 usage: luaraft run --id ID --peers ID=HOST:PORT,... [flags] SCRIPT.lua
   --id N                 this node's id (LUARAFT_ID)
-  --peers LIST           1=127.0.0.1:7001,2=...; must include this node (LUARAFT_PEERS)
+  --peers LIST           1=127.0.0.1:7001,2=...; must include this node (LUARAFT_PEERS);
+                         optional on a restart (the stored configuration has them);
+                         with --join only this node's own address is needed
   --http ADDR            serve the HTTP API on ADDR, e.g. 127.0.0.1:8001 (LUARAFT_HTTP)
   --data DIR             data directory, default data/ID (LUARAFT_DATA)
   --storage KIND         sqlite (default) or memory (LUARAFT_STORAGE)
@@ -179,10 +181,24 @@ local RUN_SPEC = {
 local function run_options(o, pos)
   if #pos ~= 1 then return nil, #pos == 0 and "SCRIPT.lua is missing" or "one SCRIPT.lua expected, got " .. #pos .. " arguments" end
   if not o.id or o.id <= 0 then return nil, "--id is required (a positive integer)" end
-  if not o.peers then return nil, "--peers is required (ID=HOST:PORT,..., including this node)" end
-  local peers, perr = parse_peers(o.peers)
-  if not peers then return nil, perr end
-  if not peers[o.id] then return nil, "--peers must include this node (" .. o.id .. "=HOST:PORT)" end
+  local peers
+  if o.peers then
+    local perr
+    peers, perr = parse_peers(o.peers)
+    if not peers then return nil, perr end
+    if not peers[o.id] then return nil, "--peers must include this node (" .. o.id .. "=HOST:PORT)" end
+  else
+    -- A node that restarts from its data directory finds its members (and
+    -- their addresses) in the configuration it stored.
+    local dir = o.data or ("data/" .. o.id)
+    if o.join then return nil, "--join needs --peers with this node's own address (" .. o.id .. "=HOST:PORT)" end
+    local f = (o.storage or "sqlite") == "sqlite" and io.open(dir .. "/raft.db", "rb")
+    if f then f:close() end
+    if not f then
+      return nil, "--peers is required (ID=HOST:PORT,..., including this node) unless " .. dir ..
+        " holds this node's data from an earlier run"
+    end
+  end
   if o.http and not valid_addr(o.http) then return nil, "--http must be HOST:PORT, not '" .. o.http .. "'" end
   local storage = o.storage or "sqlite"
   if storage ~= "sqlite" and storage ~= "memory" then return nil, "--storage must be sqlite or memory, not '" .. storage .. "'" end

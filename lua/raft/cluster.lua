@@ -53,9 +53,14 @@ local function free_port()
   return port
 end
 
+-- $LUARAFT_RELEASE_BUILD/luaraft, else $LUARAFT_BUILD/luaraft, else the
+-- luaraft running this script, else build/luaraft.
 local function default_binary()
-  local build = os.getenv("LUARAFT_RELEASE_BUILD") or os.getenv("LUARAFT_BUILD") or "build"
-  return build .. "/luaraft"
+  local build = os.getenv("LUARAFT_RELEASE_BUILD") or os.getenv("LUARAFT_BUILD")
+  if build then return build .. "/luaraft" end
+  local exe = uv.exepath()
+  if exe and exe:match("/luaraft$") then return exe end
+  return "build/luaraft"
 end
 
 local function mkdtemp()
@@ -112,7 +117,7 @@ function Cluster:_peers_flag()
   return table.concat(parts, ",")
 end
 
-function Cluster:_start(id, join)
+function Cluster:_start(id, join, restart)
   local o = self.opts
   local args = { "run", "--id", tostring(id), "--http", self.http[id],
     "--data", self.dir .. "/" .. id, "--allow-faults",
@@ -124,10 +129,10 @@ function Cluster:_start(id, join)
     args[#args + 1] = "--join"
     args[#args + 1] = "--peers"
     args[#args + 1] = id .. "=" .. self.peer[id]
-  else
+  elseif not restart then
     args[#args + 1] = "--peers"
     args[#args + 1] = self:_peers_flag()
-  end
+  end -- a restarted member finds its peers in its stored configuration
   if o.snapshot_entries then
     args[#args + 1] = "--snapshot-entries"
     args[#args + 1] = tostring(o.snapshot_entries)
@@ -146,7 +151,7 @@ function Cluster:_start(id, join)
   uv.fs_close(log)
   if not handle then error("raft.cluster: cannot start " .. self.binary .. ": " .. tostring(pid)) end
   self.procs[id] = { handle = handle, pid = pid, exited = false }
-  self.clients[id] = nil
+  self:_close_clients(id)
   return pid
 end
 
@@ -163,27 +168,35 @@ function Cluster:http_address(id) return self.http[id] end
 function Cluster:ids() return { table.unpack(self.members) } end
 function Cluster:pid(id) return self.procs[id] and self.procs[id].pid end
 
-function Cluster:_client(id)
-  local c = self.clients[id]
-  if not c then
-    local host, port = self.http[id]:match("^(.*):(%d+)$")
-    c = http_client.new(host, port)
-    self.clients[id] = c
+-- Each node has a pool of idle keep-alive connections: a call takes one (or
+-- opens one), and gives it back when the answer came, so concurrent callers
+-- (coroutines) each have their own and reuse them.
+function Cluster:_take_client(id)
+  local pool = self.clients[id]
+  if not pool then
+    pool = {}
+    self.clients[id] = pool
   end
-  return c
+  local c = table.remove(pool)
+  if c then return c end
+  local host, port = self.http[id]:match("^(.*):(%d+)$")
+  return http_client.new(host, port)
 end
 
--- One HTTP call; several callers may share a node (coroutines), so each call
--- gets its own connection when the pooled one is busy.
+function Cluster:_close_clients(id)
+  for _, c in ipairs(self.clients[id] or {}) do c:close() end
+  self.clients[id] = nil
+end
+
+-- One HTTP call to node id -> decoded body | nil, err (API.md codes).
 function Cluster:call(id, method, path, body, headers, timeout)
-  local c = self:_client(id)
-  local own = false
-  if c.busy then
-    local host, port = self.http[id]:match("^(.*):(%d+)$")
-    c, own = http_client.new(host, port), true
-  end
+  local c = self:_take_client(id)
   local status, rbody = c:request(method, path, body, headers, timeout)
-  if own then c:close() end
+  if status and self.clients[id] and not self.closed then
+    table.insert(self.clients[id], c)
+  else
+    c:close()
+  end
   if not status then return nil, errors.new("timeout", "node " .. id .. ": " .. tostring(rbody)) end
   local value = cjson.decode(rbody)
   if status >= 200 and status < 300 then return value or rbody end
@@ -316,8 +329,7 @@ local function reap(self, id)
   local p = self.procs[id]
   self:wait_for(function() return p.exited end, 10)
   if not p.handle:is_closing() then p.handle:close() end
-  if self.clients[id] then self.clients[id]:close() end
-  self.clients[id] = nil
+  self:_close_clients(id)
 end
 
 function Cluster:kill(id)
@@ -339,7 +351,7 @@ end
 function Cluster:restart(id)
   local p = self.procs[id]
   if p and not p.exited then self:stop(id) end
-  self:_start(id, p and p.joined)
+  self:_start(id, p and p.joined, p ~= nil)
   if p and p.joined then self.procs[id].joined = true end
 end
 
@@ -407,7 +419,7 @@ function Cluster:close()
       if p.paused then uv.kill(p.pid, "sigcont") end
       uv.kill(p.pid, "sigkill")
     end
-    if self.clients[id] then self.clients[id]:close() end
+    self:_close_clients(id)
   end
   for _, p in pairs(self.procs) do
     local deadline = now_ms() + 5000

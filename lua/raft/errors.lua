@@ -4,6 +4,7 @@
 local errors = {}
 
 local mt = {
+  __name = "raft.error",
   __tostring = function(e)
     return e.code .. ": " .. tostring(e.message)
   end,
@@ -26,8 +27,11 @@ function errors.new(code, message, extra)
   return setmetatable(e, mt)
 end
 
+-- By the metatable's name, not its identity: a module loaded afresh (busted
+-- insulates each spec file's package.loaded) still recognises our errors.
 function errors.is(value, code)
-  return getmetatable(value) == mt and (code == nil or value.code == code)
+  local m = getmetatable(value)
+  return type(m) == "table" and m.__name == "raft.error" and (code == nil or value.code == code)
 end
 
 return errors

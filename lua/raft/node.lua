@@ -33,8 +33,10 @@ local function check_id(id, i, fname)
   return id
 end
 
--- The state machine goes to its own Lua state (src/sm) as a script path or
--- a dumped factory function (which therefore may have no upvalues but _ENV).
+-- The state machine goes to its own, sandboxed Lua state (src/sm) as a
+-- script path or a dumped factory function (which therefore may have no
+-- upvalues but _ENV); or, as a table, it runs in this Lua state (src/sm/sm.h,
+-- "the in-state mode": the budget applies, the sandbox and memory_max do not).
 local function sm_option(sm)
   if type(sm) == "string" then return { sm_path = sm } end
   if type(sm) == "function" then
@@ -45,9 +47,12 @@ local function sm_option(sm)
     return { sm_chunk = string.dump(sm) }
   end
   if type(sm) == "table" then
-    error("raft.node: state_machine must be a script path or a factory function returning the table (each node runs it in its own Lua state)", 3)
+    if type(sm.apply) ~= "function" then
+      error("raft.node: state_machine table must have an apply function", 3)
+    end
+    return { sm_table = sm }
   end
-  error("raft.node: state_machine is required (a script path or a factory function)", 3)
+  error("raft.node: state_machine is required (a script path, a factory function or a table)", 3)
 end
 
 -- raft.node(opts) -> node (not started)
@@ -71,6 +76,25 @@ function node.new(opts)
   end
   if c.election_ms <= c.heartbeat_ms then error("raft.node: election_ms must be greater than heartbeat_ms", 2) end
   for k, v in pairs(sm_option(opts.state_machine)) do c[k] = v end
+  -- determinism guards (README "Deterministic state machines")
+  local budget = opts.apply_budget
+  if budget ~= nil and budget ~= false and (type(budget) ~= "number" or budget < 1 or budget ~= budget) then
+    error("raft.node: apply_budget must be a positive number of instructions or false", 2)
+  end
+  c.apply_budget = budget
+  local mem = opts.memory_max
+  if mem ~= nil then
+    if c.sm_table then
+      error("raft.node: memory_max does not apply to a state_machine table (it runs in your Lua state); pass a path or a factory function for a state of its own", 2)
+    end
+    if type(mem) ~= "number" or mem < 65536 then error("raft.node: memory_max must be at least 65536 bytes", 2) end
+  end
+  c.memory_max = mem
+  local de = opts.digest_entries
+  if de ~= nil and de ~= false and (math.type(de) ~= "integer" or de <= 0 or de >= 0xffffffff) then
+    error("raft.node: digest_entries must be a positive integer or false", 2)
+  end
+  c.digest_entries = de
   local self = setmetatable({
     id = id, opts = c, http = opts.http, http_opts = opts.http_opts,
     -- Request ids travel in the entry envelope and come back when the entry
@@ -143,6 +167,9 @@ function Node:start()
   if self.started then error("raft.node: start() called twice", 2) end
   self.started = true
   local handle, msg = core.node_new(self.opts, function(...) on_event(self, ...) end)
+  -- a table state machine is held by the handle from now on (released by
+  -- stop): the options must not keep it alive after that
+  self.opts.sm_table = nil
   if not handle then
     local code = msg:find("raft%.db") and "storage" or "bad_request"
     return nil, errors.new(code, msg)

@@ -6,9 +6,11 @@
  *   restore a received snapshot, apply the committed entries, answer reads
  *   -> only then take the next update.
  *
- * Taking the next update only when no write is in flight is the group
- * commit: whatever the core accumulates meanwhile (proposals, appends from
- * the leader) goes into the next single transaction. A failed write calls
+ * Updates are taken as soon as the core has them, so a leader's appends go
+ * out while its own write is in flight (thesis 10.2.1). What they ask to
+ * persist while a write is in flight joins the one queued batch that has
+ * not started (group commit): one transaction, one fsync, for everything
+ * the core handed out meanwhile. A failed write calls
  * raft_persist_failed(), drops every queued write and held message, and
  * fails the waiting proposals with `storage`.
  */
@@ -233,6 +235,23 @@ static void log_config(struct lr_node *n, const struct raft_config *c) {
   LR__LOG(n, LR_LOG_INFO, "members: %s", line);
 }
 
+/* Says so when this node leaves the configuration (removed: it no longer
+ * votes nor campaigns, the core sees to that) or comes (back) into it. A
+ * joining node is not "removed" by the older configurations it replays. */
+static void note_membership(struct lr_node *n) {
+  const struct raft_member *me = raft_config_get(&n->config, n->id);
+  if (me != NULL && !n->was_member) {
+    n->was_member = true;
+    LR__LOG(n, LR_LOG_INFO, "this node is a member of the cluster (%s)",
+            me->role == RAFT_LEARNER ? "learner" : "voter");
+  } else if (me == NULL && n->was_member) {
+    n->was_member = false;
+    LR__LOG(n, LR_LOG_WARN,
+            "this node was removed from the cluster: it no longer takes part (no votes, no "
+            "campaigns, no replication); stop it, or add it back with add_member");
+  }
+}
+
 /* What every update gets at once, before anything is persisted. */
 static void take_now(struct lr_node *n, const struct raft_update *u) {
   if (u->hard_state) n->term = u->term;
@@ -244,6 +263,7 @@ static void take_now(struct lr_node *n, const struct raft_update *u) {
       n->config = c;
       lr__tr_config(n, &n->config);
       log_config(n, &n->config);
+      note_membership(n);
       if (subscribed(n, LR_EV_MEMBERS)) {
         struct lr_event ev = {.type = LR_EV_MEMBERS};
         lr__event_push(n, &ev);
@@ -303,12 +323,14 @@ static void finish(struct lr_node *n, const struct raft_message *after, uint32_t
 }
 
 /* An update with something to persist: keep copies of what must wait
- * (everything when `all`, else only the held messages). */
+ * (everything when `all`, else only the held messages). `merged`: what it
+ * persists went into an earlier item's batch. */
 static int hold(struct lr_node *n, const struct raft_update *u, struct lr_store_batch *b,
-                bool all) {
+                bool all, bool merged) {
   struct lr__item *it = calloc(1, sizeof *it);
   if (it == NULL) goto nomem;
   it->batch = b;
+  it->merged = merged;
   it->ack_index = u->ack_index;
   it->ack_term = u->ack_term;
   if (lr__msgs_copy(u->msgs_after, u->n_msgs_after, &it->msgs_after) != 0) goto nomem;
@@ -340,14 +362,39 @@ nomem:
   return -1;
 }
 
+/* The last queued batch, if it has not started and u may join it. Batches
+ * with a snapshot stand alone (a snapshot must come first in its batch). */
+static struct lr__item *open_batch(struct lr_node *n) {
+  struct lr__item *last = NULL;
+  for (struct lr__item *it = n->head; it; it = it->next)
+    if (it->batch) last = it;
+  if (last == NULL || last->writing || last->written || last->own_snapshot || last->snapshot)
+    return NULL;
+  return last;
+}
+
+/* Group commit: adds what u persists to the open batch. Entries that would
+ * truncate below that batch's first entry make a batch of their own. */
+static bool join_open_batch(struct lr_node *n, const struct raft_update *u) {
+  struct lr__item *o = u->snapshot ? NULL : open_batch(n);
+  if (o == NULL) return false;
+  if (u->n_entries > 0 && lr_store_batch_entries(o->batch, u->entries, u->n_entries) != 0)
+    return false;
+  if (u->hard_state) lr_store_batch_hard_state(o->batch, u->term, u->vote);
+  n->metrics.batches_merged++;
+  return true;
+}
+
 static void take(struct lr_node *n, const struct raft_update *u) {
   take_now(n, u);
   struct lr_store_batch *b = NULL;
-  if (lr_store_batch_prepare(u, &b) != 0) {
+  bool persist = u->hard_state || u->n_entries > 0 || u->snapshot != NULL;
+  bool merged = persist && join_open_batch(n, u);
+  if (persist && !merged && lr_store_batch_prepare(u, &b) != 0) {
     lr__node_fail(n, "cannot prepare a storage batch (out of memory)");
     return;
   }
-  if (b == NULL && n->head == NULL) {
+  if (!persist && n->head == NULL) {
     /* Nothing to persist and nothing before it: all of it may happen now. */
     finish(n, u->msgs_after, u->n_msgs_after, NULL, u->committed, u->n_committed, u->reads,
            u->n_reads, u->prop_errors, u->n_prop_errors);
@@ -361,7 +408,7 @@ static void take(struct lr_node *n, const struct raft_update *u) {
   if (!all)
     finish(n, NULL, 0, NULL, u->committed, u->n_committed, u->reads, u->n_reads, u->prop_errors,
            u->n_prop_errors);
-  if (hold(n, u, b, all) != 0) lr__node_fail(n, "cannot hold an update (out of memory)");
+  if (hold(n, u, b, all, merged) != 0) lr__node_fail(n, "cannot hold an update (out of memory)");
 }
 
 static void work_cb(uv_work_t *w) {
@@ -435,7 +482,7 @@ static void done_item(struct lr_node *n, struct lr__item *it) {
     }
     return;
   }
-  if (it->batch) raft_persisted(n->raft, lr_now_ms(), it->ack_index, it->ack_term);
+  if (it->batch || it->merged) raft_persisted(n->raft, lr_now_ms(), it->ack_index, it->ack_term);
   finish(n, it->msgs_after, it->n_msgs_after, it->snapshot, it->committed, it->n_committed,
          it->reads, it->n_reads, it->prop_errors, it->n_prop_errors);
 }
@@ -469,6 +516,7 @@ static void pump(struct lr_node *n) {
 static void arm_timer(struct lr_node *n) {
   uint64_t dl = raft_deadline(n->raft), now = lr_now_ms();
   uint64_t wait = dl > now ? dl - now : 1;
+  if (n->removed && n->role != RAFT_LEADER) wait = 1000; /* not ticking: see on_timer */
   if (wait > 3600000) wait = 3600000;
   uv_timer_start(&n->timer, on_timer, wait, 0);
 }
@@ -477,8 +525,7 @@ void lr__node_drive(struct lr_node *n) {
   while (!n->failed && !n->stopping) {
     pump(n);
     deferred(n);
-    if (n->head || n->failed) break; /* a write in flight: take nothing yet */
-    if (!raft_has_update(n->raft)) break;
+    if (n->failed || !raft_has_update(n->raft)) break;
     struct raft_update u;
     raft_update_take(n->raft, &u);
     take(n, &u);
@@ -491,7 +538,10 @@ static void on_timer(uv_timer_t *t) {
   struct lr_node *n = t->data;
   lr__callback_enter(n);
   uint64_t now = lr_now_ms();
-  if (now >= raft_deadline(n->raft)) {
+  /* A removed node does not tick: no (pre-)campaigns to bother the members
+   * (lr__node_recv ticks it again once a leader talks to it). */
+  bool idle = n->removed && n->role != RAFT_LEADER;
+  if (!idle && now >= raft_deadline(n->raft)) {
     raft_tick(n->raft, now);
     if (raft_deadline(n->raft) <= now && !n->stale_deadline_logged) {
       n->stale_deadline_logged = true;

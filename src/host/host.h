@@ -23,6 +23,8 @@
 #include "core/raft.h"
 #include "store/store.h"
 
+struct lr_sm_options;
+
 /* ---- clocks --------------------------------------------------------------- */
 uint64_t lr_now_ms(void);  /* monotonic, for the core */
 uint64_t lr_wall_ms(void); /* wall clock, for meta.time */
@@ -58,6 +60,9 @@ struct lr_node_options {
   const char *sm_path;
   const char *sm_chunk;
   size_t sm_chunk_len;
+  /* or, when not NULL, the runner's options as a whole (src/sm/sm.h: the
+   * in-state table mode, the determinism guards); id and log are the node's */
+  const struct lr_sm_options *sm;
 };
 
 enum lr_event_type {
@@ -120,7 +125,7 @@ int lr_node_fail_writes(struct lr_node *n, int count);
 struct lr_node_metrics {
   uint64_t proposals, proposals_failed, elections, leader_changes;
   uint64_t applied_entries, snapshots_taken, snapshots_restored;
-  uint64_t batches, batches_failed;
+  uint64_t batches, batches_failed, batches_merged;
   uint64_t fsync_buckets[12]; /* <=1,2,5,10,20,50,100,200,500,1000,2000 ms, +Inf */
   double fsync_sum_ms;
   uint64_t peer_msgs_sent, peer_msgs_recv;

@@ -17,7 +17,8 @@
  * it (held messages, ack, apply) may happen. FIFO in update order. */
 struct lr__item {
   struct lr__item *next;
-  struct lr_store_batch *batch; /* NULL: nothing to persist */
+  struct lr_store_batch *batch; /* NULL: nothing to persist, or merged */
+  bool merged;                  /* persisted by an earlier item's batch */
   bool writing, written;
   int write_rv;
   uint64_t write_start_ns;
@@ -95,6 +96,10 @@ struct lr_node {
   struct raft_config applied_config; /* in effect at the applied index */
   raft_index applied_config_index;
   struct raft_config config; /* latest (for peer addresses) */
+  bool was_member;           /* a configuration with this node in it was seen */
+  bool removed;              /* a member with a newer configuration refused us */
+  raft_index snap_in_index;  /* a snapshot being received (for the log) */
+  uint64_t snap_in_last_ms, snap_in_resume_logged;
   /* requests */
   struct lr__waiter *waiters;
   size_t n_waiters, cap_waiters;

@@ -14,14 +14,16 @@ static int fail(char *err, size_t errlen, const char *fmt, const char *a) {
 
 static int check_options(const struct lr_node_options *o, char *err, size_t errlen) {
   if (o->id == 0) return fail(err, errlen, "%sid must be a positive integer", "");
-  if (o->peers.n == 0 && !o->join)
-    return fail(err, errlen, "%speers are needed (or join = true)", "");
+  /* No peers is fine for a node that restarts from its data directory: the
+   * members and their addresses travel in the configuration it stored. */
+  if (o->peers.n == 0 && o->join && o->listen == NULL)
+    return fail(err, errlen, "%sa joining node needs its own address (peers = {[id] = addr})", "");
   if (o->peers.n > LR_NODE_PEERS_MAX) return fail(err, errlen, "%stoo many peers (at most 64)", "");
-  if (raft_config_get(&o->peers, o->id) == NULL && o->listen == NULL)
+  if (o->peers.n > 0 && raft_config_get(&o->peers, o->id) == NULL && o->listen == NULL)
     return fail(err, errlen, "%speers must include this node's own id and address", "");
   if (o->storage == LR_STORE_SQLITE && (o->data_dir == NULL || o->data_dir[0] == 0))
     return fail(err, errlen, "%sdata_dir is needed with sqlite storage", "");
-  if (o->sm_path == NULL && o->sm_chunk == NULL)
+  if (o->sm_path == NULL && o->sm_chunk == NULL && o->sm == NULL)
     return fail(err, errlen, "%sa state machine is needed", "");
   return 0;
 }
@@ -71,6 +73,12 @@ static int open_raft(struct lr_node *n, const struct lr_node_options *o, char *e
   struct lr_store_state st;
   memset(&st, 0, sizeof st);
   if (lr_store_load(n->store, &st, err, errlen) != 0) return -1;
+  if (st.fresh && !o->join && o->peers.n == 0) {
+    lr_store_state_free(&st);
+    snprintf(err, errlen, "%s holds no cluster state: a new node needs its peers (--peers) or "
+             "--join", lr_store_path(n->store));
+    return -1;
+  }
   if (st.fresh && !o->join) {
     lr_store_state_free(&st);
     if (bootstrap(n, &o->peers, err, errlen) != 0) return -1;
@@ -145,13 +153,14 @@ int lr_node_start(const struct lr_node_options *o, lr_event_cb cb, void *cbdata,
   lr_buf_init(&n->scratch);
   /* The state machine first: a script that does not load is refused before
    * anything is written to the data directory. */
-  struct lr_sm_options so = {.id = o->id,
-                             .path = o->sm_path,
+  struct lr_sm_options so = {.path = o->sm_path,
                              .chunk = o->sm_chunk,
                              .chunk_len = o->sm_chunk_len,
-                             .chunkname = "=state_machine",
-                             .log = sm_log,
-                             .log_ud = n};
+                             .chunkname = "=state_machine"};
+  if (o->sm) so = *o->sm;
+  so.id = o->id;
+  so.log = sm_log;
+  so.log_ud = n;
   if (lr_sm_new(&so, &n->sm, err, errlen) != 0) goto fail;
   struct lr_store_options sto = {.kind = o->storage, .dir = o->data_dir, .node_id = o->id};
   if (lr_store_open(&sto, &n->store, err, errlen) != 0) goto fail;
@@ -160,6 +169,18 @@ int lr_node_start(const struct lr_node_options *o, lr_event_cb cb, void *cbdata,
     goto fail;
   }
   if (open_raft(n, o, err, errlen) != 0) goto fail;
+  if (o->peers.n == 0) {
+    /* Restarted without peers: the stored configuration names them. */
+    struct raft_status rs;
+    raft_status(n->raft, &rs);
+    if (rs.config && rs.config->n > 0) {
+      raft_config_free(&n->config);
+      if (raft_config_copy(rs.config, &n->config) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+      }
+    }
+  }
   uv_timer_init(n->loop, &n->timer);
   uv_timer_init(n->loop, &n->flush);
   n->timer.data = n->flush.data = n;
@@ -335,10 +356,38 @@ int lr_node_fail_writes(struct lr_node *n, int count) {
   return 0;
 }
 
+/* Says when a snapshot starts arriving, and when one continues after a
+ * pause (a dropped connection, a stopped peer): the core resumes it from the
+ * offset this node holds rather than starting over. */
+static void note_snapshot_chunk(struct lr_node *n, const struct raft_message *m) {
+  uint64_t now = lr_now_ms();
+  if (m->offset == 0 && m->snap.index != n->snap_in_index) {
+    n->snap_in_index = m->snap.index;
+    LR__LOG(n, LR_LOG_INFO, "receiving a snapshot at index %llu (%llu bytes) from node %llu",
+            (unsigned long long)m->snap.index, (unsigned long long)m->total,
+            (unsigned long long)m->from);
+  } else if (m->offset > 0 && m->snap.index == n->snap_in_index &&
+             now - n->snap_in_last_ms >= 200) {
+    LR__LOG(n, LR_LOG_INFO,
+            "snapshot at index %llu: chunk at offset %llu of %llu after %llu ms without one "
+            "(the transfer continues where it stopped)",
+            (unsigned long long)m->snap.index, (unsigned long long)m->offset,
+            (unsigned long long)m->total, (unsigned long long)(now - n->snap_in_last_ms));
+  }
+  n->snap_in_last_ms = now;
+}
+
 void lr__node_recv(struct lr_node *n, const struct raft_message *m) {
   if (n->stopping || n->failed) return;
   lr__callback_enter(n);
   n->metrics.peer_msgs_recv++;
+  if (n->removed && (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
+                     m->type == RAFT_MSG_SNAPSHOT)) {
+    n->removed = false;
+    LR__LOG(n, LR_LOG_INFO, "node %llu leads this node again: taking part again",
+            (unsigned long long)m->from);
+  }
+  if (m->type == RAFT_MSG_SNAPSHOT) note_snapshot_chunk(n, m);
   int rv = raft_step(n->raft, lr_now_ms(), m);
   if (rv != 0 && rv != RAFT_EMALFORMED)
     LR__LOG(n, LR_LOG_DEBUG, "step %s from %llu: %s", raft_msg_name(m->type),

@@ -25,14 +25,52 @@ static void on_log(void *data, int level, const char *line) {
   LR__LOG(n, l, "net: %s", line);
 }
 
+/* Members learn members from configurations; only a node that is not (or
+ * no longer) a member itself, one joining, learns an unknown dialer (the
+ * leader that just added it). A member refuses, naming its configuration
+ * index, so that a removed node can tell it was removed (on_refused). */
+static bool on_learn(void *data, raft_id id, char *why, size_t whylen) {
+  struct lr_node *n = data;
+  if (!n->was_member || n->raft == NULL) return true;
+  struct raft_status rs;
+  raft_status(n->raft, &rs);
+  snprintf(why, whylen, "not a member (configuration index %llu)",
+           (unsigned long long)rs.config_index);
+  (void)id;
+  return false;
+}
+
+/* A member whose configuration is as new as ours or newer and does not
+ * hold us: we were removed (the leader stops replicating to a removed node
+ * when it appends the change, so this node may never see that entry). */
+static void on_refused(void *data, raft_id id, const char *reason) {
+  struct lr_node *n = data;
+  const char *p = strstr(reason, "not a member (configuration index ");
+  if (p == NULL || !n->was_member || n->removed || n->raft == NULL) return;
+  unsigned long long theirs = strtoull(p + strlen("not a member (configuration index "), NULL, 10);
+  struct raft_status rs;
+  raft_status(n->raft, &rs);
+  if (theirs < rs.config_index) return; /* it has not caught up with our configuration */
+  n->removed = true;
+  LR__LOG(n, LR_LOG_WARN,
+          "node %llu (configuration index %llu) says this node is not a member: it was removed "
+          "from the cluster and takes no part any more (no campaigns) unless a leader contacts "
+          "it again; stop it, or add it back with add_member",
+          (unsigned long long)id, theirs);
+}
+
 int lr__tr_open(struct lr_node *n, const struct lr_node_options *o, char *err, size_t errlen) {
   const char *listen = o->listen;
   if (listen == NULL) {
     const struct raft_member *me = raft_config_get(&o->peers, o->id);
-    listen = me ? me->address : NULL;
+    if (me == NULL) me = raft_config_get(&n->config, o->id); /* the stored configuration */
+    listen = me && me->address[0] ? me->address : NULL;
   }
   if (listen == NULL) {
-    snprintf(err, errlen, "no peer address to listen on for node %llu", (unsigned long long)o->id);
+    snprintf(err, errlen,
+             "no peer address to listen on for node %llu (not in --peers nor in the stored "
+             "configuration)",
+             (unsigned long long)o->id);
     return -1;
   }
   struct lr_net_options no = {0};
@@ -46,6 +84,8 @@ int lr__tr_open(struct lr_node *n, const struct lr_node_options *o, char *err, s
   no.cb.message = on_message;
   no.cb.peer = on_peer;
   no.cb.log = on_log;
+  no.cb.learn = on_learn;
+  no.cb.refused = on_refused;
   no.data = n;
   struct lr_net *net = NULL;
   if (lr_net_start(&no, &net, err, errlen) != 0) return -1;
@@ -57,6 +97,13 @@ int lr__tr_open(struct lr_node *n, const struct lr_node_options *o, char *err, s
 void lr__tr_send(struct lr_node *n, const struct raft_message *m) {
   if (n->net == NULL) return;
   n->metrics.peer_msgs_sent++;
+  if (m->type == RAFT_MSG_SNAPSHOT_RESP && m->reject && m->offset > 0 &&
+      m->offset != n->snap_in_resume_logged) {
+    n->snap_in_resume_logged = m->offset;
+    LR__LOG(n, LR_LOG_INFO, "snapshot at index %llu: asking node %llu to resume from offset %llu",
+            (unsigned long long)m->index, (unsigned long long)m->to,
+            (unsigned long long)m->offset);
+  }
   lr_net_send(n->net, m); /* a drop is fine: Raft retransmits */
 }
 

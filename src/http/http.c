@@ -53,6 +53,7 @@ struct lr_http_server {
   uint32_t open_handles;
   bool closing;
   struct lr_http_stats stats;
+  uint32_t gen_seq; /* generations are unique server-wide, not per connection */
 };
 
 struct write_req {
@@ -104,7 +105,7 @@ static void on_conn_closed(uv_handle_t *h) {
 static void conn_close(struct conn *c) {
   if (c->state == CONN_CLOSING) return;
   c->state = CONN_CLOSING;
-  c->gen++; /* invalidates the id of any request still being served */
+  c->gen = ++c->srv->gen_seq; /* invalidates the id of any request still being served */
   uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
@@ -163,7 +164,7 @@ static void refuse(struct conn *c, int status, const char *code, const char *mes
   c->reading = false;
   c->reply_and_close = true;
   c->state = CONN_WAITING;
-  c->gen++;
+  c->gen = ++c->srv->gen_seq;
   send_raw(c, status, "application/json", body, (size_t)n, true);
 }
 
@@ -390,7 +391,7 @@ int lr_http_respond(struct lr_http_server *s, uint64_t id, int status, const cha
   if (s->closing || slot >= s->o.max_conns) return LR_HTTP_GONE;
   struct conn *c = s->conns[slot];
   if (c == NULL || c->gen != gen || c->state != CONN_WAITING) return LR_HTTP_GONE;
-  c->gen++;
+  c->gen = ++c->srv->gen_seq;
   bool close_after = !c->keep_alive;
   int rv = send_raw(c, status, ctype, body, len, close_after);
   if (rv < 0) return rv;
@@ -433,7 +434,11 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   s->conns[slot] = c;
   c->slot = slot;
-  c->gen = 1;
+  /* Generations come from one server-wide counter, not from 1: a
+   * connection that reuses a slot must not accept the late reply to a
+   * request of the connection that had the slot before it (that reply went
+   * to the wrong client: a set answered with an incr's result). */
+  c->gen = ++s->gen_seq;
   s->stats.connections++;
   http_parser_init(&c->parser, HTTP_REQUEST);
   c->parser.data = c;

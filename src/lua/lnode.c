@@ -174,7 +174,27 @@ struct lnode {
   struct lr_node *n; /* NULL once stopped */
   lua_State *L;      /* the main thread */
   int handler_ref;
+  /* state_machine = TABLE (sm.h, the in-state mode): the runner's thread,
+   * which holds the table; released when the node stops, never during a
+   * call into the table (those refuse node methods) */
+  int sm_ref;
 };
+
+/* The state machine's functions run inside the host's drain (a libuv
+ * callback): a node method there would re-enter it, and a waiting call would
+ * run the loop inside the loop. */
+static void not_in_sm(lua_State *L) {
+  if (lr_sm_in_call(L))
+    luaL_error(L, "raft.node: node methods cannot be called from inside a state machine's "
+               "apply/query/snapshot/restore/digest");
+}
+
+static void release_sm(lua_State *L, struct lnode *ln) {
+  if (ln->sm_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, ln->sm_ref);
+    ln->sm_ref = LUA_NOREF;
+  }
+}
 
 static const char *const event_names[] = {
     [LR_EV_DONE] = "done",       [LR_EV_FAIL_ALL] = "fail_all", [LR_EV_ROLE] = "role",
@@ -251,6 +271,7 @@ static void on_event(void *data, const struct lr_event *ev) {
 static struct lnode *check_node(lua_State *L) {
   struct lnode *ln = luaL_checkudata(L, 1, NODE_MT);
   if (ln->n == NULL) luaL_error(L, "the node is stopped");
+  not_in_sm(L);
   return ln;
 }
 
@@ -304,9 +325,28 @@ static int read_peers(lua_State *L, int t, struct raft_config *c) {
   return 0;
 }
 
+/* The runner's determinism options (node.lua checked them): apply_budget
+ * (instructions or false), memory_max (bytes), digest_entries (or false). */
+static void read_guards(lua_State *L, int t, struct lr_sm_options *so) {
+  lua_getfield(L, t, "apply_budget");
+  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+    so->apply_budget = LR_SM_BUDGET_OFF;
+  else if (!lua_isnil(L, -1))
+    so->apply_budget = (uint64_t)luaL_checknumber(L, -1);
+  lua_getfield(L, t, "memory_max");
+  if (!lua_isnil(L, -1)) so->memory_max = (size_t)luaL_checknumber(L, -1);
+  lua_getfield(L, t, "digest_entries");
+  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+    so->digest_entries = LR_SM_DIGEST_OFF;
+  else if (!lua_isnil(L, -1))
+    so->digest_entries = (uint32_t)luaL_checkinteger(L, -1);
+  lua_pop(L, 3);
+}
+
 static int l_node_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TFUNCTION);
+  not_in_sm(L);
   struct lr_node_options o;
   memset(&o, 0, sizeof o);
   o.loop = luaraft__loop(L);
@@ -333,14 +373,31 @@ static int l_node_new(lua_State *L) {
   o.sm_path = opt_str(L, 1, "sm_path", NULL);
   o.sm_chunk = opt_str(L, 1, "sm_chunk", &len);
   o.sm_chunk_len = len;
+  struct lr_sm_options so = {.path = o.sm_path, .chunk = o.sm_chunk,
+                             .chunk_len = o.sm_chunk_len, .chunkname = "=state_machine"};
+  read_guards(L, 1, &so);
+  lua_getfield(L, 1, "sm_table");
+  int sm_table = lua_gettop(L);
+  if (!lua_isnil(L, sm_table)) luaL_checktype(L, sm_table, LUA_TTABLE);
 
   struct lnode *ln = lua_newuserdatauv(L, sizeof *ln, 0);
   ln->n = NULL;
   ln->L = main_thread(L);
   ln->handler_ref = LUA_NOREF;
+  ln->sm_ref = LUA_NOREF;
   luaL_setmetatable(L, NODE_MT);
+  if (lua_istable(L, sm_table)) {
+    /* the runner's own thread of this state, holding just the table */
+    lua_State *T = lua_newthread(L);
+    lua_pushvalue(L, sm_table);
+    lua_xmove(L, T, 1);
+    ln->sm_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    so.thread = T;
+  }
+  o.sm = &so;
   char err[512];
   if (lr_node_start(&o, on_event, ln, &ln->n, err, sizeof err) != 0) {
+    release_sm(L, ln);
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;
@@ -545,6 +602,7 @@ static int l_metrics(lua_State *L) {
   set_int(L, "snapshots_restored", m.snapshots_restored);
   set_int(L, "batches", m.batches);
   set_int(L, "batches_failed", m.batches_failed);
+  set_int(L, "batches_merged", m.batches_merged);
   set_int(L, "peer_msgs_sent", m.peer_msgs_sent);
   set_int(L, "peer_msgs_recv", m.peer_msgs_recv);
   set_int(L, "net_bad_frames", m.net_bad_frames);
@@ -600,9 +658,11 @@ static int l_subscribe(lua_State *L) {
 static int l_node_stop(lua_State *L) {
   struct lnode *ln = luaL_checkudata(L, 1, NODE_MT);
   if (ln->n) {
-    lr_node_stop(ln->n);
+    not_in_sm(L);
+    lr_node_stop(ln->n); /* the runner makes no more calls (drive.c stops) */
     ln->n = NULL;
   }
+  release_sm(L, ln);
   if (ln->handler_ref != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, ln->handler_ref);
     ln->handler_ref = LUA_NOREF;

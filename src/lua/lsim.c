@@ -170,6 +170,10 @@ static int sim_new(lua_State *L) {
     o.sm.chunk = chunk.data;
     o.sm.chunk_len = chunk.len;
     o.sm.chunkname = "=state_machine";
+  } else if (lua_istable(L, smi)) {
+    return luaL_argerror(L, 1, "state_machine cannot be a table in raft.sim: each simulated "
+                         "node runs it in its own Lua state, so give a path or a function "
+                         "returning a fresh table (tables work with raft.node)");
   } else {
     return luaL_argerror(L, 1, "state_machine must be a path or a function returning the "
                          "state machine table");

@@ -10,7 +10,10 @@
 #include "net/net.h"
 
 #define READ_CHUNK 65536
-#define HANDSHAKE_BODY_MAX 256
+#define HANDSHAKE_BODY_MAX 512 /* HELLO: 96 fixed + 2 + an address of up to 255 */
+
+static_assert(HANDSHAKE_BODY_MAX >= LR_WIRE_HELLO_SIZE + 2 + LR_WIRE_ADDR_MAX, "a HELLO fits");
+static_assert(LR_NET_ADDRESS_MAX == LR_WIRE_ADDR_MAX, "peer addresses fit in a HELLO");
 
 enum { C_CONNECTING, C_HELLO_SENT, C_AWAIT_HELLO, C_AWAIT_AUTH, C_UP, C_REFUSING };
 
@@ -32,6 +35,8 @@ struct conn {
   bool closing, outbound, writing;
   struct peer *peer; /* outbound: the owner (NULL once detached) */
   raft_id remote;    /* who is on the other end, once known */
+  bool learn;        /* inbound from a node we did not know: add it once up */
+  char advertised[LR_NET_ADDRESS_MAX + 1]; /* inbound: the dialer's HELLO address */
   uint8_t nonce_c[LR_WIRE_NONCE], nonce_s[LR_WIRE_NONCE];
   uint8_t *buf; /* read buffer */
   size_t len, cap;
@@ -73,6 +78,7 @@ struct lr_net {
   struct lr_wire_scratch scratch;
   struct lr_net_stats st;
   int port;
+  char self_addr[LR_NET_ADDRESS_MAX + 1]; /* advertised in our HELLOs */
 };
 
 struct wreq {
@@ -173,8 +179,10 @@ static int parse_addr(const char *s, struct sockaddr_storage *sa) {
 }
 
 /* ---- handshake ------------------------------------------------------------------------ */
+/* The dialer's advertised address is covered too: a listener adds an
+ * unknown (authenticated) dialer as a peer at that address. */
 static void mac(const struct lr_net *n, const struct conn *c, char side, raft_id dialer,
-                raft_id listener, uint8_t out[LR_WIRE_MAC]) {
+                raft_id listener, const char *dialer_addr, uint8_t out[LR_WIRE_MAC]) {
   crypto_auth_hmacsha256_state st;
   uint8_t ids[24];
   for (int i = 0; i < 8; i++) {
@@ -189,6 +197,9 @@ static void mac(const struct lr_net *n, const struct conn *c, char side, raft_id
   crypto_auth_hmacsha256_update(&st, c->nonce_c, LR_WIRE_NONCE);
   crypto_auth_hmacsha256_update(&st, c->nonce_s, LR_WIRE_NONCE);
   crypto_auth_hmacsha256_update(&st, ids, sizeof ids);
+  uint8_t alen = (uint8_t)strlen(dialer_addr); /* at most 255 */
+  crypto_auth_hmacsha256_update(&st, &alen, 1);
+  crypto_auth_hmacsha256_update(&st, (const uint8_t *)dialer_addr, alen);
   crypto_auth_hmacsha256_final(&st, out);
 }
 
@@ -491,6 +502,17 @@ static void conn_up(struct conn *c) {
     n->st.accepts++;
     logf_(n, LR_NET_LOG_INFO, "peer %llu connected from %s", (unsigned long long)c->remote,
           c->addr);
+    if (c->learn && peer_find(n, c->remote) == NULL) {
+      /* A node we did not know (one joining with --join, added by the
+       * leader before our configuration says so): answer it at the address
+       * it advertised. The next configuration change syncs peers again. */
+      c->learn = false;
+      if (lr_net_peer_set(n, c->remote, c->advertised) == 0) {
+        n->st.peers_learned++;
+        logf_(n, LR_NET_LOG_INFO, "node %llu is not a known peer: added it at its advertised "
+              "address %s", (unsigned long long)c->remote, c->advertised);
+      }
+    }
   }
 }
 
@@ -506,14 +528,24 @@ static void on_hello_in(struct conn *c, const uint8_t *p, size_t len) {
   const char *why = hello_problem(n, &h);
   if (why == NULL && h.to != n->o.id)
     why = "wrong node id (the address belongs to another node)";
-  if (why == NULL && peer_find(n, h.from) == NULL)
-    why = "unknown node id";
+  if (why == NULL && h.from == n->o.id)
+    why = "the dialer has this node's id";
+  struct sockaddr_storage sa;
+  bool unknown = why == NULL && peer_find(n, h.from) == NULL;
+  if (unknown && (h.addr[0] == '\0' || parse_addr(h.addr, &sa) != 0))
+    why = "unknown node id (and no address to answer it at)";
+  char learn_why[LR_WIRE_REASON_MAX + 1] = "unknown node id";
+  if (why == NULL && unknown && n->o.cb.learn != NULL &&
+      !n->o.cb.learn(n->o.data, h.from, learn_why, sizeof learn_why))
+    why = learn_why;
   if (why != NULL) {
     handshake_failed(c, why, "refused %s (node %llu): %s", c->addr, (unsigned long long)h.from,
                      why);
     return;
   }
   c->remote = h.from;
+  c->learn = unknown;
+  snprintf(c->advertised, sizeof c->advertised, "%s", h.addr);
   memcpy(c->nonce_c, h.nonce, LR_WIRE_NONCE);
   randombytes_buf(c->nonce_s, LR_WIRE_NONCE);
   memset(&r, 0, sizeof r);
@@ -524,8 +556,9 @@ static void on_hello_in(struct conn *c, const uint8_t *p, size_t len) {
   r.from = n->o.id;
   r.to = h.from;
   memcpy(r.nonce, c->nonce_s, LR_WIRE_NONCE);
+  snprintf(r.addr, sizeof r.addr, "%s", n->self_addr);
   if (n->auth)
-    mac(n, c, 's', h.from, n->o.id, r.mac);
+    mac(n, c, 's', h.from, n->o.id, c->advertised, r.mac);
   struct lr_wire_buf b = {0};
   if (lr_wire_hello_encode(&r, &b) != 0) {
     lr_wire_buf_free(&b);
@@ -551,7 +584,7 @@ static void on_auth_in(struct conn *c, const uint8_t *p, size_t len) {
                      (unsigned long long)c->remote);
     return;
   }
-  mac(n, c, 'c', c->remote, n->o.id, want);
+  mac(n, c, 'c', c->remote, n->o.id, c->advertised, want);
   if (crypto_verify_32(got, want) != 0) {
     handshake_failed(c, "authentication failed", "refused %s (node %llu): authentication failed"
                      " (wrong secret?)", c->addr, (unsigned long long)c->remote);
@@ -570,6 +603,8 @@ static void on_hello_out(struct conn *c, uint8_t type, const uint8_t *p, size_t 
     lr_wire_refuse_decode(p, len, reason);
     handshake_failed(c, NULL, "peer %llu (%s) refused us: %s", (unsigned long long)pid, c->addr,
                      reason);
+    if (n->o.cb.refused != NULL && pid != 0)
+      n->o.cb.refused(n->o.data, pid, reason);
     return;
   }
   struct lr_wire_hello h;
@@ -591,13 +626,13 @@ static void on_hello_out(struct conn *c, uint8_t type, const uint8_t *p, size_t 
   memcpy(c->nonce_s, h.nonce, LR_WIRE_NONCE);
   if (n->auth) {
     uint8_t want[LR_WIRE_MAC], mine[LR_WIRE_MAC];
-    mac(n, c, 's', n->o.id, pid, want);
+    mac(n, c, 's', n->o.id, pid, n->self_addr, want);
     if (crypto_verify_32(h.mac, want) != 0) {
       handshake_failed(c, NULL, "peer %llu (%s) failed authentication (wrong secret?)",
                        (unsigned long long)pid, c->addr);
       return;
     }
-    mac(n, c, 'c', n->o.id, pid, mine);
+    mac(n, c, 'c', n->o.id, pid, n->self_addr, mine);
     struct lr_wire_buf b = {0};
     if (lr_wire_auth_encode(mine, &b) != 0) {
       lr_wire_buf_free(&b);
@@ -764,6 +799,7 @@ static void on_connect(uv_connect_t *req, int status) {
   h.to = c->peer->id;
   randombytes_buf(c->nonce_c, LR_WIRE_NONCE);
   memcpy(h.nonce, c->nonce_c, LR_WIRE_NONCE);
+  snprintf(h.addr, sizeof h.addr, "%s", n->self_addr);
   struct lr_wire_buf b = {0};
   if (lr_wire_hello_encode(&h, &b) != 0) {
     lr_wire_buf_free(&b);
@@ -957,6 +993,7 @@ int lr_net_start(const struct lr_net_options *o, struct lr_net **out, char *err,
   n->o = *o;
   n->o.listen = NULL;
   n->o.secret = NULL;
+  n->o.advertise = NULL;
   if (!n->o.backoff_min_ms)
     n->o.backoff_min_ms = LR_NET_BACKOFF_MIN_DEFAULT;
   if (!n->o.backoff_max_ms)
@@ -992,6 +1029,13 @@ int lr_net_start(const struct lr_net_options *o, struct lr_net **out, char *err,
   uv_tcp_getsockname(&n->listener, (struct sockaddr *)&name, &len);
   n->port = ntohs(name.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&name)->sin6_port
                                              : ((struct sockaddr_in *)&name)->sin_port);
+  if (o->advertise != NULL) {
+    snprintf(n->self_addr, sizeof n->self_addr, "%s", o->advertise);
+  } else { /* the listen address, with the port it got */
+    const char *colon = strrchr(o->listen, ':');
+    snprintf(n->self_addr, sizeof n->self_addr, "%.*s:%d", (int)(colon - o->listen), o->listen,
+             n->port);
+  }
   *out = n;
   return 0;
 }
@@ -1030,6 +1074,19 @@ int lr_net_set_faults(struct lr_net *n, const raft_id *ids, size_t count) {
   for (size_t i = 0; i < count; i++)
     n->faults[i] = ids[i];
   n->n_faults = count;
+  /* A partition also breaks the connections it cuts, like a real one: what
+   * was in flight on them is lost, and they are dialled again (and carry
+   * nothing) until healed. */
+  for (size_t i = 0; i < count; i++) {
+    struct peer *p = peer_find(n, ids[i]);
+    if (p != NULL && p->conn != NULL)
+      conn_close(p->conn);
+    for (struct conn *c = n->inbound, *next; c != NULL; c = next) {
+      next = c->next;
+      if (c->remote == ids[i])
+        conn_close(c);
+    }
+  }
   return 0;
 }
 

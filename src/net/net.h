@@ -7,16 +7,23 @@
  * Frames are those of wire.h.
  *
  * Handshake (both directions of one TCP connection, dialer first):
- *   dialer   -> HELLO {magic, proto, flags, cluster id, from, to, nonce_c}
- *   listener -> HELLO {..., from, to, nonce_s, mac_s}   or REFUSE {reason}
+ *   dialer   -> HELLO {magic, proto, flags, cluster id, from, to, nonce_c, addr_c}
+ *   listener -> HELLO {..., from, to, nonce_s, mac_s, addr_s} or REFUSE {reason}
  *   dialer   -> AUTH {mac_c}                            (with a secret only)
- * With a secret each side proves it holds the key:
+ * addr_x is the sender's advertised peer address (options.advertise, else
+ * the listen address). With a secret each side proves it holds the key:
  *   mac_x = HMAC-SHA256(key, "luaraft-" x || nonce_c || nonce_s || dialer id
- *                            || listener id || cluster id),  x = "s" or "c",
- * key = BLAKE2b-256(secret file bytes); compared in constant time. A wrong
- * cluster, unknown node, wrong secret, bad magic or protocol version is
+ *                            || listener id || cluster id || len || addr_c),
+ * x = "s" or "c", key = BLAKE2b-256(secret file bytes); compared in constant
+ * time. A wrong cluster, wrong secret, bad magic or protocol version is
  * refused: the connection is closed, the reason logged through the log
  * callback in one clear line and counted (handshake_failures).
+ *
+ * A dialer whose id is not among our peers (a node started with --join that
+ * the leader just added, before our configuration says so) is accepted once
+ * it passed the checks above (and, with a secret, authenticated): it becomes
+ * a peer at its advertised address, is logged and counted (peers_learned).
+ * One without a usable address is refused ("unknown node id").
  *
  * Limits: frames carry at most frame_max body bytes (a larger incoming frame
  * closes that connection); each peer's send queue is bounded in bytes and
@@ -75,6 +82,11 @@ struct lr_net_callbacks {
   void (*peer)(void *data, raft_id id, bool up);
   /* One line, no newline: "peer 2 (127.0.0.1:7002) refused us: wrong cluster id". */
   void (*log)(void *data, int level, const char *line);
+  /* Optional: may a dialer with this unknown id become a peer (net.h top)?
+   * false refuses it with `why` (filled in, NUL-terminated). NULL: yes. */
+  bool (*learn)(void *data, raft_id id, char *why, size_t whylen);
+  /* Optional: the listener of peer `id` refused our handshake for `reason`. */
+  void (*refused)(void *data, raft_id id, const char *reason);
 };
 
 struct lr_net_options {
@@ -82,6 +94,7 @@ struct lr_net_options {
   raft_id id;
   uint64_t cluster_id;
   const char *listen;     /* "IP:PORT"; port 0 picks a free one (lr_net_port) */
+  const char *advertise;  /* the address peers dial us at; NULL: listen's */
   const void *secret;     /* NULL: no authentication; else the shared key bytes */
   size_t secret_len;
   uint64_t seed;          /* backoff jitter */
@@ -103,6 +116,7 @@ struct lr_net_stats {
   uint64_t bytes_sent, bytes_received;
   uint64_t connects;             /* outbound handshakes completed */
   uint64_t accepts;              /* inbound handshakes completed */
+  uint64_t peers_learned;        /* unknown dialers added as peers */
   uint32_t peers, peers_up;
 };
 
@@ -131,7 +145,9 @@ bool lr_net_peer_up(const struct lr_net *n, raft_id id);
  * caller may ignore them: Raft retransmits). */
 int lr_net_send(struct lr_net *n, const struct raft_message *m);
 
-/* Tests: drop all traffic to and from these peers (count 0 heals). */
+/* Tests: drop all traffic to and from these peers (count 0 heals); the
+ * connections with them are closed too (and redialled: they carry nothing
+ * until healed). */
 int lr_net_set_faults(struct lr_net *n, const raft_id *ids, size_t count);
 
 void lr_net_stats(const struct lr_net *n, struct lr_net_stats *out);

@@ -379,7 +379,11 @@ int lr_wire_decode(const uint8_t *p, size_t len, struct raft_message *m,
 
 /* ---- handshake frames ----------------------------------------------------------------- */
 int lr_wire_hello_encode(const struct lr_wire_hello *h, struct lr_wire_buf *out) {
-  uint8_t *p = frame_begin(out, LR_WIRE_HELLO, LR_WIRE_HELLO_SIZE);
+  size_t alen = strnlen(h->addr, LR_WIRE_ADDR_MAX + 1);
+  if (alen > LR_WIRE_ADDR_MAX)
+    return LR_WIRE_EMALFORMED;
+  size_t body = LR_WIRE_HELLO_SIZE + 2 + alen;
+  uint8_t *p = frame_begin(out, LR_WIRE_HELLO, body);
   if (p == NULL)
     return LR_WIRE_ENOMEM;
   p = put32(p, h->magic);
@@ -389,8 +393,10 @@ int lr_wire_hello_encode(const struct lr_wire_hello *h, struct lr_wire_buf *out)
   p = put64(p, h->from);
   p = put64(p, h->to);
   p = putn(p, h->nonce, LR_WIRE_NONCE);
-  putn(p, h->mac, LR_WIRE_MAC);
-  frame_end(out, LR_WIRE_HELLO_SIZE);
+  p = putn(p, h->mac, LR_WIRE_MAC);
+  p = put16(p, (uint16_t)alen);
+  putn(p, h->addr, alen);
+  frame_end(out, body);
   return 0;
 }
 
@@ -428,7 +434,7 @@ int lr_wire_hello_decode(const uint8_t *p, size_t len, struct lr_wire_hello *h) 
   int rv = open_typed(p, len, LR_WIRE_HELLO, &r);
   if (rv != 0)
     return rv;
-  if (r.left != LR_WIRE_HELLO_SIZE)
+  if (r.left < LR_WIRE_HELLO_SIZE + 2)
     return LR_WIRE_EMALFORMED;
   h->magic = rd32(&r);
   h->proto = rd16(&r);
@@ -438,6 +444,15 @@ int lr_wire_hello_decode(const uint8_t *p, size_t len, struct lr_wire_hello *h) 
   h->to = rd64(&r);
   memcpy(h->nonce, take(&r, LR_WIRE_NONCE), LR_WIRE_NONCE);
   memcpy(h->mac, take(&r, LR_WIRE_MAC), LR_WIRE_MAC);
+  size_t alen = rd16(&r);
+  if (alen > LR_WIRE_ADDR_MAX || r.left != alen)
+    return LR_WIRE_EMALFORMED;
+  const uint8_t *a = take(&r, alen);
+  for (size_t i = 0; i < alen; i++)
+    if (a[i] < 0x21 || a[i] > 0x7e)
+      return LR_WIRE_EMALFORMED; /* printable, no spaces: it goes into logs */
+  memcpy(h->addr, a, alen);
+  h->addr[alen] = '\0';
   return 0;
 }
 

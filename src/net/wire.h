@@ -100,9 +100,14 @@ int lr_wire_decode(const uint8_t *p, size_t len, struct raft_message *m,
 
 /* ---- handshake frames ----------------------------------------------------------- */
 #define LR_WIRE_MAGIC 0x504E524Cu /* "LRNP" */
-#define LR_WIRE_PROTO 1
+/* 2: HELLO carries the sender's advertised peer address, so a listener can
+ * accept (and dial back) an authenticated node it has not heard of yet, a
+ * node that joins with --join. Version 1 peers are refused ("unsupported
+ * protocol version"): upgrade every node of a cluster together. */
+#define LR_WIRE_PROTO 2
 #define LR_WIRE_NONCE 32
 #define LR_WIRE_MAC 32
+#define LR_WIRE_ADDR_MAX 255
 enum { LR_WIRE_HELLO_AUTH = 1 }; /* hello flags */
 
 struct lr_wire_hello {
@@ -113,8 +118,11 @@ struct lr_wire_hello {
   raft_id from, to;
   uint8_t nonce[LR_WIRE_NONCE];
   uint8_t mac[LR_WIRE_MAC]; /* zero unless the sender proves the key */
+  char addr[LR_WIRE_ADDR_MAX + 1]; /* the sender's peer address, "" if none */
 };
-#define LR_WIRE_HELLO_SIZE 96 /* body bytes */
+/* Body: the fixed part (LR_WIRE_HELLO_SIZE bytes), then addr_len (u16) and
+ * the address bytes (at most LR_WIRE_ADDR_MAX, printable ASCII). */
+#define LR_WIRE_HELLO_SIZE 96 /* fixed body bytes */
 #define LR_WIRE_REASON_MAX 200
 
 int lr_wire_hello_encode(const struct lr_wire_hello *h, struct lr_wire_buf *out);

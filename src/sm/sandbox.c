@@ -19,10 +19,15 @@
  *   debug   only debug.traceback and debug.getinfo remain
  *   gc      collectgarbage("count") only
  *
+ * Always, with no `unsafe` key: table.sort is a stable merge sort (Lua's own
+ * picks a random pivot on big arrays, so tied elements could end up in an
+ * order that differs between replicas).
+ *
  * Each group is lifted by one key of the script's `unsafe` table, after the
  * script has loaded (its top level always runs guarded). The originals are
  * kept in the registry for that.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,6 +464,147 @@ static void guard_pairs(lua_State *L) {
   swap_in(L, LR__SM_G_PAIRS, "_G", "next");
 }
 
+/* ---- table.sort: deterministic and stable --------------------------------
+ * Lua 5.4's sort randomises its pivot (clock() and time()) for arrays over
+ * 100 elements whose partitions go unbalanced, so elements a comparator calls
+ * equal can land in an order that differs per replica. This one is a
+ * bottom-up merge sort: the same comparisons, in the same order, everywhere,
+ * and stable (equal elements keep their order). Same signature and argument
+ * errors as table.sort; it reads and writes the array through lua_geti and
+ * lua_seti (metamethods are honoured as there), once per element each way.
+ * Comparator calls run as ordinary Lua calls, so they count toward the
+ * instruction budget; an error in the comparator (or comparing values `<`
+ * cannot compare) propagates. An inconsistent comparator gives some
+ * permutation, the same on every replica, instead of Lua's "invalid order
+ * function for sorting": merging never reads out of bounds. Uses n extra
+ * slots in two scratch tables (counted in memory_max). */
+#define SORT_RUN 8 /* insertion-sorted runs before merging */
+
+/* a < b for the values at stack indices ia, ib (absolute). */
+static bool sort_less(lua_State *L, int ia, int ib, bool has_cmp) {
+  if (!has_cmp) return lua_compare(L, ia, ib, LUA_OPLT);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, ia);
+  lua_pushvalue(L, ib);
+  lua_call(L, 2, 1);
+  bool r = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return r;
+}
+
+/* Stable insertion sort of a[lo..hi] (table at stack index a). */
+static void sort_run(lua_State *L, int a, lua_Integer lo, lua_Integer hi, bool has_cmp) {
+  for (lua_Integer i = lo + 1; i <= hi; i++) {
+    lua_rawgeti(L, a, i); /* x */
+    int x = lua_gettop(L);
+    lua_Integer j = i - 1;
+    for (; j >= lo; j--) {
+      lua_rawgeti(L, a, j);
+      if (!sort_less(L, x, x + 1, has_cmp)) {
+        lua_pop(L, 1);
+        break;
+      }
+      lua_rawseti(L, a, j + 1); /* shift a[j] up */
+    }
+    lua_rawseti(L, a, j + 1); /* x */
+  }
+}
+
+/* Merges src[lo..mid] and src[mid+1..hi] into dst; takes from the right
+ * only when strictly less, which keeps the sort stable. */
+static void sort_merge(lua_State *L, int src, int dst, lua_Integer lo, lua_Integer mid,
+                       lua_Integer hi, bool has_cmp) {
+  lua_Integer i = lo, j = mid + 1, k = lo;
+  int top = lua_gettop(L);
+  if (i <= mid) lua_rawgeti(L, src, i); /* top + 1: left head */
+  else lua_pushnil(L);
+  if (j <= hi) lua_rawgeti(L, src, j);  /* top + 2: right head */
+  else lua_pushnil(L);
+  while (i <= mid && j <= hi) {
+    if (sort_less(L, top + 2, top + 1, has_cmp)) {
+      lua_pushvalue(L, top + 2);
+      lua_rawseti(L, dst, k++);
+      if (++j <= hi) lua_rawgeti(L, src, j);
+      else lua_pushnil(L);
+      lua_replace(L, top + 2);
+    } else {
+      lua_pushvalue(L, top + 1);
+      lua_rawseti(L, dst, k++);
+      if (++i <= mid) lua_rawgeti(L, src, i);
+      else lua_pushnil(L);
+      lua_replace(L, top + 1);
+    }
+  }
+  lua_settop(L, top);
+  for (; i <= mid; i++, k++) {
+    lua_rawgeti(L, src, i);
+    lua_rawseti(L, dst, k);
+  }
+  for (; j <= hi; j++, k++) {
+    lua_rawgeti(L, src, j);
+    lua_rawseti(L, dst, k);
+  }
+}
+
+static int det_sort(lua_State *L) {
+  /* the argument checks of ltablib.c's sort */
+  if (lua_type(L, 1) != LUA_TTABLE) {
+    bool ok = false;
+    if (lua_getmetatable(L, 1)) {
+      ok = lua_getfield(L, -1, "__index") != LUA_TNIL;
+      ok = lua_getfield(L, -2, "__newindex") != LUA_TNIL && ok;
+      ok = lua_getfield(L, -3, "__len") != LUA_TNIL && ok;
+      lua_pop(L, 4);
+    }
+    if (!ok) luaL_checktype(L, 1, LUA_TTABLE);
+  }
+  lua_Integer n = luaL_len(L, 1);
+  if (n <= 1) return 0;
+  luaL_argcheck(L, n < INT_MAX, 1, "array too big");
+  bool has_cmp = !lua_isnoneornil(L, 2);
+  if (has_cmp) luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  luaL_checkstack(L, 8, "table.sort");
+  lua_createtable(L, (int)n, 0); /* 3: a */
+  lua_createtable(L, (int)n, 0); /* 4: b */
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_geti(L, 1, i);
+    lua_rawseti(L, 3, i);
+  }
+  for (lua_Integer lo = 1; lo <= n; lo += SORT_RUN)
+    sort_run(L, 3, lo, lo + SORT_RUN - 1 < n ? lo + SORT_RUN - 1 : n, has_cmp);
+  int src = 3, dst = 4;
+  for (lua_Integer w = SORT_RUN; w < n; w *= 2) {
+    for (lua_Integer lo = 1; lo <= n; lo += 2 * w) {
+      lua_Integer mid = lo + w - 1, hi = lo + 2 * w - 1;
+      if (hi > n) hi = n;
+      if (mid >= hi) { /* a lone run: copy it over */
+        for (lua_Integer i = lo; i <= hi; i++) {
+          lua_rawgeti(L, src, i);
+          lua_rawseti(L, dst, i);
+        }
+      } else {
+        sort_merge(L, src, dst, lo, mid, hi, has_cmp);
+      }
+    }
+    int t = src;
+    src = dst;
+    dst = t;
+  }
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, src, i);
+    lua_seti(L, 1, i);
+  }
+  return 0;
+}
+
+static void install_sort(lua_State *L) {
+  push_lib(L, LUA_TABLIBNAME);
+  lua_pushcfunction(L, det_sort);
+  lua_setfield(L, -2, "sort");
+  lua_pop(L, 1);
+}
+
 /* ---- install and relax ---------------------------------------------------- */
 void lr__sm_sandbox_install(lua_State *L) {
   guard_os(L);
@@ -468,6 +614,7 @@ void lr__sm_sandbox_install(lua_State *L) {
   guard_gc(L);
   guard_random(L);
   guard_pairs(L);
+  install_sort(L);
 }
 
 static void relax_group(lua_State *L, int g) {

@@ -32,7 +32,9 @@ struct lr__sm_origin {
 #define SNAP_VERSION 1
 
 struct lr_sm {
-  lua_State *L;
+  lua_State *L;  /* own mode: the node's state; in-state mode: our thread */
+  bool in_state; /* in-state mode (sm.h): the caller's table, no sandbox */
+  void *outer;   /* in-state mode: the call marker this call replaced */
   struct lr_sm_options o;
   char *path, *chunk, *chunkname; /* owned copies */
   raft_index applied;
@@ -146,6 +148,11 @@ static void halt(struct lr_sm *sm, bool memory, const char *fmt, ...) {
 }
 
 static void halt_memory(struct lr_sm *sm) {
+  if (sm->in_state) {
+    halt(sm, true, "out of memory in the Lua state the state machine table runs in; this node "
+         "stops applying; restart the node");
+    return;
+  }
   halt(sm, true, "memory limit reached: the Lua state needs more than %llu bytes (memory_max); "
        "this is not deterministic, so this node stops applying; raise memory_max or fix the "
        "state machine, then restart the node", (unsigned long long)sm->mem->max);
@@ -155,19 +162,71 @@ static void halt_memory(struct lr_sm *sm) {
 /* A count hook: deterministic, since every replica runs the same
  * instructions. It fires every `chunk` instructions; once over the budget it
  * fires at every instruction, so a pcall in the script cannot swallow it. */
-static void budget_hook(lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  struct lr__sm_ctx *c = lr__sm_ctx_of(L);
+static void budget_charge(lua_State *L, struct lr__sm_ctx *c, lua_Hook hook) {
   if (!c->budget_on) return;
   c->spent += c->chunk;
   if (c->spent < c->budget && !c->budget_hit) return;
   c->budget_hit = true;
-  lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+  lua_sethook(L, hook, LUA_MASKCOUNT, 1);
   luaL_where(L, 0);
   lua_pushfstring(L, "instruction budget exceeded: more than %I Lua instructions in one call "
                   "(apply_budget)", (lua_Integer)c->budget);
   lua_concat(L, 2);
   lua_error(L);
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  budget_charge(L, lr__sm_ctx_of(L), budget_hook);
+}
+
+/* ---- the in-state mode: the call marker ------------------------------------
+ * While an in-state runner calls into its table, the caller's registry holds
+ * [&call_key] = the runner's ctx (light userdata): lr_sm_in_call() reads it,
+ * and the count hook finds the budget through it, in the runner's thread and
+ * in any coroutine made during the call (which inherits the hook but shares
+ * no extra space with the runner). Outside a call the marker is nil, and a
+ * coroutine that still carries the hook drops it the first time it fires. */
+static const char call_key = 0;
+
+bool lr_sm_in_call(lua_State *L) {
+  bool in = lua_rawgetp(L, LUA_REGISTRYINDEX, &call_key) != LUA_TNIL;
+  lua_pop(L, 1);
+  return in;
+}
+
+static void table_budget_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &call_key);
+  struct lr__sm_ctx *c = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (c == NULL) {
+    lua_sethook(L, NULL, 0, 0); /* the embedder's code: never limited */
+    return;
+  }
+  budget_charge(L, c, table_budget_hook);
+}
+
+/* Sets the marker (in-state mode); nested runners restore the outer one. */
+static void mark_enter(struct lr_sm *sm) {
+  if (!sm->in_state) return;
+  lua_State *L = sm->L;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &call_key);
+  sm->outer = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  lua_pushlightuserdata(L, &sm->ctx);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &call_key);
+}
+
+static void mark_leave(struct lr_sm *sm) {
+  if (!sm->in_state) return;
+  lua_State *L = sm->L;
+  if (sm->outer)
+    lua_pushlightuserdata(L, sm->outer);
+  else
+    lua_pushnil(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &call_key);
+  sm->outer = NULL;
 }
 
 /* Starts a call into the script: its seed and its budget. */
@@ -176,13 +235,14 @@ static void call_begin(struct lr_sm *sm, lua_State *L, lua_Integer seed1, lua_In
   c->seeded = false;
   c->seed1 = seed1;
   c->seed2 = seed2;
+  mark_enter(sm);
   if (sm->budget == LR_SM_BUDGET_OFF) return;
   c->budget_on = true;
   c->budget_hit = false;
   c->budget = sm->budget;
   c->spent = 0;
   c->chunk = sm->budget < (1u << 20) ? sm->budget : (1u << 20);
-  lua_sethook(L, budget_hook, LUA_MASKCOUNT, (int)c->chunk);
+  lua_sethook(L, sm->in_state ? table_budget_hook : budget_hook, LUA_MASKCOUNT, (int)c->chunk);
 }
 
 /* Ends it; halts the runner if the Lua state ran out of memory. */
@@ -193,6 +253,7 @@ static void call_end(struct lr_sm *sm, lua_State *L, struct lr__sm_mem *mem, uin
     sm->ctx.budget_on = false;
     if (sm->ctx.budget_hit) sm->budget_hits++;
   }
+  mark_leave(sm);
   if (rc == LUA_ERRMEM || mem->hard != hard) {
     struct lr__sm_mem *cur = sm->mem;
     sm->mem = mem; /* for the message */
@@ -200,6 +261,8 @@ static void call_end(struct lr_sm *sm, lua_State *L, struct lr__sm_mem *mem, uin
     sm->mem = cur;
   }
 }
+
+static int init_slots(lua_State *L, struct lr_sm *sm);
 
 /* Runs in protected mode in the new state: opens the libraries and `raft`,
  * runs the script or factory and leaves S_HANDLER..S_QUERY on the stack. */
@@ -233,10 +296,16 @@ static int init_state(lua_State *L) {
     sm->ctx.budget_on = false;
   }
   if (rc != LUA_OK) return lua_error(L);
-  if (!lua_istable(L, -1)) goto bad;
+  return init_slots(L, sm);
+}
+
+/* The fixed slots from S_APPLY on, below them S_HANDLER and the table. */
+static int init_slots(lua_State *L, struct lr_sm *sm) {
+  if (!lua_istable(L, S_TABLE)) goto bad;
   lua_getfield(L, S_TABLE, "apply"); /* S_APPLY */
   if (!lua_isfunction(L, -1)) goto bad;
-  sm->guards = lr__sm_sandbox_relax(L, S_TABLE);
+  /* in-state mode: no sandbox, so nothing to lift (`unsafe` is ignored) */
+  sm->guards = sm->in_state ? 0 : lr__sm_sandbox_relax(L, S_TABLE);
   lua_createtable(L, 0, 3); /* S_META */
   lua_getfield(L, S_TABLE, "query"); /* S_QUERY */
   lua_getfield(L, S_TABLE, "digest"); /* S_DIGEST */
@@ -251,7 +320,39 @@ static int init_state(lua_State *L) {
   lua_pushliteral(L, "time");
   return lua_gettop(L); /* S_HANDLER..S_TOP become pcall's results */
 bad:
+  if (sm->in_state) return luaL_error(L, "state_machine table must have an apply function");
   return luaL_error(L, "state machine script must return a table with an apply function");
+}
+
+/* In-state mode, in protected mode on the runner's thread: [table, sm]. */
+static int init_table(lua_State *L) {
+  struct lr_sm *sm = lua_touserdata(L, 2);
+  lua_settop(L, 1);
+  lua_pushcfunction(L, msghandler); /* S_HANDLER */
+  lua_insert(L, 1);
+  return init_slots(L, sm);
+}
+
+/* In-state mode: the slots on the caller's thread (sm.h). 0 or -1 + err. */
+static int init_thread(struct lr_sm *sm, char *err, size_t errlen) {
+  lua_State *L = sm->o.thread;
+  if (lua_gettop(L) != 1 || !lua_istable(L, 1) || lua_status(L) != LUA_OK) {
+    snprintf(err, errlen, "state machine: internal error: the thread must hold just the table");
+    return -1;
+  }
+  lua_sethook(L, NULL, 0, 0); /* a hook inherited from the thread's creator */
+  lua_pushcfunction(L, init_table);
+  lua_insert(L, 1);
+  lua_pushlightuserdata(L, sm);
+  int rc = lua_pcall(L, 2, LUA_MULTRET, 0);
+  if (rc != LUA_OK || lua_gettop(L) != S_TOP) {
+    const char *msg = rc != LUA_OK ? lua_tostring(L, -1) : "internal error: bad stack";
+    snprintf(err, errlen, "%s", msg ? msg : "(error object is not a string)");
+    lua_settop(L, 0);
+    return -1;
+  }
+  sm->L = L;
+  return 0;
 }
 
 static void close_state(lua_State *L, struct lr__sm_mem *mem) {
@@ -316,8 +417,10 @@ int lr_sm_new(const struct lr_sm_options *o, struct lr_sm **out, char *err,
     if ((sm->chunk = dup_mem(o->chunk, o->chunk_len)) == NULL) goto nomem;
     if (o->chunkname && (sm->chunkname = dup_mem(o->chunkname, strlen(o->chunkname))) == NULL)
       goto nomem;
+  } else if (o->thread != NULL) {
+    sm->in_state = true;
   } else {
-    snprintf(err, errlen, "state_machine must be a path or a function");
+    snprintf(err, errlen, "state_machine must be a path, a function or a table");
     goto fail;
   }
   uint32_t max = o->max_sessions ? o->max_sessions : LR_SM_SESSIONS_DEFAULT;
@@ -328,6 +431,22 @@ int lr_sm_new(const struct lr_sm_options *o, struct lr_sm **out, char *err,
   sm->budget = o->apply_budget ? o->apply_budget : LR_SM_BUDGET_DEFAULT;
   sm->o.memory_max = o->memory_max ? o->memory_max : LR_SM_MEMORY_DEFAULT;
   sm->digest_entries = o->digest_entries ? o->digest_entries : LR_SM_DIGEST_ENTRIES_DEFAULT;
+  if (sm->in_state) {
+    /* no memory limit: the memory is the caller's state's; a counter that
+     * never moves keeps the paths shared with the own mode simple */
+    sm->o.memory_max = 0;
+    if ((sm->mem = raft_malloc(sizeof *sm->mem)) == NULL) goto nomem;
+    memset(sm->mem, 0, sizeof *sm->mem);
+    sm->mem->max = SIZE_MAX;
+    lr__sm_sessions_init(&sm->sessions, max);
+    lr_buf_init(&sm->out);
+    if (init_thread(sm, err, errlen) != 0) {
+      raft_free(sm->mem);
+      goto fail;
+    }
+    *out = sm;
+    return 0;
+  }
   if (sm->o.memory_max < 64 * 1024) {
     snprintf(err, errlen, "memory_max must be at least 65536 bytes");
     goto fail;
@@ -351,7 +470,9 @@ fail:
 
 void lr_sm_free(struct lr_sm *sm) {
   if (sm == NULL) return;
-  close_state(sm->L, sm->mem);
+  /* in-state mode: the thread and the table are the caller's (and its state
+   * may be closed already): touch neither */
+  close_state(sm->in_state ? NULL : sm->L, sm->mem);
   lr__sm_sessions_free(&sm->sessions);
   raft_free(sm->origins);
   lr_buf_free(&sm->out);
@@ -557,7 +678,7 @@ void lr_sm_status(const struct lr_sm *sm, struct lr_sm_status *st) {
   st->digests_matched = sm->dg.matched;
   st->digest_mismatches = sm->dg.mismatches;
   st->budget_exceeded = sm->budget_hits;
-  st->memory_used = sm->mem ? sm->mem->used : 0;
+  st->memory_used = sm->mem ? sm->mem->used : 0; /* in-state mode: 0 */
   st->memory_max = sm->o.memory_max;
   st->guards = sm->guards;
 }
@@ -750,6 +871,7 @@ int lr_sm_snapshot(struct lr_sm *sm, struct lr_buf *out, char *err, size_t errle
   c->seeded = false;
   c->seed1 = (lua_Integer)sm->applied;
   c->seed2 = -3;
+  mark_enter(sm);
   int rc = lua_pcall(L, 0, 1, S_HANDLER);
   call_end(sm, L, sm->mem, hard, rc);
   if (sm->halted) {
@@ -816,6 +938,39 @@ static int read_sessions(struct lr__rd *r, uint32_t count, struct lr__sm_session
   return 0;
 }
 
+/* In-state mode: restore(data) on the caller's table itself. There is no
+ * fresh state to fall back to, so a restore that raises leaves the table in
+ * an unknown state: the runner halts. */
+static int restore_table(struct lr_sm *sm, raft_index index, const char *user, size_t ulen,
+                         char *err, size_t errlen) {
+  lua_State *L = sm->L;
+  if (!sm->can_snapshot) {
+    snprintf(err, errlen, "restore: the state machine has no snapshot/restore functions");
+    return -1;
+  }
+  lua_getfield(L, S_TABLE, "restore");
+  lua_pushlstring(L, user, ulen);
+  sm->ctx.seeded = false;
+  sm->ctx.seed1 = (lua_Integer)index;
+  sm->ctx.seed2 = -4;
+  mark_enter(sm);
+  int rc = lua_pcall(L, 1, 0, S_HANDLER);
+  call_end(sm, L, sm->mem, sm->mem->hard, rc);
+  if (rc != LUA_OK && !sm->halted) {
+    const char *msg = lua_tostring(L, -1);
+    halt(sm, false, "restore(data) of the state machine table raised: %s; the table may hold "
+         "part of the old state and part of the new one, so this node stops applying; fix "
+         "restore (it must replace the whole state) and restart the node",
+         msg ? msg : "(error object is not a string)");
+  }
+  lua_settop(L, S_TOP);
+  if (sm->halted) {
+    snprintf(err, errlen, "restore: %s", sm->reason);
+    return -1;
+  }
+  return 0;
+}
+
 int lr_sm_restore(struct lr_sm *sm, const void *p, size_t n, char *err,
                   size_t errlen) {
   struct lr__rd r;
@@ -854,6 +1009,10 @@ int lr_sm_restore(struct lr_sm *sm, const void *p, size_t n, char *err,
   const char *user = lr__get(&r, ulen);
   if (r.bad || r.n != 0) goto malformed;
 
+  if (sm->in_state) {
+    if (restore_table(sm, index, user, ulen, err, errlen) != 0) goto fail;
+    goto replace;
+  }
   struct lr__sm_mem *mem = NULL;
   lua_State *L = new_state(sm, &mem, err, errlen);
   if (L == NULL) goto fail;
@@ -879,6 +1038,7 @@ int lr_sm_restore(struct lr_sm *sm, const void *p, size_t n, char *err,
   close_state(sm->L, sm->mem);
   sm->L = L;
   sm->mem = mem;
+replace:
   lr__sm_sessions_free(&sm->sessions);
   sm->sessions = t;
   raft_free(sm->origins);

@@ -1,5 +1,7 @@
 /* luaraft state machine runner: runs the user's Lua state machine (API.md
- * section 3) for one node, in that node's own lua_State, and owns the parts of
+ * section 3) for one node, in that node's own lua_State (a script or a
+ * factory, sandboxed) or in the caller's (a table: the in-state mode, below,
+ * without the sandbox), and owns the parts of
  * the replicated state that live next to it (client sessions, applied index).
  *
  * Shared by the simulator (src/sim/) and the real node host; it includes no
@@ -106,9 +108,12 @@ enum { LR_SM_LOG_ERROR = 1, LR_SM_LOG_WARN = 2, LR_SM_LOG_INFO = 3 };
 struct lr_sm_options {
   uint64_t id;             /* node id, for messages and digest reports */
   const char *path;        /* a script path, or: */
-  const char *chunk;       /* a dumped factory function (lua_dump bytes) */
+  const char *chunk;       /* a dumped factory function (lua_dump bytes), or: */
   size_t chunk_len;
   const char *chunkname;   /* for chunk, e.g. "=state_machine" */
+  lua_State *thread;       /* the IN-STATE mode (below): a thread of the
+                              caller's Lua state, made for this runner alone,
+                              whose stack holds just the state machine table */
   uint32_t max_sessions;   /* 0: LR_SM_SESSIONS_DEFAULT */
   /* --- determinism guards; zero means the default --- */
   uint64_t apply_budget;   /* Lua instructions per apply/query/digest call; an
@@ -150,7 +155,42 @@ struct lr_sm_result {
   bool duplicate;    /* apply: answered from the session table */
 };
 
+/* ---- the in-state mode (a table) -----------------------------------------
+ * raft.node { state_machine = TABLE }: the embedder's own table, whose
+ * functions close over the embedder's locals, runs in the embedder's Lua
+ * state. The caller (src/lua/lnode.c) makes a thread with lua_newthread,
+ * anchors it (a registry reference held by the node object), puts the table
+ * on it and passes it as options.thread. The runner keeps its fixed stack
+ * slots (handler, table, apply, meta, ...) on that thread and makes every
+ * call there, in protected mode; it never touches the thread again after
+ * lr_sm_free, which therefore may run after the caller's state is closed,
+ * and it never closes the state. The caller drops its reference only when
+ * the runner makes no more calls (the node stopped) and never during one
+ * (lr_sm_in_call). What holds and what does not in this mode:
+ *   - the same envelope, sessions, result encoding, apply_error messages
+ *     ("file:line: message"), digests and snapshot blob as a script;
+ *   - the instruction budget: the count hook goes on the runner's thread
+ *     before each apply/query/digest call and comes off after it; a
+ *     coroutine created during the call inherits it and drops it the first
+ *     time it fires outside a call; the embedder's other code never runs
+ *     limited;
+ *   - NO sandbox: the embedder's globals cannot be replaced, so pairs order,
+ *     math.random, os.time, io are the embedder's (determinism is the
+ *     embedder's job; pass a path or a factory function for the sandbox).
+ *     An `unsafe` key is ignored; status().guards is 0;
+ *   - NO memory limit (memory_max does not apply; memory_used is 0): the
+ *     memory is the embedder's state's;
+ *   - restore(data) is called on the same table: it cannot start from a fresh
+ *     state, so restore must REPLACE the whole state, never merge into it. If
+ *     restore raises, the table is in an unknown state: the runner halts.
+ * The state machine's functions must not call node methods or drive the loop
+ * (raft.run*); the binding refuses node methods while lr_sm_in_call(). */
+
 struct lr_sm;
+/* True while any in-state runner of L's Lua state is inside a call into its
+ * table (so bindings can refuse re-entry). */
+bool lr_sm_in_call(lua_State *L);
+
 /* Creates the node's Lua state, loads the script or factory (with `raft` as a
  * global and in package.preload) and checks it returns a table with an apply
  * function. -1 with a sentence in err. */
@@ -186,7 +226,8 @@ int lr_sm_snapshot(struct lr_sm *sm, struct lr_buf *out, char *err, size_t errle
 /* Replaces the whole state with a blob from lr_sm_snapshot(): a fresh Lua
  * state, the script loaded again, restore(data) called there. On error
  * (malformed blob, restore() raised) the runner keeps its old state and -1 is
- * returned with err. */
+ * returned with err. In-state mode: restore(data) on the same table; if it
+ * raises, the runner halts (the table's state is unknown) and -1. */
 int lr_sm_restore(struct lr_sm *sm, const void *p, size_t n, char *err,
                   size_t errlen);
 

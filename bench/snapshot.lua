@@ -1,0 +1,61 @@
+-- A snapshot of a 100 MB state reaches a new follower (release build, real
+-- processes):   build/luaraft bench/snapshot.lua [MB=100]
+-- Builds the state on a 3-node raft.cluster of examples/kv.lua (ceil(MB/0.9)
+-- writes of 900 KB values: under the 1 MiB entry and HTTP body limits), takes a
+-- snapshot on every node (compacting the log behind it), starts a 4th node
+-- with --join, adds it as a learner through the leader and measures the time
+-- until it has caught up (reads the last key) and how it got there.
+package.path = "spec/?.lua;" .. package.path
+local uv = require "luv"
+local writers = require "support.writers"
+
+local mb = tonumber(arg and arg[1]) or 100
+local count = math.ceil(mb * 1e6 / 9e5)
+local function now() return uv.hrtime() / 1e9 end
+local function say(fmt, ...) print(string.format(fmt, ...)) io.stdout:flush() end
+
+local build = os.getenv("LUARAFT_RELEASE_BUILD") or "build"
+local c = raft.cluster { nodes = 3, state_machine = "examples/kv.lua", binary = build .. "/luaraft",
+  election_ms = 1000, heartbeat_ms = 100 }
+local ok, err = pcall(function()
+  local l = assert(c:leader(15))
+  local value = string.rep("v", 900 * 1000)
+  local t = now()
+  local acked, errs = writers.run { addr = c:http_address(l), total = count, workers = 4, timeout = 60,
+    command = function(i) return { op = "set", key = "big" .. i, value = i .. value } end }
+  assert(acked == count, table.concat(errs, "\n"))
+  say("state: %d values of 900 KB (%.1f MB) written in %.1f s", count, count * 0.9, now() - t)
+  -- small writes so the log behind the snapshot (100 trailing entries) no
+  -- longer reaches back to the start
+  acked = writers.run { addr = c:http_address(l), total = 200, workers = 8,
+    command = function(i) return { op = "set", key = "s" .. i, value = i } end }
+  assert(acked == 200)
+  t = now()
+  for _, id in ipairs(c:ids()) do assert(c:node(id):snapshot()) end
+  assert(c:wait_for(function()
+    for _, id in ipairs(c:ids()) do
+      local st = c:node(id):status()
+      if not st or st.snapshot_index < count then return false end
+    end
+    return true
+  end, 120), "snapshots not taken")
+  say("snapshot on 3 nodes taken in %.1f s (leader snapshot_index %d)", now() - t,
+    c:node(l):status().snapshot_index)
+  local addr = c:add_node(4)
+  t = now()
+  assert(c:node(l):add_member(4, addr, { learner = true }))
+  local last = "s200"
+  assert(c:wait_for(function()
+    return c:node(4):read({ key = last }, { consistency = "stale", timeout = 5 }) == 200
+  end, 600), "node 4 did not catch up\n" .. c:log(4):sub(-3000))
+  local secs = now() - t
+  local v = c:node(4):read({ key = "big" .. count }, { consistency = "stale", timeout = 10 })
+  assert(v == count .. value, "node 4 has the wrong value for big" .. count)
+  local log = c:log(4)
+  local size = tonumber(log:match("receiving a snapshot at index %d+ %((%d+) bytes%)")) or 0
+  assert(log:match("restored snapshot at index"), "node 4 did not get a snapshot\n" .. log)
+  say("new follower caught up through a %.1f MB snapshot in %.2f s (%.0f MB/s, add_member to caught up)",
+    size / 1e6, secs, size / 1e6 / secs)
+end)
+c:close()
+if not ok then error(err, 0) end
