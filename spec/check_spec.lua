@@ -20,7 +20,7 @@ local function failed(op, code)
   op.result, op.err = nil, { code = code, message = code }
   return op
 end
-local function pending(op)
+local function unfinished(op)
   op.result, op.done, op.complete_ms = nil, false, nil
   return op
 end
@@ -126,7 +126,7 @@ describe("raft.check.linearizable with the kv model", function()
     assert_linearizable {
       set("x", 1, 0, 10),
       failed(set("x", 2, 20, 30), "timeout"),
-      pending(set("x", 3, 25, 35)),
+      unfinished(set("x", 3, 25, 35)),
       failed(set("x", 4, 26, 36), "dropped"),
       read("x", 1, 40, 50),
       read("x", 1, 500, 510),
@@ -164,7 +164,7 @@ describe("raft.check.linearizable with the kv model", function()
     assert_linearizable {
       set("x", 1, 0, 10),
       failed(read("x", 99, 20, 30), "timeout"),
-      pending(read("x", 98, 20, 30)),
+      unfinished(read("x", 98, 20, 30)),
       read("x", 1, 40, 50),
     }
   end)

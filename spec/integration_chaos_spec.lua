@@ -1,6 +1,7 @@
 -- Randomized failover against real processes: a raft.cluster of examples/kv.lua
 -- nodes, concurrent clients (coroutines over keep-alive HTTP) doing set, cas,
--- incr and linearizable reads on a few keys through random nodes, while a
+-- incr and linearizable reads on a few keys through random nodes (writes
+-- retried with exactly-once sessions until answered), while a
 -- nemesis SIGKILLs and restarts nodes, SIGSTOPs/SIGCONTs them, restarts them
 -- gracefully and partitions the network (then heals). At the end everything
 -- is healed and every node restarted, every key is read through every node,
@@ -68,26 +69,58 @@ local function run(seed, seconds, opts)
       return rng.pick(list)
     end
 
-    -- clients
+    -- clients. A write is retried (on another node) with the same
+    -- Raft-Client-Id/Raft-Seq until it gets an answer, so it is applied at
+    -- most once and its outcome is known: few "unknown" writes keep the
+    -- linearizability check cheap. Each logical operation is one history
+    -- entry, from its first attempt to its answer.
+    local hist = {}
+    local t0 = now()
+    local function write(k, seq, cmd)
+      local op = { kind = "propose", cmd = cmd, invoke_ms = now() - t0 }
+      hist[#hist + 1] = op
+      local give_up = now() + 10000
+      local res, e
+      repeat
+        local id = live_node()
+        op.node = id
+        res, e = c:node(id):propose(cmd, { client = "chaos-" .. k, seq = seq, timeout = 1.5 })
+        if e then cluster.sleep(0.05) end
+      until not e or e.code == "apply_error" or e.code == "bad_request" or now() > give_up
+      op.complete_ms = now() - t0
+      if e then
+        op.err = e.code == "apply_error" and e or { code = "timeout", message = tostring(e) }
+      else
+        op.done, op.result = true, res
+      end
+      return res, e
+    end
+    local function read(key)
+      local id = live_node()
+      local op = { kind = "read", q = { key = key }, node = id, invoke_ms = now() - t0 }
+      local res, e = c:node(id):read({ key = key }, { timeout = 1.5 })
+      op.complete_ms = now() - t0
+      if e then op.err = e else op.done, op.result = true, res end
+      hist[#hist + 1] = op
+      return res, e
+    end
     for k = 1, opts.clients or 6 do
       go("client " .. k, function()
         local n, seen = 0, {}
         while now() < deadline do
           n = n + 1
-          local node = c:node(live_node())
           local r = rng.int(1, 10)
           local res, e
           if r <= 3 then
-            local key = rng.pick(KEYS)
-            res, e = node:propose({ op = "set", key = key, value = "c" .. k .. "-" .. n }, { timeout = 2 })
+            res, e = write(k, n, { op = "set", key = rng.pick(KEYS), value = "c" .. k .. "-" .. n })
           elseif r <= 5 then
             local key = rng.pick(KEYS)
-            res, e = node:propose({ op = "cas", key = key, old = seen[key], new = "c" .. k .. "-" .. n }, { timeout = 2 })
+            res, e = write(k, n, { op = "cas", key = key, old = seen[key], new = "c" .. k .. "-" .. n })
           elseif r <= 6 then
-            res, e = node:propose({ op = "incr", key = COUNTER, by = 1 }, { timeout = 2 })
+            res, e = write(k, n, { op = "incr", key = COUNTER, by = 1 })
           else
             local key = rng.pick { KEYS[1], KEYS[2], COUNTER }
-            res, e = node:read({ key = key }, { timeout = 2 })
+            res, e = read(key)
             if not e and key ~= COUNTER then seen[key] = res end
           end
           summary.ops = summary.ops + 1
@@ -169,14 +202,22 @@ local function run(seed, seconds, opts)
       for _, key in ipairs { KEYS[1], KEYS[2], COUNTER } do
         local got = false
         for _ = 1, 20 do
-          local _, e = c:node(id):read({ key = key }, { timeout = 3 })
+          local _, e = read(key) -- through any node; and through this one:
+          if not e then
+            local op = { kind = "read", q = { key = key }, node = id, invoke_ms = now() - t0 }
+            local res
+            res, e = c:node(id):read({ key = key }, { timeout = 3 })
+            op.complete_ms = now() - t0
+            if e then op.err = e else op.done, op.result = true, res end
+            hist[#hist + 1] = op
+          end
           if not e then got = true break end
           cluster.sleep(0.25)
         end
         assert(got, "node " .. id .. " never answered a linearizable read of " .. key .. "\n" .. c:log(id):sub(-3000))
       end
     end
-    local history = c:history()
+    local history = hist
     summary.history = #history
     local lin, counter = check.linearizable(history, "kv", { max_steps = 5e6 })
     if lin == nil then error("linearizability check gave up (history of " .. #history .. " ops)") end

@@ -52,14 +52,16 @@ describe("a node joining a cluster whose log is compacted", function()
     assert.equal("learner", (members_of(c, l))[4])
     assert.equal(value(1), stale(c, 4, "k1"))
 
-    assert.truthy((c:node(l):promote(4)))
+    local code, out = procs.run(("%s ctl --http %s promote 4"):format(procs.binary(), c:http_address(l)), 10)
+    assert.equal(0, code, out)
     assert.equal("voter", (members_of(c, l))[4])
   end)
 
   it("removes an old voter, which stops taking part and says so in its log", function()
     local l = assert(c:leader(15))
     local victim = l % 3 + 1
-    assert.truthy((c:node(l):remove_member(victim)))
+    local code, out = procs.run(("%s ctl --http %s remove %d"):format(procs.binary(), c:http_address(l), victim), 10)
+    assert.equal(0, code, out)
     local roles, n = members_of(c, l)
     assert.equal(3, n)
     assert.is_nil(roles[victim])
@@ -84,7 +86,8 @@ describe("a node joining a cluster whose log is compacted", function()
     -- restarts from a snapshot plus the log after it
     for _, id in ipairs(ids) do
       local code, out = procs.run(("%s ctl --http %s snapshot"):format(procs.binary(), c:http_address(id)), 10)
-      assert.equal(0, code, out)
+      -- (refused only when an automatic one was just taken at the applied index)
+      assert.truthy(code == 0 or out:match("nothing applied since the last snapshot"), out)
     end
     for _, id in ipairs(ids) do c:stop(id) end
     for _, id in ipairs(ids) do c:restart(id) end
