@@ -171,7 +171,18 @@ describe("a node cut off from its peers", function()
   setup(function() c = cluster.new { nodes = 3, state_machine = KV, binary = procs.binary() } end)
   teardown(function() if c then c:close() end end)
 
-  it("answers 421 not_leader when it knows no leader, and serves again once healed", function()
+  it("answers 421 naming the leader for a lease read on a follower", function()
+    local l = assert(c:leader(15))
+    local f = l % 3 + 1
+    local status, body = procs.http(c:http_address(f), "POST", "/v1/read?consistency=lease",
+      '{"key":"p"}', { ["Content-Type"] = "application/json" })
+    assert.equal(421, status, body)
+    local e = cjson.decode(body)
+    assert.equal("not_leader", e.error)
+    assert.equal(l, e.leader)
+  end)
+
+  it("answers 503 not_leader when it knows no leader, and serves again once healed", function()
     local l = assert(c:leader(15))
     local f = l % 3 + 1
     c:partition({ f }, others_of(c, f))
@@ -182,7 +193,7 @@ describe("a node cut off from its peers", function()
     end, 10))
     local status, body = procs.http(c:http_address(f), "POST", "/v1/propose", '{"op":"set","key":"p","value":1}',
       { ["Content-Type"] = "application/json" })
-    assert.equal(421, status, body)
+    assert.equal(503, status, body)
     assert.equal("not_leader", cjson.decode(body).error)
     c:heal()
     assert.truthy(c:wait_for(function()

@@ -10,8 +10,10 @@ local http_api = {}
 cjson.encode_sparse_array(true)
 cjson.encode_invalid_numbers(true)
 
--- API.md statuses. not_leader is 421: forwarding was impossible (no leader
--- known, or a lease read on a follower); the body names the leader if known.
+-- API.md statuses. not_leader is 421 when a leader is known but the request
+-- could not go through it (a lease read on a follower, a forwarded proposal
+-- lost with its leader): the body names the leader to retry at; it is 503
+-- when no leader is known at all ("no leader").
 local STATUS = { bad_request = 400, timeout = 504, too_large = 413, apply_error = 422,
   not_leader = 421, stopped = 503, busy = 503, dropped = 503, storage = 500 }
 
@@ -31,6 +33,7 @@ end
 
 local function fail(srv, req, err)
   local status = STATUS[err.code] or 500
+  if err.code == "not_leader" and (err.leader == nil or err.leader == 0) then status = 503 end
   json(srv, req, status, { error = err.code, message = tostring(err.message), leader = err.leader,
     address = err.address })
 end
