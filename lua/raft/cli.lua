@@ -22,6 +22,9 @@ usage: luaraft run --id ID --peers ID=HOST:PORT,... [flags] SCRIPT.lua
   --join                 start empty and wait to be added (LUARAFT_JOIN)
   --log-level LEVEL      error, warn, info (default) or debug (LUARAFT_LOG_LEVEL)
   --snapshot-entries N   snapshot every N applied entries, default 10000, 0 never
+  --apply-budget N       instructions per apply, default 100000000, 0 none (LUARAFT_APPLY_BUDGET)
+  --memory-max BYTES     the state machine's Lua memory, default 1 GiB (LUARAFT_MEMORY_MAX)
+  --digest-entries N     compare digest() every N entries, default 1000, 0 never (LUARAFT_DIGEST_ENTRIES)
   --no-pre-vote, --no-check-quorum, --allow-faults (tests: POST /v1/faults)
 ]],
   cluster = [[
@@ -174,6 +177,9 @@ local RUN_SPEC = {
   ["no-pre-vote"] = { key = "no_pre_vote", kind = "flag" },
   ["no-check-quorum"] = { key = "no_check_quorum", kind = "flag" },
   ["max-body"] = { key = "max_body", kind = "int" },
+  ["apply-budget"] = { key = "apply_budget", kind = "int", env = "LUARAFT_APPLY_BUDGET" },
+  ["memory-max"] = { key = "memory_max", kind = "int", env = "LUARAFT_MEMORY_MAX" },
+  ["digest-entries"] = { key = "digest_entries", kind = "int", env = "LUARAFT_DIGEST_ENTRIES" },
   help = { key = "help", kind = "flag" },
 }
 
@@ -216,9 +222,16 @@ local function run_options(o, pos)
     secret = s:gsub("%s+$", "")
     if #secret == 0 then return nil, "--secret-file " .. o.secret_file .. " is empty" end
   end
+  for _, k in ipairs { "apply_budget", "memory_max", "digest_entries" } do
+    if o[k] and o[k] < 0 then return nil, "--" .. k:gsub("_", "-") .. " must not be negative" end
+  end
   local ok, serr = check_script(pos[1])
   if not ok then return nil, serr end
+  -- 0 turns the budget and the digests off (raft.node takes false)
+  local function off0(v) if v == 0 then return false end return v end
   return {
+    apply_budget = off0(o.apply_budget), memory_max = o.memory_max,
+    digest_entries = off0(o.digest_entries),
     id = o.id, peers = peers, join = o.join or false, http = o.http,
     storage = storage, data_dir = o.data or ("data/" .. o.id),
     election_ms = election, heartbeat_ms = heartbeat,

@@ -141,6 +141,7 @@ function Cluster:_start(id, join, restart)
     args[#args + 1] = "--secret-file"
     args[#args + 1] = self.secret_file
   end
+  for _, a in ipairs(o.args or {}) do args[#args + 1] = tostring(a) end -- more `run` flags
   args[#args + 1] = o.state_machine
   local log = assert(uv.fs_open(self.dir .. "/node-" .. id .. ".log", "a", tonumber("644", 8)))
   local handle, pid = uv.spawn(self.binary, { args = args, stdio = { nil, log, log } },
@@ -229,7 +230,7 @@ function Node:propose(cmd, opts)
   local c = self.c
   local op = record(c, { kind = "propose", cmd = cmd, node = self.id })
   local body, headers = cmd, {}
-  if type(cmd) == "table" then
+  if type(cmd) ~= "string" then -- tables, numbers, booleans travel as JSON
     body = cjson.encode(cmd)
     headers["Content-Type"] = "application/json"
   else

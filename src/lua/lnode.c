@@ -537,6 +537,35 @@ static void set_int(lua_State *L, const char *k, uint64_t v) {
   lua_setfield(L, -2, k);
 }
 
+/* The state machine's guards at the top of status(), as raft.sim shows them
+ * (API.md section 7): halted, halt_reason, diverged, digests, budget and
+ * memory figures. */
+static void push_guards(lua_State *L, const struct lr_sm_status *sm) {
+  lua_pushboolean(L, sm->halted);
+  lua_setfield(L, -2, "halted");
+  if (sm->halted) {
+    lua_pushstring(L, sm->reason);
+    lua_setfield(L, -2, "halt_reason");
+  }
+  if (sm->diverged) {
+    lua_createtable(L, 0, 3);
+    set_int(L, "index", sm->diverged_index);
+    lua_pushlstring(L, sm->mine, sm->mine_len);
+    lua_setfield(L, -2, "mine");
+    lua_pushlstring(L, sm->majority, sm->majority_len);
+    lua_setfield(L, -2, "majority");
+    lua_setfield(L, -2, "diverged");
+  }
+  lua_createtable(L, 0, 3);
+  set_int(L, "taken", sm->digests_taken);
+  set_int(L, "matched", sm->digests_matched);
+  set_int(L, "mismatches", sm->digest_mismatches);
+  lua_setfield(L, -2, "digests");
+  set_int(L, "budget_exceeded", sm->budget_exceeded);
+  set_int(L, "memory_used", sm->memory_used);
+  set_int(L, "memory_max", sm->memory_max);
+}
+
 static int l_status(lua_State *L) {
   struct lnode *ln = check_node(L);
   struct raft_status s;
@@ -585,6 +614,7 @@ static int l_status(lua_State *L) {
   set_int(L, "memory_used", sm.memory_used);
   set_int(L, "memory_max", sm.memory_max);
   lua_setfield(L, -2, "state_machine");
+  push_guards(L, &sm);
   return 1;
 }
 
