@@ -108,6 +108,29 @@ function Sim:propose(cmd, opts)
   return register(self, t, id)
 end
 
+--- sim:propose_many(cmd, n, { node, client, seq, timeout (ms) }) -> { ticket, ... }
+-- n proposals of one command, as n sim:propose calls in a row at the same
+-- virtual instant (the command is encoded once); with a client, proposal i
+-- (from 1) has sequence number seq + i - 1.
+function Sim:propose_many(cmd, n, opts)
+  opts = opts or {}
+  local node = self:_pick(opts.node)
+  local now = self.c:now()
+  local first = self.c:propose_many(node, cmd, n, opts.client, opts.seq,
+                                    opts.timeout or DEFAULT_TIMEOUT_MS)
+  local list, pending, tickets = {}, self.pending, self.tickets
+  for i = 1, n do
+    local seq = opts.client and opts.seq + i - 1 or opts.seq
+    local t = { kind = "propose", node = node, cmd = cmd, client = opts.client, seq = seq,
+                invoke_ms = now, done = false, id = first + i - 1 }
+    pending[t.id] = t
+    tickets[#tickets + 1] = t
+    list[i] = t
+  end
+  self:_drain()
+  return list
+end
+
 --- sim:read(q, { node, consistency = "linearizable"|"lease"|"stale", timeout (ms) })
 function Sim:read(q, opts)
   opts = opts or {}

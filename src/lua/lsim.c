@@ -245,6 +245,29 @@ static int sim_propose(lua_State *L) {
   return 1;
 }
 
+/* propose_many(node, cmd, n, client|nil, seq|nil, timeout_ms) -> first id:
+ * n proposals of cmd (encoded once), ids first .. first + n - 1; with a
+ * client, sequence numbers seq .. seq + n - 1 */
+static int sim_propose_many(lua_State *L) {
+  struct lsim *ls = check(L);
+  raft_id node = check_id(L, 2);
+  lua_Integer n = luaL_checkinteger(L, 4);
+  size_t len, clen = 0;
+  const char *client = luaL_optlstring(L, 5, NULL, &clen);
+  lua_Integer seq = luaL_optinteger(L, 6, 0);
+  lua_Integer timeout = luaL_optinteger(L, 7, 5000);
+  luaL_argcheck(L, n >= 0 && n <= UINT32_MAX, 4, "n must be a non-negative integer");
+  luaL_argcheck(L, client == NULL || (clen > 0 && clen <= LR_ENV_CLIENT_MAX), 5,
+                "client must be a non-empty string of at most 256 bytes");
+  luaL_argcheck(L, client == NULL || seq > 0, 6, "seq must be a positive integer");
+  luaL_argcheck(L, client == NULL || seq <= LUA_MAXINTEGER - n, 6, "seq + n is too large");
+  const char *cmd = encode_arg(L, ls, 3, &len);
+  uint64_t id = lr_sim_propose_many(ls->s, node, cmd, len, (uint32_t)n, client, clen,
+                                    (uint64_t)seq, (uint64_t)(timeout > 0 ? timeout : 1));
+  lua_pushinteger(L, (lua_Integer)id);
+  return 1;
+}
+
 /* read(node, consistency, q, timeout_ms) -> id */
 static int sim_read(lua_State *L) {
   static const char *const kinds[] = {"linearizable", "lease", "stale", "barrier", NULL};
@@ -525,6 +548,7 @@ static int sim_random(lua_State *L) {
 static const luaL_Reg methods[] = {
     {"now", sim_now},           {"run", sim_run},
     {"step", sim_step},         {"propose", sim_propose},
+    {"propose_many", sim_propose_many},
     {"read", sim_read},         {"change", sim_change},
     {"completion", sim_completion}, {"transfer", sim_transfer},
     {"step_down", sim_step_down}, {"snapshot", sim_snapshot},

@@ -1,4 +1,5 @@
 /* The simulator: clock, event queue, PRNG, network, requests (see sim.h). */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -480,6 +481,19 @@ uint64_t lr_sim_propose(struct lr_sim *s, raft_id node, const char *cmd, size_t 
   n->drain_due = true; /* see lr__sim_flush */
   s->drain_due = true;
   return id;
+}
+
+uint64_t lr_sim_propose_many(struct lr_sim *s, raft_id node, const char *cmd, size_t len,
+                             uint32_t n, const char *client, size_t client_len,
+                             uint64_t seq, uint64_t timeout_ms) {
+  uint64_t first = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    uint64_t id = lr_sim_propose(s, node, cmd, len, client, client_len,
+                                 client ? seq + i : seq, timeout_ms);
+    if (i == 0) first = id;
+    assert(id == first + i); /* one id per proposal, nothing in between */
+  }
+  return first;
 }
 
 uint64_t lr_sim_read(struct lr_sim *s, raft_id node, int consistency, const char *q,

@@ -81,6 +81,12 @@ bool lr_sim_step(struct lr_sim *s, uint64_t limit);
 uint64_t lr_sim_propose(struct lr_sim *s, raft_id node, const char *cmd, size_t len,
                         const char *client, size_t client_len, uint64_t seq,
                         uint64_t timeout_ms);
+/* n proposals of the same command, exactly as n lr_sim_propose calls in a
+ * row: their ids are consecutive, the first is returned (0 if n is 0). With a
+ * client, proposal i (from 0) has sequence number seq + i. */
+uint64_t lr_sim_propose_many(struct lr_sim *s, raft_id node, const char *cmd, size_t len,
+                             uint32_t n, const char *client, size_t client_len,
+                             uint64_t seq, uint64_t timeout_ms);
 uint64_t lr_sim_read(struct lr_sim *s, raft_id node, int consistency,
                      const char *q, size_t len, uint64_t timeout_ms);
 /* kind: RAFT_ADD_VOTER / RAFT_ADD_LEARNER / RAFT_PROMOTE / RAFT_REMOVE */

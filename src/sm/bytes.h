@@ -11,10 +11,25 @@ static inline void lr__put16(char *p, uint16_t v) {
   p[0] = (char)(v & 0xff);
   p[1] = (char)(v >> 8);
 }
+/* On a little-endian host a field is a plain (unaligned) load or store: the
+ * envelope is read and written once per entry on every node. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define LR__LITTLE_ENDIAN 1
+#else
+#define LR__LITTLE_ENDIAN 0
+#endif
 static inline void lr__put32(char *p, uint32_t v) {
+  if (LR__LITTLE_ENDIAN) {
+    memcpy(p, &v, 4);
+    return;
+  }
   for (int i = 0; i < 4; i++) p[i] = (char)(v >> (8 * i));
 }
 static inline void lr__put64(char *p, uint64_t v) {
+  if (LR__LITTLE_ENDIAN) {
+    memcpy(p, &v, 8);
+    return;
+  }
   for (int i = 0; i < 8; i++) p[i] = (char)(v >> (8 * i));
 }
 
@@ -43,6 +58,15 @@ static inline uint64_t lr__getn(struct lr__rd *r, int bytes) {
   const unsigned char *p = lr__get(r, (size_t)bytes);
   uint64_t v = 0;
   if (p == NULL) return 0;
+  if (LR__LITTLE_ENDIAN && bytes == 8) {
+    memcpy(&v, p, 8);
+    return v;
+  }
+  if (LR__LITTLE_ENDIAN && bytes == 4) {
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return w;
+  }
   for (int i = 0; i < bytes; i++) v |= (uint64_t)p[i] << (8 * i);
   return v;
 }

@@ -13,13 +13,38 @@
  * is refused; Lua then collects garbage and asks once more with the same
  * arguments. `hard` counts refusals of that second ask: a memory error that
  * reaches the script. */
+/* Blocks of up to LR__SM_POOL_MAX bytes come from a pool: one free list per
+ * 16-byte size class, carved from 64 KiB slabs that go back to the heap only
+ * with the state (lr__sm_mem_free). Lua always passes a block's exact size,
+ * so the size tells a pooled block from a heap one. `used` is unchanged by
+ * the pool: it counts the bytes Lua asked for, exactly. Under AddressSanitizer
+ * the pool is off, so every block is its own heap allocation, checked. */
+#if defined(__SANITIZE_ADDRESS__)
+#define LR__SM_POOL_MAX 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LR__SM_POOL_MAX 0
+#endif
+#endif
+#ifndef LR__SM_POOL_MAX
+#define LR__SM_POOL_MAX 256
+#endif
+#define LR__SM_POOL_CLASSES 16 /* 16, 32, ..., 256 bytes */
+#define LR__SM_POOL_SLAB ((size_t)64 * 1024)
+
 struct lr__sm_mem {
   size_t used, max;
   uint64_t refused, hard;
   const void *last_ptr; /* the last refused request, to spot Lua's retry */
   size_t last_nsize;
+  void *free[LR__SM_POOL_CLASSES]; /* free pooled blocks, by class */
+  void *slabs;                     /* every slab, linked through its first word */
+  char *bump;                      /* unused rest of the newest slab */
+  size_t bump_left;
 };
 void *lr__sm_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/* Frees the allocator and its slabs, once its Lua state is closed. */
+void lr__sm_mem_free(struct lr__sm_mem *m);
 
 /* ---- per-runner context, reachable from any of its Lua states and
  * coroutines through lua_getextraspace (a pointer to it) ------------------ */
