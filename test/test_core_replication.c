@@ -300,6 +300,40 @@ static void test_forwarded_proposal_refusal_reaches_follower(void **state)
   fx_free(&f);
 }
 
+/* A PROPOSE the network delivers twice: the leader appends the first copy,
+ * steps down, and gets the second. Refusing it would tell the proposer "not
+ * applied" about an entry that commits; the node stays silent because its
+ * log holds that copy. A node without the copy still refuses. */
+static void test_duplicate_proposal_is_not_refused_by_the_node_that_appended_it(void **state)
+{
+  (void)state;
+  struct fx f;
+  struct raft_options o = fx_opts();
+  raft_id l = setup(&f, 3, &o);
+  raft_id a = l % 3 + 1, b = a % 3 + 1;
+  struct raft_entry e = {.type = RAFT_ENTRY_NORMAL, .len = 5, .data = (uint8_t *)"dup-1"};
+  struct raft_message m = {.type = RAFT_MSG_PROPOSE, .from = a, .to = l, .context = 9,
+                           .n_entries = 1, .entries = &e};
+  assert_int_equal(raft_step(fx_r(&f, l), f.now, &m), 0);
+  fx_drain(&f, l);
+  fx_run(&f, 30);
+  assert_int_equal(raft_step_down(fx_r(&f, l), f.now), 0);
+  fx_drain(&f, l);
+  fx_reset_sent(&f);
+  assert_int_equal(raft_step(fx_r(&f, l), f.now, &m), 0); /* the duplicate */
+  fx_drain(&f, l);
+  assert_int_equal(fx_sent(&f, l, RAFT_MSG_PROPOSE_RESP), 0);
+  /* a proposal this node never appended is refused as before */
+  e.data = (uint8_t *)"new-2";
+  m.to = b;
+  if (fx_role(&f, b) != RAFT_LEADER) {
+    assert_int_equal(raft_step(fx_r(&f, b), f.now, &m), 0);
+    fx_drain(&f, b);
+    assert_int_equal(fx_sent(&f, b, RAFT_MSG_PROPOSE_RESP), 1);
+  }
+  fx_free(&f);
+}
+
 /* canonical/raft#320, tarantool#9399: a leader whose own write fails steps
  * down at once, stops heartbeating, and the cluster moves on. */
 static void test_leader_steps_down_when_own_write_fails(void **state)
@@ -370,6 +404,7 @@ int main(void)
       FX_TEST(test_proposal_limits),
       FX_TEST(test_follower_forwards_proposal),
       FX_TEST(test_forwarded_proposal_refusal_reaches_follower),
+      FX_TEST(test_duplicate_proposal_is_not_refused_by_the_node_that_appended_it),
       FX_TEST(test_leader_steps_down_when_own_write_fails),
       FX_TEST(test_converges_despite_message_loss),
   };

@@ -145,7 +145,10 @@ enum raft_msg_type {
   RAFT_MSG_PROPOSE,        /* follower -> leader: entries to append;
                               context = host request id */
   RAFT_MSG_PROPOSE_RESP,   /* leader -> follower, only on failure:
-                              context, reject, hint_index = error code */
+                              context, reject, hint_index = error code.
+                              Never sent by a node whose log holds a copy
+                              of that proposal (a PROPOSE delivered twice):
+                              a refusal means the entry was not appended */
   RAFT_MSG_READ_INDEX,     /* follower -> leader; context */
   RAFT_MSG_READ_INDEX_RESP /* index = read index; reject + hint_index =
                               error code on failure; context */

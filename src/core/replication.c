@@ -396,15 +396,38 @@ static void refuse(struct raft *r, const struct raft_message *m, int err)
   resp->hint_index = (raft_index)(-err);
 }
 
+/* How far back a refusing node looks for an earlier copy of a proposal. */
+#define RAFT__DUP_SCAN_MAX 4096
+
+/* True if the log already holds an entry with exactly these bytes. A
+ * network may deliver a PROPOSE twice; when this node appended the first
+ * copy (as leader) and refuses the second (no longer leader, or busy), a
+ * refusal would tell the proposer "not applied" about an entry that may well
+ * commit. Proposals carry a unique (origin, request) envelope, so equal
+ * bytes mean the same proposal. */
+static bool holds_copy(const struct raft *r, const struct raft_entry *e)
+{
+  raft_index last = raft__log_last(&r->log);
+  raft_index stop = last > RAFT__DUP_SCAN_MAX ? last - RAFT__DUP_SCAN_MAX : 0;
+  for (raft_index i = last; i > stop; i--) {
+    const struct raft_entry *x = raft__log_get(&r->log, i);
+    if (x == NULL) break; /* compacted */
+    if (x->type == RAFT_ENTRY_NORMAL && x->len == e->len &&
+        (e->len == 0 || memcmp(x->data, e->data, e->len) == 0)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void raft__recv_propose(struct raft *r, const struct raft_message *m)
 {
-  if (r->role != RAFT_LEADER) {
-    refuse(r, m, RAFT_ENOTLEADER);
-    return;
-  }
   const struct raft_entry *e = &m->entries[0];
-  int rv = raft__propose_entry(r, e->data, e->len);
-  if (rv != 0) {
+  int rv = r->role == RAFT_LEADER ? raft__propose_entry(r, e->data, e->len)
+                                  : RAFT_ENOTLEADER;
+  /* A duplicate of a proposal this node appended: stay silent, the log
+   * decides its outcome and the proposer learns it by applying. */
+  if (rv != 0 && !holds_copy(r, e)) {
     refuse(r, m, rv);
   }
 }
