@@ -240,8 +240,11 @@ static void handle(struct lr_sim *s, struct lr__sim_ev *ev) {
     if (n->up && n->inc == ev->inc) lr__sim_node_durable(s, ev->slot);
     break;
   case EV_TIMEOUT:
-    lr__sim_complete(s, ev->u.id, "timeout", "request timed out", 16, 0, 0, 0);
+  {
+    static const char msg[] = "request timed out";
+    lr__sim_complete(s, ev->u.id, "timeout", msg, sizeof msg - 1, 0, 0, 0);
     break;
+  }
   }
 }
 
