@@ -131,7 +131,8 @@ local function seeds(from, count, nnodes, opts)
     from, from + count - 1, nnodes, opts and " (harsh)" or ""), function()
     local failures = {}
     for seed = from, from + count - 1 do
-      local ok, msg = run(seed, nnodes, opts)
+      local ok, msg, sim = run(seed, nnodes, opts)
+      if sim then sim:close() end
       if not ok then
         print("FAILED " .. msg)
         failures[#failures + 1] = msg

@@ -270,7 +270,12 @@ end
 
 function Sim:violation() return self.c:violation() end
 function Sim:trace() return self.c:trace() end
+-- Frees the simulated cluster now. Its memory lives in C and in each node's
+-- own Lua state, which the garbage collector of this state does not see: a
+-- program that makes many simulations (a soak loop) should close each one
+-- (or hold it in a `local sim <close>`).
 function Sim:close() self.c:close() end
+Sim.__close = Sim.close
 
 -- ---- node objects ----------------------------------------------------------
 function Sim:node(id)
