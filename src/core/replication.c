@@ -291,7 +291,12 @@ void raft__recv_append(struct raft *r, const struct raft_message *m)
 }
 
 /* Fast backtracking (thesis 5.3 note, etcd): from the follower's hint, the
- * last index whose term is at most the hint's term. */
+ * last index whose term is at most the hint's term. When that search runs
+ * into the snapshot (the leader's first retained index still has a newer
+ * term than the follower holds there), no retained entry can match: the
+ * answer is the snapshot index itself, so the next send is the snapshot
+ * (its prev is compacted). Answering offset + 1 instead made the leader
+ * probe the same index forever (soak seed 516192). */
 static raft_index next_from_hint(const struct raft *r, const struct raft_message *m)
 {
   raft_index last = raft__log_last(&r->log);
@@ -300,6 +305,9 @@ static raft_index next_from_hint(const struct raft *r, const struct raft_message
   if (m->hint_term > 0) {
     while (i > r->log.offset && raft__log_term(&r->log, i) > m->hint_term) {
       i--;
+    }
+    if (i == r->log.offset && i > 0 && raft__log_term(&r->log, i) > m->hint_term) {
+      return i;
     }
   }
   return i + 1;
