@@ -1,16 +1,8 @@
 -- Leader election in the simulator, and the simulator's determinism.
 local raft = require "raft"
-
-local function new(seed, extra)
-  local opts = { nodes = 3, seed = seed, state_machine = "examples/kv.lua" }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  return raft.sim(opts)
-end
-
-local function elect(sim)
-  assert(sim:run_until(function() return sim:leader() ~= nil end, 10000), "no leader")
-  return sim:leader()
-end
+local sim_util = require "support.sim_util"
+local new = sim_util.new
+local elect = sim_util.elect
 
 describe("raft.sim election", function()
   it("elects exactly one leader that every node follows", function()

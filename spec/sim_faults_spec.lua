@@ -1,25 +1,9 @@
 -- Network faults and crashes in the simulator (thesis chapter 3, 6.2, 9.6).
 local raft = require "raft"
-
-local function new(seed, extra)
-  local opts = { nodes = 3, seed = seed, state_machine = "examples/kv.lua" }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  return raft.sim(opts)
-end
-
-local function elect(sim, not_id)
-  assert(sim:run_until(function()
-    local l = sim:leader()
-    return l ~= nil and l ~= not_id
-  end, 10000), "no leader")
-  return sim:leader()
-end
-
-local function others(sim, id)
-  local t = {}
-  for _, n in ipairs(sim:nodes()) do if n ~= id then t[#t + 1] = n end end
-  return t
-end
+local sim_util = require "support.sim_util"
+local new = sim_util.new
+local elect = sim_util.elect
+local others = sim_util.others
 
 describe("raft.sim faults", function()
   it("replaces an isolated leader with a new one in a higher term", function()

@@ -1,19 +1,8 @@
 -- Leadership transfer and membership changes in the simulator (thesis 3.10, 4).
 local raft = require "raft"
-
-local function new(seed, extra)
-  local opts = { nodes = 3, seed = seed, state_machine = "examples/kv.lua" }
-  for k, v in pairs(extra or {}) do opts[k] = v end
-  return raft.sim(opts)
-end
-
-local function elect(sim, not_id)
-  assert(sim:run_until(function()
-    local l = sim:leader()
-    return l ~= nil and l ~= not_id
-  end, 10000), "no leader")
-  return sim:leader()
-end
+local sim_util = require "support.sim_util"
+local new = sim_util.new
+local elect = sim_util.elect
 
 local function member(st, id)
   for _, m in ipairs(st.members) do if m.id == id then return m end end

@@ -1,10 +1,7 @@
 -- Exactly-once proposals (client sessions) and deterministic apply errors.
 local raft = require "raft"
-
-local function elect(sim)
-  assert(sim:run_until(function() return sim:leader() ~= nil end, 10000), "no leader")
-  return sim:leader()
-end
+local sim_util = require "support.sim_util"
+local elect = sim_util.elect
 
 describe("raft.sim sessions and apply errors", function()
   it("applies a retried client/seq proposal once and returns the first result", function()

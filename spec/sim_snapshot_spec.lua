@@ -1,10 +1,7 @@
 -- Snapshots in the simulator: compaction and catch-up (thesis chapter 5).
 local raft = require "raft"
-
-local function elect(sim)
-  assert(sim:run_until(function() return sim:leader() ~= nil end, 10000), "no leader")
-  return sim:leader()
-end
+local sim_util = require "support.sim_util"
+local elect = sim_util.elect
 
 describe("raft.sim snapshots", function()
   it("catches up a lagging node with a snapshot", function()
