@@ -120,12 +120,18 @@ describe("a node that was down while the log was compacted", function()
     -- 16 MB of state (64 chunks of 256 KiB), then enough small writes that
     -- the leader's log no longer reaches back to what f has
     local big = string.rep("x", 256 * 1024)
-    local acked, errs = writers.run { addr = c:http_address(l), total = 64, workers = 4,
+    -- Snapshotting 16 MB on a sanitizer build can cost the leadership; the
+    -- writes are idempotent sets, so a failed one is retried on the other
+    -- live node (followers forward to whoever leads) for up to ~4 s.
+    local live = { l, 6 - l - f }
+    local function any_live(_, attempt) return c:http_address(live[attempt % 2 + 1]) end
+    local acked, errs = writers.run { addr = any_live, total = 64, workers = 4, retries = 40,
       command = function(i) return { op = "set", key = "big" .. i, value = i .. big } end }
     assert.equal(64, acked, table.concat(errs, "\n"))
-    acked, errs = writers.run { addr = c:http_address(l), total = 300, workers = 8,
+    acked, errs = writers.run { addr = any_live, total = 300, workers = 8, retries = 40,
       command = function(i) return { op = "set", key = "s" .. i, value = i } end }
     assert.equal(300, acked, table.concat(errs, "\n"))
+    l = assert(c:leader(15))
     assert.truthy(c:wait_for(function()
       local st = c:node(l):status()
       return st and st.snapshot_index >= 300
@@ -166,7 +172,10 @@ describe("the database of a node under endless writes", function()
     local sizes = {}
     local value = string.rep("v", 100)
     for phase = 1, 5 do
-      local acked, errs = writers.run { addr = c:http_address(l), total = 20000, workers = 32,
+      -- idempotent sets: a write that meets an election is retried on
+      -- another node (followers forward to whoever leads)
+      local acked, errs = writers.run { total = 20000, workers = 32, retries = 40,
+        addr = function(_, attempt) return c:http_address((l + attempt - 1) % 3 + 1) end,
         command = function(i) return { op = "set", key = "k" .. (i % 500), value = value } end }
       assert.equal(20000, acked, table.concat(errs, "\n"))
       sizes[phase] = 0

@@ -337,3 +337,20 @@ describe("table.sort in the sandbox", function()
     assert.matches("bad argument #2 to 'sort' %(function expected, got number%)", e2.message)
   end)
 end)
+
+describe("the raft module a state machine sees", function()
+  it("holds the codec and the version, not the binding (nodes, simulator, HTTP, loop)", function()
+    local src = [[
+      local r = require "raft"
+      assert(r == raft, "require 'raft' and the global are one table")
+      return { apply = function()
+        local keys = {}
+        for k in pairs(raft) do keys[#keys + 1] = k end
+        table.sort(keys)
+        return table.concat(keys, ",") .. "|" .. raft.decode(raft.encode({ 1, "x" }))[2]
+      end }]]
+    local r, err = apply_err(src)
+    assert.is_nil(err)
+    assert.equal("decode,encode,version|x", r)
+  end)
+end)

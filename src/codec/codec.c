@@ -87,3 +87,6 @@ int lr_buf_append(struct lr_buf *b, const void *p, size_t n) {
   b->len += n;
   return 0;
 }
+
+_Static_assert(LR__CODEC_VERSION == 0x01 && LR__TAG_NIL == 0x00 && LR_CODEC_NIL_LEN == 2,
+               "LR_CODEC_NIL in codec.h must be the format version then the nil tag");

@@ -16,6 +16,12 @@
 
 #define LR_CODEC_DEPTH_MAX 100 /* nesting of tables, both ways */
 
+/* The encoding of nil (format version, nil tag): apply's usual result, which
+ * callers can hand out without setting up the encoder. Checked against the
+ * format's constants in codec.c. */
+#define LR_CODEC_NIL "\x01\x00"
+#define LR_CODEC_NIL_LEN 2
+
 /* A growable byte buffer (also used by other layers for framing). */
 struct lr_buf {
   char *data;
@@ -40,5 +46,9 @@ int lr_decode(lua_State *L, const char *p, size_t n, char *err, size_t errlen);
  * inside Lua already: malformed input still returns -1 with a message, but
  * running out of memory raises a Lua error as any lua_push* would. */
 int lr_decode_unprotected(lua_State *L, const char *p, size_t n, char *err, size_t errlen);
+
+/* Sets `encode` and `decode` (the Lua functions raft.encode/raft.decode) in
+ * the table on top of the stack. May raise (out of memory). */
+void lr_codec_open(lua_State *L);
 
 #endif

@@ -3,6 +3,7 @@
  * and returns require("raft.init")(core). */
 #include <string.h>
 
+#include "codec/codec.h"
 #include "lua/lraft.h"
 
 struct luaraft__embedded {
@@ -52,12 +53,14 @@ static void register_embedded(lua_State *L) {
   lua_pop(L, 1);
 }
 
-int luaopen_raft(lua_State *L) {
+/* The one public symbol of raft.so and luaraft (everything else is built
+ * with hidden visibility, see CMakeLists.txt). */
+__attribute__((visibility("default"))) int luaopen_raft(lua_State *L) {
   register_embedded(L);
   lua_newtable(L); /* core */
   lua_pushliteral(L, LUARAFT_VERSION);
   lua_setfield(L, -2, "version");
-  luaraft__codec_open(L);
+  lr_codec_open(L);
   luaraft__sim_open(L);
   luaraft__node_open(L);
   luaraft__http_open(L);

@@ -8,7 +8,6 @@
 #include <lua.h>
 #include <uv.h>
 
-void luaraft__codec_open(lua_State *L); /* encode, decode */
 void luaraft__sim_open(lua_State *L);   /* sim_new and the sim metatable */
 void luaraft__node_open(lua_State *L);  /* node_new, loop functions */
 void luaraft__http_open(lua_State *L);  /* http_listen */

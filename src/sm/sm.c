@@ -8,12 +8,11 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "codec/codec_int.h" /* the encoding of nil, for apply's usual result */
+#include "codec/codec.h"
 #include "sm/bytes.h"
 #include "sm/session.h"
 #include "sm/sm_int.h"
 
-int luaopen_raft(lua_State *L);
 
 /* The node's Lua state keeps these at fixed stack slots for the whole life of
  * the state, so the per-entry path never touches the registry. */
@@ -327,6 +326,18 @@ static void call_end(struct lr_sm *sm, lua_State *L, struct lr__sm_mem *mem, uin
 
 static int init_slots(lua_State *L, struct lr_sm *sm);
 
+/* The `raft` a state machine sees: the codec and the version, nothing of the
+ * binding (no nodes, simulator, HTTP or loop: a state machine has no use for
+ * them, and the runner must not depend on the layer above it). Preloaded, so
+ * `require "raft"` in a script gets this same table; also the global `raft`. */
+static int open_sm_raft(lua_State *L) {
+  lua_newtable(L);
+  lua_pushliteral(L, LUARAFT_VERSION);
+  lua_setfield(L, -2, "version");
+  lr_codec_open(L);
+  return 1;
+}
+
 /* Runs in protected mode in the new state: opens the libraries and `raft`,
  * runs the script or factory and leaves S_HANDLER..S_QUERY on the stack. */
 static int init_state(lua_State *L) {
@@ -334,7 +345,7 @@ static int init_state(lua_State *L) {
   lua_settop(L, 0);
   luaL_openlibs(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  lua_pushcfunction(L, luaopen_raft);
+  lua_pushcfunction(L, open_sm_raft);
   lua_setfield(L, -2, "raft");
   lua_pop(L, 1);
   lua_getglobal(L, "require");
@@ -646,9 +657,8 @@ static void call_apply(struct lr_sm *sm, const struct raft_entry *e,
   }
   sm->out.len = 0;
   if (lua_isnil(L, -1)) { /* the usual result: 2 bytes, no encoder set-up */
-    static const char nil_enc[2] = {LR__CODEC_VERSION, LR__TAG_NIL};
     lua_settop(L, S_TOP);
-    set_result(sm, res, LR_SM_OK, nil_enc, sizeof nil_enc);
+    set_result(sm, res, LR_SM_OK, LR_CODEC_NIL, LR_CODEC_NIL_LEN);
     return;
   }
   if (lr_encode(L, -1, &sm->out, err, sizeof err) != 0) {

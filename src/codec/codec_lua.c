@@ -1,12 +1,15 @@
-/* raft.encode / raft.decode: the codec's Lua binding (format in
- * src/codec/codec.c).
+/* raft.encode / raft.decode: the codec's Lua functions (format in
+ * src/codec/encode.c). They live with the codec, not in the binding, so that
+ * both the `raft` module (src/lua) and the state machine runner (src/sm),
+ * which must not load the whole binding, register the same two functions.
  *
  * encode writes into one buffer kept as an upvalue and reset on every call,
  * so encoding a command allocates nothing but the result string. A buffer
  * grown past KEEP_MAX by a big snapshot is given back after the call.
  */
+#include <lauxlib.h>
+
 #include "codec/codec.h"
-#include "lua/lraft.h"
 
 #define BUF_META "luaraft.codec_buf"
 #define KEEP_MAX (1u << 20)
@@ -38,7 +41,7 @@ static int l_decode(lua_State *L) {
   return 1;
 }
 
-void luaraft__codec_open(lua_State *L) {
+void lr_codec_open(lua_State *L) {
   struct lr_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
   lr_buf_init(b);
   if (luaL_newmetatable(L, BUF_META)) {
