@@ -230,11 +230,15 @@ describe("the HTTP API of an in-process node", function()
       finished = true
     end)
     while not finished do loop.run_once() end
-    local cmd = ("curl -s -m 5 -XPOST -H 'Content-Type: application/json' http://%s/v1/propose -d '{\"op\":\"set\",\"key\":\"h\",\"value\":\"v\"}' > %s 2>&1 &"):format(http, "/tmp/luaraft-spec-http.out")
-    os.execute(cmd)
-    loop.sleep(1)
-    body = procs.read_file("/tmp/luaraft-spec-http.out")
-    os.remove("/tmp/luaraft-spec-http.out")
+    local out = os.tmpname()
+    local cmd = ("curl -s -m 5 -XPOST -H 'Content-Type: application/json' http://%s/v1/propose -d '{\"op\":\"set\",\"key\":\"h\",\"value\":\"v\"}' > %s 2>&1; echo >> %s.done &"):format(http, out, out)
+    os.execute("(" .. cmd:gsub(" &$", "") .. ") &")
+    -- the loop keeps serving while curl runs; wait for curl to finish
+    local deadline = os.time() + 10
+    while not procs.read_file(out .. ".done") and os.time() <= deadline do loop.sleep(0.02) end
+    body = procs.read_file(out)
+    os.remove(out)
+    os.remove(out .. ".done")
     local r = cjson.decode(body)
     assert.equal(true, r.result)
     assert.truthy(r.index >= 2)

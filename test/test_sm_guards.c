@@ -15,6 +15,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "lib/tmpfile.h"
 #include "sm/sm.h"
 
 static const char *SM =
@@ -32,16 +33,12 @@ static const char *SM =
     "  restore = function(d) n = tonumber(d) end,\n"
     "}\n";
 
-static char path[64];
+static char path[256];
 static char logged[1024];
 
 static int setup(void **state) {
   (void)state;
-  snprintf(path, sizeof path, "/tmp/test_sm_guards_%d.lua", (int)getpid());
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(SM, f);
-  fclose(f);
+  assert_int_equal(tmp_file_write(".lua", SM, path, sizeof path), 0);
   return 0;
 }
 static int teardown(void **state) {

@@ -13,6 +13,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "lib/tmpfile.h"
 #include "sm/sm.h"
 
 static const char *KV =
@@ -29,14 +30,10 @@ static const char *KV =
     "  restore = function(d) kv = raft.decode(d) end,\n"
     "}\n";
 
-static char path[64];
+static char path[256];
 
 static int setup(void **state) {
-  snprintf(path, sizeof path, "/tmp/test_sm_%d.lua", (int)getpid());
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(KV, f);
-  fclose(f);
+  assert_int_equal(tmp_file_write(".lua", KV, path, sizeof path), 0);
   return 0;
 }
 static int teardown(void **state) {
@@ -266,11 +263,8 @@ static void test_snapshot_round_trip_replaces_state(void **state) {
 
 static void test_script_without_apply_is_refused(void **state) {
   const char *bad = "return { nope = true }";
-  char p[64];
-  snprintf(p, sizeof p, "/tmp/test_sm_bad_%d.lua", (int)getpid());
-  FILE *f = fopen(p, "w");
-  fputs(bad, f);
-  fclose(f);
+  char p[256];
+  assert_int_equal(tmp_file_write(".lua", bad, p, sizeof p), 0);
   struct lr_sm_options o = {.id = 1, .path = p};
   struct lr_sm *sm;
   char err[256];
