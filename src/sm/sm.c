@@ -14,48 +14,6 @@
 #include "sm/sm_int.h"
 
 
-/* The node's Lua state keeps these at fixed stack slots for the whole life of
- * the state, so the per-entry path never touches the registry. */
-enum { S_HANDLER = 1, S_TABLE, S_APPLY, S_META, S_QUERY, S_DIGEST, S_KINDEX, S_KTERM,
-       S_KTIME, S_TOP = S_KTIME };
-
-/* Request ids per origin node: the last one applied and a window of the 64
- * before it. A proposal travels to the leader in a message the network may
- * deliver twice, so the same envelope can be appended twice; its second copy
- * (or one older than the window) is skipped, the same way on every replica. */
-struct lr__sm_origin {
-  uint64_t origin, last, window; /* bit i: last - 1 - i was applied */
-};
-#define ORIGINS_MAX 4096
-
-#define SNAP_MAGIC "LRSN"
-#define SNAP_VERSION 1
-
-struct lr_sm {
-  lua_State *L;  /* own mode: the node's state; in-state mode: our thread */
-  bool in_state; /* in-state mode (sm.h): the caller's table, no sandbox */
-  void *outer;   /* in-state mode: the call marker this call replaced */
-  struct lr_sm_options o;
-  char *path, *chunk, *chunkname; /* owned copies */
-  raft_index applied;
-  raft_term applied_term;
-  struct lr__sm_sessions sessions;
-  struct lr__sm_origin *origins; /* replicated: forwarded-duplicate filter */
-  uint32_t n_origins;
-  bool can_snapshot;
-  struct lr_buf out; /* result bytes, reused */
-  /* determinism guards */
-  struct lr__sm_ctx ctx;   /* seeds and budget of the current call */
-  struct lr__sm_mem *mem;  /* the allocator of L */
-  uint64_t budget;         /* LR_SM_BUDGET_OFF: none */
-  uint32_t digest_entries; /* LR_SM_DIGEST_OFF: none */
-  int guards;
-  bool halted, mem_exceeded;
-  char reason[512];
-  uint64_t budget_hits;
-  struct lr__sm_digests dg;
-  char status_buf[2][2 * LR_SM_DIGEST_MAX + 8];
-};
 
 const char *lr_sm_code(int status) {
   switch (status) {
@@ -85,100 +43,6 @@ static char *dup_mem(const char *p, size_t n) {
   return c;
 }
 
-/* ---- memory ------------------------------------------------------------- */
-/* Pooled: 1..LR__SM_POOL_MAX bytes (never, when the pool is off). */
-static bool pooled(size_t n) { return LR__SM_POOL_MAX > 0 && n <= LR__SM_POOL_MAX; }
-static size_t pool_class(size_t n) { return (n - 1) >> 4; }
-
-/* A block of class k (k + 1 16-byte units): a free one, else carved from the
- * newest slab, else from a new slab. NULL: the process is out of memory. */
-static void *pool_get(struct lr__sm_mem *m, size_t n) {
-  size_t k = pool_class(n), size = (k + 1) * 16;
-  void *p = m->free[k];
-  if (p != NULL) {
-    memcpy(&m->free[k], p, sizeof(void *)); /* next free block */
-    return p;
-  }
-  if (m->bump_left < size) {
-    /* the rest of the old slab (< 256 bytes) stays unused */
-    char *slab = raft_malloc(LR__SM_POOL_SLAB);
-    if (slab == NULL) return NULL; /* UNTESTED */
-    memcpy(slab, &m->slabs, sizeof(void *));
-    m->slabs = slab;
-    m->bump = slab + 16; /* 16: keeps blocks 16-byte aligned, as malloc's */
-    m->bump_left = LR__SM_POOL_SLAB - 16;
-  }
-  p = m->bump;
-  m->bump += size;
-  m->bump_left -= size;
-  return p;
-}
-
-static void pool_put(struct lr__sm_mem *m, void *p, size_t n) {
-  size_t k = pool_class(n);
-  memcpy(p, &m->free[k], sizeof(void *));
-  m->free[k] = p;
-}
-
-static void block_free(struct lr__sm_mem *m, void *p, size_t n) {
-  if (pooled(n)) pool_put(m, p, n);
-  else raft_free(p);
-}
-
-/* The block resized from `old` to `nsize` bytes (ptr NULL: old is 0). */
-static void *block_resize(struct lr__sm_mem *m, void *ptr, size_t old, size_t nsize) {
-  if (ptr != NULL && !pooled(old) && !pooled(nsize)) return raft_realloc(ptr, nsize);
-  if (ptr != NULL && pooled(old) && pooled(nsize) && pool_class(old) == pool_class(nsize))
-    return ptr;
-  void *p = pooled(nsize) ? pool_get(m, nsize) : raft_malloc(nsize);
-  if (p == NULL || ptr == NULL) return p;
-  memcpy(p, ptr, old < nsize ? old : nsize);
-  block_free(m, ptr, old);
-  return p;
-}
-
-void lr__sm_mem_free(struct lr__sm_mem *m) {
-  if (m == NULL) return;
-  while (m->slabs != NULL) {
-    void *next;
-    memcpy(&next, m->slabs, sizeof next);
-    raft_free(m->slabs);
-    m->slabs = next;
-  }
-  raft_free(m);
-}
-
-void *lr__sm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  struct lr__sm_mem *m = ud;
-  size_t old = ptr ? osize : 0;
-  if (nsize == 0) {
-    if (ptr != NULL) block_free(m, ptr, old);
-    m->used -= old;
-    return NULL;
-  }
-  if (nsize > old) {
-    /* Lua answers a refusal with a full collection and the same request
-     * once more: a second refusal of it is an error the script sees. */
-    bool retry = m->last_nsize == nsize && m->last_ptr == ptr;
-    m->last_ptr = NULL;
-    m->last_nsize = 0;
-    if (m->used - old + nsize > m->max || m->used - old + nsize < m->used - old) {
-      m->refused++;
-      if (retry) m->hard++;
-      m->last_ptr = ptr;
-      m->last_nsize = nsize;
-      return NULL;
-    }
-  }
-  void *p = block_resize(m, ptr, old, nsize);
-  if (p == NULL) {
-    m->hard++; /* UNTESTED: the process itself is out of memory */
-    return NULL;
-  }
-  m->used = m->used - old + nsize;
-  return p;
-}
-
 static int panic(lua_State *L) {
   const char *msg = lua_tostring(L, -1);
   fprintf(stderr, "luaraft: PANIC: unprotected error in a state machine (%s)\n",
@@ -196,7 +60,7 @@ static void sm_log(struct lr_sm *sm, int level, const char *msg) {
   else fprintf(stderr, "luaraft: node %llu: %s\n", (unsigned long long)sm->o.id, msg);
 }
 
-static void halt(struct lr_sm *sm, bool memory, const char *fmt, ...) {
+void lr__sm_halt(struct lr_sm *sm, bool memory, const char *fmt, ...) {
   if (sm->halted) return;
   sm->halted = true;
   sm->mem_exceeded = memory;
@@ -211,11 +75,11 @@ static void halt(struct lr_sm *sm, bool memory, const char *fmt, ...) {
 
 static void halt_memory(struct lr_sm *sm) {
   if (sm->in_state) {
-    halt(sm, true, "out of memory in the Lua state the state machine table runs in; this node "
+    lr__sm_halt(sm, true, "out of memory in the Lua state the state machine table runs in; this node "
          "stops applying; restart the node");
     return;
   }
-  halt(sm, true, "memory limit reached: the Lua state needs more than %llu bytes (memory_max); "
+  lr__sm_halt(sm, true, "memory limit reached: the Lua state needs more than %llu bytes (memory_max); "
        "this is not deterministic, so this node stops applying; raise memory_max or fix the "
        "state machine, then restart the node", (unsigned long long)sm->mem->max);
 }
@@ -270,7 +134,7 @@ static void table_budget_hook(lua_State *L, lua_Debug *ar) {
 }
 
 /* Sets the marker (in-state mode); nested runners restore the outer one. */
-static void mark_enter(struct lr_sm *sm) {
+void lr__sm_mark_enter(struct lr_sm *sm) {
   if (!sm->in_state) return;
   lua_State *L = sm->L;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &call_key);
@@ -297,7 +161,7 @@ static void call_begin(struct lr_sm *sm, lua_State *L, lua_Integer seed1, lua_In
   c->seeded = false;
   c->seed1 = seed1;
   c->seed2 = seed2;
-  mark_enter(sm);
+  lr__sm_mark_enter(sm);
   if (sm->budget == LR_SM_BUDGET_OFF) return;
   c->budget_on = true;
   c->budget_hit = false;
@@ -308,7 +172,7 @@ static void call_begin(struct lr_sm *sm, lua_State *L, lua_Integer seed1, lua_In
 }
 
 /* Ends it; halts the runner if the Lua state ran out of memory. */
-static void call_end(struct lr_sm *sm, lua_State *L, struct lr__sm_mem *mem, uint64_t hard,
+void lr__sm_call_end(struct lr_sm *sm, lua_State *L, struct lr__sm_mem *mem, uint64_t hard,
                      int rc) {
   if (sm->ctx.budget_on) {
     lua_sethook(L, NULL, 0, 0);
@@ -429,15 +293,15 @@ static int init_thread(struct lr_sm *sm, char *err, size_t errlen) {
   return 0;
 }
 
-static void close_state(lua_State *L, struct lr__sm_mem *mem) {
+void lr__sm_close_state(lua_State *L, struct lr__sm_mem *mem) {
   if (L) lua_close(L);
   lr__sm_mem_free(mem);
 }
 
 /* A fresh guarded Lua state with the script loaded; *memp gets its
  * allocator. NULL with err (and maybe the runner halted: memory). */
-static lua_State *new_state(struct lr_sm *sm, struct lr__sm_mem **memp, char *err,
-                            size_t errlen) {
+lua_State *lr__sm_new_state(struct lr_sm *sm, struct lr__sm_mem **memp, char *err,
+                             size_t errlen) {
   struct lr__sm_mem *mem = raft_malloc(sizeof *mem);
   if (mem == NULL) {
     snprintf(err, errlen, "cannot create a Lua state: not enough memory");
@@ -473,12 +337,12 @@ static lua_State *new_state(struct lr_sm *sm, struct lr__sm_mem **memp, char *er
       halt_memory(sm);
       sm->mem = cur;
     }
-    close_state(L, mem);
+    lr__sm_close_state(L, mem);
     return NULL;
   }
   if (lua_gettop(L) != S_TOP) {
     snprintf(err, errlen, "state machine: internal error: bad stack");
-    close_state(L, mem);
+    lr__sm_close_state(L, mem);
     return NULL;
   }
   *memp = mem;
@@ -533,7 +397,7 @@ int lr_sm_new(const struct lr_sm_options *o, struct lr_sm **out, char *err,
   }
   lr__sm_sessions_init(&sm->sessions, max);
   lr_buf_init(&sm->out);
-  if ((sm->L = new_state(sm, &sm->mem, err, errlen)) == NULL) goto fail;
+  if ((sm->L = lr__sm_new_state(sm, &sm->mem, err, errlen)) == NULL) goto fail;
   *out = sm;
   return 0;
 nomem:
@@ -552,7 +416,7 @@ void lr_sm_free(struct lr_sm *sm) {
   if (sm == NULL) return;
   /* in-state mode: the thread and the table are the caller's (and its state
    * may be closed already): touch neither */
-  close_state(sm->in_state ? NULL : sm->L, sm->mem);
+  lr__sm_close_state(sm->in_state ? NULL : sm->L, sm->mem);
   lr__sm_sessions_free(&sm->sessions);
   raft_free(sm->origins);
   lr_buf_free(&sm->out);
@@ -637,7 +501,7 @@ static void call_apply(struct lr_sm *sm, const struct raft_entry *e,
   lua_pushlightuserdata(L, &c);
   call_begin(sm, L, (lua_Integer)e->index, (lua_Integer)e->term);
   int rc = lua_pcall(L, 3, 1, S_HANDLER);
-  call_end(sm, L, sm->mem, hard, rc);
+  lr__sm_call_end(sm, L, sm->mem, hard, rc);
   if (sm->halted) {
     lua_settop(L, S_TOP);
     return;
@@ -692,7 +556,7 @@ static void take_digest(struct lr_sm *sm, raft_index index) {
   lua_pushvalue(L, S_DIGEST);
   call_begin(sm, L, (lua_Integer)index, -1);
   int rc = lua_pcall(L, 0, 1, S_HANDLER);
-  call_end(sm, L, sm->mem, hard, rc);
+  lr__sm_call_end(sm, L, sm->mem, hard, rc);
   char line[400];
   if (sm->halted) {
     /* nothing: halted */
@@ -721,7 +585,7 @@ static void apply_digest(struct lr_sm *sm, const struct lr_env *env) {
   memcpy(d.d, r.p, r.n);
   if (!lr__sm_digest_report(&sm->dg, index, env->origin, &d)) return;
   char mine[4 * LR_SM_DIGEST_MAX + 1], maj[4 * LR_SM_DIGEST_MAX + 1];
-  halt(sm, false, "diverged from the majority at index %llu: digest() gave \"%s\" here, "
+  lr__sm_halt(sm, false, "diverged from the majority at index %llu: digest() gave \"%s\" here, "
        "\"%s\" on a majority of the voters; this replica's state is wrong: stop the node, "
        "delete its data directory and start it again, so it catches up from a healthy "
        "replica's snapshot", (unsigned long long)index,
@@ -778,7 +642,7 @@ static bool origin_seen(struct lr_sm *sm, uint64_t origin, uint64_t req) {
   for (uint32_t i = 0; i < sm->n_origins; i++)
     if (sm->origins[i].origin == origin) o = &sm->origins[i];
   if (o == NULL) {
-    if (sm->n_origins >= ORIGINS_MAX) return false; /* UNTESTED: no filter */
+    if (sm->n_origins >= LR__SM_ORIGINS_MAX) return false; /* UNTESTED: no filter */
     struct lr__sm_origin *a = raft_realloc(sm->origins, (sm->n_origins + 1) * sizeof *a);
     if (a == NULL) return false; /* UNTESTED */
     sm->origins = a;
@@ -902,7 +766,7 @@ int lr_sm_query(struct lr_sm *sm, const void *q, size_t qlen,
   }
   call_begin(sm, L, (lua_Integer)sm->applied, -2);
   int rc = lua_pcall(L, 1, 1, S_HANDLER);
-  call_end(sm, L, sm->mem, hard, rc);
+  lr__sm_call_end(sm, L, sm->mem, hard, rc);
   if (sm->halted) {
     lua_settop(L, S_TOP);
     set_halted(sm, res);
@@ -929,219 +793,6 @@ int lr_sm_query(struct lr_sm *sm, const void *q, size_t qlen,
 }
 
 bool lr_sm_can_snapshot(const struct lr_sm *sm) { return sm->can_snapshot; }
-
-static int append_session(struct lr_buf *b, const struct lr__sm_session *s) {
-  char h[2 + 8 + 8 + 1 + 4];
-  lr__put16(h, (uint16_t)s->client_len);
-  if (lr_buf_append(b, h, 2) || lr_buf_append(b, s->client, s->client_len)) return -1;
-  lr__put64(h, s->seq);
-  lr__put64(h + 8, s->last_index);
-  lr__put8(h + 16, (uint8_t)s->status);
-  lr__put32(h + 17, (uint32_t)s->result_len);
-  if (lr_buf_append(b, h, 21) || lr_buf_append(b, s->result, s->result_len)) return -1;
-  return 0;
-}
-
-int lr_sm_snapshot(struct lr_sm *sm, struct lr_buf *out, char *err, size_t errlen) {
-  lua_State *L = sm->L;
-  size_t start = out->len;
-  if (!sm->can_snapshot) {
-    snprintf(err, errlen, "the state machine has no snapshot/restore functions");
-    return -1;
-  }
-  if (sm->halted) {
-    snprintf(err, errlen, "the state machine is halted: %s", sm->reason);
-    return -1;
-  }
-  uint64_t hard = sm->mem->hard;
-  lua_getfield(L, S_TABLE, "snapshot");
-  struct lr__sm_ctx *c = &sm->ctx;
-  c->seeded = false;
-  c->seed1 = (lua_Integer)sm->applied;
-  c->seed2 = -3;
-  mark_enter(sm);
-  int rc = lua_pcall(L, 0, 1, S_HANDLER);
-  call_end(sm, L, sm->mem, hard, rc);
-  if (sm->halted) {
-    snprintf(err, errlen, "the state machine is halted: %s", sm->reason);
-    lua_settop(L, S_TOP);
-    return -1;
-  }
-  if (rc != LUA_OK) {
-    snprintf(err, errlen, "snapshot: %s", lua_tostring(L, -1));
-    lua_settop(L, S_TOP);
-    return -1;
-  }
-  if (lua_type(L, -1) != LUA_TSTRING) {
-    snprintf(err, errlen, "snapshot must return a string, got %s", luaL_typename(L, -1));
-    lua_settop(L, S_TOP);
-    return -1;
-  }
-  size_t n;
-  const char *data = lua_tolstring(L, -1, &n);
-  char h[4 + 1 + 8 + 8 + 4];
-  memcpy(h, SNAP_MAGIC, 4);
-  lr__put8(h + 4, SNAP_VERSION);
-  lr__put64(h + 5, sm->applied);
-  lr__put64(h + 13, sm->applied_term);
-  lr__put32(h + 21, sm->sessions.count);
-  if (lr_buf_append(out, h, sizeof h)) goto nomem;
-  for (struct lr__sm_session *s = sm->sessions.oldest; s != NULL; s = s->next)
-    if (append_session(out, s)) goto nomem;
-  lr__put32(h, sm->n_origins);
-  if (lr_buf_append(out, h, 4)) goto nomem;
-  for (uint32_t i = 0; i < sm->n_origins; i++) {
-    char o[24];
-    lr__put64(o, sm->origins[i].origin);
-    lr__put64(o + 8, sm->origins[i].last);
-    lr__put64(o + 16, sm->origins[i].window);
-    if (lr_buf_append(out, o, 24)) goto nomem;
-  }
-  lr__put32(h, (uint32_t)n);
-  if (lr_buf_append(out, h, 4) || lr_buf_append(out, data, n)) goto nomem;
-  lua_settop(L, S_TOP);
-  return 0;
-nomem: /* UNTESTED */
-  out->len = start;
-  lua_settop(L, S_TOP);
-  snprintf(err, errlen, "snapshot: out of memory");
-  return -1;
-}
-
-/* Parses the sessions of a blob into t. -1: malformed or no memory. */
-static int read_sessions(struct lr__rd *r, uint32_t count, struct lr__sm_sessions *t) {
-  for (uint32_t i = 0; i < count; i++) {
-    size_t clen = (size_t)lr__getn(r, 2);
-    const char *client = lr__get(r, clen);
-    uint64_t seq = lr__getn(r, 8), last = lr__getn(r, 8);
-    int status = (int)lr__getn(r, 1);
-    size_t rlen = (size_t)lr__getn(r, 4);
-    const char *res = lr__get(r, rlen);
-    if (r->bad || client == NULL || res == NULL || clen > LR_ENV_CLIENT_MAX ||
-        status > LR_SM_BAD_REQUEST || seq == 0)
-      return -1;
-    if (lr__sm_sessions_get(t, client, clen) != NULL) return -1; /* duplicate */
-    if (lr__sm_sessions_put(t, client, clen, seq, last, status, res, rlen)) return -1;
-  }
-  return 0;
-}
-
-/* In-state mode: restore(data) on the caller's table itself. There is no
- * fresh state to fall back to, so a restore that raises leaves the table in
- * an unknown state: the runner halts. */
-static int restore_table(struct lr_sm *sm, raft_index index, const char *user, size_t ulen,
-                         char *err, size_t errlen) {
-  lua_State *L = sm->L;
-  if (!sm->can_snapshot) {
-    snprintf(err, errlen, "restore: the state machine has no snapshot/restore functions");
-    return -1;
-  }
-  lua_getfield(L, S_TABLE, "restore");
-  lua_pushlstring(L, user, ulen);
-  sm->ctx.seeded = false;
-  sm->ctx.seed1 = (lua_Integer)index;
-  sm->ctx.seed2 = -4;
-  mark_enter(sm);
-  int rc = lua_pcall(L, 1, 0, S_HANDLER);
-  call_end(sm, L, sm->mem, sm->mem->hard, rc);
-  if (rc != LUA_OK && !sm->halted) {
-    const char *msg = lua_tostring(L, -1);
-    halt(sm, false, "restore(data) of the state machine table raised: %s; the table may hold "
-         "part of the old state and part of the new one, so this node stops applying; fix "
-         "restore (it must replace the whole state) and restart the node",
-         msg ? msg : "(error object is not a string)");
-  }
-  lua_settop(L, S_TOP);
-  if (sm->halted) {
-    snprintf(err, errlen, "restore: %s", sm->reason);
-    return -1;
-  }
-  return 0;
-}
-
-int lr_sm_restore(struct lr_sm *sm, const void *p, size_t n, char *err,
-                  size_t errlen) {
-  struct lr__rd r;
-  struct lr__sm_sessions t;
-  lr__rd_init(&r, p, n);
-  const char *magic = lr__get(&r, 4);
-  if (magic == NULL || memcmp(magic, SNAP_MAGIC, 4) != 0 ||
-      lr__getn(&r, 1) != SNAP_VERSION) {
-    snprintf(err, errlen, "restore: not a luaraft snapshot (or an unknown version)");
-    return -1;
-  }
-  if (sm->halted) {
-    snprintf(err, errlen, "restore: the state machine is halted: %s", sm->reason);
-    return -1;
-  }
-  raft_index index = lr__getn(&r, 8);
-  raft_term term = lr__getn(&r, 8);
-  uint32_t count = (uint32_t)lr__getn(&r, 4);
-  if (r.bad || count > r.n / 23 || count > sm->sessions.max) {
-    snprintf(err, errlen, "restore: malformed snapshot header");
-    return -1;
-  }
-  lr__sm_sessions_init(&t, sm->sessions.max);
-  struct lr__sm_origin *origins = NULL;
-  if (read_sessions(&r, count, &t) != 0) goto malformed;
-  uint32_t n_origins = (uint32_t)lr__getn(&r, 4);
-  if (r.bad || n_origins > ORIGINS_MAX || n_origins > r.n / 24) goto malformed;
-  origins = raft_malloc((n_origins ? n_origins : 1) * sizeof *origins);
-  if (origins == NULL) goto malformed; /* UNTESTED */
-  for (uint32_t i = 0; i < n_origins; i++) {
-    origins[i].origin = lr__getn(&r, 8);
-    origins[i].last = lr__getn(&r, 8);
-    origins[i].window = lr__getn(&r, 8);
-  }
-  size_t ulen = (size_t)lr__getn(&r, 4);
-  const char *user = lr__get(&r, ulen);
-  if (r.bad || r.n != 0) goto malformed;
-
-  if (sm->in_state) {
-    if (restore_table(sm, index, user, ulen, err, errlen) != 0) goto fail;
-    goto replace;
-  }
-  struct lr__sm_mem *mem = NULL;
-  lua_State *L = new_state(sm, &mem, err, errlen);
-  if (L == NULL) goto fail;
-  if (!sm->can_snapshot) {
-    snprintf(err, errlen, "restore: the state machine has no snapshot/restore functions");
-    close_state(L, mem);
-    goto fail;
-  }
-  uint64_t hard = mem->hard;
-  lua_getfield(L, S_TABLE, "restore");
-  lua_pushlstring(L, user, ulen);
-  sm->ctx.seeded = false;
-  sm->ctx.seed1 = (lua_Integer)index;
-  sm->ctx.seed2 = -4;
-  int rc = lua_pcall(L, 1, 0, S_HANDLER);
-  call_end(sm, L, mem, hard, rc);
-  if (rc != LUA_OK || sm->halted) {
-    snprintf(err, errlen, "restore: %s", sm->halted ? sm->reason : lua_tostring(L, -1));
-    close_state(L, mem);
-    goto fail;
-  }
-  lua_settop(L, S_TOP);
-  close_state(sm->L, sm->mem);
-  sm->L = L;
-  sm->mem = mem;
-replace:
-  lr__sm_sessions_free(&sm->sessions);
-  sm->sessions = t;
-  raft_free(sm->origins);
-  sm->origins = origins;
-  sm->n_origins = n_origins;
-  sm->applied = index;
-  sm->applied_term = term;
-  return 0;
-malformed:
-  snprintf(err, errlen, "restore: malformed snapshot");
-fail:
-  raft_free(origins);
-  lr__sm_sessions_free(&t);
-  return -1;
-}
 
 raft_index lr_sm_applied_index(const struct lr_sm *sm) { return sm->applied; }
 raft_term lr_sm_applied_term(const struct lr_sm *sm) { return sm->applied_term; }

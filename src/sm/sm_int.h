@@ -5,6 +5,7 @@
 
 #include <lua.h>
 
+#include "codec/codec.h"
 #include "sm/session.h"
 #include "sm/sm.h"
 
@@ -124,5 +125,61 @@ bool lr__sm_digest_report(struct lr__sm_digests *t, raft_index index, uint64_t n
                           const struct lr__sm_digest *d);
 /* Takes the voters of c (a CONFIG entry applied, or a snapshot's config). */
 void lr__sm_digest_config(struct lr__sm_digests *t, const struct raft_config *c);
+
+
+/* ---- the runner itself (sm.c), shared with sm_snapshot.c ------------------ */
+/* The node's Lua state keeps these at fixed stack slots for the whole life of
+ * the state, so the per-entry path never touches the registry. */
+enum { S_HANDLER = 1, S_TABLE, S_APPLY, S_META, S_QUERY, S_DIGEST, S_KINDEX, S_KTERM,
+       S_KTIME, S_TOP = S_KTIME };
+
+/* Request ids per origin node: the last one applied and a window of the 64
+ * before it. A proposal travels to the leader in a message the network may
+ * deliver twice, so the same envelope can be appended twice; its second copy
+ * (or one older than the window) is skipped, the same way on every replica. */
+struct lr__sm_origin {
+  uint64_t origin, last, window; /* bit i: last - 1 - i was applied */
+};
+#define LR__SM_ORIGINS_MAX 4096
+
+#define LR__SM_SNAP_MAGIC "LRSN"
+#define LR__SM_SNAP_VERSION 1
+
+struct lr_sm {
+  lua_State *L;  /* own mode: the node's state; in-state mode: our thread */
+  bool in_state; /* in-state mode (sm.h): the caller's table, no sandbox */
+  void *outer;   /* in-state mode: the call marker this call replaced */
+  struct lr_sm_options o;
+  char *path, *chunk, *chunkname; /* owned copies */
+  raft_index applied;
+  raft_term applied_term;
+  struct lr__sm_sessions sessions;
+  struct lr__sm_origin *origins; /* replicated: forwarded-duplicate filter */
+  uint32_t n_origins;
+  bool can_snapshot;
+  struct lr_buf out; /* result bytes, reused */
+  /* determinism guards */
+  struct lr__sm_ctx ctx;   /* seeds and budget of the current call */
+  struct lr__sm_mem *mem;  /* the allocator of L */
+  uint64_t budget;         /* LR_SM_BUDGET_OFF: none */
+  uint32_t digest_entries; /* LR_SM_DIGEST_OFF: none */
+  int guards;
+  bool halted, mem_exceeded;
+  char reason[512];
+  uint64_t budget_hits;
+  struct lr__sm_digests dg;
+  char status_buf[2][2 * LR_SM_DIGEST_MAX + 8];
+};
+
+/* Halts the runner (applies nothing more) with a reason; logs it once. */
+void lr__sm_halt(struct lr_sm *sm, bool memory, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A fresh Lua state for sm with the script loaded (restore builds the new
+ * state aside and swaps it in only once restore() succeeded). */
+lua_State *lr__sm_new_state(struct lr_sm *sm, struct lr__sm_mem **memp, char *err, size_t errlen);
+void lr__sm_close_state(lua_State *L, struct lr__sm_mem *mem);
+/* Around every call into the script: the call marker, seeds and budget. */
+void lr__sm_mark_enter(struct lr_sm *sm);
+void lr__sm_call_end(struct lr_sm *sm, lua_State *L, struct lr__sm_mem *mem, uint64_t hard, int rc);
 
 #endif
