@@ -117,7 +117,9 @@ describe("luaraft run with a bad command line", function()
   end
 
   local cases = {
-    { "an unknown flag", "--id 1 --peers 1=127.0.0.1:1 --bogus x " .. KV, "unknown flag" },
+    { "an unknown flag", "--id 1 --peers 1=127.0.0.1:1 --bogus x " .. KV, "unknown flag %-%-bogus %(try" },
+    { "a misspelt flag", "--id 1 --peers 1=127.0.0.1:1 --electon-ms 500 " .. KV,
+      "unknown flag %-%-electon%-ms %(did you mean %-%-election%-ms%?%)" },
     { "a missing id", "--peers 1=127.0.0.1:1 " .. KV, "%-%-id" },
     { "peers without this node", "--id 2 --peers 1=127.0.0.1:1 " .. KV, "must include" },
     { "a bad peer address", "--id 1 --peers 1=nowhere " .. KV, "bad address" },

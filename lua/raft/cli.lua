@@ -67,7 +67,13 @@ local function parse(args, spec)
     name = name or a:match("^%-%-([%w%-]+)$")
     if name then
       local s = spec[name]
-      if not s then return nil, "unknown flag --" .. name end
+      if not s then
+        local names = {}
+        for n in pairs(spec) do names[#names + 1] = n end
+        table.sort(names)
+        local near = require("raft.options").suggest(name, names)
+        return nil, "unknown flag --" .. name .. (near and (" (did you mean --" .. near .. "?)") or "")
+      end
       local v = inline
       if s.kind == "flag" then
         if v ~= nil then return nil, "--" .. name .. " takes no value" end
