@@ -18,6 +18,20 @@ const char *raft_strerror(int rv)
   return "unknown error";
 }
 
+const char *raft_errname(int rv)
+{
+  switch (rv) {
+  case 0:
+    return "OK";
+#define X(name, code, api, msg)                                               \
+  case code:                                                                  \
+    return #name;
+    RAFT_ERRORS(X)
+#undef X
+  }
+  return "UNKNOWN";
+}
+
 const char *raft_errcode(int rv)
 {
   switch (rv) {

@@ -44,22 +44,44 @@ typedef uint64_t raft_id; /* node id; 0 means "none" */
 typedef uint64_t raft_term;
 typedef uint64_t raft_index;
 
-/* Errors: negative codes from one table that also yields names and messages.
- * The name is the API.md error code the binding reports. */
-#define RAFT_ERRORS(X)                                                         \
-  X(NOMEM, -1, "storage", "out of memory")                                      \
-  X(NOTLEADER, -2, "not_leader", "this node is not the leader")                \
-  X(TOOLARGE, -3, "too_large", "entry larger than max_entry_bytes")            \
-  X(BUSY, -4, "busy", "too many uncommitted bytes; retry later")               \
-  X(TRANSFER, -5, "busy", "leadership transfer in progress")                   \
-  X(CONFPENDING, -6, "busy", "a membership change is already in progress")     \
-  X(BADCONF, -7, "bad_request", "invalid membership change")                   \
-  X(INVAL, -8, "bad_request", "invalid argument")                              \
-  X(MALFORMED, -9, "bad_request", "malformed data")                            \
-  X(NOQUORUM, -10, "not_leader", "leadership could not be confirmed")          \
-  X(STORAGE, -11, "storage", "storage write failed")                           \
-  X(NOLEASE, -12, "not_leader", "no valid leader lease (needs check_quorum)")  \
-  X(DROPPED, -13, "dropped", "request dropped")
+/* Errors: the one code space of luaraft, as libuv's UV_ERRNO_MAP. Every
+ * layer (core, store, net, sm, http, the binding) returns these negative
+ * codes; one table yields the enum, the names, the API.md error code a client
+ * sees and the message. It lives here because the core is the one layer every
+ * other includes and it may include nothing itself. */
+#define RAFT_ERRORS(X)                                                                             \
+  /* the core */                                                                                   \
+  X(NOMEM, -1, "storage", "out of memory")                                                         \
+  X(NOTLEADER, -2, "not_leader", "this node is not the leader")                                    \
+  X(TOOLARGE, -3, "too_large", "entry larger than max_entry_bytes")                                \
+  X(BUSY, -4, "busy", "too many uncommitted bytes; retry later")                                   \
+  X(TRANSFER, -5, "busy", "leadership transfer in progress")                                       \
+  X(CONFPENDING, -6, "busy", "a membership change is already in progress")                         \
+  X(BADCONF, -7, "bad_request", "invalid membership change")                                       \
+  X(INVAL, -8, "bad_request", "invalid argument")                                                  \
+  X(MALFORMED, -9, "bad_request", "malformed data")                                                \
+  X(NOQUORUM, -10, "not_leader", "leadership could not be confirmed")                              \
+  X(STORAGE, -11, "storage", "storage write failed")                                               \
+  X(NOLEASE, -12, "not_leader", "no valid leader lease (needs check_quorum)")                      \
+  X(DROPPED, -13, "dropped", "request dropped")                                                    \
+  /* storage (src/store) */                                                                        \
+  X(FULL, -20, "storage", "disk full")                                                             \
+  X(CORRUPT, -21, "storage", "the database is corrupted")                                          \
+  X(FOREIGN, -22, "storage", "the database belongs to another node or cluster")                    \
+  X(FORMAT, -23, "storage", "unsupported database format")                                         \
+  X(OPEN, -24, "storage", "cannot open the database")                                              \
+  /* the peer wire format and transport (src/net) */                                               \
+  X(SHORT, -30, "bad_request", "truncated frame")                                                  \
+  X(VERSION, -31, "bad_request", "unsupported frame version")                                      \
+  X(TOOBIG, -32, "too_large", "frame larger than the maximum frame size")                          \
+  X(CHECKSUM, -33, "bad_request", "frame checksum mismatch")                                       \
+  X(TYPE, -34, "bad_request", "unknown frame type")                                                \
+  X(ADDRESS, -40, "bad_request", "bad address (want IP:PORT or [IPv6]:PORT)")                      \
+  X(LISTEN, -41, "unavailable", "cannot listen")                                                   \
+  X(NOPEER, -42, "bad_request", "unknown peer")                                                    \
+  X(QUEUEFULL, -43, "dropped", "message dropped (send queue full)")                                \
+  X(FAULT, -44, "dropped", "message dropped by fault injection")                                   \
+  X(NOFAULTS, -45, "bad_request", "fault injection not enabled (allow_faults)")
 
 enum {
   RAFT_OK = 0,
@@ -68,6 +90,7 @@ enum {
 #undef X
 };
 const char *raft_strerror(int rv); /* human message */
+const char *raft_errname(int rv);  /* the table's name: "NOTLEADER", "FULL", ... */
 const char *raft_errcode(int rv);  /* API.md code: "busy", "not_leader", ... */
 
 /* Allocation goes through one hook so tests can make it fail. */
