@@ -37,8 +37,9 @@ function raft.use_cqueues(cq)
   return require("raft.loop_cqueues").use(cq)
 end
 
--- Fields that are whole submodules, loaded lazily: raft.check, raft.errors.
-local submodules = { check = "raft.check", errors = "raft.errors" }
+-- Fields that are whole submodules, loaded lazily: raft.check, raft.errors,
+-- raft.trace.
+local submodules = { check = "raft.check", errors = "raft.errors", trace = "raft.trace" }
 -- Fields that are constructors living in a submodule: raft.sim { ... }.
 local constructors = { sim = "raft.sim", node = "raft.node", cluster = "raft.cluster" }
 
