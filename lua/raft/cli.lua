@@ -41,8 +41,11 @@ DATA and QUERY are JSON (sent as application/json) or any other string.
 ]],
   bench = [[
 usage: luaraft bench [--http ADDR ...] [--clients 64] [--requests N] [--size 100]
+                     [--progress SECONDS]
 Proposes N kv `set` commands of SIZE-byte values from CLIENTS concurrent
 keep-alive connections and prints committed writes/s and p50/p99 latency.
+Every SECONDS (default 2; 0: never) a progress line goes to stderr: done/N,
+rate, ETA, errors so far.
 ]],
 }
 
@@ -468,7 +471,7 @@ end
 local BENCH_SPEC = {
   http = { key = "http", kind = "list" }, clients = { key = "clients", kind = "int" },
   requests = { key = "requests", kind = "int" }, size = { key = "size", kind = "int" },
-  timeout = { key = "timeout", kind = "int" },
+  timeout = { key = "timeout", kind = "int" }, progress = { key = "progress", kind = "int" },
   help = { key = "help", kind = "flag" },
 }
 
@@ -495,6 +498,8 @@ function cli.bench(args)
   if nclients < 1 then return die("bench", "--clients must be at least 1") end
   local uv = require "luv"
   local http_client = require "raft.http_client"
+  local progress = require("raft.progress").new { label = "bench", total = total, unit = "requests",
+                                                  every = o.progress or 2 }
   local value = string.rep("x", size)
   local issued, finished, ok_count, errors_seen = 0, 0, 0, {}
   local lat = {}
@@ -521,6 +526,7 @@ function cli.bench(args)
           errors_seen[key] = (errors_seen[key] or 0) + 1
           if not status then client:close() end
         end
+        progress:update(finished, (finished - ok_count) .. " errors")
       end
       client:close()
       active = active - 1
