@@ -52,6 +52,17 @@ describe("raft.use_cqueues", function()
     assert.is_true(echo_done_while_sleeping)
   end)
 
+  it("after raft.stop_loop() ended the driver, a waiting call in a cqueues coroutine drives raft itself", function()
+    local cq = cqueues.new()
+    local woke = false
+    cq:wrap(function()
+      raft.sleep(0.01)
+      woke = true
+    end)
+    assert(cq:loop(10))
+    assert.is_true(woke)
+  end)
+
   it("rejects a non-controller argument", function()
     assert.has_error(function() raft.use_cqueues(42) end,
       "bad argument #1 to 'use_cqueues' (cqueues controller expected, got number)")

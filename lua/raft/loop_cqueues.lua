@@ -23,6 +23,9 @@ local installed = nil -- { cq, kick, stopped }
 
 -- The waiter raft.loop consults in coroutines it did not spawn.
 local function waiter(start)
+  -- without a driver (none yet, or stopped) nobody would step raft's loop:
+  -- the caller then drives it itself, as outside any other loop
+  if not installed or installed.stopped then return false end
   local _, managed = cqueues.running()
   if not managed then return false end
   local cond = condition.new()
@@ -33,7 +36,7 @@ local function waiter(start)
       cond:signal()
     end
   end)
-  if installed then installed.kick:signal() end
+  installed.kick:signal()
   while not results do cond:wait() end
   return true, table.unpack(results, 1, results.n)
 end
