@@ -52,7 +52,11 @@ end
 -- results when it handled the wait in the current coroutine, or false.
 local waiters = {}
 function loop.add_waiter(fn) waiters[#waiters + 1] = fn end
-function loop.use_luv(uv) luv = uv end
+-- uv.loop_mode() (luv >= 1.33; Debian 12 has 1.44) tells whether uv.run()
+-- is running; an older luv leaves only raft's own runs detectable.
+function loop.use_luv(uv)
+  if type(uv.loop_mode) == "function" then luv = uv end
+end
 
 local spawned = setmetatable({}, { __mode = "k" })
 
