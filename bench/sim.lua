@@ -57,6 +57,8 @@ end
 local base = applied_everywhere()
 local t0 = os.clock()
 local proposed, done = 0, 0
+local progress = require("raft.progress").new { label = "bench sim", total = total, unit = "entries",
+                                                clock = os.clock } -- CPU seconds, like the result
 while done < total do
   local n = math.min(inflight - (proposed - done), total - proposed)
   if n > 0 then
@@ -65,6 +67,7 @@ while done < total do
   end
   c:run(c:now() + 1)
   while c:completion() do done = done + 1 end
+  progress:update(done)
 end
 assert(sim:run_until(function() return applied_everywhere() >= base + total end, 60000))
 local cpu = os.clock() - t0

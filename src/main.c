@@ -1,7 +1,7 @@
 /* luaraft: Lua 5.4 with the `raft` module preloaded.
  *
  *   luaraft SCRIPT.lua [args]        runs a script, `arg` set as lua5.4 does
- *   luaraft run|cluster|ctl|bench    the host commands (lua/raft/cli.lua)
+ *   luaraft run|cluster|ctl|bench|trace    the host commands (lua/raft/cli.lua)
  *   luaraft --help | --version
  */
 #include <signal.h>
@@ -22,8 +22,9 @@ static const char usage[] =
     "       luaraft cluster [flags] SCRIPT.lua  run a local dev cluster\n"
     "       luaraft ctl [--http ADDR] COMMAND   talk to a running node\n"
     "       luaraft bench [flags]            benchmark a running cluster\n"
+    "       luaraft trace INPUT -o OUT.html  draw a simulator or cluster trace\n"
     "       luaraft --help | --version\n"
-    "Run `luaraft run --help` (and cluster/ctl/bench) for their flags.\n";
+    "Run `luaraft run --help` (and cluster/ctl/bench/trace) for their flags.\n";
 
 static int report(lua_State *L, int status) {
   if (status != LUA_OK) {
@@ -111,7 +112,7 @@ int main(int argc, char **argv) {
   int rc;
   const char *cmd = argv[1];
   if (strcmp(cmd, "run") == 0 || strcmp(cmd, "cluster") == 0 ||
-      strcmp(cmd, "ctl") == 0 || strcmp(cmd, "bench") == 0)
+      strcmp(cmd, "ctl") == 0 || strcmp(cmd, "bench") == 0 || strcmp(cmd, "trace") == 0)
     rc = run_command(L, argv, argc);
   else
     rc = run_script(L, argv, argc, 1);

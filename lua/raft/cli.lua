@@ -41,8 +41,11 @@ DATA and QUERY are JSON (sent as application/json) or any other string.
 ]],
   bench = [[
 usage: luaraft bench [--http ADDR ...] [--clients 64] [--requests N] [--size 100]
+                     [--progress SECONDS]
 Proposes N kv `set` commands of SIZE-byte values from CLIENTS concurrent
 keep-alive connections and prints committed writes/s and p50/p99 latency.
+Every SECONDS (default 2; 0: never) a progress line goes to stderr: done/N,
+rate, ETA, errors so far.
 ]],
 }
 
@@ -474,7 +477,7 @@ end
 local BENCH_SPEC = {
   http = { key = "http", kind = "list" }, clients = { key = "clients", kind = "int" },
   requests = { key = "requests", kind = "int" }, size = { key = "size", kind = "int" },
-  timeout = { key = "timeout", kind = "int" },
+  timeout = { key = "timeout", kind = "int" }, progress = { key = "progress", kind = "int" },
   help = { key = "help", kind = "flag" },
 }
 
@@ -501,6 +504,8 @@ function cli.bench(args)
   if nclients < 1 then return die("bench", "--clients must be at least 1") end
   local uv = require "luv"
   local http_client = require "raft.http_client"
+  local progress = require("raft.progress").new { label = "bench", total = total, unit = "requests",
+                                                  every = o.progress or 2 }
   local value = string.rep("x", size)
   local issued, finished, ok_count, errors_seen = 0, 0, 0, {}
   local lat = {}
@@ -527,6 +532,7 @@ function cli.bench(args)
           errors_seen[key] = (errors_seen[key] or 0) + 1
           if not status then client:close() end
         end
+        progress:update(finished, (finished - ok_count) .. " errors")
       end
       client:close()
       active = active - 1
@@ -547,9 +553,46 @@ function cli.bench(args)
   return nerr == 0 and 0 or 1
 end
 
+-- luaraft trace INPUT [-o OUT.html] [--check MODEL] [--title T]: draws a
+-- trace (lua/raft/trace.lua, docs/trace.md) as one self-contained page.
+local TRACE_USAGE = [[
+usage: luaraft trace INPUT [-o OUT.html] [--check MODEL] [--title TITLE]
+Draws INPUT, a luaraft-trace JSON file (sim:export_trace(path), or a
+raft.trace.record(c) recorder's rec:export(path)) or a bare history (a JSON
+list of ops), as one self-contained HTML page: a lane per node coloured by
+role, leader changes, crashes, pauses, partitions, membership, client
+operations by outcome and the checker's verdict. OUT defaults to INPUT with
+.html. --check MODEL (kv) checks a bare history for linearizability.
+]]
+
+function cli.trace(args)
+  local list = {}
+  for i, a in ipairs(args) do list[i] = a == "-o" and "--output" or a end
+  local o, pos = parse(list, {
+    output = { key = "output", kind = "string" }, check = { key = "check", kind = "string" },
+    title = { key = "title", kind = "string" }, help = { key = "help", kind = "flag" },
+  })
+  if not o then return die("trace", pos .. " (try luaraft trace --help)") end
+  if o.help then io.stdout:write(TRACE_USAGE) return 0 end
+  if #pos ~= 1 then return die("trace", "needs one INPUT file (try luaraft trace --help)") end
+  local trace = require "raft.trace"
+  local t, err = trace.read(pos[1], { model = o.check })
+  if not t then return die("trace", err) end
+  if o.title then t.title = o.title end
+  local out = o.output or (pos[1]:gsub("%.json$", "") .. ".html")
+  local f, ferr = io.open(out, "w")
+  if not f then return die("trace", "cannot write " .. out .. ": " .. tostring(ferr)) end
+  f:write(trace.html(t))
+  f:close()
+  io.stdout:write(("wrote %s (%d nodes, %d events, %d ops)\n"):format(out, #t.nodes,
+    #(t.events or {}), #(t.ops or {})))
+  return 0
+end
+
 function cli.main(command, ...)
   local args = { ... }
-  local fn = ({ run = cli.run, cluster = cli.cluster, ctl = cli.ctl, bench = cli.bench })[command]
+  local fn = ({ run = cli.run, cluster = cli.cluster, ctl = cli.ctl, bench = cli.bench,
+                trace = cli.trace })[command]
   if not fn then
     io.stderr:write("luaraft: unknown command '" .. tostring(command) .. "'\n")
     return 2

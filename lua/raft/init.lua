@@ -15,6 +15,11 @@ local raft = {
   stop_loop = loop.stop_loop,
   spawn = loop.spawn,         -- run fn(...) in a coroutine driven by the loop
   sleep = loop.sleep,         -- inside a spawned coroutine (or drives the loop)
+  -- Any poll-based loop (docs/loops.md): wait for backend_fd() to be
+  -- readable or backend_timeout() seconds (nil: no timer), then step().
+  step = loop.step,           -- one non-blocking iteration (true: more to do)
+  backend_fd = loop.backend_fd,
+  backend_timeout = loop.backend_timeout,
 }
 
 -- Share luv's loop (API.md section 1): call before creating nodes/servers.
@@ -23,11 +28,18 @@ function raft.use_luv()
   local path = package.searchpath("luv", package.cpath)
   if not path then error("raft.use_luv: luv.so not found on package.cpath", 2) end
   core.use_luv(path)
+  loop.use_luv(uv) -- a waiting call in a luv callback now knows the loop runs
   return uv
 end
 
--- Fields that are whole submodules, loaded lazily: raft.check, raft.errors.
-local submodules = { check = "raft.check", errors = "raft.errors" }
+-- Run raft inside a cqueues controller (docs/loops.md); returns it.
+function raft.use_cqueues(cq)
+  return require("raft.loop_cqueues").use(cq)
+end
+
+-- Fields that are whole submodules, loaded lazily: raft.check, raft.errors,
+-- raft.trace.
+local submodules = { check = "raft.check", errors = "raft.errors", trace = "raft.trace" }
 -- Fields that are constructors living in a submodule: raft.sim { ... }.
 local constructors = { sim = "raft.sim", node = "raft.node", cluster = "raft.cluster" }
 

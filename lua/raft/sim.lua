@@ -270,6 +270,12 @@ end
 
 function Sim:violation() return self.c:violation() end
 function Sim:trace() return self.c:trace() end
+-- sim:export_trace(path [, { model = "kv" | table | false, title }]): writes
+-- the run as a luaraft-trace JSON file for `luaraft trace` (docs/trace.md).
+function Sim:export_trace(path, opts)
+  local trace = require "raft.trace"
+  return trace.write(trace.from_sim(self, opts), path)
+end
 -- Frees the simulated cluster now. Its memory lives in C and in each node's
 -- own Lua state, which the garbage collector of this state does not see: a
 -- program that makes many simulations (a soak loop) should close each one

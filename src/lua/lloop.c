@@ -53,6 +53,24 @@ static int l_stop(lua_State *L) {
   return 0;
 }
 
+/* For embedding in a poll-based loop of another library (cqueues, a select()
+ * loop ...): the fd that becomes readable when the loop has I/O to handle, and
+ * the milliseconds until its next timer (-1: none, 0: work is pending). The
+ * loop time is refreshed first: libuv caches it per iteration, and a stale
+ * time would make the timeout too long by however long the embedder slept.
+ * The step itself is loop_run_once(true), uv_run(UV_RUN_NOWAIT). */
+static int l_backend_fd(lua_State *L) {
+  lua_pushinteger(L, uv_backend_fd(luaraft__loop(L)));
+  return 1;
+}
+
+static int l_backend_timeout(lua_State *L) {
+  uv_loop_t *loop = luaraft__loop(L);
+  uv_update_time(loop);
+  lua_pushinteger(L, uv_backend_timeout(loop));
+  return 1;
+}
+
 static int l_now(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)uv_now(luaraft__loop(L)));
   return 1;
@@ -61,6 +79,7 @@ static int l_now(lua_State *L) {
 void luaraft__loop_open(lua_State *L) {
   static const luaL_Reg fns[] = {{"use_luv", l_use_luv}, {"loop_run", l_run},
                                  {"loop_run_once", l_run_once}, {"loop_stop", l_stop},
-                                 {"loop_now", l_now}, {NULL, NULL}};
+                                 {"loop_now", l_now}, {"loop_backend_fd", l_backend_fd},
+                                 {"loop_backend_timeout", l_backend_timeout}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }
