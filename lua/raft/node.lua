@@ -323,7 +323,7 @@ function Node:remove_member(id, timeout)
   return change(self, "remove_member", "remove", id, nil, timeout)
 end
 
---- Hands leadership to `id` (nil: the most up-to-date follower). Waits.
+--- Hands leadership to `id` (nil: a follower the leader picks). Waits.
 -- @int[opt] id
 -- @number[opt] timeout seconds
 -- @return true, or nil and an error
