@@ -44,11 +44,12 @@ function raft.use_luv()
   return uv
 end
 
--- Fields that are whole submodules, loaded lazily: raft.check, raft.errors,
--- raft.json.
-local submodules = { check = "raft.check", errors = "raft.errors", json = "raft.json" }
+-- Fields that are whole submodules, loaded lazily: raft.check, raft.errors.
+local submodules = { check = "raft.check", errors = "raft.errors" }
 -- Fields that are constructors living in a submodule: raft.sim { ... }.
 local constructors = { sim = "raft.sim", node = "raft.node", cluster = "raft.cluster" }
+-- raft.json: JSON decoded as the HTTP API decodes it (docs/module.md).
+submodules.json = "raft.json"
 
 return setmetatable(raft, {
   __index = function(t, name)
