@@ -44,7 +44,7 @@ local ok, err = pcall(function()
   -- Serialising a 100 MB state in the state machine holds each node's loop
   -- for a while, long enough for an election now and then: ask whoever
   -- leads now.
-  l = assert(c:leader(15))
+  assert(c:leader(15))
   local addr = c:add_node(4)
   t = now()
   assert(c:wait_for(function() return c:node(assert(c:leader(15))):add_member(4, addr, { learner = true }) end, 30))

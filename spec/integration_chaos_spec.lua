@@ -110,14 +110,14 @@ local function run(seed, seconds, opts)
         while now() < deadline do
           n = n + 1
           local r = rng.int(1, 10)
-          local res, e
+          local res, e, _
           if r <= 3 then
-            res, e = write(k, n, { op = "set", key = rng.pick(KEYS), value = "c" .. k .. "-" .. n })
+            _, e = write(k, n, { op = "set", key = rng.pick(KEYS), value = "c" .. k .. "-" .. n })
           elseif r <= 5 then
             local key = rng.pick(KEYS)
-            res, e = write(k, n, { op = "cas", key = key, old = seen[key], new = "c" .. k .. "-" .. n })
+            _, e = write(k, n, { op = "cas", key = key, old = seen[key], new = "c" .. k .. "-" .. n })
           elseif r <= 6 then
-            res, e = write(k, n, { op = "incr", key = COUNTER, by = 1 })
+            _, e = write(k, n, { op = "incr", key = COUNTER, by = 1 })
           else
             local key = rng.pick { KEYS[1], KEYS[2], COUNTER }
             res, e = read(key)

@@ -92,7 +92,7 @@ describe("a cluster where every node is SIGKILLed at once", function()
   teardown(function() if c then c:close() end end)
 
   it("still holds every acknowledged write after a restart of all nodes", function()
-    local l = assert(c:leader(15))
+    assert(c:leader(15))
     local acked = {}
     local ids = c:ids()
     for i = 1, 60 do
@@ -103,7 +103,7 @@ describe("a cluster where every node is SIGKILLed at once", function()
     assert.truthy(#acked >= 50, "too few acknowledged writes: " .. #acked)
     for _, id in ipairs(ids) do c:kill(id) end
     for _, id in ipairs(ids) do c:restart(id) end
-    l = assert(c:leader(15))
+    local l = assert(c:leader(15))
     for _, i in ipairs(acked) do
       assert.equal(i, (c:node(l):read({ key = "k" .. i })))
     end

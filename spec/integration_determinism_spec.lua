@@ -3,7 +3,6 @@
 -- with its own Lua hash seed, agree on `pairs` order; a runaway apply is
 -- stopped by the instruction budget the same way on every node; a replica
 -- that diverges is caught by digest() and stops serving.
-local raft = require "raft"
 local cluster = require "raft.cluster"
 local procs = require "support.procs"
 

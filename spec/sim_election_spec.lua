@@ -1,5 +1,4 @@
 -- Leader election in the simulator, and the simulator's determinism.
-local raft = require "raft"
 local sim_util = require "support.sim_util"
 local new = sim_util.new
 local elect = sim_util.elect
@@ -32,9 +31,9 @@ describe("raft.sim election", function()
     local function run(seed)
       local sim = new(seed)
       elect(sim)
-      for i = 1, 20 do sim:propose({ op = "incr", key = "n" }) end
+      for _ = 1, 20 do sim:propose({ op = "incr", key = "n" }) end
       sim:net { drop = 0.1, duplicate = 0.1, delay = { 1, 30 }, reorder = true }
-      for i = 1, 20 do sim:propose({ op = "incr", key = "n" }) end
+      for _ = 1, 20 do sim:propose({ op = "incr", key = "n" }) end
       sim:advance(3000)
       sim:crash(sim:leader() or 1)
       sim:advance(3000)

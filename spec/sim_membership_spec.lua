@@ -1,5 +1,4 @@
 -- Leadership transfer and membership changes in the simulator (thesis 3.10, 4).
-local raft = require "raft"
 local sim_util = require "support.sim_util"
 local new = sim_util.new
 local elect = sim_util.elect
@@ -22,7 +21,7 @@ describe("raft.sim membership", function()
   it("lets a learner catch up, then promotes it to a voter", function()
     local sim = new(22)
     local leader = elect(sim)
-    for i = 1, 20 do sim:node(leader):propose({ op = "incr", key = "n" }) end
+    for _ = 1, 20 do sim:node(leader):propose({ op = "incr", key = "n" }) end
     sim:add_node(4)
     assert.is_true(sim:node(leader):add_member(4, "sim:4", { learner = true }))
     assert.is_true(sim:run_until(function()

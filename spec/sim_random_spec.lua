@@ -47,18 +47,18 @@ local function run(seed, nnodes, opts)
     local key = rng.pick(KEYS)
     local node = rng.pick(live())
     local r = rng.int(1, 10)
-    local opts = { node = node, timeout = rng.int(500, 3000) }
+    local req = { node = node, timeout = rng.int(500, 3000) }
     if r <= 3 then
-      c.ticket = sim:read({ key = key }, opts)
+      c.ticket = sim:read({ key = key }, req)
     elseif r <= 5 then
-      c.ticket = sim:propose({ op = "set", key = key, value = rng.int(1, 5) }, opts)
+      c.ticket = sim:propose({ op = "set", key = key, value = rng.int(1, 5) }, req)
     elseif r <= 6 then
-      c.ticket = sim:propose({ op = "del", key = key }, opts)
+      c.ticket = sim:propose({ op = "del", key = key }, req)
     elseif r <= 8 then
       c.ticket = sim:propose({ op = "cas", key = key, old = rng.int(0, 3) > 0 and rng.int(1, 5) or nil,
-                               new = rng.int(1, 5) }, opts)
+                               new = rng.int(1, 5) }, req)
     else
-      c.ticket = sim:propose({ op = "incr", key = key, by = rng.int(1, 3) }, opts)
+      c.ticket = sim:propose({ op = "incr", key = key, by = rng.int(1, 3) }, req)
     end
   end
 

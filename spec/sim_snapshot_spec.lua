@@ -31,7 +31,7 @@ describe("raft.sim snapshots", function()
     local sim = raft.sim { nodes = 3, seed = 32, state_machine = "examples/kv.lua",
                            snapshot_entries = 25 }
     local leader = elect(sim)
-    for i = 1, 60 do sim:node(leader):propose({ op = "incr", key = "c" }) end
+    for _ = 1, 60 do sim:node(leader):propose({ op = "incr", key = "c" }) end
     for _, id in ipairs(sim:nodes()) do sim:crash(id) end
     for _, id in ipairs(sim:nodes()) do sim:restart(id) end
     leader = elect(sim)
@@ -61,7 +61,7 @@ describe("raft.sim snapshots", function()
       }
     end }
     local leader = elect(sim)
-    for i = 1, 12 do sim:node(leader):propose("x") end
+    for _ = 1, 12 do sim:node(leader):propose("x") end
     assert.is_truthy(sim:trace():find("snapshot failed: snapshot: [^\n]-:%d+: cannot snapshot"))
     assert.equal(0, sim:node(leader):status().snapshot_index)
     local ok, err = sim:node(leader):snapshot()

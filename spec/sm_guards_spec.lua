@@ -68,7 +68,7 @@ describe("divergence detection", function()
     local sim = raft.sim { nodes = 3, seed = 31, state_machine = M .. "diverge.lua",
                            digest_entries = 10 }
     local leader = elect(sim)
-    for i = 1, 12 do assert(sim:node(leader):propose("x")) end
+    for _ = 1, 12 do assert(sim:node(leader):propose("x")) end
     sim:advance(200)
     for _, id in ipairs(sim:nodes()) do
       local st = sim:status(id)
@@ -130,7 +130,7 @@ describe("divergence detection", function()
   it("stays quiet when every replica agrees", function()
     local sim = raft.sim { nodes = 3, seed = 33, state_machine = M .. "diverge.lua",
                            digest_entries = 7 }
-    local leader = elect(sim)
+    elect(sim)
     for _ = 1, 50 do assert(sim:node(sim:leader()):propose("x")) end
     sim:advance(200)
     for _, id in ipairs(sim:nodes()) do
@@ -147,7 +147,7 @@ describe("the memory limit", function()
   it("halts a node whose state machine outgrows memory_max; the others keep going", function()
     local sim = raft.sim { nodes = 3, seed = 41, state_machine = M .. "hog.lua",
                            node_memory_max = { [3] = 4 * 1024 * 1024 } }
-    local leader = elect(sim)
+    elect(sim)
     for _ = 1, 12 do assert(sim:node(sim:leader()):propose({ op = "grow", kb = 512 })) end
     assert.is_true(sim:run_until(function() return sim:status(3).halted end, 5000))
     local st = sim:status(3)
@@ -159,7 +159,7 @@ describe("the memory limit", function()
     assert.equal("stopped", err.code)
     -- the others keep going
     assert.is_true(sim:run_until(function() return sim:leader() and sim:leader() ~= 3 end, 5000))
-    leader = sim:leader()
+    local leader = sim:leader()
     assert.equal(13, sim:node(leader):propose("x"))
     for _, id in ipairs({ 1, 2 }) do
       assert.is_true(caught_up(sim, id, leader))

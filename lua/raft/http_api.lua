@@ -4,6 +4,7 @@
 local core = require "raft.core"
 local cjson = require "cjson"
 local loop = require "raft.loop"
+local json_util = require "raft.json"
 
 local http_api = {}
 
@@ -43,20 +44,10 @@ local function bad(srv, req, message)
 end
 
 -- JSON null becomes nil and integral numbers integers, so a JSON command
--- encodes (raft.encode) the same as the equivalent Lua table.
-local function clean(v, depth)
-  if v == cjson.null then return nil end
-  if type(v) == "number" then return math.tointeger(v) or v end
-  if type(v) == "table" then
-    if depth > 100 then error("JSON nested too deeply") end
-    local t = {}
-    for k, x in pairs(v) do
-      local ck = clean(k, depth + 1)
-      if ck ~= nil then t[ck] = clean(x, depth + 1) end
-    end
-    return t
-  end
-  return v
+-- encodes (raft.encode) the same as the equivalent Lua table. The normaliser
+-- is raft.json's, so an embedder decoding with raft.json gets the same values.
+local function clean(v)
+  return json_util.normalize(v)
 end
 
 -- The body as a command or query: JSON -> Lua value, anything else -> string.
@@ -69,7 +60,7 @@ local function body_value(req)
   if declared or maybe then
     local ok, v = pcall(cjson.decode, req.body)
     if ok then
-      local ok2, c = pcall(clean, v, 0)
+      local ok2, c = pcall(clean, v)
       if not ok2 then return nil, tostring(c) end
       return c
     end
@@ -82,7 +73,7 @@ local function json_body(req)
   if req.body == "" then return {} end
   local ok, v = pcall(cjson.decode, req.body)
   if not ok or type(v) ~= "table" then return nil, "the body must be a JSON object" end
-  return clean(v, 0)
+  return clean(v)
 end
 
 local function query_params(q)

@@ -1,5 +1,21 @@
--- The public `raft` module, built from the C parts (`raft.core`) and the
+--- The public `raft` module, built from the C parts (`raft.core`) and the
 -- pure-Lua parts in lua/raft/. Submodules load on first use.
+-- The reference is docs/module.md (the topic "module.md" here).
+-- @module raft
+-- @field version the version, "x.y.z"
+-- @field encode `raft.encode(value) -> string`: deterministic binary encoding
+-- @field decode `raft.decode(string) -> value`; raises on malformed input
+-- @field run `raft.run() -> alive`: drive the loop until nothing is left
+-- @field run_once `raft.run_once() -> alive`: one loop iteration
+-- @field stop_loop `raft.stop_loop()`: make `raft.run` return
+-- @field spawn `raft.spawn(fn, ...) -> co`: run fn in a coroutine driven by the loop
+-- @field sleep `raft.sleep(seconds)`: yields in a spawned coroutine, else drives the loop
+-- @field node `raft.node(opts) -> node` (module raft.node)
+-- @field sim `raft.sim(opts) -> sim` (docs/sim.md)
+-- @field cluster `raft.cluster(opts) -> cluster` (docs/cluster.md)
+-- @field check the checker, `raft.check.linearizable` (docs/checker.md)
+-- @field json JSON as the HTTP API decodes it (module raft.json)
+-- @field errors error values: `raft.errors.is(value [, code])`, `raft.errors.codes`
 local core = require "raft.core"
 local loop = require "raft.loop"
 
@@ -22,7 +38,9 @@ local raft = {
   backend_timeout = loop.backend_timeout,
 }
 
--- Share luv's loop (API.md section 1): call before creating nodes/servers.
+--- Shares luv's default loop (API.md section 1): call before creating
+-- nodes or servers; then one `uv.run()` serves luv's handles and raft's nodes.
+-- @return the luv module
 function raft.use_luv()
   local uv = require "luv"
   local path = package.searchpath("luv", package.cpath)
@@ -42,6 +60,8 @@ end
 local submodules = { check = "raft.check", errors = "raft.errors", trace = "raft.trace" }
 -- Fields that are constructors living in a submodule: raft.sim { ... }.
 local constructors = { sim = "raft.sim", node = "raft.node", cluster = "raft.cluster" }
+-- raft.json: JSON decoded as the HTTP API decodes it (docs/module.md).
+submodules.json = "raft.json"
 
 return setmetatable(raft, {
   __index = function(t, name)

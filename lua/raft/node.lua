@@ -1,4 +1,6 @@
--- raft.node { ... }: one real cluster node (API.md section 4, "Nodes").
+--- raft.node { ... }: one real cluster node (API.md section 4, "Nodes";
+-- the reference is docs/node.md).
+-- @module raft.node
 --
 -- The C host (src/host, bound in src/lua/lnode.c) runs the Raft core,
 -- storage, transport and state machine; this file turns its request ids and
@@ -55,7 +57,10 @@ local function sm_option(sm)
   error("raft.node: state_machine is required (a script path, a factory function or a table)", 3)
 end
 
--- raft.node(opts) -> node (not started)
+--- Makes a node (not started): `raft.node(opts)`. Options: docs/node.md.
+-- @tab opts id, peers, state_machine, storage, data_dir, election_ms, ...
+-- @return a node
+-- @raise on a bad option, naming it
 function node.new(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'node' (table expected)", 2) end
   local id = opts.id
@@ -162,7 +167,8 @@ local function on_event(self, event, a, b, c, d, e)
   end
 end
 
--- node:start() -> true | nil, err
+--- Opens storage, listens, joins the cluster.
+-- @return true, or nil and an error (code `storage` or `bad_request`)
 function Node:start()
   if self.started then error("raft.node: start() called twice", 2) end
   self.started = true
@@ -234,12 +240,21 @@ function Node:_propose(cmd, opts)
   end)
 end
 
+--- Replicates `cmd` and returns what this node's `apply` returned for it.
+-- Waits: yields inside `raft.spawn`, drives the loop outside a coroutine.
+-- @param cmd any value `raft.encode` takes
+-- @tab[opt] opts `timeout` (s, default 5), `wait` ("apply" or "commit"), `client`, `seq`
+-- @return the result, or nil and an error
 function Node:propose(cmd, opts)
   local ok, result = self:_propose(cmd, opts)
   if not ok then return nil, result end
   return result
 end
 
+--- Runs the state machine's `query(q)`. Waits.
+-- @param q the query
+-- @tab[opt] opts `consistency` ("linearizable", "lease", "stale"), `timeout` (s)
+-- @return the result, or nil and an error
 function Node:read(q, opts)
   opts = opts or {}
   local timeout = check_timeout(opts.timeout, 2, "read")
@@ -256,6 +271,9 @@ function Node:read(q, opts)
   return result
 end
 
+--- Waits until everything committed before the call is applied here.
+-- @number[opt] timeout seconds, default 5
+-- @return true, or nil and an error
 function Node:barrier(timeout)
   timeout = check_timeout(timeout, 1, "barrier")
   local done, err = self:_request("barrier", timeout, false, function(req)
@@ -273,6 +291,11 @@ local function change(self, fname, kind, id, address, timeout)
   return true
 end
 
+--- Adds a voter, or a learner with `{ learner = true }`. Waits.
+-- @int id the new member
+-- @string address its peer address, "host:port"
+-- @tab[opt] opts `learner`, `timeout`
+-- @return true, or nil and an error
 function Node:add_member(id, address, opts)
   check_id(id, 1, "add_member")
   if type(address) ~= "string" or not address:match("^.+:%d+$") then
@@ -282,16 +305,28 @@ function Node:add_member(id, address, opts)
   return change(self, "add_member", opts.learner and "learner" or "add", id, address, opts.timeout)
 end
 
+--- Makes a learner a voter. Waits.
+-- @int id
+-- @number[opt] timeout seconds
+-- @return true, or nil and an error
 function Node:promote(id, timeout)
   check_id(id, 1, "promote")
   return change(self, "promote", "promote", id, nil, timeout)
 end
 
+--- Removes a member. Waits.
+-- @int id
+-- @number[opt] timeout seconds
+-- @return true, or nil and an error
 function Node:remove_member(id, timeout)
   check_id(id, 1, "remove_member")
   return change(self, "remove_member", "remove", id, nil, timeout)
 end
 
+--- Hands leadership to `id` (nil: a follower the leader picks). Waits.
+-- @int[opt] id
+-- @number[opt] timeout seconds
+-- @return true, or nil and an error
 function Node:transfer_leadership(id, timeout)
   if id ~= nil and id ~= 0 then check_id(id, 1, "transfer_leadership") end
   timeout = check_timeout(timeout, 2, "transfer_leadership")
@@ -302,6 +337,8 @@ function Node:transfer_leadership(id, timeout)
   return true
 end
 
+--- A leader becomes a follower at once.
+-- @return true, or nil and an error
 function Node:step_down()
   if not usable(self, "step_down") then return nil, errors.new("stopped", "the node is stopped") end
   local ok, code, msg = self.handle:step_down()
@@ -309,6 +346,8 @@ function Node:step_down()
   return true
 end
 
+--- Takes a snapshot now.
+-- @return true, or nil and an error
 function Node:snapshot()
   if not usable(self, "snapshot") then return nil, errors.new("stopped", "the node is stopped") end
   local ok, code, msg = self.handle:snapshot()
@@ -332,6 +371,8 @@ function Node:fail_writes(n)
   return true
 end
 
+--- The node's state: id, role, term, leader, indexes, members, state_machine (docs/node.md).
+-- @treturn table
 function Node:status()
   if not self.started or self.stopped then
     return { id = self.id, role = "stopped", term = 0, commit_index = 0, applied_index = 0,
@@ -340,11 +381,17 @@ function Node:status()
   return self.handle:status()
 end
 
+--- Counters, the same as `GET /metrics` (docs/metrics.md).
+-- @treturn table or nil once stopped
 function Node:metrics()
   if not self.started or self.stopped then return nil end
   return self.handle:metrics()
 end
 
+--- Calls `fn` on "role", "leader", "commit", "apply", "members" or "snapshot" events.
+-- @string event
+-- @func fn runs in its own coroutine
+-- @return the node
 function Node:on(event, fn)
   if not EVENTS[event] then argerror(1, "on", "event must be role, leader, commit, apply, members or snapshot") end
   if type(fn) ~= "function" then argerror(2, "on", "function expected") end
@@ -358,6 +405,8 @@ function Node:on(event, fn)
   return self
 end
 
+--- Stops the node; waiting calls fail with `stopped`.
+-- @return true
 function Node:stop()
   if self.stopped then return true end
   self.stopped = true

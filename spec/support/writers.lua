@@ -14,7 +14,7 @@ local writers = {}
 function writers.run(o)
   local addr_of = type(o.addr) == "function" and o.addr or function() return o.addr end
   local issued, acked, errs, active = 0, 0, {}, 0
-  for w = 1, o.workers or 16 do
+  for _ = 1, o.workers or 16 do
     active = active + 1
     local function work()
       local clients = {}
