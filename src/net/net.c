@@ -19,6 +19,7 @@ static_assert(LR_NET_ADDRESS_MAX == LR_WIRE_ADDR_MAX, "peer addresses fit in a H
 enum { C_CONNECTING, C_TLS, C_HELLO_SENT, C_AWAIT_HELLO, C_AWAIT_AUTH, C_UP, C_REFUSING };
 
 #define QUIET_MAX 64 /* (who, reason) pairs whose repetitions are logged at debug level */
+#define QUIET_REMIND_MS (10 * 60 * 1000) /* ... with a reminder at warn level this often */
 
 struct frame {
   struct frame *next;
@@ -86,7 +87,11 @@ struct lr_net {
   int port;
   char self_addr[LR_NET_ADDRESS_MAX + 1]; /* advertised in our HELLOs */
   struct lr_tls_ctx *tls; /* NULL without TLS */
-  uint64_t quiet[QUIET_MAX]; /* hashes of (who, reason) already logged */
+  struct {
+    uint64_t who, reason; /* hashes; reason 0: a free slot */
+    uint64_t logged_ms;   /* uv_now when last logged at warn level */
+    uint64_t repeats;     /* since then */
+  } quiet[QUIET_MAX];     /* (who, reason) pairs already logged */
   uint32_t quiet_next;
 };
 
@@ -506,25 +511,42 @@ static uint64_t who_hash(const struct conn *c, raft_id id) {
   return h;
 }
 
-/* True when (who, reason) was logged already; records it otherwise. */
-static bool quiet(struct lr_net *n, uint64_t who, const char *reason) {
-  uint64_t h = who;
+/* True when (who, reason) was logged at warn level within the last
+ * QUIET_REMIND_MS; records it otherwise (with the repeats since, in
+ * *repeats). Keyed by the peer and the reason's text, not cleared by a
+ * successful handshake: two nodes of different clusters may share an id. */
+static bool quiet(struct lr_net *n, uint64_t who, const char *reason, uint64_t *repeats) {
+  uint64_t h = 1469598103934665603ull, now = uv_now(n->loop);
   for (const char *p = reason; *p; p++)
     h = (h ^ (uint8_t)*p) * 1099511628211ull;
   h |= 1; /* 0 marks a free slot */
+  *repeats = 0;
   for (uint32_t i = 0; i < QUIET_MAX; i++)
-    if (n->quiet[i] == h)
-      return true;
-  n->quiet[n->quiet_next++ % QUIET_MAX] = h;
+    if (n->quiet[i].reason == h && n->quiet[i].who == who) {
+      if (now - n->quiet[i].logged_ms < QUIET_REMIND_MS) {
+        n->quiet[i].repeats++;
+        return true;
+      }
+      *repeats = n->quiet[i].repeats;
+      n->quiet[i].repeats = 0;
+      n->quiet[i].logged_ms = now;
+      return false;
+    }
+  uint32_t slot = n->quiet_next++ % QUIET_MAX;
+  n->quiet[slot].who = who;
+  n->quiet[slot].reason = h;
+  n->quiet[slot].logged_ms = now;
+  n->quiet[slot].repeats = 0;
   return false;
 }
 
-/* A handshake with `who` succeeded: its next failure is news again. */
-static void quiet_forget(struct lr_net *n, uint64_t who) {
-  (void)who;
-  /* The hashes mix who and reason, so forget them all: successes are
-   * rare next to refusals, and the cost is one more warn line each. */
-  memset(n->quiet, 0, sizeof n->quiet);
+/* The suffix of a warn line about a refusal. */
+static const char *quiet_note(uint64_t repeats, char *buf, size_t len) {
+  if (repeats == 0)
+    return " (repeats of this are logged at debug level)";
+  snprintf(buf, len, " (again: %llu times since the last warning; repeats at debug level)",
+           (unsigned long long)repeats);
+  return buf;
 }
 
 /* Logs (once per who and reason, then at debug level), counts, and refuses
@@ -545,9 +567,11 @@ static void handshake_failed(struct conn *c, const char *refuse, const char *fmt
   if (c->addr[0] != '\0' && strstr(line, c->addr) != NULL && refuse == NULL)
     reason = strstr(line, c->addr) + strlen(c->addr);
   raft_id who = c->outbound && c->peer ? c->peer->id : c->remote;
-  bool repeat = quiet(n, who_hash(c, who), reason);
+  uint64_t repeats;
+  char note[96];
+  bool repeat = quiet(n, who_hash(c, who), reason, &repeats);
   logf_(n, repeat ? LR_NET_LOG_DEBUG : LR_NET_LOG_WARN, "%s%s", line,
-        repeat ? "" : " (repeats of this are logged at debug level)");
+        repeat ? "" : quiet_note(repeats, note, sizeof note));
   if (refuse != NULL && !c->outbound) {
     struct lr_wire_buf b = {0};
     if (lr_wire_refuse_encode(refuse, &b) == 0) {
@@ -634,7 +658,6 @@ static void conn_up(struct conn *c) {
   }
   c->state = C_UP;
   uv_timer_stop(&c->timer);
-  quiet_forget(n, who_hash(c, c->remote));
   if (c->outbound) {
     struct peer *p = c->peer;
     n->st.connects++;
@@ -887,11 +910,13 @@ static void tls_failed(struct conn *c, const char *what) {
   else
     snprintf(line, sizeof line, "TLS %s with %s failed: %s", what, c->addr,
              lr_tls_error(c->tls));
-  bool repeat = quiet(n, who_hash(c, who), lr_tls_error(c->tls));
+  uint64_t repeats;
+  char note[96];
+  bool repeat = quiet(n, who_hash(c, who), lr_tls_error(c->tls), &repeats);
   if (c->state != C_UP)
     n->st.handshake_failures++;
   logf_(n, repeat ? LR_NET_LOG_DEBUG : LR_NET_LOG_WARN, "%s%s", line,
-        repeat ? "" : " (repeats of this are logged at debug level)");
+        repeat ? "" : quiet_note(repeats, note, sizeof note));
   c->state = C_REFUSING;
   uv_timer_stop(&c->timer);
   uv_read_stop((uv_stream_t *)&c->tcp);
