@@ -193,6 +193,9 @@ static int open_raft(struct lr_node *n, const struct lr_node_options *o, char *e
     if (rv != 0) snprintf(err, errlen, "cannot start the Raft core: %s", raft_strerror(rv));
   }
   n->term = st.term;
+  if (rv == 0 && fresh && o->join && o->cluster_name && /* known already: record it */
+      lr_store_set_cluster_id(n->store, lr_cluster_id_of_name(o->cluster_name), err, errlen) != 0)
+    rv = -1;
   n->cluster_id = lr_store_cluster_id(n->store);
   if (rv == 0 && !fresh && check_own_address(n, o, err, errlen) != 0) rv = -1;
   else if (rv == 0)
