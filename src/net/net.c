@@ -1,6 +1,7 @@
 /* The TCP transport (net.h): listener, peers with their outbound
  * connections and backoff, inbound connections, the handshake, framing. */
 #include <assert.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1279,6 +1280,13 @@ int lr_net_start(const struct lr_net_options *o, struct lr_net **out, char *err,
     snprintf(err, errlen, "transport: loop, id and listen address are required");
     return LR_NET_EINVAL;
   }
+  /* A peer that closes while we write to it (a refusal, a TLS alert) must
+   * not kill the process: writes then fail with EPIPE instead. Only when
+   * nobody chose a disposition (luaraft's main ignores it already; raft.so
+   * inside another program may not). */
+  struct sigaction pipe;
+  if (sigaction(SIGPIPE, NULL, &pipe) == 0 && pipe.sa_handler == SIG_DFL)
+    signal(SIGPIPE, SIG_IGN);
   if (sodium_init() < 0) {
     snprintf(err, errlen, "transport: libsodium failed to initialize"); /* UNTESTED */
     return LR_NET_EINVAL;
