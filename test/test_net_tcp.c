@@ -3,6 +3,7 @@
  * from their HELLO, garbage
  * and oversize frames, reconnection, queue bounds, faults. Every test closes
  * its loop and checks that nothing leaked (uv_loop_close == 0, ASan). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,14 @@ static void on_peer(void *data, raft_id id, bool up) {
 static void on_log(void *data, int level, const char *line) {
   struct node *nd = data;
   size_t n = strlen(nd->log);
-  snprintf(nd->log + n, sizeof nd->log - n, "%s\n", line);
+  /* the level first, so a test can count warnings */
+  snprintf(nd->log + n, sizeof nd->log - n, "%c %s\n", "?EWID"[level >= 1 && level <= 4 ? level : 0], line);
+}
+
+static uint64_t learned_cluster;
+static bool on_cluster(void *data, uint64_t cluster_id, raft_id from) {
+  learned_cluster = cluster_id;
+  return true;
 }
 
 static void on_closed(void *data) {
@@ -47,6 +55,8 @@ static void on_closed(void *data) {
 
 struct opts {
   uint64_t cluster;
+  bool learn;
+  const char *tls_cert, *tls_key, *tls_ca;
   const char *secret;
   int port;
   uint32_t frame_max, queue_frames;
@@ -70,6 +80,11 @@ static void node_start(uv_loop_t *loop, struct node *nd, raft_id id, const struc
     no.queue_frames_max = o->queue_frames;
     no.queue_bytes_max = o->queue_bytes;
     no.allow_faults = o->faults;
+    no.learn_cluster = o->learn;
+    no.tls_cert = o->tls_cert;
+    no.tls_key = o->tls_key;
+    no.tls_ca = o->tls_ca;
+    no.cb.cluster = on_cluster;
   }
   char err[256];
   if (lr_net_start(&no, &nd->net, err, sizeof err) != 0)
@@ -335,10 +350,136 @@ static void test_tcp_missing_secret_refused(void **state) {
             "the peer has no secret");
 }
 
-/* A peer of another cluster is refused. */
+/* A peer of another cluster is refused on both sides, with both ids named. */
 static void test_tcp_wrong_cluster_refused(void **state) {
+  struct opts oa = {.cluster = 1}, ob = {.cluster = 0xabcdef};
+  pair_with(&oa, &ob, false,
+            "refused us: cluster id mismatch: node 2 is in cluster 0000000000abcdef, node 1 in "
+            "cluster 0000000000000001",
+            "cluster id mismatch: node 2 is in cluster 0000000000abcdef, node 1 in cluster "
+            "0000000000000001");
+}
+
+static int count(const char *hay, const char *needle) {
+  int n = 0;
+  for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle))
+    n++;
+  return n;
+}
+
+/* A refusal repeats at every redial; it is logged at warn level once per
+ * peer and reason, then at debug level, and counted every time. */
+static void test_tcp_repeated_refusal_logged_once(void **state) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct node a, b;
   struct opts oa = {.cluster = 1}, ob = {.cluster = 2};
-  pair_with(&oa, &ob, false, "refused us: wrong cluster id", "wrong cluster id");
+  node_start(&loop, &a, 1, &oa);
+  node_start(&loop, &b, 2, &ob);
+  link_to(&a, &b);
+  struct lr_net_stats sb;
+  for (int i = 0; i < 300; i++) {
+    uv_run(&loop, UV_RUN_ONCE);
+    lr_net_stats(b.net, &sb);
+    if (sb.handshake_failures >= 5)
+      break;
+  }
+  assert_true(sb.handshake_failures >= 5);
+  if (count(a.log, "W peer 2") != 1 || count(b.log, "W refused") != 1)
+    fail_msg("want one warning each:\nA:\n%s\nB:\n%s", a.log, b.log);
+  assert_true(count(b.log, "D refused") >= 4);
+  node_close(&loop, &a);
+  node_close(&loop, &b);
+  loop_done(&loop);
+}
+
+/* A node started without a cluster id and learn_cluster takes the id of the
+ * first peer that completes a handshake with it, and reports it. */
+static void test_tcp_learns_cluster_id(void **state) {
+  struct opts oa = {.cluster = 0x5eed}, ob = {.cluster = 0, .learn = true};
+  learned_cluster = 0;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct node a, b;
+  node_start(&loop, &a, 1, &oa);
+  node_start(&loop, &b, 2, &ob);
+  assert_int_equal(lr_net_cluster_id(b.net), 0);
+  link_to(&a, &b);
+  assert_true(net_run_until_fn(&loop, up_reached, &a, 3000));
+  assert_int_equal(lr_net_cluster_id(b.net), 0x5eed);
+  assert_int_equal(learned_cluster, 0x5eed);
+  assert_true(log_has(&b, "learned cluster id 0000000000005eed from node 1"));
+  node_close(&loop, &a);
+  node_close(&loop, &b);
+  loop_done(&loop);
+  /* without learn_cluster, 0 is just another id: refused */
+  struct opts oc = {.cluster = 0};
+  pair_with(&oa, &oc, false, "node 2 has no cluster id yet",
+            "cluster id mismatch: node 2 is in cluster 0000000000000000, node 1 in cluster "
+            "0000000000005eed");
+}
+
+/* ---- TLS: throwaway CAs and certificates from the openssl CLI ---- */
+static char tls_dir[64];
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...) {
+  char cmd[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  assert_int_equal(system(cmd), 0);
+}
+
+static void tls_files(void) {
+  if (tls_dir[0])
+    return;
+  snprintf(tls_dir, sizeof tls_dir, "/tmp/luaraft-net-tls-XXXXXX");
+  assert_non_null(mkdtemp(tls_dir));
+  const char *gen = "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+  sh("cd %s && for ca in ca other; do %s -x509 -days 2 -subj /CN=$ca -keyout $ca.key -out $ca.pem;"
+     " done >/dev/null 2>&1", tls_dir, gen);
+  sh("cd %s && for n in a:ca b:ca evil:other; do name=${n%%:*}; ca=${n#*:}; %s -subj /CN=$name "
+     "-keyout $name.key -out $name.csr && openssl x509 -req -in $name.csr -CA $ca.pem -CAkey "
+     "$ca.key -CAcreateserial -days 2 -out $name.pem; done >/dev/null 2>&1", tls_dir, gen);
+}
+
+static void tls_opts(struct opts *o, const char *name, const char *ca, char files[3][128]) {
+  snprintf(files[0], 128, "%s/%s.pem", tls_dir, name);
+  snprintf(files[1], 128, "%s/%s.key", tls_dir, name);
+  snprintf(files[2], 128, "%s/%s.pem", tls_dir, ca);
+  o->tls_cert = files[0];
+  o->tls_key = files[1];
+  o->tls_ca = files[2];
+}
+
+/* Mutual TLS: both certificates from the CA both trust: messages flow (every
+ * type, checked field by field in delivery_of_every_type's way). */
+static void test_tcp_tls_delivers(void **state) {
+  tls_files();
+  char fa[3][128], fb[3][128];
+  struct opts oa = {.cluster = 3}, ob = {.cluster = 3, .secret = NULL};
+  tls_opts(&oa, "a", "ca", fa);
+  tls_opts(&ob, "b", "ca", fb);
+  pair_with(&oa, &ob, true, NULL, NULL);
+  /* with a secret too: the HMAC handshake runs inside TLS */
+  oa.secret = ob.secret = "s3cret";
+  pair_with(&oa, &ob, true, NULL, NULL);
+}
+
+/* A peer whose certificate comes from another CA is refused, whichever
+ * side it is on; so is a peer without TLS. */
+static void test_tcp_tls_foreign_ca_refused(void **state) {
+  tls_files();
+  char fa[3][128], fe[3][128];
+  struct opts oa = {.cluster = 3}, oe = {.cluster = 3}, plain = {.cluster = 3};
+  tls_opts(&oa, "a", "ca", fa);
+  tls_opts(&oe, "evil", "ca", fe); /* trusts the CA, but its certificate is another's */
+  pair_with(&oe, &oa, false, "TLS", "certificate verify failed");
+  pair_with(&oa, &oe, false, "certificate verify failed", "TLS");
+  pair_with(&plain, &oa, false, "closed the connection during the handshake", "TLS handshake");
+  pair_with(&oa, &plain, false, "TLS handshake", "not a luaraft peer");
 }
 
 /* A node that is not among the listener's peers (one joining with --join)
@@ -584,6 +725,10 @@ int main(void) {
       cmocka_unit_test(test_tcp_wrong_secret_refused),
       cmocka_unit_test(test_tcp_missing_secret_refused),
       cmocka_unit_test(test_tcp_wrong_cluster_refused),
+      cmocka_unit_test(test_tcp_repeated_refusal_logged_once),
+      cmocka_unit_test(test_tcp_learns_cluster_id),
+      cmocka_unit_test(test_tcp_tls_delivers),
+      cmocka_unit_test(test_tcp_tls_foreign_ca_refused),
       cmocka_unit_test(test_tcp_unknown_node_added_at_advertised_address),
       cmocka_unit_test(test_tcp_unknown_node_needs_the_secret),
       cmocka_unit_test(test_tcp_reconnects_after_peer_restart),
@@ -592,5 +737,12 @@ int main(void) {
       cmocka_unit_test(test_tcp_peers_follow_configuration),
       cmocka_unit_test(test_tcp_listen_error_is_clear),
   };
-  return cmocka_run_group_tests_name("net_tcp", tests, NULL, NULL);
+  int rc = cmocka_run_group_tests_name("net_tcp", tests, NULL, NULL);
+  if (tls_dir[0]) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tls_dir);
+    if (system(cmd) != 0)
+      rc = 1;
+  }
+  return rc;
 }

@@ -49,7 +49,7 @@ static void test_sqlite_refuses_foreign_database(void **state) {
   snprintf(want, sizeof want, "%s/raft.db belongs to node 2, not node 1", dir);
   assert_string_equal(err, want);
   assert_int_equal(open_err(dir, 2, 8, err, sizeof err), LR_STORE_EFOREIGN);
-  assert_non_null(strstr(err, "belongs to cluster 7, not cluster 8"));
+  assert_non_null(strstr(err, "belongs to cluster 0000000000000007, not cluster 0000000000000008"));
   assert_int_equal(open_err(dir, 2, 7, err, sizeof err), 0);
   store_rmdir(dir);
 }

@@ -19,6 +19,10 @@ usage: luaraft run --id ID --peers ID=HOST:PORT,... [flags] SCRIPT.lua
   --election-ms N        election timeout, random in [N, 2N), default 300 (LUARAFT_ELECTION_MS)
   --heartbeat-ms N       default 50 (LUARAFT_HEARTBEAT_MS)
   --secret-file FILE     shared cluster key for peer authentication (LUARAFT_SECRET_FILE)
+  --cluster-name NAME    derive the cluster id from NAME instead of a random one (LUARAFT_CLUSTER_NAME)
+  --tls-cert FILE, --tls-key FILE, --tls-ca FILE
+                         mutual TLS between peers: this node's PEM certificate and key, and
+                         the CA every peer's certificate must chain to (LUARAFT_TLS_CERT/KEY/CA)
   --join                 start empty and wait to be added (LUARAFT_JOIN)
   --log-level LEVEL      error, warn, info (default) or debug (LUARAFT_LOG_LEVEL)
   --snapshot-entries N   snapshot every N applied entries, default 10000, 0 never
@@ -153,20 +157,15 @@ local function read_file(path)
   return s
 end
 
--- Loads the script in a scratch environment and checks it returns a state
+-- Loads the script the way the node will (in the sandbox, its top level on
+-- the instruction budget and memory limit) and checks it returns a state
 -- machine, before the node writes anything. -> true | nil, message
-local function check_script(path)
+local function check_script(path, guards)
   local f, err = io.open(path, "r")
   if not f then return nil, "cannot read " .. path .. ": " .. tostring(err):gsub("^[^:]*: ", "") end
   f:close()
-  local env = setmetatable({}, { __index = _G })
-  local chunk, lerr = loadfile(path, "t", env)
-  if not chunk then return nil, lerr end
-  local ok, sm = pcall(chunk)
-  if not ok then return nil, path .. " failed: " .. tostring(sm) end
-  if type(sm) ~= "table" or type(sm.apply) ~= "function" then
-    return nil, path .. " must return a state machine: a table with an apply function"
-  end
+  local ok, cerr = require("raft.core").sm_check(path, guards)
+  if not ok then return nil, path .. ": " .. tostring(cerr) end
   return true
 end
 
@@ -179,6 +178,10 @@ local RUN_SPEC = {
   ["election-ms"] = { key = "election_ms", kind = "int", env = "LUARAFT_ELECTION_MS" },
   ["heartbeat-ms"] = { key = "heartbeat_ms", kind = "int", env = "LUARAFT_HEARTBEAT_MS" },
   ["secret-file"] = { key = "secret_file", kind = "string", env = "LUARAFT_SECRET_FILE" },
+  ["cluster-name"] = { key = "cluster_name", kind = "string", env = "LUARAFT_CLUSTER_NAME" },
+  ["tls-cert"] = { key = "tls_cert", kind = "string", env = "LUARAFT_TLS_CERT" },
+  ["tls-key"] = { key = "tls_key", kind = "string", env = "LUARAFT_TLS_KEY" },
+  ["tls-ca"] = { key = "tls_ca", kind = "string", env = "LUARAFT_TLS_CA" },
   join = { key = "join", kind = "flag", env = "LUARAFT_JOIN" },
   ["log-level"] = { key = "log_level", kind = "string", env = "LUARAFT_LOG_LEVEL" },
   ["snapshot-entries"] = { key = "snapshot_entries", kind = "int", env = "LUARAFT_SNAPSHOT_ENTRIES" },
@@ -234,10 +237,16 @@ local function run_options(o, pos)
   for _, k in ipairs { "apply_budget", "memory_max", "digest_entries" } do
     if o[k] and o[k] < 0 then return nil, "--" .. k:gsub("_", "-") .. " must not be negative" end
   end
-  local ok, serr = check_script(pos[1])
-  if not ok then return nil, serr end
+  local ntls = (o.tls_cert and 1 or 0) + (o.tls_key and 1 or 0) + (o.tls_ca and 1 or 0)
+  if ntls ~= 0 and ntls ~= 3 then return nil, "peer TLS needs --tls-cert, --tls-key and --tls-ca together" end
+  if o.cluster_name == "" then return nil, "--cluster-name must not be empty" end
   -- 0 turns the budget and the digests off (raft.node takes false)
   local function off0(v) if v == 0 then return false end return v end
+  -- the check runs on a budget even when the node's is off: a top level
+  -- that never returns must not hang the start
+  local ok, serr = check_script(pos[1], { apply_budget = o.apply_budget ~= 0 and o.apply_budget or nil,
+                                          memory_max = o.memory_max })
+  if not ok then return nil, serr end
   return {
     apply_budget = off0(o.apply_budget), memory_max = o.memory_max,
     digest_entries = off0(o.digest_entries),
@@ -246,6 +255,7 @@ local function run_options(o, pos)
     election_ms = election, heartbeat_ms = heartbeat,
     pre_vote = not o.no_pre_vote, check_quorum = not o.no_check_quorum,
     snapshot_entries = o.snapshot_entries or 10000, secret = secret,
+    cluster_name = o.cluster_name, tls_cert = o.tls_cert, tls_key = o.tls_key, tls_ca = o.tls_ca,
     allow_faults = o.allow_faults or false, log_level = level,
     state_machine = pos[1], http_opts = { max_body = o.max_body },
   }

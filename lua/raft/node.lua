@@ -73,7 +73,16 @@ function node.new(opts)
     pre_vote = opts.pre_vote ~= false, check_quorum = opts.check_quorum ~= false,
     snapshot_entries = opts.snapshot_entries or 10000, secret = opts.secret,
     allow_faults = opts.allow_faults, log_level = opts.log_level or "info",
+    cluster_name = opts.cluster_name,
+    tls_cert = opts.tls_cert, tls_key = opts.tls_key, tls_ca = opts.tls_ca,
   }
+  if c.cluster_name ~= nil and (type(c.cluster_name) ~= "string" or c.cluster_name == "") then
+    error("raft.node: cluster_name must be a non-empty string", 2)
+  end
+  local ntls = (c.tls_cert and 1 or 0) + (c.tls_key and 1 or 0) + (c.tls_ca and 1 or 0)
+  if ntls ~= 0 and ntls ~= 3 then
+    error("raft.node: peer TLS needs tls_cert, tls_key and tls_ca together", 2)
+  end
   if c.storage ~= "sqlite" and c.storage ~= "memory" then error("raft.node: storage must be \"sqlite\" or \"memory\"", 2) end
   if c.storage == "sqlite" and type(c.data_dir) ~= "string" then error("raft.node: data_dir is required with sqlite storage", 2) end
   for _, k in ipairs { "election_ms", "heartbeat_ms", "snapshot_entries" } do

@@ -54,6 +54,12 @@ struct lr_node_options {
   uint64_t snapshot_entries; /* 0: never snapshot automatically */
   const char *secret;        /* NULL: no peer authentication */
   size_t secret_len;
+  /* The cluster's identity: NULL makes a random id at bootstrap (a joining
+   * node learns it from the first peer that contacts it); a name derives
+   * the id from it (BLAKE2b), the same on every node given that name. */
+  const char *cluster_name;
+  /* Peer TLS (net.h): PEM files; all three or none. */
+  const char *tls_cert, *tls_key, *tls_ca;
   bool allow_faults;
   int log_level;
   /* the state machine: a script path or a dumped factory function */
@@ -143,6 +149,10 @@ uint32_t lr_node_progress(const struct lr_node *n, struct raft_progress_info *ou
 bool lr_node_peer_up(const struct lr_node *n, raft_id id);
 const char *lr_node_address(const struct lr_node *n, raft_id id);
 raft_id lr_node_id(const struct lr_node *n);
+/* The cluster id (0 while a joining node has not learned it yet). */
+uint64_t lr_node_cluster_id(const struct lr_node *n);
+/* The id a cluster name stands for (never 0). */
+uint64_t lr_cluster_id_of_name(const char *name);
 /* The state machine's health (sm.h): halted, digests, memory. */
 struct lr_sm_status;
 bool lr_node_sm_status(const struct lr_node *n, struct lr_sm_status *st);

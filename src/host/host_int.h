@@ -96,6 +96,7 @@ struct lr_node {
   struct raft_config applied_config; /* in effect at the applied index */
   raft_index applied_config_index;
   struct raft_config config; /* latest (for peer addresses) */
+  uint64_t cluster_id;       /* 0: not known yet (joining) */
   bool was_member;           /* a configuration with this node in it was seen */
   bool removed;              /* a member with a newer configuration refused us */
   raft_index snap_in_index;  /* a snapshot being received (for the log) */

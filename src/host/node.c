@@ -1,5 +1,6 @@
 /* A node's lifecycle (start: state machine, store, boot, transport, timer;
  * stop), its requests and its introspection. The update loop is drive.c. */
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,10 +70,88 @@ static int bootstrap(struct lr_node *n, const struct raft_config *peers, char *e
   return rv == 0 ? 0 : -1;
 }
 
+uint64_t lr_cluster_id_of_name(const char *name) {
+  static const char label[] = "luaraft cluster name:";
+  uint8_t h[8];
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, NULL, 0, sizeof h);
+  crypto_generichash_update(&st, (const uint8_t *)label, sizeof label - 1);
+  crypto_generichash_update(&st, (const uint8_t *)name, strlen(name));
+  crypto_generichash_final(&st, h, sizeof h);
+  uint64_t id = 0;
+  for (int i = 0; i < 8; i++) id |= (uint64_t)h[i] << (8 * i);
+  return id ? id : 1;
+}
+
+/* A new cluster's id, recorded before the bootstrap entry (so a crash in
+ * between keeps it). From --cluster-name when given. Else a lone founder
+ * draws a random one; several founders must agree without having talked
+ * yet, so theirs is derived from the bootstrap configuration (ids,
+ * addresses, roles, in id order), which they are given identically: two
+ * clusters bootstrapped with different members or addresses differ, and a
+ * cluster made again with the very same members at the very same addresses
+ * needs a new --cluster-name to differ from the old one (docs/security.md). */
+static int make_cluster_id(struct lr_node *n, const struct lr_node_options *o, char *err,
+                           size_t errlen) {
+  if (lr_store_cluster_id(n->store) != 0) return 0;
+  uint64_t id = 0;
+  if (o->cluster_name) {
+    id = lr_cluster_id_of_name(o->cluster_name);
+  } else if (o->peers.n > 1) {
+    crypto_generichash_state st;
+    static const char label[] = "luaraft bootstrap configuration:";
+    crypto_generichash_init(&st, NULL, 0, 8);
+    crypto_generichash_update(&st, (const uint8_t *)label, sizeof label - 1);
+    raft_id last = 0;
+    for (uint32_t k = 0; k < o->peers.n; k++) { /* ascending ids, without sorting a copy */
+      const struct raft_member *next = NULL;
+      for (uint32_t i = 0; i < o->peers.n; i++) {
+        const struct raft_member *m = &o->peers.members[i];
+        if (m->id > last && (next == NULL || m->id < next->id)) next = m;
+      }
+      if (next == NULL) break;
+      char item[LR_NET_ADDRESS_MAX + 48];
+      int len = snprintf(item, sizeof item, "%llu=%s/%d;", (unsigned long long)next->id,
+                         next->address, (int)next->role);
+      crypto_generichash_update(&st, (const uint8_t *)item, (size_t)len);
+      last = next->id;
+    }
+    uint8_t h[8];
+    crypto_generichash_final(&st, h, sizeof h);
+    for (int i = 0; i < 8; i++) id |= (uint64_t)h[i] << (8 * i);
+  }
+  while (id == 0) randombytes_buf(&id, sizeof id);
+  return lr_store_set_cluster_id(n->store, id, err, errlen) == 0 ? 0 : -1;
+}
+
+/* A restarted node listens at its own address in --peers; if the stored
+ * configuration says otherwise its peers dial the old one and it campaigns
+ * forever unheard. */
+static int check_own_address(struct lr_node *n, const struct lr_node_options *o, char *err,
+                             size_t errlen) {
+  const struct raft_member *given = raft_config_get(&o->peers, o->id);
+  struct raft_status rs;
+  raft_status(n->raft, &rs);
+  const struct raft_member *stored = rs.config ? raft_config_get(rs.config, o->id) : NULL;
+  if (o->listen != NULL || given == NULL || stored == NULL || stored->address[0] == 0 ||
+      strcmp(given->address, stored->address) == 0)
+    return 0;
+  snprintf(err, errlen,
+           "node %llu's address in --peers (%s) differs from its address in the stored "
+           "configuration (%s, at index %llu): an address cannot be changed by restarting. "
+           "Restart it with %s, or move it: remove it from the cluster (remove_member), then add "
+           "it back at the new address (add_member) and start it there with an empty data "
+           "directory and --join",
+           (unsigned long long)o->id, given->address, stored->address,
+           (unsigned long long)rs.config_index, stored->address);
+  return -1;
+}
+
 static int open_raft(struct lr_node *n, const struct lr_node_options *o, char *err, size_t errlen) {
   struct lr_store_state st;
   memset(&st, 0, sizeof st);
   if (lr_store_load(n->store, &st, err, errlen) != 0) return -1;
+  bool fresh = st.fresh;
   if (st.fresh && !o->join && o->peers.n == 0) {
     lr_store_state_free(&st);
     snprintf(err, errlen, "%s holds no cluster state: a new node needs its peers (--peers) or "
@@ -81,8 +160,10 @@ static int open_raft(struct lr_node *n, const struct lr_node_options *o, char *e
   }
   if (st.fresh && !o->join) {
     lr_store_state_free(&st);
+    if (make_cluster_id(n, o, err, errlen) != 0) return -1;
     if (bootstrap(n, &o->peers, err, errlen) != 0) return -1;
-    LR__LOG(n, LR_LOG_INFO, "bootstrapped a new cluster of %u members", o->peers.n);
+    LR__LOG(n, LR_LOG_INFO, "bootstrapped a new cluster of %u members, cluster id %016llx",
+            o->peers.n, (unsigned long long)lr_store_cluster_id(n->store));
     if (lr_store_load(n->store, &st, err, errlen) != 0) return -1;
   }
   if (st.has_snapshot) {
@@ -112,7 +193,12 @@ static int open_raft(struct lr_node *n, const struct lr_node_options *o, char *e
     if (rv != 0) snprintf(err, errlen, "cannot start the Raft core: %s", raft_strerror(rv));
   }
   n->term = st.term;
-  if (rv == 0)
+  if (rv == 0 && fresh && o->join && o->cluster_name && /* known already: record it */
+      lr_store_set_cluster_id(n->store, lr_cluster_id_of_name(o->cluster_name), err, errlen) != 0)
+    rv = -1;
+  n->cluster_id = lr_store_cluster_id(n->store);
+  if (rv == 0 && !fresh && check_own_address(n, o, err, errlen) != 0) rv = -1;
+  else if (rv == 0)
     LR__LOG(n, LR_LOG_INFO, "loaded term %llu, log up to %llu%s", (unsigned long long)st.term,
             (unsigned long long)st.last_index, o->join && st.fresh ? ", waiting to be added" : "");
   lr_store_state_free(&st);
@@ -163,6 +249,7 @@ int lr_node_start(const struct lr_node_options *o, lr_event_cb cb, void *cbdata,
   so.log_ud = n;
   if (lr_sm_new(&so, &n->sm, err, errlen) != 0) goto fail;
   struct lr_store_options sto = {.kind = o->storage, .dir = o->data_dir, .node_id = o->id};
+  if (o->cluster_name) sto.cluster_id = lr_cluster_id_of_name(o->cluster_name);
   if (lr_store_open(&sto, &n->store, err, errlen) != 0) goto fail;
   if (raft_config_copy(&o->peers, &n->config) != 0 && o->peers.n > 0) {
     snprintf(err, errlen, "invalid peers");
@@ -191,8 +278,15 @@ int lr_node_start(const struct lr_node_options *o, lr_event_cb cb, void *cbdata,
     uv_close((uv_handle_t *)&n->flush, on_handle_closed);
     return -1; /* freed by the close callbacks */
   }
-  LR__LOG(n, LR_LOG_INFO, "started: storage %s, election %u ms, heartbeat %u ms",
-          lr_store_path(n->store), o->election_ms, o->heartbeat_ms);
+  if (n->cluster_id)
+    LR__LOG(n, LR_LOG_INFO, "started: cluster %016llx, storage %s, election %u ms, heartbeat %u ms%s",
+            (unsigned long long)n->cluster_id, lr_store_path(n->store), o->election_ms,
+            o->heartbeat_ms, o->tls_cert ? ", peer TLS" : "");
+  else
+    LR__LOG(n, LR_LOG_INFO, "started: cluster id not known yet (learned from the first peer "
+            "that contacts this node), storage %s, election %u ms, heartbeat %u ms%s",
+            lr_store_path(n->store), o->election_ms, o->heartbeat_ms,
+            o->tls_cert ? ", peer TLS" : "");
   lr__tr_config(n, &n->config);
   lr__callback_enter(n);
   lr__node_drive(n);
@@ -420,6 +514,9 @@ bool lr_node_peer_up(const struct lr_node *n, raft_id id) {
 }
 raft_id lr_node_id(const struct lr_node *n) {
   return n->id;
+}
+uint64_t lr_node_cluster_id(const struct lr_node *n) {
+  return n->cluster_id;
 }
 int lr_node_log_level(const struct lr_node *n) {
   return n->log_level;

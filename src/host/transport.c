@@ -59,6 +59,22 @@ static void on_refused(void *data, raft_id id, const char *reason) {
           (unsigned long long)id, theirs);
 }
 
+/* A joining node learned its cluster's id: record it before any frame of
+ * that peer is taken (the first peer of a fresh node: no write is in flight). */
+static bool on_cluster(void *data, uint64_t cluster_id, raft_id from) {
+  struct lr_node *n = data;
+  char err[LR_STORE_ERR_MAX];
+  if (lr_store_set_cluster_id(n->store, cluster_id, err, sizeof err) != 0) {
+    LR__LOG(n, LR_LOG_ERROR, "cannot record cluster id %016llx: %s",
+            (unsigned long long)cluster_id, err);
+    return false;
+  }
+  n->cluster_id = cluster_id;
+  LR__LOG(n, LR_LOG_INFO, "joined cluster %016llx (learned from node %llu)",
+          (unsigned long long)cluster_id, (unsigned long long)from);
+  return true;
+}
+
 int lr__tr_open(struct lr_node *n, const struct lr_node_options *o, char *err, size_t errlen) {
   const char *listen = o->listen;
   if (listen == NULL) {
@@ -79,6 +95,12 @@ int lr__tr_open(struct lr_node *n, const struct lr_node_options *o, char *err, s
   no.listen = listen;
   no.secret = o->secret;
   no.secret_len = o->secret_len;
+  no.cluster_id = n->cluster_id;
+  no.learn_cluster = n->cluster_id == 0 && o->join;
+  no.tls_cert = o->tls_cert;
+  no.tls_key = o->tls_key;
+  no.tls_ca = o->tls_ca;
+  no.cb.cluster = on_cluster;
   no.seed = uv_hrtime() ^ o->id;
   no.allow_faults = o->allow_faults;
   no.cb.message = on_message;

@@ -366,6 +366,10 @@ static int l_node_new(lua_State *L) {
   o.snapshot_entries = (uint64_t)opt_int(L, 1, "snapshot_entries", 10000);
   o.secret = opt_str(L, 1, "secret", &len);
   o.secret_len = len;
+  o.cluster_name = opt_str(L, 1, "cluster_name", NULL);
+  o.tls_cert = opt_str(L, 1, "tls_cert", NULL);
+  o.tls_key = opt_str(L, 1, "tls_key", NULL);
+  o.tls_ca = opt_str(L, 1, "tls_ca", NULL);
   o.allow_faults = opt_bool(L, 1, "allow_faults", false);
   const char *level = opt_str(L, 1, "log_level", NULL);
   o.log_level = level ? lr_log_level_parse(level) : LR_LOG_INFO;
@@ -404,6 +408,27 @@ static int l_node_new(lua_State *L) {
   }
   lua_pushvalue(L, 2);
   ln->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
+/* core.sm_check(path, {apply_budget =, memory_max =}) -> true | nil, msg:
+ * loads the script the way a node does (sandboxed, its top level on the
+ * instruction budget and memory limit) and drops it, so a script that loops,
+ * writes files or exits at its top level is refused before anything runs
+ * outside the sandbox. */
+static int l_sm_check(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct lr_sm_options so = {.path = path, .chunkname = "=state_machine"};
+  if (lua_istable(L, 2)) read_guards(L, 2, &so);
+  struct lr_sm *sm = NULL;
+  char err[512];
+  if (lr_sm_new(&so, &sm, err, sizeof err) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lr_sm_free(sm);
+  lua_pushboolean(L, 1);
   return 1;
 }
 
@@ -572,6 +597,10 @@ static int l_status(lua_State *L) {
   lr_node_status(ln->n, &s);
   lua_createtable(L, 0, 12);
   set_int(L, "id", s.id);
+  char cid[17];
+  snprintf(cid, sizeof cid, "%016llx", (unsigned long long)lr_node_cluster_id(ln->n));
+  lua_pushstring(L, cid);
+  lua_setfield(L, -2, "cluster_id");
   lua_pushstring(L, s.is_learner ? "learner" : role_name(s.role));
   lua_setfield(L, -2, "role");
   set_int(L, "term", s.term);
@@ -749,7 +778,8 @@ void luaraft__node_open(lua_State *L) {
   static const luaL_Reg timer_methods[] = {{"stop", l_timer_stop}, {NULL, NULL}};
   static const luaL_Reg signal_methods[] = {{"close", l_signal_close}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"timer", l_timer},     {"signal", l_signal},     {"log", l_log},
-                                   {"wall_ms", l_wall_ms}, {"node_new", l_node_new}, {NULL, NULL}};
+                                   {"wall_ms", l_wall_ms}, {"node_new", l_node_new},
+                                   {"sm_check", l_sm_check}, {NULL, NULL}};
   new_metatable(L, NODE_MT, node_methods, l_node_stop);
   new_metatable(L, TIMER_MT, timer_methods, l_timer_gc);
   luaL_getmetatable(L, TIMER_MT); /* leaving a scope stops the timer */

@@ -1,6 +1,7 @@
 /* The TCP transport (net.h): listener, peers with their outbound
  * connections and backoff, inbound connections, the handshake, framing. */
 #include <assert.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "net/net.h"
+#include "tls/tls.h"
 
 #define READ_CHUNK 65536
 #define HANDSHAKE_BODY_MAX 512 /* HELLO: 96 fixed + 2 + an address of up to 255 */
@@ -15,7 +17,10 @@
 static_assert(HANDSHAKE_BODY_MAX >= LR_WIRE_HELLO_SIZE + 2 + LR_WIRE_ADDR_MAX, "a HELLO fits");
 static_assert(LR_NET_ADDRESS_MAX == LR_WIRE_ADDR_MAX, "peer addresses fit in a HELLO");
 
-enum { C_CONNECTING, C_HELLO_SENT, C_AWAIT_HELLO, C_AWAIT_AUTH, C_UP, C_REFUSING };
+enum { C_CONNECTING, C_TLS, C_HELLO_SENT, C_AWAIT_HELLO, C_AWAIT_AUTH, C_UP, C_REFUSING };
+
+#define QUIET_MAX 64 /* (who, reason) pairs whose repetitions are logged at debug level */
+#define QUIET_REMIND_MS (10 * 60 * 1000) /* ... with a reminder at warn level this often */
 
 struct frame {
   struct frame *next;
@@ -38,7 +43,10 @@ struct conn {
   bool learn;        /* inbound from a node we did not know: add it once up */
   char advertised[LR_NET_ADDRESS_MAX + 1]; /* inbound: the dialer's HELLO address */
   uint8_t nonce_c[LR_WIRE_NONCE], nonce_s[LR_WIRE_NONCE];
-  uint8_t *buf; /* read buffer */
+  uint64_t cluster; /* the cluster id this handshake speaks for */
+  struct lr_tls *tls; /* NULL without TLS */
+  uint8_t *cbuf;      /* TLS: ciphertext read buffer (READ_CHUNK) */
+  uint8_t *buf; /* read buffer (plaintext) */
   size_t len, cap;
   uint64_t inflight_bytes;
   uint32_t inflight_frames;
@@ -79,6 +87,13 @@ struct lr_net {
   struct lr_net_stats st;
   int port;
   char self_addr[LR_NET_ADDRESS_MAX + 1]; /* advertised in our HELLOs */
+  struct lr_tls_ctx *tls; /* NULL without TLS */
+  struct {
+    uint64_t who, reason; /* hashes; reason 0: a free slot */
+    uint64_t logged_ms;   /* uv_now when last logged at warn level */
+    uint64_t repeats;     /* since then */
+  } quiet[QUIET_MAX];     /* (who, reason) pairs already logged */
+  uint32_t quiet_next;
 };
 
 struct wreq {
@@ -86,6 +101,7 @@ struct wreq {
   struct conn *c;
   struct frame *frames; /* NULL for a handshake write */
   uint8_t *raw;
+  uint8_t *cipher; /* TLS: what was actually written */
   uint32_t n;
   uint64_t bytes;
   bool close_after;
@@ -149,6 +165,7 @@ static void maybe_finish(struct lr_net *n) {
   void *data = n->close_data;
   lr_wire_scratch_free(&n->scratch);
   sodium_memzero(n->key, sizeof n->key);
+  lr_tls_ctx_free(n->tls);
   raft_free(n);
   if (cb != NULL)
     cb(data);
@@ -188,7 +205,7 @@ static void mac(const struct lr_net *n, const struct conn *c, char side, raft_id
   for (int i = 0; i < 8; i++) {
     ids[i] = (uint8_t)(dialer >> (8 * i));
     ids[8 + i] = (uint8_t)(listener >> (8 * i));
-    ids[16 + i] = (uint8_t)(n->o.cluster_id >> (8 * i));
+    ids[16 + i] = (uint8_t)(c->cluster >> (8 * i));
   }
   char label[10] = "luaraft-";
   label[8] = side;
@@ -225,6 +242,7 @@ static void on_write(uv_write_t *req, int status) {
     n->st.bytes_sent += w->bytes;
   }
   raft_free(w->raw);
+  raft_free(w->cipher);
   bool close_after = w->close_after;
   raft_free(w);
   if (status < 0 || close_after) {
@@ -235,6 +253,56 @@ static void on_write(uv_write_t *req, int status) {
   }
   if (c->peer != NULL)
     peer_flush(c->peer);
+}
+
+/* Writes w's buffers: as they are, or through the TLS session (encrypted
+ * into one buffer that w then owns). Order on the stream is kept because
+ * ciphertext is taken and written at once, every time. */
+static int conn_write(struct conn *c, struct wreq *w, uv_buf_t *bufs, unsigned nbufs) {
+  if (c->tls != NULL) {
+    for (unsigned i = 0; i < nbufs; i++)
+      if (lr_tls_write(c->tls, bufs[i].base, bufs[i].len) != 0)
+        return -1;
+    size_t len = lr_tls_pending(c->tls);
+    w->cipher = raft_malloc(len ? len : 1);
+    if (w->cipher == NULL)
+      return -1;
+    len = lr_tls_take(c->tls, w->cipher, len);
+    w->bufs[0] = uv_buf_init((char *)w->cipher, (unsigned)len);
+    bufs = w->bufs;
+    nbufs = 1;
+  }
+  return uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, nbufs, on_write);
+}
+
+/* TLS: sends what the session has pending (handshake flights, alerts). */
+static void tls_flush(struct conn *c, bool close_after) {
+  size_t len = c->tls ? lr_tls_pending(c->tls) : 0;
+  if (len == 0) {
+    if (close_after)
+      conn_close(c);
+    return;
+  }
+  struct wreq *w = raft_malloc(sizeof *w + sizeof(uv_buf_t));
+  uint8_t *cipher = raft_malloc(len);
+  if (w == NULL || cipher == NULL) {
+    raft_free(w);
+    raft_free(cipher);
+    conn_close(c);
+    return;
+  }
+  memset(w, 0, sizeof *w);
+  w->c = c;
+  w->cipher = cipher;
+  len = lr_tls_take(c->tls, cipher, len);
+  w->bytes = len;
+  w->close_after = close_after;
+  w->bufs[0] = uv_buf_init((char *)cipher, (unsigned)len);
+  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, 1, on_write) != 0) {
+    raft_free(w->cipher);
+    raft_free(w);
+    conn_close(c);
+  }
 }
 
 /* Writes a handshake frame (owned buffer). */
@@ -253,8 +321,9 @@ static void write_raw(struct conn *c, struct lr_wire_buf *b, bool close_after) {
   w->bufs[0] = uv_buf_init((char *)b->data, (unsigned)b->len);
   b->data = NULL;
   b->len = b->cap = 0;
-  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, 1, on_write) != 0) {
+  if (conn_write(c, w, w->bufs, 1) != 0) {
     raft_free(w->raw);
+    raft_free(w->cipher);
     raft_free(w);
     conn_close(c);
   }
@@ -265,14 +334,17 @@ static void peer_flush(struct peer *p) {
   if (c == NULL || c->state != C_UP || c->writing || p->head == NULL)
     return;
   uint32_t k = p->n_frames > 256 ? 256 : p->n_frames; /* one write, up to 256 frames */
-  struct wreq *w = raft_malloc(sizeof *w + sizeof(uv_buf_t) * k);
+  /* with TLS, one more slot: the ciphertext buffer goes in bufs[0] after
+   * the plaintext is encrypted, so the plaintext slots start at 1 */
+  unsigned base = c->tls != NULL ? 1 : 0;
+  struct wreq *w = raft_malloc(sizeof *w + sizeof(uv_buf_t) * (k + base));
   if (w == NULL)
     return; /* UNTESTED: retried at the next send */
   memset(w, 0, sizeof *w);
   w->c = c;
   struct frame *f = p->head, *last = NULL;
   for (uint32_t i = 0; i < k; i++, last = f, f = f->next) {
-    w->bufs[i] = uv_buf_init((char *)f->data, (unsigned)f->len);
+    w->bufs[base + i] = uv_buf_init((char *)f->data, (unsigned)f->len);
     w->bytes += f->len;
   }
   w->frames = p->head;
@@ -286,7 +358,7 @@ static void peer_flush(struct peer *p) {
   c->inflight_bytes += w->bytes;
   c->inflight_frames += k;
   c->writing = true;
-  int rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, k, on_write);
+  int rv = conn_write(c, w, w->bufs + base, k);
   if (rv != 0) {
     /* UNTESTED: libuv refused the write; the frames are lost (Raft resends). */
     c->writing = false;
@@ -297,6 +369,7 @@ static void peer_flush(struct peer *p) {
       raft_free(g->data);
       raft_free(g);
     }
+    raft_free(w->cipher);
     raft_free(w);
     conn_close(c);
   }
@@ -373,6 +446,8 @@ static void on_conn_handle_closed(uv_handle_t *h) {
   struct lr_net *n = c->net;
   n->handles--;
   if (--c->handles == 0) {
+    lr_tls_free(c->tls);
+    raft_free(c->cbuf);
     raft_free(c->buf);
     raft_free(c);
   }
@@ -422,6 +497,61 @@ static void conn_close(struct conn *c) {
   uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
 
+/* Who is on the other end, for repetition: the node id once known, else
+ * the remote IP (without the port, which changes with every dial). */
+static uint64_t who_hash(const struct conn *c, raft_id id) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  if (id != 0) {
+    h ^= id;
+    return h * 1099511628211ull;
+  }
+  const char *colon = strrchr(c->addr, ':');
+  size_t len = colon ? (size_t)(colon - c->addr) : strlen(c->addr);
+  for (size_t i = 0; i < len; i++)
+    h = (h ^ (uint8_t)c->addr[i]) * 1099511628211ull;
+  return h;
+}
+
+/* True when (who, reason) was logged at warn level within the last
+ * QUIET_REMIND_MS; records it otherwise (with the repeats since, in
+ * *repeats). Keyed by the peer and the reason's text, not cleared by a
+ * successful handshake: two nodes of different clusters may share an id. */
+static bool quiet(struct lr_net *n, uint64_t who, const char *reason, uint64_t *repeats) {
+  uint64_t h = 1469598103934665603ull, now = uv_now(n->loop);
+  for (const char *p = reason; *p; p++)
+    h = (h ^ (uint8_t)*p) * 1099511628211ull;
+  h |= 1; /* 0 marks a free slot */
+  *repeats = 0;
+  for (uint32_t i = 0; i < QUIET_MAX; i++)
+    if (n->quiet[i].reason == h && n->quiet[i].who == who) {
+      if (now - n->quiet[i].logged_ms < QUIET_REMIND_MS) {
+        n->quiet[i].repeats++;
+        return true;
+      }
+      *repeats = n->quiet[i].repeats;
+      n->quiet[i].repeats = 0;
+      n->quiet[i].logged_ms = now;
+      return false;
+    }
+  uint32_t slot = n->quiet_next++ % QUIET_MAX;
+  n->quiet[slot].who = who;
+  n->quiet[slot].reason = h;
+  n->quiet[slot].logged_ms = now;
+  n->quiet[slot].repeats = 0;
+  return false;
+}
+
+/* The suffix of a warn line about a refusal. */
+static const char *quiet_note(uint64_t repeats, char *buf, size_t len) {
+  if (repeats == 0)
+    return " (repeats of this are logged at debug level)";
+  snprintf(buf, len, " (again: %llu times since the last warning; repeats at debug level)",
+           (unsigned long long)repeats);
+  return buf;
+}
+
+/* Logs (once per who and reason, then at debug level), counts, and refuses
+ * (listener side, with `refuse` sent as the reason) or closes. */
 static void handshake_failed(struct conn *c, const char *refuse, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void handshake_failed(struct conn *c, const char *refuse, const char *fmt, ...) {
@@ -432,7 +562,17 @@ static void handshake_failed(struct conn *c, const char *refuse, const char *fmt
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
   n->st.handshake_failures++;
-  logf_(n, LR_NET_LOG_WARN, "%s", line);
+  /* the line names the ephemeral port of an inbound connection: key on the
+   * reason's text after the address instead */
+  const char *reason = refuse != NULL ? refuse : line;
+  if (c->addr[0] != '\0' && strstr(line, c->addr) != NULL && refuse == NULL)
+    reason = strstr(line, c->addr) + strlen(c->addr);
+  raft_id who = c->outbound && c->peer ? c->peer->id : c->remote;
+  uint64_t repeats;
+  char note[96];
+  bool repeat = quiet(n, who_hash(c, who), reason, &repeats);
+  logf_(n, repeat ? LR_NET_LOG_DEBUG : LR_NET_LOG_WARN, "%s%s", line,
+        repeat ? "" : quiet_note(repeats, note, sizeof note));
   if (refuse != NULL && !c->outbound) {
     struct lr_wire_buf b = {0};
     if (lr_wire_refuse_encode(refuse, &b) == 0) {
@@ -468,14 +608,29 @@ static int conn_new(struct lr_net *n, bool outbound, struct conn **out) {
   return 0;
 }
 
-/* Checks the fields every HELLO must have right; NULL when fine. */
-static const char *hello_problem(const struct lr_net *n, const struct lr_wire_hello *h) {
+/* Checks the fields every HELLO must have right; NULL when fine. A cluster
+ * mismatch is written into buf, naming both ids. */
+static const char *hello_problem(const struct lr_net *n, const struct lr_wire_hello *h, char *buf,
+                                 size_t buflen) {
   if (h->magic != LR_WIRE_MAGIC)
     return "not a luaraft peer (bad magic)";
   if (h->proto != LR_WIRE_PROTO)
     return "unsupported protocol version";
-  if (h->cluster_id != n->o.cluster_id)
-    return "wrong cluster id";
+  bool learning = n->o.cluster_id == 0 && n->o.learn_cluster && h->cluster_id != 0;
+  if (h->cluster_id == 0 && n->o.cluster_id != 0) {
+    snprintf(buf, buflen,
+             "node %llu has no cluster id yet (a joining node learns cluster %016llx when a "
+             "member that added it contacts it)",
+             (unsigned long long)h->from, (unsigned long long)n->o.cluster_id);
+    return buf;
+  }
+  if (h->cluster_id != n->o.cluster_id && !learning) {
+    snprintf(buf, buflen,
+             "cluster id mismatch: node %llu is in cluster %016llx, node %llu in cluster %016llx",
+             (unsigned long long)n->o.id, (unsigned long long)n->o.cluster_id,
+             (unsigned long long)h->from, (unsigned long long)h->cluster_id);
+    return buf;
+  }
   if ((h->flags & LR_WIRE_HELLO_AUTH) && !n->auth)
     return "the peer uses a secret and this node has none";
   if (!(h->flags & LR_WIRE_HELLO_AUTH) && n->auth)
@@ -485,6 +640,23 @@ static const char *hello_problem(const struct lr_net *n, const struct lr_wire_he
 
 static void conn_up(struct conn *c) {
   struct lr_net *n = c->net;
+  if (c->cluster != n->o.cluster_id) {
+    if (n->o.cluster_id != 0) { /* learned from another connection meanwhile */
+      handshake_failed(c, NULL, "closing %s (node %llu): cluster id mismatch: this node is in "
+                       "cluster %016llx, it in cluster %016llx", c->addr,
+                       (unsigned long long)c->remote, (unsigned long long)n->o.cluster_id,
+                       (unsigned long long)c->cluster);
+      return;
+    }
+    if (n->o.cb.cluster != NULL && !n->o.cb.cluster(n->o.data, c->cluster, c->remote)) {
+      handshake_failed(c, NULL, "closing %s (node %llu): could not record cluster id %016llx",
+                       c->addr, (unsigned long long)c->remote, (unsigned long long)c->cluster);
+      return;
+    }
+    n->o.cluster_id = c->cluster;
+    logf_(n, LR_NET_LOG_INFO, "learned cluster id %016llx from node %llu",
+          (unsigned long long)c->cluster, (unsigned long long)c->remote);
+  }
   c->state = C_UP;
   uv_timer_stop(&c->timer);
   if (c->outbound) {
@@ -525,7 +697,9 @@ static void on_hello_in(struct conn *c, const uint8_t *p, size_t len) {
     handshake_failed(c, "malformed hello", "refused %s: malformed hello", c->addr);
     return;
   }
-  const char *why = hello_problem(n, &h);
+  char mismatch[LR_WIRE_REASON_MAX + 1];
+  const char *why = hello_problem(n, &h, mismatch, sizeof mismatch);
+  c->remote = h.from; /* for the log's repetition key; checked below */
   if (why == NULL && h.to != n->o.id)
     why = "wrong node id (the address belongs to another node)";
   if (why == NULL && h.from == n->o.id)
@@ -545,6 +719,7 @@ static void on_hello_in(struct conn *c, const uint8_t *p, size_t len) {
   }
   c->remote = h.from;
   c->learn = unknown;
+  c->cluster = n->o.cluster_id != 0 ? n->o.cluster_id : h.cluster_id;
   snprintf(c->advertised, sizeof c->advertised, "%s", h.addr);
   memcpy(c->nonce_c, h.nonce, LR_WIRE_NONCE);
   randombytes_buf(c->nonce_s, LR_WIRE_NONCE);
@@ -552,7 +727,7 @@ static void on_hello_in(struct conn *c, const uint8_t *p, size_t len) {
   r.magic = LR_WIRE_MAGIC;
   r.proto = LR_WIRE_PROTO;
   r.flags = n->auth ? LR_WIRE_HELLO_AUTH : 0;
-  r.cluster_id = n->o.cluster_id;
+  r.cluster_id = c->cluster;
   r.from = n->o.id;
   r.to = h.from;
   memcpy(r.nonce, c->nonce_s, LR_WIRE_NONCE);
@@ -614,7 +789,8 @@ static void on_hello_out(struct conn *c, uint8_t type, const uint8_t *p, size_t 
                      c->addr);
     return;
   }
-  const char *why = hello_problem(n, &h);
+  char mismatch[LR_WIRE_REASON_MAX + 1];
+  const char *why = hello_problem(n, &h, mismatch, sizeof mismatch);
   if (why == NULL && (h.from != pid || h.to != n->o.id))
     why = "the address answers as another node";
   if (why != NULL) {
@@ -623,6 +799,8 @@ static void on_hello_out(struct conn *c, uint8_t type, const uint8_t *p, size_t 
     return;
   }
   c->remote = pid;
+  if (c->cluster == 0)
+    c->cluster = h.cluster_id; /* a learning node's first peer */
   memcpy(c->nonce_s, h.nonce, LR_WIRE_NONCE);
   if (n->auth) {
     uint8_t want[LR_WIRE_MAC], mine[LR_WIRE_MAC];
@@ -689,6 +867,12 @@ static void on_frame(struct conn *c, uint8_t type, const uint8_t *p, size_t len)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   struct conn *c = h->data;
+  if (c->tls != NULL) { /* ciphertext: a fixed buffer, fed to the session at once */
+    if (c->cbuf == NULL)
+      c->cbuf = raft_malloc(READ_CHUNK);
+    *buf = c->cbuf ? uv_buf_init((char *)c->cbuf, READ_CHUNK) : uv_buf_init(NULL, 0);
+    return;
+  }
   size_t want = READ_CHUNK;
   if (c->len >= LR_WIRE_HEADER_SIZE) {
     /* A frame header is in: make room for the whole frame (its length was
@@ -711,6 +895,95 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init((char *)c->buf + c->len, (unsigned)(c->cap - c->len));
 }
 
+static void process(struct conn *c);
+static void send_hello(struct conn *c);
+
+/* A TLS session failed: log once per who and reason, send the alert the
+ * session made (if any), then close. */
+static void tls_failed(struct conn *c, const char *what) {
+  struct lr_net *n = c->net;
+  n->st.tls_failures++;
+  raft_id who = c->outbound && c->peer ? c->peer->id : c->remote;
+  char line[400];
+  if (c->outbound)
+    snprintf(line, sizeof line, "TLS %s with peer %llu (%s) failed: %s", what,
+             (unsigned long long)who, c->addr, lr_tls_error(c->tls));
+  else
+    snprintf(line, sizeof line, "TLS %s with %s failed: %s", what, c->addr,
+             lr_tls_error(c->tls));
+  uint64_t repeats;
+  char note[96];
+  bool repeat = quiet(n, who_hash(c, who), lr_tls_error(c->tls), &repeats);
+  if (c->state != C_UP)
+    n->st.handshake_failures++;
+  logf_(n, repeat ? LR_NET_LOG_DEBUG : LR_NET_LOG_WARN, "%s%s", line,
+        repeat ? "" : quiet_note(repeats, note, sizeof note));
+  c->state = C_REFUSING;
+  uv_timer_stop(&c->timer);
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  tls_flush(c, true);
+}
+
+/* TLS: ciphertext in; handshake; plaintext appended to c->buf. */
+static void tls_read(struct conn *c, const uint8_t *data, size_t len) {
+  if (lr_tls_feed(c->tls, data, len) != 0) {
+    conn_close(c);
+    return;
+  }
+  if (!lr_tls_established(c->tls)) {
+    int rv = lr_tls_handshake(c->tls);
+    if (rv == LR_TLS_EAGAIN) {
+      tls_flush(c, false);
+      return;
+    }
+    if (rv != 0) {
+      tls_failed(c, "handshake");
+      return;
+    }
+    tls_flush(c, false);
+    if (c->closing)
+      return;
+    if (c->outbound) {
+      send_hello(c);
+      if (c->closing)
+        return;
+    } else {
+      c->state = C_AWAIT_HELLO;
+    }
+  }
+  for (;;) {
+    if (c->cap - c->len < READ_CHUNK / 4) {
+      size_t cap = c->cap ? c->cap * 2 : READ_CHUNK;
+      uint8_t *p = raft_realloc(c->buf, cap);
+      if (p == NULL) {
+        conn_close(c); /* UNTESTED */
+        return;
+      }
+      c->buf = p;
+      c->cap = cap;
+    }
+    size_t got = 0;
+    int rv = lr_tls_read(c->tls, c->buf + c->len, c->cap - c->len, &got);
+    if (rv == LR_TLS_ECLOSED) {
+      conn_close(c);
+      return;
+    }
+    if (rv != 0) {
+      tls_failed(c, c->state == C_UP ? "session" : "handshake");
+      return;
+    }
+    if (got == 0)
+      break;
+    c->len += got;
+    /* frames as they complete, so a peer cannot make us buffer more than
+     * one frame of plaintext (process() enforces the frame limit) */
+    process(c);
+    if (c->closing || c->state == C_REFUSING)
+      return;
+  }
+  tls_flush(c, false); /* e.g. a key update the peer asked for */
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct conn *c = s->data;
   struct lr_net *n = c->net;
@@ -718,17 +991,27 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   if (nread < 0) {
     if (c->state != C_UP && c->state != C_REFUSING && nread == UV_EOF && c->outbound) {
-      n->st.handshake_failures++;
-      logf_(n, LR_NET_LOG_WARN, "peer %llu (%s) closed the connection during the handshake",
-            (unsigned long long)(c->peer ? c->peer->id : 0), c->addr);
+      handshake_failed(c, NULL, "peer %llu (%s) closed the connection during the handshake",
+                       (unsigned long long)(c->peer ? c->peer->id : 0), c->addr);
+      return;
     } else if (nread != UV_EOF) {
       logf_(n, LR_NET_LOG_INFO, "connection %s: %s", c->addr, uv_strerror((int)nread));
     }
     conn_close(c);
     return;
   }
-  c->len += (size_t)nread;
   n->st.bytes_received += (uint64_t)nread;
+  if (c->tls != NULL) {
+    tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
+    return;
+  }
+  c->len += (size_t)nread;
+  process(c);
+}
+
+/* Handles the complete frames in c->buf. */
+static void process(struct conn *c) {
+  struct lr_net *n = c->net;
   size_t off = 0;
   while (!c->closing && c->state != C_REFUSING && c->len - off >= LR_WIRE_HEADER_SIZE) {
     struct lr_wire_header h;
@@ -770,6 +1053,13 @@ static void conn_start(struct conn *c) {
   uv_tcp_nodelay(&c->tcp, 1);
   uv_tcp_keepalive(&c->tcp, 1, 10);
   uv_timer_start(&c->timer, on_handshake_timeout, n->o.handshake_ms, 0);
+  if (n->tls != NULL) {
+    if (lr_tls_new(n->tls, c->outbound ? LR_TLS_CLIENT : LR_TLS_SERVER, NULL, &c->tls) != 0) {
+      conn_close(c); /* UNTESTED: out of memory */
+      return;
+    }
+    c->state = C_TLS;
+  }
   if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
     conn_close(c);
 }
@@ -789,12 +1079,26 @@ static void on_connect(uv_connect_t *req, int status) {
   conn_start(c);
   if (c->closing)
     return;
+  if (c->tls != NULL) { /* the HELLO goes once the TLS handshake is done */
+    if (lr_tls_handshake(c->tls) == LR_TLS_EAGAIN)
+      tls_flush(c, false);
+    else
+      tls_failed(c, "handshake");
+    return;
+  }
+  send_hello(c);
+}
+
+/* Dialer: the first luaraft frame. */
+static void send_hello(struct conn *c) {
+  struct lr_net *n = c->net;
   struct lr_wire_hello h;
+  c->cluster = n->o.cluster_id;
   memset(&h, 0, sizeof h);
   h.magic = LR_WIRE_MAGIC;
   h.proto = LR_WIRE_PROTO;
   h.flags = n->auth ? LR_WIRE_HELLO_AUTH : 0;
-  h.cluster_id = n->o.cluster_id;
+  h.cluster_id = c->cluster;
   h.from = n->o.id;
   h.to = c->peer->id;
   randombytes_buf(c->nonce_c, LR_WIRE_NONCE);
@@ -963,7 +1267,7 @@ static void on_connection(uv_stream_t *server, int status) {
     }
   }
   snprintf(c->addr, sizeof c->addr, "%s:%d", ip, port);
-  c->state = C_AWAIT_HELLO;
+  c->state = C_AWAIT_HELLO; /* C_TLS first with TLS (conn_start) */
   c->next = n->inbound;
   n->inbound = c;
   conn_start(c);
@@ -976,6 +1280,13 @@ int lr_net_start(const struct lr_net_options *o, struct lr_net **out, char *err,
     snprintf(err, errlen, "transport: loop, id and listen address are required");
     return LR_NET_EINVAL;
   }
+  /* A peer that closes while we write to it (a refusal, a TLS alert) must
+   * not kill the process: writes then fail with EPIPE instead. Only when
+   * nobody chose a disposition (luaraft's main ignores it already; raft.so
+   * inside another program may not). */
+  struct sigaction pipe;
+  if (sigaction(SIGPIPE, NULL, &pipe) == 0 && pipe.sa_handler == SIG_DFL)
+    signal(SIGPIPE, SIG_IGN);
   if (sodium_init() < 0) {
     snprintf(err, errlen, "transport: libsodium failed to initialize"); /* UNTESTED */
     return LR_NET_EINVAL;
@@ -1009,6 +1320,19 @@ int lr_net_start(const struct lr_net_options *o, struct lr_net **out, char *err,
   if (!n->o.queue_frames_max)
     n->o.queue_frames_max = LR_NET_QUEUE_FRAMES_DEFAULT;
   n->rng = o->seed;
+  if (o->tls_cert != NULL || o->tls_key != NULL || o->tls_ca != NULL) {
+    if (o->tls_cert == NULL || o->tls_key == NULL || o->tls_ca == NULL) {
+      snprintf(err, errlen, "transport: TLS needs a certificate, its key and the CA");
+      raft_free(n);
+      return LR_NET_EINVAL;
+    }
+    struct lr_tls_ctx_options to = {o->tls_cert, o->tls_key, o->tls_ca, true};
+    if (lr_tls_ctx_new(&to, &n->tls, err, errlen) != 0) {
+      raft_free(n);
+      return LR_NET_EINVAL;
+    }
+  }
+  n->o.tls_cert = n->o.tls_key = n->o.tls_ca = NULL;
   if (o->secret != NULL && o->secret_len > 0) {
     n->auth = true;
     crypto_generichash(n->key, sizeof n->key, o->secret, o->secret_len, NULL, 0);
@@ -1092,4 +1416,8 @@ int lr_net_set_faults(struct lr_net *n, const raft_id *ids, size_t count) {
 
 void lr_net_stats(const struct lr_net *n, struct lr_net_stats *out) {
   *out = n->st;
+}
+
+uint64_t lr_net_cluster_id(const struct lr_net *n) {
+  return n->o.cluster_id;
 }

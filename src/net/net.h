@@ -19,6 +19,26 @@
  * refused: the connection is closed, the reason logged through the log
  * callback in one clear line and counted (handshake_failures).
  *
+ * Cluster identity: every HELLO carries the sender's cluster id; a
+ * different one is refused on both sides with one line naming both ids in
+ * hex ("cluster id mismatch: node 2 is in cluster 1f..., node 1 in cluster
+ * 7a..."). A node started with cluster id 0 and learn_cluster (one joining
+ * with --join) takes the id of the first peer whose handshake completes,
+ * after authentication, and reports it through cb.cluster (which persists
+ * it); from then on it checks it like any other node.
+ *
+ * TLS (tls_cert/tls_key/tls_ca): every connection is a TLS session (the
+ * dialer is the TLS client) in which both sides present a certificate and
+ * verify the other's against the CA (mutual TLS); the luaraft handshake
+ * above then runs inside it, and every frame after it is encrypted and
+ * integrity-protected. A failed TLS handshake is logged with OpenSSL's
+ * reason ("certificate verify failed: ...") and closes the connection.
+ *
+ * Repetition: a handshake refused or failed for the same reason with the
+ * same node (or address) is logged once at warn level, then at debug level
+ * only, until a handshake with it succeeds or the reason changes; the
+ * handshake_failures count still counts each.
+ *
  * A dialer whose id is not among our peers (a node started with --join that
  * the leader just added, before our configuration says so) is accepted once
  * it passed the checks above (and, with a secret, authenticated): it becomes
@@ -87,16 +107,21 @@ struct lr_net_callbacks {
   bool (*learn)(void *data, raft_id id, char *why, size_t whylen);
   /* Optional: the listener of peer `id` refused our handshake for `reason`. */
   void (*refused)(void *data, raft_id id, const char *reason);
+  /* Optional (learn_cluster): the cluster id was learned from peer `from`;
+   * false (could not persist it) refuses that connection. */
+  bool (*cluster)(void *data, uint64_t cluster_id, raft_id from);
 };
 
 struct lr_net_options {
   uv_loop_t *loop;
   raft_id id;
-  uint64_t cluster_id;
+  uint64_t cluster_id;    /* 0 with learn_cluster: take the first peer's */
+  bool learn_cluster;
   const char *listen;     /* "IP:PORT"; port 0 picks a free one (lr_net_port) */
   const char *advertise;  /* the address peers dial us at; NULL: listen's */
   const void *secret;     /* NULL: no authentication; else the shared key bytes */
   size_t secret_len;
+  const char *tls_cert, *tls_key, *tls_ca; /* all three, or none: no TLS */
   uint64_t seed;          /* backoff jitter */
   uint32_t backoff_min_ms, backoff_max_ms, handshake_ms; /* 0: defaults */
   uint32_t frame_max;          /* body bytes; 0: LR_WIRE_FRAME_MAX_DEFAULT */
@@ -117,6 +142,7 @@ struct lr_net_stats {
   uint64_t connects;             /* outbound handshakes completed */
   uint64_t accepts;              /* inbound handshakes completed */
   uint64_t peers_learned;        /* unknown dialers added as peers */
+  uint64_t tls_failures;         /* failed TLS handshakes or sessions */
   uint32_t peers, peers_up;
 };
 
@@ -151,5 +177,7 @@ int lr_net_send(struct lr_net *n, const struct raft_message *m);
 int lr_net_set_faults(struct lr_net *n, const raft_id *ids, size_t count);
 
 void lr_net_stats(const struct lr_net *n, struct lr_net_stats *out);
+/* The cluster id in use (0 while a learning node has not learned it). */
+uint64_t lr_net_cluster_id(const struct lr_net *n);
 
 #endif

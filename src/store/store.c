@@ -151,6 +151,20 @@ void lr_store_close(struct lr_store *s) {
     s->ops->close(s);
 }
 
+uint64_t lr_store_cluster_id(const struct lr_store *s) {
+  return s->cluster_id;
+}
+
+int lr_store_set_cluster_id(struct lr_store *s, uint64_t id, char *err, size_t errlen) {
+  if (strcmp(s->path, "memory") != 0) {
+    int rv = lr__store_sqlite_set_cluster(s, id, err, errlen);
+    if (rv != 0)
+      return rv;
+  }
+  s->cluster_id = id;
+  return 0;
+}
+
 const char *lr_store_path(const struct lr_store *s) {
   return s->path;
 }

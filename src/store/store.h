@@ -82,7 +82,8 @@ struct lr_store_options {
   enum lr_store_kind kind;
   const char *dir;     /* SQLite: the node's data dir (created if missing) */
   raft_id node_id;     /* must match what the database holds */
-  uint64_t cluster_id; /* idem; any value the host derives (0 is fine) */
+  uint64_t cluster_id; /* must match what the database holds, unless either
+                          is 0 (not known yet: lr_store_cluster_id) */
   uint32_t trailing;   /* entries kept behind a snapshot; 0: default, and
                           UINT32_MAX keeps nothing more than needed */
   uint32_t checkpoint_every; /* SQLite: wal_checkpoint(TRUNCATE) after this
@@ -99,6 +100,12 @@ struct lr_store;
 int lr_store_open(const struct lr_store_options *o, struct lr_store **out, char *err,
                   size_t errlen);
 void lr_store_close(struct lr_store *s);
+/* The cluster id the database holds (or the one given at open when the
+ * database holds none yet); 0: not known. */
+uint64_t lr_store_cluster_id(const struct lr_store *s);
+/* Records the cluster id (made at bootstrap, or learned when joining),
+ * durably. Same threading rule as a write. */
+int lr_store_set_cluster_id(struct lr_store *s, uint64_t id, char *err, size_t errlen);
 /* The database file ("DIR/raft.db"), or "memory". */
 const char *lr_store_path(const struct lr_store *s);
 

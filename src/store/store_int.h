@@ -46,6 +46,7 @@ struct lr_store {
 
 int lr__store_sqlite_open(const struct lr_store_options *o, struct lr_store **out, char *err,
                           size_t errlen);
+int lr__store_sqlite_set_cluster(struct lr_store *s, uint64_t id, char *err, size_t errlen);
 int lr__store_memory_open(const struct lr_store_options *o, struct lr_store **out, char *err,
                           size_t errlen);
 

@@ -16,6 +16,8 @@
 #include <sqlite3.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "store/store_int.h"
 
@@ -507,6 +509,52 @@ static int create_schema(struct sq *q, char *err, size_t errlen) {
   return 0;
 }
 
+/* Says why a data folder cannot be used, before SQLite gets a chance to
+ * call it something else: a read-only folder used to be reported as "not a
+ * luaraft database", which invites deleting it. 0 when nothing is wrong. */
+static int open_problem(const char *dir, const char *path, char *err, size_t errlen) {
+  struct statvfs vfs;
+  bool exists = access(path, F_OK) == 0;
+  if (access(dir, W_OK | X_OK) != 0) {
+    int e = errno;
+    lr__store_errf(err, errlen,
+                   "cannot write in the data directory %s (%s): luaraft creates raft.db-wal and "
+                   "raft.db-shm next to raft.db; %s: fix the folder's owner or permissions, or "
+                   "mount it read-write",
+                   dir, strerror(e), exists ? "raft.db is intact" : "nothing was written");
+    return LR_STORE_EOPEN;
+  }
+  if (exists && access(path, R_OK | W_OK) != 0) {
+    int e = errno;
+    lr__store_errf(err, errlen,
+                   "cannot open %s for reading and writing (%s): fix its owner or permissions "
+                   "(the file is intact)",
+                   path, strerror(e));
+    return LR_STORE_EOPEN;
+  }
+  if (statvfs(dir, &vfs) == 0 && vfs.f_bavail == 0) {
+    lr__store_errf(err, errlen,
+                   "the disk holding %s is full (no free blocks): free some space and start "
+                   "again%s",
+                   dir, exists ? " (raft.db is intact)" : "");
+    return LR_STORE_EFULL;
+  }
+  return 0;
+}
+
+/* A failure while opening that is not about the file's contents. */
+static bool not_contents(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_NOTADB:
+  case SQLITE_CORRUPT:
+  case SQLITE_FORMAT:
+  case SQLITE_ERROR:
+    return false;
+  default:
+    return true;
+  }
+}
+
 /* Format, identity: is this our database? */
 static int check_identity(struct sq *q, char *err, size_t errlen) {
   const char *path = q->base.path;
@@ -517,8 +565,12 @@ static int check_identity(struct sq *q, char *err, size_t errlen) {
   if (rc == SQLITE_OK)
     rc = query_int(q->db, "SELECT count(*) FROM sqlite_master", &tables);
   if (rc != SQLITE_OK) {
+    if (not_contents(rc)) {
+      lr__store_errf(err, errlen, "cannot read %s: %s", path, sqlite3_errstr(rc));
+      return (rc & 0xff) == SQLITE_FULL ? LR_STORE_EFULL : LR_STORE_EOPEN;
+    }
     lr__store_errf(err, errlen, "%s is not a luaraft database (%s)", path, sqlite3_errstr(rc));
-    return (rc & 0xff) == SQLITE_BUSY ? LR_STORE_EOPEN : LR_STORE_EFORMAT;
+    return LR_STORE_EFORMAT;
   }
   if (app == 0 && ver == 0 && tables == 0)
     return create_schema(q, err, errlen);
@@ -550,11 +602,14 @@ static int check_identity(struct sq *q, char *err, size_t errlen) {
                    (unsigned long long)node, (unsigned long long)q->base.node_id);
     return LR_STORE_EFOREIGN;
   }
-  if ((uint64_t)cluster != q->base.cluster_id) {
-    lr__store_errf(err, errlen, "%s belongs to cluster %llu, not cluster %llu", path,
+  /* 0 on either side: not known yet (a node that joins learns it) */
+  if (cluster != 0 && q->base.cluster_id != 0 && (uint64_t)cluster != q->base.cluster_id) {
+    lr__store_errf(err, errlen, "%s belongs to cluster %016llx, not cluster %016llx", path,
                    (unsigned long long)cluster, (unsigned long long)q->base.cluster_id);
     return LR_STORE_EFOREIGN;
   }
+  if (cluster != 0)
+    q->base.cluster_id = (uint64_t)cluster;
   return 0;
 }
 
@@ -568,13 +623,18 @@ static int configure(struct sq *q, char *err, size_t errlen) {
     int rc = sqlite3_exec(q->db, pragmas[i], NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
       int busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+      bool io = !busy && not_contents(rc);
       if (busy)
         lr__store_errf(err, errlen, "%s is in use by another process", q->base.path);
+      else if (io)
+        lr__store_errf(err, errlen, "cannot use %s: %s (%s)", q->base.path,
+                       msg ? msg : sqlite3_errstr(rc), sqlite3_errstr(rc));
       else
         lr__store_errf(err, errlen, "%s is not a luaraft database (%s)", q->base.path,
                        msg ? msg : sqlite3_errstr(rc));
       sqlite3_free(msg);
-      return busy ? LR_STORE_EOPEN : LR_STORE_EFORMAT;
+      return busy || io ? ((rc & 0xff) == SQLITE_FULL ? LR_STORE_EFULL : LR_STORE_EOPEN)
+                        : LR_STORE_EFORMAT;
     }
   }
   int64_t dummy;
@@ -616,6 +676,8 @@ int lr__store_sqlite_open(const struct lr_store_options *o, struct lr_store **ou
     r = LR_STORE_EOPEN;
     goto fail;
   }
+  if ((r = open_problem(o->dir, q->base.path, err, errlen)) != 0)
+    goto fail;
   int rc = sqlite3_open_v2(q->base.path, &q->db,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                            NULL);
@@ -648,6 +710,12 @@ int lr__store_sqlite_open(const struct lr_store_options *o, struct lr_store **ou
 fail:
   sq_close(&q->base);
   return r;
+}
+
+int lr__store_sqlite_set_cluster(struct lr_store *s, uint64_t id, char *err, size_t errlen) {
+  char sql[96];
+  snprintf(sql, sizeof sql, "UPDATE meta SET cluster_id = %lld WHERE id = 1", (long long)id);
+  return lr_store_sqlite_exec(s, sql, err, errlen);
 }
 
 int lr_store_sqlite_exec(struct lr_store *s, const char *sql, char *err, size_t errlen) {
