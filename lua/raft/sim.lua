@@ -186,6 +186,9 @@ end
 function Sim:nodes() return self.c:nodes() end
 function Sim:leader() return self.c:leader() end
 function Sim:status(id) return self.c:status(id) end
+--- sim:metrics(id) -> the node:metrics() table (the keys of /metrics), or
+-- nil when the node is down; node:metrics() is the same.
+function Sim:metrics(id) return self.c:metrics(id) end
 
 function Sim:_push_groups()
   local ids, groups = {}, {}
@@ -318,6 +321,12 @@ end
 function Node:status()
   local st = self.sim.c:status(self.id)
   return st
+end
+
+--- node:metrics(): the same counters as a real node's (fsyncs,
+-- entries_persisted, batches, fsync_buckets in virtual time, snapshots...).
+function Node:metrics()
+  return self.sim.c:metrics(self.id)
 end
 
 function Node:transfer_leadership(id, timeout)

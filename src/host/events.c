@@ -30,7 +30,7 @@ void lr__event_push(struct lr_node *n, const struct lr_event *ev) {
     q->ev[q->n].data = copy;
   }
   q->n++;
-  if (n->in_callback == 0 && !uv_is_active((uv_handle_t *)&n->flush))
+  if (n->in_callback == 0 && n->flush.data != NULL && !uv_is_active((uv_handle_t *)&n->flush))
     uv_timer_start(&n->flush, lr__events_flush_cb, 0, 0);
 }
 

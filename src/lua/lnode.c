@@ -622,55 +622,14 @@ static int l_metrics(lua_State *L) {
   struct lnode *ln = check_node(L);
   struct lr_node_metrics m;
   lr_node_metrics(ln->n, &m);
-  lua_createtable(L, 0, 16);
-  set_int(L, "proposals", m.proposals);
-  set_int(L, "proposals_failed", m.proposals_failed);
-  set_int(L, "elections", m.elections);
-  set_int(L, "leader_changes", m.leader_changes);
-  set_int(L, "applied_entries", m.applied_entries);
-  set_int(L, "snapshots_taken", m.snapshots_taken);
-  set_int(L, "snapshots_restored", m.snapshots_restored);
-  set_int(L, "batches", m.batches);
-  set_int(L, "batches_failed", m.batches_failed);
-  set_int(L, "batches_merged", m.batches_merged);
-  set_int(L, "peer_msgs_sent", m.peer_msgs_sent);
-  set_int(L, "peer_msgs_recv", m.peer_msgs_recv);
-  set_int(L, "net_bad_frames", m.net_bad_frames);
-  set_int(L, "net_handshake_failures", m.net_handshake_failures);
-  set_int(L, "net_frames_dropped", m.net_frames_dropped);
-  set_int(L, "peers", m.peers);
-  set_int(L, "peers_up", m.peers_up);
-  lua_pushnumber(L, m.fsync_sum_ms / 1000.0);
-  lua_setfield(L, -2, "fsync_seconds_sum");
-  lua_createtable(L, 12, 0); /* cumulative buckets: { le_seconds, count } */
-  uint64_t cum = 0;
-  for (int i = 0; i < 12; i++) {
-    cum += m.fsync_buckets[i];
-    lua_createtable(L, 2, 0);
-    if (i < 11)
-      lua_pushnumber(L, lr_fsync_bounds_ms[i] / 1000.0);
-    else
-      lua_pushliteral(L, "+Inf");
-    lua_rawseti(L, -2, 1);
-    lua_pushinteger(L, (lua_Integer)cum);
-    lua_rawseti(L, -2, 2);
-    lua_rawseti(L, -2, i + 1);
-  }
-  lua_setfield(L, -2, "fsync_buckets");
-  /* leader only: replication progress per member */
+  struct luaraft_net_counts net = {.bad_frames = m.net_bad_frames,
+                                   .handshake_failures = m.net_handshake_failures,
+                                   .frames_dropped = m.net_frames_dropped,
+                                   .peers = m.peers,
+                                   .peers_up = m.peers_up};
   struct raft_progress_info pi[LR_NODE_PEERS_MAX];
   uint32_t np = lr_node_progress(ln->n, pi, LR_NODE_PEERS_MAX);
-  lua_createtable(L, (int)np, 0);
-  for (uint32_t i = 0; i < np; i++) {
-    lua_createtable(L, 0, 4);
-    set_int(L, "id", pi[i].id);
-    set_int(L, "match", pi[i].match);
-    set_int(L, "next", pi[i].next);
-    lua_pushboolean(L, pi[i].active);
-    lua_setfield(L, -2, "active");
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
-  lua_setfield(L, -2, "progress");
+  luaraft__push_metrics(L, &m.drive, &net, pi, np);
   return 1;
 }
 

@@ -493,6 +493,16 @@ static int sim_status(lua_State *L) {
   return 1;
 }
 
+/* metrics(id) -> the node:metrics() table of a real node | nil (down) */
+static int sim_metrics(lua_State *L) {
+  struct lsim *ls = check(L);
+  struct lr_sim_node_metrics m;
+  if (lr_sim_metrics(ls->s, check_id(L, 2), &m) != 0) return 0;
+  struct luaraft_net_counts net = {.peers = m.peers, .peers_up = m.peers_up};
+  luaraft__push_metrics(L, &m.drive, &net, m.progress, m.n_progress);
+  return 1;
+}
+
 static int sim_nodes(lua_State *L) {
   raft_id ids[LR_SIM_NODES_MAX];
   uint32_t n = lr_sim_nodes(check(L)->s, ids);
@@ -556,6 +566,7 @@ static const luaL_Reg methods[] = {
     {"add_node", sim_add_node}, {"partition", sim_partition},
     {"heal", sim_heal},         {"net", sim_net},
     {"link", sim_link},         {"status", sim_status},
+    {"metrics", sim_metrics},
     {"nodes", sim_nodes},       {"leader", sim_leader},
     {"violation", sim_violation}, {"trace", sim_trace},
     {"trace_line", sim_trace_line}, {"applied_total", sim_applied_total},
