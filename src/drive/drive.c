@@ -437,12 +437,12 @@ static void write_failed(struct lr_drive *d, struct lr__item *it) {
 }
 
 static void done_item(struct lr_drive *d, struct lr__item *it) {
-  LR__DRIVE_RULE(d, it->seq <= d->durable_seq,
-                 "an update finished (held messages, ack) before its write was durable");
-  if (it->batch && it->write_rv != 0) {
+  if (it->batch && it->written && it->write_rv != 0) {
     write_failed(d, it);
     return;
   }
+  LR__DRIVE_RULE(d, it->seq <= d->durable_seq,
+                 "an update finished (held messages, ack) before its write was durable");
   if (it->own_snapshot) {
     d->snap_pending = false;
     d->snap_index = it->snap_index;
@@ -601,8 +601,7 @@ int lr_drive_new(const struct lr_drive_options *o, struct lr_drive **out, char *
   }
   d->id = o->id;
   d->io = o->io;
-  d->raft = o->raft;
-  d->sm = o->sm;
+  d->raft = o->raft, d->sm = o->sm; /* owned from here on */
   d->snapshot_entries = o->snapshot_entries;
   d->durable_last = o->durable_last;
   d->role = RAFT_FOLLOWER;
@@ -655,20 +654,11 @@ struct lr_sm *lr_drive_sm(const struct lr_drive *d) {
 void lr_drive_metrics(const struct lr_drive *d, struct lr_drive_metrics *m) {
   *m = d->metrics;
 }
-bool lr_drive_failed(const struct lr_drive *d) {
-  return d->failed;
-}
 bool lr_drive_halted(const struct lr_drive *d) {
   return d->halted;
 }
-bool lr_drive_busy(const struct lr_drive *d) {
-  return d->write_busy;
-}
 int lr_drive_role(const struct lr_drive *d) {
   return d->role;
-}
-raft_id lr_drive_leader(const struct lr_drive *d) {
-  return d->leader;
 }
 raft_term lr_drive_term(const struct lr_drive *d) {
   return d->term;

@@ -170,11 +170,8 @@ void lr_drive_fail_all(struct lr_drive *d, const char *code, const char *msg);
 struct raft *lr_drive_raft(const struct lr_drive *d);
 struct lr_sm *lr_drive_sm(const struct lr_drive *d);
 void lr_drive_metrics(const struct lr_drive *d, struct lr_drive_metrics *m);
-bool lr_drive_failed(const struct lr_drive *d);
 bool lr_drive_halted(const struct lr_drive *d);
-bool lr_drive_busy(const struct lr_drive *d); /* a write is in flight */
 int lr_drive_role(const struct lr_drive *d);
-raft_id lr_drive_leader(const struct lr_drive *d);
 raft_term lr_drive_term(const struct lr_drive *d);
 raft_index lr_drive_snapshot_index(const struct lr_drive *d); /* durable */
 const struct raft_config *lr_drive_config(const struct lr_drive *d);

@@ -45,8 +45,6 @@ struct lr_node {
 
 /* events.c */
 void lr__event_push(struct lr_node *n, const struct lr_event *ev);
-void lr__event_done(struct lr_node *n, uint64_t req, const char *code, const char *data, size_t len,
-                    raft_index index, raft_term term);
 void lr__events_flush(struct lr_node *n);
 void lr__events_free(struct lr_node *n);
 void lr__events_flush_cb(uv_timer_t *t);

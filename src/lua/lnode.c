@@ -407,17 +407,6 @@ static int l_node_new(lua_State *L) {
   return 1;
 }
 
-static int result(lua_State *L, int rv) {
-  if (rv == 0) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  lua_pushnil(L);
-  lua_pushstring(L, raft_errcode(rv));
-  lua_pushstring(L, raft_strerror(rv));
-  return 3;
-}
-
 /* A halted state machine (sm.h) answers nothing: "stopped" with the reason. */
 static int halted(lua_State *L, struct lnode *ln) {
   struct lr_sm_status sm;
@@ -442,7 +431,7 @@ static int l_propose(lua_State *L) {
   uint64_t seq = (uint64_t)luaL_optinteger(L, 5, 0);
   int wait = lua_toboolean(L, 6) ? LR_WAIT_COMMIT : LR_WAIT_APPLY;
   if (halted(L, ln)) return 3;
-  return result(L, lr_node_propose(ln->n, req, cmd, len, client, clen, seq, wait));
+  return luaraft__push_rv(L, lr_node_propose(ln->n, req, cmd, len, client, clen, seq, wait));
 }
 
 /* node:read(req, mode, q_bytes) */
@@ -454,7 +443,7 @@ static int l_read(lua_State *L) {
   size_t len = 0;
   const char *q = luaL_optlstring(L, 4, "", &len);
   if (halted(L, ln)) return 3;
-  return result(L, lr_node_read(ln->n, req, mode, q, len));
+  return luaraft__push_rv(L, lr_node_read(ln->n, req, mode, q, len));
 }
 
 /* node:change(req, "add"|"learner"|"promote"|"remove", id, address) */
@@ -466,19 +455,19 @@ static int l_change(lua_State *L) {
   int kind = luaL_checkoption(L, 3, NULL, kinds);
   raft_id id = (raft_id)luaL_checkinteger(L, 4);
   const char *addr = luaL_optstring(L, 5, "");
-  return result(L, lr_node_change(ln->n, req, kk[kind], id, addr));
+  return luaraft__push_rv(L, lr_node_change(ln->n, req, kk[kind], id, addr));
 }
 
 static int l_transfer(lua_State *L) {
   struct lnode *ln = check_node(L);
   uint64_t req = check_req(L, 2);
   raft_id to = (raft_id)luaL_optinteger(L, 3, 0);
-  return result(L, lr_node_transfer(ln->n, req, to));
+  return luaraft__push_rv(L, lr_node_transfer(ln->n, req, to));
 }
 
 static int l_step_down(lua_State *L) {
   struct lnode *ln = check_node(L);
-  return result(L, lr_node_step_down(ln->n));
+  return luaraft__push_rv(L, lr_node_step_down(ln->n));
 }
 
 static int l_snapshot(lua_State *L) {

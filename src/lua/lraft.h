@@ -35,5 +35,7 @@ struct luaraft_net_counts {
 void luaraft__push_metrics(lua_State *L, const struct lr_drive_metrics *m,
                            const struct luaraft_net_counts *net,
                            const struct raft_progress_info *progress, uint32_t n_progress);
+/* 0 -> true; a RAFT_E* code -> nil, code (API.md), message. */
+int luaraft__push_rv(lua_State *L, int rv);
 
 #endif

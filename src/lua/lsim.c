@@ -312,25 +312,14 @@ static int sim_completion(lua_State *L) {
   return 7;
 }
 
-static int push_rv(lua_State *L, int rv) {
-  if (rv == 0) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  lua_pushnil(L);
-  lua_pushstring(L, raft_errcode(rv));
-  lua_pushstring(L, raft_strerror(rv));
-  return 3;
-}
-
 static int sim_transfer(lua_State *L) {
   struct lsim *ls = check(L);
-  return push_rv(L, lr_sim_transfer(ls->s, check_id(L, 2), (raft_id)luaL_optinteger(L, 3, 0)));
+  return luaraft__push_rv(L, lr_sim_transfer(ls->s, check_id(L, 2), (raft_id)luaL_optinteger(L, 3, 0)));
 }
 
 static int sim_step_down(lua_State *L) {
   struct lsim *ls = check(L);
-  return push_rv(L, lr_sim_step_down(ls->s, check_id(L, 2)));
+  return luaraft__push_rv(L, lr_sim_step_down(ls->s, check_id(L, 2)));
 }
 
 static int push_err(lua_State *L, int rc, const char *err) {
@@ -409,7 +398,7 @@ static int sim_link(lua_State *L) {
   double drop = lua_isnoneornil(L, 4) ? -1 : luaL_checknumber(L, 4);
   int rv = lr_sim_link(ls->s, check_id(L, 2), check_id(L, 3), drop,
                        (uint32_t)luaL_optinteger(L, 5, 1), (uint32_t)luaL_optinteger(L, 6, 5));
-  return push_rv(L, rv);
+  return luaraft__push_rv(L, rv);
 }
 
 static const char *role_name(int role, bool learner) {

@@ -340,20 +340,12 @@ int lr__sim_node_start(struct lr_sim *s, uint32_t slot, bool founding, char *err
   raft_index last = n->log_n > 0 ? n->log[n->log_n - 1].e.index
                     : n->has_snap ? n->snap.meta.index
                                   : 0;
-  struct lr_drive_options o = {.id = n->id,
-                               .raft = r,
-                               .sm = sm,
-                               .boot_snapshot = boot.snapshot,
-                               .durable_last = last,
-                               .snapshot_entries = s->o.snapshot_entries,
-                               .io = {.data = n,
-                                      .now = io_now,
-                                      .wall = io_now,
-                                      .write = io_write,
-                                      .send = io_send,
-                                      .event = io_event,
-                                      .log = io_log,
-                                      .applying = io_applying}};
+  struct lr_drive_options o = {.id = n->id, .raft = r, .sm = sm, .boot_snapshot = boot.snapshot};
+  o.durable_last = last, o.snapshot_entries = s->o.snapshot_entries;
+  /* disk, net, clock, events: the simulated world (meta.time is virtual) */
+  o.io = (struct lr_drive_io){.data = n, .write = io_write, .send = io_send};
+  o.io.now = io_now, o.io.wall = io_now;
+  o.io.event = io_event, o.io.log = io_log, o.io.applying = io_applying;
   if (lr_drive_new(&o, &n->d, err, errlen) != 0) return -1;
   lr_drive_subscribe(n->d, LR_EV_MEMBERS, true);
   lr_drive_subscribe(n->d, LR_EV_SNAPSHOT, true);

@@ -1,5 +1,6 @@
-/* node:metrics(): one table for real nodes (lnode.c) and simulated ones
- * (lsim.c), with the keys lua/raft/http_api.lua exports as /metrics. */
+/* What real nodes (lnode.c) and simulated ones (lsim.c) share in the
+ * binding: node:metrics() (the keys lua/raft/http_api.lua exports as
+ * /metrics) and the true | nil, code, message result of a call. */
 #include "drive/drive.h"
 #include "lua/lraft.h"
 
@@ -60,4 +61,15 @@ void luaraft__push_metrics(lua_State *L, const struct lr_drive_metrics *m,
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   lua_setfield(L, -2, "progress");
+}
+
+int luaraft__push_rv(lua_State *L, int rv) {
+  if (rv == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, raft_errcode(rv));
+  lua_pushstring(L, raft_strerror(rv));
+  return 3;
 }
