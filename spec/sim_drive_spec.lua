@@ -92,6 +92,38 @@ describe("raft.sim driver", function()
       sim:check()
     end)
 
+  it("stops ticking a removed node until a leader talks to it again", function()
+    local sim = sim_util.new(44, { nodes = 4 })
+    local leader = elect(sim)
+    local gone = others(sim, leader)[1]
+    assert.is_true(sim:wait(sim:propose({ op = "set", key = "a", value = 1 }, { node = leader }),
+                            5000))
+    assert.is_true(sim:node(leader):remove_member(gone))
+    local function campaigns()
+      local n = 0
+      for _ in sim:trace():gmatch("\n%s*%d+ n" .. gone .. " pre%-candidate") do n = n + 1 end
+      return n
+    end
+    -- the removed node times out and asks for votes once; the members refuse
+    -- it, naming their configuration, and it stops (no campaign every
+    -- election timeout for ever)
+    sim:advance(2000)
+    local before = campaigns()
+    assert.truthy(sim:trace():find("n" .. gone .. " node %d+ %(configuration index %d+%) says " ..
+                                   "this node is not a member"))
+    sim:advance(10000)
+    assert.equal(before, campaigns())
+    assert.equal(leader, sim:leader())
+    -- added back: the leader talks to it, it takes part again
+    assert.is_true(sim:node(leader):add_member(gone, ""))
+    assert.is_true(sim:wait(sim:propose({ op = "set", key = "back", value = 1 },
+                                        { node = leader }), 5000))
+    assert.is_true(sim:run_until(function()
+      return sim:node(gone):status().applied_index == sim:node(leader):status().applied_index
+    end, 5000))
+    sim:check()
+  end)
+
   it("names node:metrics() the same as a real node", function()
     local sim = sim_util.new(43)
     local leader = elect(sim)

@@ -159,12 +159,30 @@ void lr__sim_flush(struct lr_sim *s) {
     if (s->nodes[i].drain_due) lr__sim_node_drain(s, i);
 }
 
+/* A member refuses a node its configuration does not hold, naming its
+ * configuration index, as a real node's transport refuses the connection
+ * (src/host/transport.c): the sender learns it was removed and stops
+ * ticking, until a leader talks to it again. A node that is not a member
+ * (one joining) hears from anyone. */
+static bool refused(struct lr_sim *s, uint32_t from, uint32_t to) {
+  struct lr__sim_node *a = &s->nodes[from], *b = &s->nodes[to];
+  if (!lr_drive_was_member(b->d) || raft_config_get(lr_drive_config(b->d), a->id) != NULL)
+    return false;
+  if (a->up) {
+    struct raft_status st;
+    raft_status(lr_drive_raft(b->d), &st);
+    lr_drive_set_removed(a->d, b->id, st.config_index);
+  }
+  return true;
+}
+
 static void handle(struct lr_sim *s, struct lr__sim_ev *ev) {
   struct lr__sim_node *n = &s->nodes[ev->slot];
   switch (ev->type) {
   case EV_MSG: {
     int from = lr__sim_slot(s, ev->u.msg->m.from);
-    if (n->up && (from < 0 || !blocked(s, (uint32_t)from, ev->slot)))
+    if (n->up && (from < 0 || !blocked(s, (uint32_t)from, ev->slot)) &&
+        (from < 0 || !refused(s, (uint32_t)from, ev->slot)))
       lr__sim_node_deliver(s, ev->slot, ev->u.msg);
     lr_msg_copy_free(ev->u.msg);
     break;
