@@ -124,6 +124,51 @@ describe("raft.sim driver", function()
     sim:check()
   end)
 
+  it("backs off exponentially while a disk fails, logs once per period, loses nothing", function()
+    local sim = sim_util.new(45, { disk_ms = { 1, 1 } })
+    local leader = elect(sim)
+    local bad = others(sim, leader)[1]
+    local acked = {}
+    local function write(i, ms)
+      local t = sim:propose({ op = "set", key = "k" .. i, value = i }, { node = leader })
+      sim:advance(ms)
+      return t
+    end
+    local tickets = {}
+    for i = 1, 5 do tickets[#tickets + 1] = write(i, 20) end
+    local m0 = sim:node(bad):metrics()
+    sim:fail_writes(bad, 100000)
+    -- 5 s of a steady stream of writes: the leader keeps sending `bad` new
+    -- entries; each write `bad` tries fails
+    for i = 6, 255 do tickets[#tickets + 1] = write(i, 20) end
+    local m1 = sim:node(bad):metrics()
+    local failed = m1.batches_failed - m0.batches_failed
+    -- waits of 10, 20, 40, ... ms capped at 2 s: about 10 tries in 5 s (one
+    -- per append, 250 of them, without the back-off)
+    assert.is_true(failed >= 5 and failed <= 14, failed .. " failed writes in 5 s")
+    local reports = 0
+    for _ in sim:trace():gmatch("n" .. bad .. " storage: [^\n]* failed writes since the last report") do
+      reports = reports + 1
+    end
+    assert.is_true(reports >= 1 and reports <= 2, reports .. " log lines for " .. failed)
+    -- the other two keep committing: every proposal is acknowledged
+    for _, t in ipairs(tickets) do
+      assert.is_true(sim:wait(t, 5000))
+      acked[#acked + 1] = t
+    end
+    -- the disk heals: within the longest wait the node writes and catches up
+    sim:fail_writes(bad, 0)
+    assert.is_true(sim:run_until(function()
+      return sim:node(bad):status().applied_index == sim:node(leader):status().applied_index
+    end, 5000))
+    assert.truthy(sim:trace():find("n" .. bad .. " storage: writes succeed again after %d+ failed"))
+    -- nothing acknowledged is lost, on the node that failed either
+    for i = 1, #acked do
+      assert.equal(i, sim:wait(sim:read({ key = "k" .. i }, { node = bad, consistency = "stale" })))
+    end
+    sim:check()
+  end)
+
   it("names node:metrics() the same as a real node", function()
     local sim = sim_util.new(43)
     local leader = elect(sim)

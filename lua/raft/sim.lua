@@ -263,6 +263,14 @@ function Sim:add_node(id)
   return self:node(id)
 end
 
+--- sim:fail_writes(id, n): the next n disk writes of node id fail (0: the
+-- disk heals), as node:fail_writes(n) does on a real node.
+function Sim:fail_writes(id, n)
+  local ok, code, msg = self.c:fail_writes(id, n)
+  if not ok then error("sim:fail_writes: " .. tostring(code) .. ": " .. tostring(msg), 2) end
+  return true
+end
+
 function Sim:history() return self.tickets end
 
 function Sim:check()
@@ -328,6 +336,8 @@ end
 function Node:metrics()
   return self.sim.c:metrics(self.id)
 end
+
+function Node:fail_writes(n) return self.sim:fail_writes(self.id, n) end
 
 function Node:transfer_leadership(id, timeout)
   local ok, code, msg = self.sim.c:transfer(self.id, id)

@@ -414,13 +414,32 @@ static void take(struct lr_drive *d, const struct raft_update *u) {
 
 /* ---- durability ------------------------------------------------------------ */
 /* A write failed: the core forgets what was not persisted, the driver every
- * queued write and held message (raft.h step 5). */
+ * queued write and held message (raft.h step 5). The next write waits: a
+ * disk that fails keeps failing for a while (full, unplugged), and retrying
+ * at once only burns CPU and floods the log. The wait doubles per failure in
+ * a row, up to LR__BACKOFF_MAX_MS; the log says so once per LR__FAIL_LOG_MS,
+ * with a count. Nothing acknowledged is lost: what failed was never
+ * acknowledged, and the leader sends it again. */
 static void write_failed(struct lr_drive *d, struct lr__item *it) {
-  const char *msg = "storage write failed";
+  const char *msg = NULL;
   lr_store_batch_result(it->batch, &msg, NULL, NULL);
+  if (msg == NULL || msg[0] == 0) msg = lr_store_strerror(it->write_rv);
+  uint64_t now = lr__drive_now(d);
   d->metrics.batches_failed++;
-  lr__drive_log(d, LR_LOG_ERROR, "storage: %s", msg);
-  raft_persist_failed(d->raft, lr__drive_now(d));
+  d->fails_unlogged++;
+  d->fails_in_row++;
+  d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : LR__BACKOFF_MIN_MS;
+  if (d->backoff_ms > LR__BACKOFF_MAX_MS) d->backoff_ms = LR__BACKOFF_MAX_MS;
+  d->retry_at = now + d->backoff_ms;
+  if (now >= d->fail_log_at) {
+    lr__drive_log(d, LR_LOG_ERROR,
+                  "storage: %s (%llu failed writes since the last report; the next write in "
+                  "%u ms)",
+                  msg, (unsigned long long)d->fails_unlogged, d->backoff_ms);
+    d->fails_unlogged = 0;
+    d->fail_log_at = now + LR__FAIL_LOG_MS;
+  }
+  raft_persist_failed(d->raft, now);
   /* `it` is already off the queue (pump): what is left is every later
    * write, none of them started. */
   lr__items_free(d->head);
@@ -476,6 +495,7 @@ static void pump(struct lr_drive *d) {
   while (d->head && !d->write_busy && !d->failed) {
     struct lr__item *it = d->head;
     if (it->batch && !it->written) {
+      if (d->retry_at > lr__drive_now(d)) return; /* backing off: lr_drive_deadline */
       it->writing = true;
       d->write_busy = true;
       if (d->io.write(d->io.data, it->batch) != 0) {
@@ -505,6 +525,12 @@ void lr_drive_written(struct lr_drive *d, int rv, double latency_ms) {
     lr_store_batch_view(it->batch, &v);
     d->durable_seq = it->seq;
     if (v.snap) d->snap_durable = v.snap->index;
+    if (d->fails_in_row > 0)
+      lr__drive_log(d, LR_LOG_WARN, "storage: writes succeed again after %llu failed",
+                    (unsigned long long)d->fails_in_row);
+    d->fails_in_row = d->fails_unlogged = 0;
+    d->backoff_ms = 0;
+    d->retry_at = 0;
     d->metrics.batches++;
     d->metrics.fsyncs++;
     d->metrics.entries_persisted += v.n_entries;
@@ -520,11 +546,15 @@ void lr_drive_written(struct lr_drive *d, int rv, double latency_ms) {
 }
 
 /* ---- the loop -------------------------------------------------------------- */
+/* A removed node does not tick: no (pre-)campaigns to bother the members
+ * (lr_drive_recv ticks it again once a leader talks to it). */
+static bool idle(const struct lr_drive *d) {
+  return d->removed && d->role != RAFT_LEADER;
+}
+
 uint64_t lr_drive_deadline(const struct lr_drive *d) {
-  uint64_t dl = raft_deadline(d->raft);
-  /* A removed node does not tick: no (pre-)campaigns to bother the members
-   * (lr_drive_recv ticks it again once a leader talks to it). */
-  if (d->removed && d->role != RAFT_LEADER) return UINT64_MAX;
+  uint64_t dl = idle(d) ? UINT64_MAX : raft_deadline(d->raft);
+  if (d->retry_at > 0 && d->head && !d->write_busy && d->retry_at < dl) dl = d->retry_at;
   return dl;
 }
 
@@ -548,7 +578,7 @@ void lr_drive_run(struct lr_drive *d) {
 void lr_drive_tick(struct lr_drive *d) {
   if (d->failed) return;
   uint64_t now = lr__drive_now(d);
-  if (now >= lr_drive_deadline(d)) {
+  if (!idle(d) && now >= raft_deadline(d->raft)) {
     raft_tick(d->raft, now);
     if (raft_deadline(d->raft) <= now && !d->stale_deadline_logged) {
       d->stale_deadline_logged = true;

@@ -33,8 +33,11 @@
  *   - lr_drive_leader_changed(): where followers will re-forward pending
  *     proposals and ReadIndex requests when the leader changes (issue 10);
  *   - struct lr_drive_stage: per-stage latency (take, write, apply) for a
- *     breakdown (issue 12); the io's `snapshot` hook, to take snapshots off
- *     the loop thread (issue 12).
+ *     breakdown (issue 12; the write stage is measured today);
+ *   - lr__drive_take_snapshot() (drive.c) is the one place a snapshot is
+ *     made and queued as a batch: taking it off the loop thread (issue 12)
+ *     means producing that batch asynchronously there, the queue and the
+ *     durability rule staying as they are.
  */
 #ifndef LUARAFT_DRIVE_H
 #define LUARAFT_DRIVE_H

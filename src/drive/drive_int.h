@@ -77,6 +77,12 @@ struct lr_drive {
   uint64_t batch_seq;   /* batches made so far */
   uint64_t durable_seq; /* the last batch that became durable */
   raft_index snap_durable; /* the last snapshot a durable batch held */
+  /* storage failures (issue 11): the next write waits retry_at, the wait
+   * doubles per failure up to LR__BACKOFF_MAX_MS; failures are logged once
+   * per LR__FAIL_LOG_MS with a count */
+  uint32_t backoff_ms;
+  uint64_t retry_at;
+  uint64_t fails_unlogged, fails_in_row, fail_log_at;
   /* what the node last saw */
   int role;
   raft_id leader;
@@ -103,6 +109,9 @@ struct lr_drive {
 };
 
 #define LR__WAITERS_MAX 100000 /* requests waiting at once */
+#define LR__BACKOFF_MIN_MS 10
+#define LR__BACKOFF_MAX_MS 2000
+#define LR__FAIL_LOG_MS 5000
 
 /* drive.c */
 void lr__drive_log(struct lr_drive *d, int level, const char *fmt, ...)

@@ -156,7 +156,7 @@ static void after_work_cb(uv_work_t *w, int status) {
     free_if_done(n);
     return;
   }
-  int rv = status == 0 ? lr_store_batch_result(n->writing, NULL, NULL, NULL) : -1;
+  int rv = status == 0 ? lr_store_batch_result(n->writing, NULL, NULL, NULL) : LR_STORE_EIO;
   double ms = (double)(uv_hrtime() - n->write_start_ns) / 1e6;
   n->writing = NULL;
   lr__callback_enter(n);

@@ -358,6 +358,14 @@ static int sim_add_node(lua_State *L) {
   return push_err(L, rc, err);
 }
 
+/* fail_writes(id, n): the next n disk writes of the node fail */
+static int sim_fail_writes(lua_State *L) {
+  struct lsim *ls = check(L);
+  lua_Integer n = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, n >= 0 && n <= UINT32_MAX, 3, "a count of writes");
+  return luaraft__push_rv(L, lr_sim_fail_writes(ls->s, check_id(L, 2), (uint32_t)n));
+}
+
 /* partition(ids, groups) */
 static int sim_partition(lua_State *L) {
   struct lsim *ls = check(L);
@@ -555,7 +563,7 @@ static const luaL_Reg methods[] = {
     {"add_node", sim_add_node}, {"partition", sim_partition},
     {"heal", sim_heal},         {"net", sim_net},
     {"link", sim_link},         {"status", sim_status},
-    {"metrics", sim_metrics},
+    {"metrics", sim_metrics},   {"fail_writes", sim_fail_writes},
     {"nodes", sim_nodes},       {"leader", sim_leader},
     {"violation", sim_violation}, {"trace", sim_trace},
     {"trace_line", sim_trace_line}, {"applied_total", sim_applied_total},

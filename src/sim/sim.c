@@ -555,6 +555,15 @@ int lr_sim_metrics(struct lr_sim *s, raft_id node, struct lr_sim_node_metrics *m
 }
 
 /* ---- faults and topology ------------------------------------------------- */
+int lr_sim_fail_writes(struct lr_sim *s, raft_id node, uint32_t count) {
+  lr__sim_flush(s);
+  int slot = lr__sim_slot(s, node);
+  if (slot < 0) return RAFT_EINVAL;
+  s->nodes[slot].fail_writes = count;
+  lr__sim_trace(s, "fail_writes n%llu %u", (unsigned long long)node, count);
+  return 0;
+}
+
 int lr_sim_crash(struct lr_sim *s, raft_id node) {
   lr__sim_flush(s);
   int slot;

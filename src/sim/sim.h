@@ -108,6 +108,9 @@ int lr_sim_snapshot_now(struct lr_sim *s, raft_id node, char *err, size_t errlen
 int lr_sim_crash(struct lr_sim *s, raft_id node);
 int lr_sim_restart(struct lr_sim *s, raft_id node, char *err, size_t errlen);
 int lr_sim_add_node(struct lr_sim *s, raft_id node, char *err, size_t errlen);
+/* The next `count` disk writes of the node fail (0: the disk heals); they
+ * still take the virtual disk latency. Kept across restarts (a bad disk). */
+int lr_sim_fail_writes(struct lr_sim *s, raft_id node, uint32_t count);
 /* group[i] = partition group of node slot i; 0 = connected to everything */
 void lr_sim_partition(struct lr_sim *s, const raft_id *ids, const int *groups,
                       uint32_t n);

@@ -53,6 +53,8 @@ struct lr__sim_node {
   /* the write in flight (owned by the driver's queue) */
   struct lr_store_batch *writing;
   uint32_t write_ms;
+  bool write_fails;    /* the write in flight fails (lr_sim_fail_writes) */
+  uint32_t fail_writes; /* how many of the next writes fail: a failing disk */
   uint64_t last_tick;
   /* volatile, seen in the driver's events */
   int role;

@@ -121,6 +121,11 @@ void lr__sim_node_durable(struct lr_sim *s, uint32_t slot) {
   struct lr_store_batch *b = n->writing;
   if (b == NULL) return;
   n->writing = NULL;
+  if (n->write_fails) { /* nothing of it reaches the disk */
+    lr__sim_trace(s, "n%llu write failed", (unsigned long long)n->id);
+    lr_drive_written(n->d, LR_STORE_EIO, (double)n->write_ms);
+    return;
+  }
   struct lr_store_batch_view v;
   lr_store_batch_view(b, &v);
   if (v.has_hard) {
@@ -161,6 +166,8 @@ static int io_write(void *data, struct lr_store_batch *b) {
   struct lr_sim *s = n->sim;
   n->writing = b;
   n->write_ms = lr__sim_rand_range(s, s->o.disk_lo, s->o.disk_hi);
+  n->write_fails = n->fail_writes > 0;
+  if (n->write_fails) n->fail_writes--;
   struct lr__sim_ev ev = {.time = s->now + n->write_ms,
                           .type = EV_DISK,
                           .slot = (uint32_t)(n - s->nodes),
