@@ -224,6 +224,8 @@ local function metrics_text(node, srv)
   metric("snapshots_restored_total", "counter", "snapshots restored", m.snapshots_restored or 0)
   metric("storage_batches_failed_total", "counter", "failed storage writes", m.batches_failed or 0)
   metric("storage_updates_merged_total", "counter", "updates that joined a queued write (group commit)", m.batches_merged or 0)
+  metric("storage_fsyncs_total", "counter", "storage writes made durable (one fsync each)", m.fsyncs or 0)
+  metric("storage_entries_persisted_total", "counter", "log entries made durable", m.entries_persisted or 0)
   local sm = st.state_machine or {}
   metric("state_machine_halted", "gauge", "1 when the state machine halted (see the log)", sm.halted and 1 or 0)
   metric("state_machine_digest_mismatches_total", "counter", "digest checkpoints a majority contradicted",

@@ -186,6 +186,9 @@ end
 function Sim:nodes() return self.c:nodes() end
 function Sim:leader() return self.c:leader() end
 function Sim:status(id) return self.c:status(id) end
+--- sim:metrics(id) -> the node:metrics() table (the keys of /metrics), or
+-- nil when the node is down; node:metrics() is the same.
+function Sim:metrics(id) return self.c:metrics(id) end
 
 function Sim:_push_groups()
   local ids, groups = {}, {}
@@ -260,6 +263,14 @@ function Sim:add_node(id)
   return self:node(id)
 end
 
+--- sim:fail_writes(id, n): the next n disk writes of node id fail (0: the
+-- disk heals), as node:fail_writes(n) does on a real node.
+function Sim:fail_writes(id, n)
+  local ok, code, msg = self.c:fail_writes(id, n)
+  if not ok then error("sim:fail_writes: " .. tostring(code) .. ": " .. tostring(msg), 2) end
+  return true
+end
+
 function Sim:history() return self.tickets end
 
 function Sim:check()
@@ -325,6 +336,14 @@ function Node:status()
   local st = self.sim.c:status(self.id)
   return st
 end
+
+--- node:metrics(): the same counters as a real node's (fsyncs,
+-- entries_persisted, batches, fsync_buckets in virtual time, snapshots...).
+function Node:metrics()
+  return self.sim.c:metrics(self.id)
+end
+
+function Node:fail_writes(n) return self.sim:fail_writes(self.id, n) end
 
 function Node:transfer_leadership(id, timeout)
   local ok, code, msg = self.sim.c:transfer(self.id, id)

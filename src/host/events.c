@@ -30,21 +30,8 @@ void lr__event_push(struct lr_node *n, const struct lr_event *ev) {
     q->ev[q->n].data = copy;
   }
   q->n++;
-  if (n->in_callback == 0 && !uv_is_active((uv_handle_t *)&n->flush))
+  if (n->in_callback == 0 && n->flush.data != NULL && !uv_is_active((uv_handle_t *)&n->flush))
     uv_timer_start(&n->flush, lr__events_flush_cb, 0, 0);
-}
-
-void lr__event_done(struct lr_node *n, uint64_t req, const char *code, const char *data, size_t len,
-                    raft_index index, raft_term term) {
-  struct lr_event ev = {.type = LR_EV_DONE,
-                        .req = req,
-                        .code = code,
-                        .data = data,
-                        .len = len,
-                        .has_data = data != NULL,
-                        .index = index,
-                        .term = term};
-  lr__event_push(n, &ev);
 }
 
 void lr__events_flush(struct lr_node *n) {

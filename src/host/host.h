@@ -1,11 +1,10 @@
 /* luaraft host: one Raft node on a libuv loop, with SQLite (or memory)
  * storage, the TCP transport and a Lua state machine (src/sm).
  *
- * The node feeds the core (src/core/raft.h) with timer ticks, peer messages
- * and client requests, and drains every raft_update through ONE function
- * (drive.c: lr__node_drive) that enforces the host protocol of raft.h:
- * persist on the thread pool, send `msgs` at once, hold `msgs_after` until
- * their batch is durable, then raft_persisted(), then apply.
+ * The node is the libuv adapter of the driver (src/drive/drive.h), which
+ * holds the host protocol of raft.h for the real node and the simulator
+ * alike: the node gives it a disk (batch writes on the thread pool), a net
+ * (src/net over TCP), a clock (uv timers) and an event queue.
  *
  * Requests carry an id chosen by the caller (the Lua binding). Their outcome
  * arrives later as an LR_EV_DONE event with the same id, always from a loop
@@ -21,6 +20,7 @@
 #include <uv.h>
 
 #include "core/raft.h"
+#include "drive/drive.h"
 #include "store/store.h"
 
 struct lr_sm_options;
@@ -29,8 +29,7 @@ struct lr_sm_options;
 uint64_t lr_now_ms(void);  /* monotonic, for the core */
 uint64_t lr_wall_ms(void); /* wall clock, for meta.time */
 
-/* ---- logging ------------------------------------------------------------ */
-enum { LR_LOG_ERROR = 0, LR_LOG_WARN, LR_LOG_INFO, LR_LOG_DEBUG };
+/* ---- logging (levels: LR_LOG_* in drive.h) ------------------------------ */
 int lr_log_level_parse(const char *name); /* -1 if unknown */
 const char *lr_log_level_name(int level);
 /* One line on stderr: "2026-01-02T03:04:05.678Z INFO  [1] message". */
@@ -71,31 +70,7 @@ struct lr_node_options {
   const struct lr_sm_options *sm;
 };
 
-enum lr_event_type {
-  LR_EV_DONE = 1, /* a request finished: req, code (NULL: ok), data */
-  LR_EV_FAIL_ALL, /* every proposal waiting fails with `code` */
-  LR_EV_ROLE,     /* role (raft_role_name), term */
-  LR_EV_LEADER,   /* leader, term */
-  LR_EV_COMMIT,   /* index */
-  LR_EV_APPLY,    /* index, term */
-  LR_EV_MEMBERS,  /* index: the configuration changed */
-  LR_EV_SNAPSHOT, /* index, term */
-  LR_EV_STOPPED   /* the node is gone (fatal error or stop) */
-};
-#define LR_EV_TYPE_MAX LR_EV_STOPPED
-
-struct lr_event {
-  int type;
-  uint64_t req;
-  const char *code; /* API.md error code, NULL on success */
-  const char *data; /* result bytes (lr_encode) or error message */
-  size_t len;
-  bool has_data;
-  raft_index index;
-  raft_term term;
-  int role;
-  raft_id leader;
-};
+/* events: struct lr_event and LR_EV_* are the driver's (drive.h) */
 typedef void (*lr_event_cb)(void *data, const struct lr_event *ev);
 
 struct lr_node;
@@ -110,11 +85,10 @@ void lr_node_stop(struct lr_node *n);
 /* Which events are delivered (DONE, FAIL_ALL and STOPPED always are). */
 void lr_node_subscribe(struct lr_node *n, int type, bool on);
 
-/* Requests: 0, or a RAFT_E* code (see raft_errcode) and no event follows. */
-enum { LR_WAIT_APPLY = 0, LR_WAIT_COMMIT };
+/* Requests: 0, or a RAFT_E* code (see raft_errcode) and no event follows.
+ * wait: LR_WAIT_*, mode: LR_READ_* (drive.h). */
 int lr_node_propose(struct lr_node *n, uint64_t req, const char *cmd, size_t len,
                     const char *client, size_t client_len, uint64_t seq, int wait);
-enum { LR_READ_LINEARIZABLE = 0, LR_READ_LEASE, LR_READ_STALE, LR_READ_BARRIER };
 int lr_node_read(struct lr_node *n, uint64_t req, int mode, const char *q, size_t len);
 int lr_node_change(struct lr_node *n, uint64_t req, int kind, raft_id id, const char *address);
 int lr_node_transfer(struct lr_node *n, uint64_t req, raft_id to);
@@ -129,17 +103,11 @@ int lr_node_faults(struct lr_node *n, const raft_id *ids, size_t count);
 int lr_node_fail_writes(struct lr_node *n, int count);
 
 struct lr_node_metrics {
-  uint64_t proposals, proposals_failed, elections, leader_changes;
-  uint64_t applied_entries, snapshots_taken, snapshots_restored;
-  uint64_t batches, batches_failed, batches_merged;
-  uint64_t fsync_buckets[12]; /* <=1,2,5,10,20,50,100,200,500,1000,2000 ms, +Inf */
-  double fsync_sum_ms;
-  uint64_t peer_msgs_sent, peer_msgs_recv;
+  struct lr_drive_metrics drive; /* the driver's counters (drive.h) */
   /* from the transport */
   uint64_t net_bad_frames, net_handshake_failures, net_frames_dropped;
   uint32_t peers, peers_up;
 };
-extern const double lr_fsync_bounds_ms[11];
 void lr_node_metrics(const struct lr_node *n, struct lr_node_metrics *m);
 void lr_node_status(const struct lr_node *n, struct raft_status *s);
 raft_index lr_node_applied(const struct lr_node *n);

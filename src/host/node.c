@@ -1,5 +1,7 @@
 /* A node's lifecycle (start: state machine, store, boot, transport, timer;
- * stop), its requests and its introspection. The update loop is drive.c. */
+ * stop), the driver's io on libuv (batch writes on the thread pool, the uv
+ * timer, the transport, the event queue), requests and introspection. The
+ * protocol itself is the driver's (src/drive). */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +40,7 @@ static void sm_log(void *ud, int level, const char *msg) {
 }
 
 bool lr_node_sm_status(const struct lr_node *n, struct lr_sm_status *st) {
-  lr_sm_status(n->sm, st);
+  lr_sm_status(lr_drive_sm(n->drive), st);
   return st->halted;
 }
 
@@ -127,11 +129,11 @@ static int make_cluster_id(struct lr_node *n, const struct lr_node_options *o, c
 /* A restarted node listens at its own address in --peers; if the stored
  * configuration says otherwise its peers dial the old one and it campaigns
  * forever unheard. */
-static int check_own_address(struct lr_node *n, const struct lr_node_options *o, char *err,
+static int check_own_address(const struct raft *r, const struct lr_node_options *o, char *err,
                              size_t errlen) {
   const struct raft_member *given = raft_config_get(&o->peers, o->id);
   struct raft_status rs;
-  raft_status(n->raft, &rs);
+  raft_status(r, &rs);
   const struct raft_member *stored = rs.config ? raft_config_get(rs.config, o->id) : NULL;
   if (o->listen != NULL || given == NULL || stored == NULL || stored->address[0] == 0 ||
       strcmp(given->address, stored->address) == 0)
@@ -147,7 +149,10 @@ static int check_own_address(struct lr_node *n, const struct lr_node_options *o,
   return -1;
 }
 
-static int open_raft(struct lr_node *n, const struct lr_node_options *o, char *err, size_t errlen) {
+static struct lr_drive_io node_io(struct lr_node *n);
+
+static int open_raft(struct lr_node *n, const struct lr_node_options *o, struct lr_sm **sm,
+                     char *err, size_t errlen) {
   struct lr_store_state st;
   memset(&st, 0, sizeof st);
   if (lr_store_load(n->store, &st, err, errlen) != 0) return -1;
@@ -166,18 +171,6 @@ static int open_raft(struct lr_node *n, const struct lr_node_options *o, char *e
             o->peers.n, (unsigned long long)lr_store_cluster_id(n->store));
     if (lr_store_load(n->store, &st, err, errlen) != 0) return -1;
   }
-  if (st.has_snapshot) {
-    if (lr_sm_restore(n->sm, st.snapshot.data, st.snapshot.len, err, errlen) != 0) {
-      lr_store_state_free(&st);
-      return -1;
-    }
-    raft_config_copy(&st.snapshot.meta.config, &n->applied_config);
-    lr_sm_set_config(n->sm, &st.snapshot.meta.config);
-    n->applied_config_index = st.snapshot.meta.config_index;
-    n->snap_index = st.snapshot.meta.index;
-    LR__LOG(n, LR_LOG_INFO, "restored snapshot at index %llu",
-            (unsigned long long)st.snapshot.meta.index);
-  }
   struct raft_options ro = {0};
   ro.id = o->id;
   ro.election_ms = o->election_ms;
@@ -185,20 +178,39 @@ static int open_raft(struct lr_node *n, const struct lr_node_options *o, char *e
   ro.pre_vote = o->pre_vote;
   ro.check_quorum = o->check_quorum;
   ro.seed = seed_of(o->id);
+  struct raft *r = NULL;
   int rv = raft_options_check(&ro, err, errlen);
   if (rv == 0) {
     struct raft_boot boot;
     lr_store_state_boot(&st, &boot);
-    rv = raft_new(&ro, &boot, lr_now_ms(), &n->raft);
+    rv = raft_new(&ro, &boot, lr_now_ms(), &r);
     if (rv != 0) snprintf(err, errlen, "cannot start the Raft core: %s", raft_strerror(rv));
   }
-  n->term = st.term;
   if (rv == 0 && fresh && o->join && o->cluster_name && /* known already: record it */
       lr_store_set_cluster_id(n->store, lr_cluster_id_of_name(o->cluster_name), err, errlen) != 0)
     rv = -1;
   n->cluster_id = lr_store_cluster_id(n->store);
-  if (rv == 0 && !fresh && check_own_address(n, o, err, errlen) != 0) rv = -1;
-  else if (rv == 0)
+  if (rv == 0 && !fresh && check_own_address(r, o, err, errlen) != 0) rv = -1;
+  if (rv != 0 && r != NULL) {
+    raft_free_node(r);
+    r = NULL;
+  }
+  if (rv == 0) {
+    /* No peers is fine on a restart: the stored configuration names them. */
+    struct raft_status rs;
+    raft_status(r, &rs);
+    struct lr_drive_options dopt = {.id = o->id,
+                                    .raft = r,
+                                    .sm = *sm,
+                                    .config = o->peers.n > 0 ? &o->peers : rs.config,
+                                    .boot_snapshot = st.has_snapshot ? &st.snapshot : NULL,
+                                    .durable_last = st.last_index,
+                                    .snapshot_entries = o->snapshot_entries,
+                                    .io = node_io(n)};
+    *sm = NULL; /* the driver's now, even when it fails */
+    rv = lr_drive_new(&dopt, &n->drive, err, errlen);
+  }
+  if (rv == 0)
     LR__LOG(n, LR_LOG_INFO, "loaded term %llu, log up to %llu%s", (unsigned long long)st.term,
             (unsigned long long)st.last_index, o->join && st.fresh ? ", waiting to be added" : "");
   lr_store_state_free(&st);
@@ -209,17 +221,122 @@ static void on_handle_closed(uv_handle_t *h) {
   lr__node_handle_closed(h->data);
 }
 
+/* ---- the driver's io on libuv --------------------------------------------- */
+static uint64_t io_now(void *data) {
+  (void)data;
+  return lr_now_ms();
+}
+
+static uint64_t io_wall(void *data) {
+  (void)data;
+  return lr_wall_ms();
+}
+
+static void work_cb(uv_work_t *w) {
+  struct lr_node *n = w->data;
+  lr_store_batch_write(n->store, n->writing);
+}
+
+static void free_if_done(struct lr_node *n);
+
+static void after_work_cb(uv_work_t *w, int status) {
+  struct lr_node *n = w->data;
+  n->work_busy = false;
+  if (n->stopping) {
+    free_if_done(n);
+    return;
+  }
+  int rv = status == 0 ? lr_store_batch_result(n->writing, NULL, NULL, NULL) : LR_STORE_EIO;
+  double ms = (double)(uv_hrtime() - n->write_start_ns) / 1e6;
+  n->writing = NULL;
+  lr__callback_enter(n);
+  lr_drive_written(n->drive, rv, ms);
+  lr__callback_leave(n);
+}
+
+/* One batch on the thread pool at a time (store.h's threading rule). */
+static int io_write(void *data, struct lr_store_batch *b) {
+  struct lr_node *n = data;
+  n->writing = b;
+  n->write_start_ns = uv_hrtime();
+  n->work.data = n;
+  n->work_busy = true;
+  if (uv_queue_work(n->loop, &n->work, work_cb, after_work_cb) != 0) {
+    n->work_busy = false; /* UNTESTED: */
+    n->writing = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+static void io_send(void *data, const struct raft_message *m) {
+  lr__tr_send(data, m);
+}
+
+static void io_event(void *data, const struct lr_event *ev) {
+  struct lr_node *n = data;
+  if (ev->type == LR_EV_STATE) return; /* the binding hears ROLE and LEADER */
+  struct lr_event e = *ev;
+  e.config = NULL; /* valid only during the call; the binding reads status */
+  lr__event_push(n, &e);
+}
+
+static void io_log(void *data, int level, const char *line) {
+  struct lr_node *n = data;
+  LR__LOG(n, level, "%s", line);
+}
+
+static void on_timer(uv_timer_t *t);
+
+/* At least 1 ms: libuv 1.44 runs a timer re-armed with 0 ms from its own
+ * callback again in the same iteration, so a deadline the core leaves in
+ * the past would spin the loop forever. A removed node (no deadline) looks
+ * again every second. */
+static void io_arm(void *data, uint64_t deadline) {
+  struct lr_node *n = data;
+  if (n->stopping) return;
+  uint64_t now = lr_now_ms();
+  uint64_t wait = deadline == UINT64_MAX ? 1000 : deadline > now ? deadline - now : 1;
+  if (wait > 3600000) wait = 3600000;
+  uv_timer_start(&n->timer, on_timer, wait, 0);
+}
+
+static void io_config(void *data, const struct raft_config *c) {
+  lr__tr_config(data, c);
+}
+
+static struct lr_drive_io node_io(struct lr_node *n) {
+  /* disk, net, clock, events: the world of a real node */
+  struct lr_drive_io io = {.data = n, .write = io_write, .send = io_send};
+  io.now = io_now, io.wall = io_wall, io.arm = io_arm;
+  io.event = io_event, io.log = io_log, io.config = io_config;
+  return io;
+}
+
+static void on_timer(uv_timer_t *t) {
+  struct lr_node *n = t->data;
+  lr__callback_enter(n);
+  lr_drive_tick(n->drive);
+  lr__callback_leave(n);
+}
+
+/* ---- life ------------------------------------------------------------------ */
 void lr__node_free(struct lr_node *n) {
-  lr__items_free(n->head);
-  lr__waiters_free(n);
   lr__events_free(n);
-  if (n->raft) raft_free_node(n->raft);
+  lr_drive_free(n->drive);
   if (n->store) lr_store_close(n->store);
-  if (n->sm) lr_sm_free(n->sm);
-  raft_config_free(&n->applied_config);
-  raft_config_free(&n->config);
-  lr_buf_free(&n->scratch);
   free(n);
+}
+
+/* Stopping: libuv cannot cancel a write that started, so the node is freed
+ * by whichever finishes last, the close callbacks or the write. */
+static void free_if_done(struct lr_node *n) {
+  if (n->handles_open == 0 && !n->work_busy) lr__node_free(n);
+}
+
+void lr__node_handle_closed(struct lr_node *n) {
+  n->handles_open--;
+  free_if_done(n);
 }
 
 int lr_node_start(const struct lr_node_options *o, lr_event_cb cb, void *cbdata,
@@ -231,12 +348,9 @@ int lr_node_start(const struct lr_node_options *o, lr_event_cb cb, void *cbdata,
   n->loop = o->loop ? o->loop : uv_default_loop();
   n->id = o->id;
   n->log_level = o->log_level;
-  n->snapshot_entries = o->snapshot_entries;
   n->allow_faults = o->allow_faults;
   n->cb = cb;
   n->cbdata = cbdata;
-  n->role = RAFT_FOLLOWER;
-  lr_buf_init(&n->scratch);
   /* The state machine first: a script that does not load is refused before
    * anything is written to the data directory. */
   struct lr_sm_options so = {.path = o->sm_path,
@@ -247,27 +361,12 @@ int lr_node_start(const struct lr_node_options *o, lr_event_cb cb, void *cbdata,
   so.id = o->id;
   so.log = sm_log;
   so.log_ud = n;
-  if (lr_sm_new(&so, &n->sm, err, errlen) != 0) goto fail;
+  struct lr_sm *sm = NULL;
+  if (lr_sm_new(&so, &sm, err, errlen) != 0) goto fail;
   struct lr_store_options sto = {.kind = o->storage, .dir = o->data_dir, .node_id = o->id};
   if (o->cluster_name) sto.cluster_id = lr_cluster_id_of_name(o->cluster_name);
   if (lr_store_open(&sto, &n->store, err, errlen) != 0) goto fail;
-  if (raft_config_copy(&o->peers, &n->config) != 0 && o->peers.n > 0) {
-    snprintf(err, errlen, "invalid peers");
-    goto fail;
-  }
-  if (open_raft(n, o, err, errlen) != 0) goto fail;
-  if (o->peers.n == 0) {
-    /* Restarted without peers: the stored configuration names them. */
-    struct raft_status rs;
-    raft_status(n->raft, &rs);
-    if (rs.config && rs.config->n > 0) {
-      raft_config_free(&n->config);
-      if (raft_config_copy(rs.config, &n->config) != 0) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-      }
-    }
-  }
+  if (open_raft(n, o, &sm, err, errlen) != 0) goto fail;
   uv_timer_init(n->loop, &n->timer);
   uv_timer_init(n->loop, &n->flush);
   n->timer.data = n->flush.data = n;
@@ -287,14 +386,15 @@ int lr_node_start(const struct lr_node_options *o, lr_event_cb cb, void *cbdata,
             "that contacts this node), storage %s, election %u ms, heartbeat %u ms%s",
             lr_store_path(n->store), o->election_ms, o->heartbeat_ms,
             o->tls_cert ? ", peer TLS" : "");
-  lr__tr_config(n, &n->config);
+  lr__tr_config(n, lr_drive_config(n->drive));
   lr__callback_enter(n);
-  lr__node_drive(n);
+  lr_drive_run(n->drive);
   n->in_callback--; /* events wait for the flush timer: none during start */
   if (n->events.n) uv_timer_start(&n->flush, lr__events_flush_cb, 0, 0);
   *out = n;
   return 0;
 fail:
+  if (sm) lr_sm_free(sm);
   lr__node_free(n);
   return -1;
 }
@@ -309,134 +409,54 @@ void lr_node_stop(struct lr_node *n) {
 }
 
 void lr_node_subscribe(struct lr_node *n, int type, bool on) {
-  if (type < 1 || type > LR_EV_TYPE_MAX) return;
-  if (on)
-    n->subscribed |= 1u << type;
-  else
-    n->subscribed &= ~(1u << type);
+  lr_drive_subscribe(n->drive, type, on);
 }
 
-/* Every request enters the core, then the update it produced is drained
+/* Every request enters the driver, then the update it produced is drained
  * right away (messages go out now); its events come from the flush timer. */
 static int usable(struct lr_node *n) {
-  if (n->stopping || n->failed) return RAFT_EDROPPED;
-  return 0;
-}
-
-/* Proposals and reads need a state machine that still applies. */
-static int serving(struct lr_node *n) {
-  int rv = usable(n);
-  if (rv == 0 && n->halted) rv = RAFT_EDROPPED;
-  return rv;
+  return n->stopping ? RAFT_EDROPPED : 0;
 }
 
 int lr_node_propose(struct lr_node *n, uint64_t req, const char *cmd, size_t len,
                     const char *client, size_t client_len, uint64_t seq, int wait) {
-  int rv = serving(n);
-  if (rv) return rv;
-  struct lr_env env = {.origin = n->id,
-                       .req = req,
-                       .time_ms = lr_wall_ms(),
-                       .client = client,
-                       .client_len = client_len,
-                       .seq = seq,
-                       .cmd = cmd,
-                       .cmd_len = len};
-  n->scratch.len = 0;
-  if (client && (client_len > LR_ENV_CLIENT_MAX || seq == 0)) return RAFT_EINVAL;
-  if (lr_env_encode(&env, &n->scratch) != 0) return RAFT_ENOMEM;
-  raft_index index = 0;
-  raft_term term = 0;
-  n->metrics.proposals++;
-  rv = raft_propose(n->raft, lr_now_ms(), n->scratch.data, n->scratch.len, req, &index, &term);
-  if (rv < 0) {
-    n->metrics.proposals_failed++;
-    return rv;
-  }
-  if (wait == LR_WAIT_COMMIT && rv == 0) {
-    struct lr__waiter w = {.kind = W_COMMIT, .req = req, .index = index};
-    lr__waiter_add(n, &w);
-  }
-  lr__node_drive(n);
-  return 0;
+  int rv = usable(n);
+  if (rv == 0) rv = lr_drive_propose(n->drive, req, cmd, len, client, client_len, seq, wait);
+  if (rv == 0) lr_drive_run(n->drive);
+  return rv;
 }
 
 int lr_node_read(struct lr_node *n, uint64_t req, int mode, const char *q, size_t len) {
-  int rv = serving(n);
-  if (rv) return rv;
-  struct lr__waiter w = {.kind = W_READ_CTX, .req = req, .barrier = mode == LR_READ_BARRIER};
-  if (!w.barrier) {
-    w.q = malloc(len ? len : 1);
-    if (w.q == NULL) return RAFT_ENOMEM;
-    memcpy(w.q, q, len);
-    w.qlen = len;
-  }
-  if (mode == LR_READ_STALE) {
-    w.kind = W_READ_AT;
-    w.index = 0;
-  } else if (mode == LR_READ_LEASE) {
-    raft_index index;
-    rv = raft_lease_read(n->raft, lr_now_ms(), &index);
-    w.kind = W_READ_AT;
-    w.index = index;
-  } else {
-    rv = raft_read_index(n->raft, lr_now_ms(), req);
-  }
-  if (rv == 0) rv = lr__waiter_add(n, &w);
-  if (rv != 0) {
-    free(w.q);
-    return rv;
-  }
-  if (w.kind == W_READ_AT) lr__waiters_check(n);
-  lr__node_drive(n);
-  return 0;
+  int rv = usable(n);
+  if (rv == 0) rv = lr_drive_read(n->drive, req, mode, q, len);
+  if (rv == 0) lr_drive_run(n->drive);
+  return rv;
 }
 
 int lr_node_change(struct lr_node *n, uint64_t req, int kind, raft_id id, const char *address) {
   int rv = usable(n);
-  if (rv) return rv;
-  raft_index index = 0;
-  rv = raft_change(n->raft, lr_now_ms(), kind, id, address, &index);
-  if (rv != 0) return rv;
-  struct lr__waiter w = {.kind = W_INDEX, .req = req, .index = index};
-  rv = lr__waiter_add(n, &w);
-  lr__node_drive(n);
+  if (rv == 0) rv = lr_drive_change(n->drive, req, kind, id, address);
+  if (rv == 0) lr_drive_run(n->drive);
   return rv;
 }
 
 int lr_node_transfer(struct lr_node *n, uint64_t req, raft_id to) {
   int rv = usable(n);
-  if (rv) return rv;
-  rv = raft_transfer(n->raft, lr_now_ms(), to);
-  if (rv != 0) return rv;
-  if (to != 0) {
-    struct lr__waiter w = {.kind = W_TRANSFER, .req = req, .target = to};
-    rv = lr__waiter_add(n, &w);
-  } else {
-    lr__event_done(n, req, NULL, NULL, 0, 0, n->term);
-  }
-  lr__node_drive(n);
+  if (rv == 0) rv = lr_drive_transfer(n->drive, req, to);
+  if (rv == 0) lr_drive_run(n->drive);
   return rv;
 }
 
 int lr_node_step_down(struct lr_node *n) {
   int rv = usable(n);
-  if (rv) return rv;
-  rv = raft_step_down(n->raft, lr_now_ms());
-  lr__node_drive(n);
+  if (rv == 0) rv = lr_drive_step_down(n->drive);
+  if (!n->stopping) lr_drive_run(n->drive);
   return rv;
 }
 
 int lr_node_snapshot(struct lr_node *n, char *err, size_t errlen) {
   if (usable(n)) return fail(err, errlen, "%sthe node is stopped", "");
-  if (!lr_sm_can_snapshot(n->sm))
-    return fail(err, errlen, "%sthe state machine has no snapshot() and restore()", "");
-  if (n->snap_pending) return fail(err, errlen, "%sa snapshot is already being written", "");
-  if (lr_sm_applied_index(n->sm) <= n->snap_index)
-    return fail(err, errlen, "%snothing applied since the last snapshot", "");
-  if (lr__node_take_snapshot(n, err, errlen) != 0) return -1;
-  lr__node_drive(n);
-  return 0;
+  return lr_drive_snapshot(n->drive, err, errlen);
 }
 
 int lr_node_faults(struct lr_node *n, const raft_id *ids, size_t count) {
@@ -472,26 +492,16 @@ static void note_snapshot_chunk(struct lr_node *n, const struct raft_message *m)
 }
 
 void lr__node_recv(struct lr_node *n, const struct raft_message *m) {
-  if (n->stopping || n->failed) return;
+  if (n->stopping) return;
   lr__callback_enter(n);
-  n->metrics.peer_msgs_recv++;
-  if (n->removed && (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
-                     m->type == RAFT_MSG_SNAPSHOT)) {
-    n->removed = false;
-    LR__LOG(n, LR_LOG_INFO, "node %llu leads this node again: taking part again",
-            (unsigned long long)m->from);
-  }
   if (m->type == RAFT_MSG_SNAPSHOT) note_snapshot_chunk(n, m);
-  int rv = raft_step(n->raft, lr_now_ms(), m);
-  if (rv != 0 && rv != RAFT_EMALFORMED)
-    LR__LOG(n, LR_LOG_DEBUG, "step %s from %llu: %s", raft_msg_name(m->type),
-            (unsigned long long)m->from, raft_strerror(rv));
-  lr__node_drive(n);
+  lr_drive_recv(n->drive, m);
   lr__callback_leave(n);
 }
 
 void lr_node_metrics(const struct lr_node *n, struct lr_node_metrics *m) {
-  *m = n->metrics;
+  memset(m, 0, sizeof *m);
+  lr_drive_metrics(n->drive, &m->drive);
   struct lr_net_stats ns;
   lr__tr_stats(n, &ns);
   m->net_bad_frames = ns.bad_frames;
@@ -501,13 +511,13 @@ void lr_node_metrics(const struct lr_node *n, struct lr_node_metrics *m) {
   m->peers_up = ns.peers_up;
 }
 void lr_node_status(const struct lr_node *n, struct raft_status *s) {
-  raft_status(n->raft, s);
+  raft_status(lr_drive_raft(n->drive), s);
 }
 raft_index lr_node_applied(const struct lr_node *n) {
-  return lr_sm_applied_index(n->sm);
+  return lr_sm_applied_index(lr_drive_sm(n->drive));
 }
 uint32_t lr_node_progress(const struct lr_node *n, struct raft_progress_info *out, uint32_t max) {
-  return raft_progress(n->raft, out, max);
+  return raft_progress(lr_drive_raft(n->drive), out, max);
 }
 bool lr_node_peer_up(const struct lr_node *n, raft_id id) {
   return lr__tr_peer_up(n, id);
@@ -523,6 +533,6 @@ int lr_node_log_level(const struct lr_node *n) {
 }
 
 const char *lr_node_address(const struct lr_node *n, raft_id id) {
-  const struct raft_member *m = raft_config_get(&n->config, id);
+  const struct raft_member *m = raft_config_get(lr_drive_config(n->drive), id);
   return m ? m->address : NULL;
 }

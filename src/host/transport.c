@@ -31,9 +31,9 @@ static void on_log(void *data, int level, const char *line) {
  * index, so that a removed node can tell it was removed (on_refused). */
 static bool on_learn(void *data, raft_id id, char *why, size_t whylen) {
   struct lr_node *n = data;
-  if (!n->was_member || n->raft == NULL) return true;
+  if (n->drive == NULL || !lr_drive_was_member(n->drive)) return true;
   struct raft_status rs;
-  raft_status(n->raft, &rs);
+  raft_status(lr_drive_raft(n->drive), &rs);
   snprintf(why, whylen, "not a member (configuration index %llu)",
            (unsigned long long)rs.config_index);
   (void)id;
@@ -46,17 +46,9 @@ static bool on_learn(void *data, raft_id id, char *why, size_t whylen) {
 static void on_refused(void *data, raft_id id, const char *reason) {
   struct lr_node *n = data;
   const char *p = strstr(reason, "not a member (configuration index ");
-  if (p == NULL || !n->was_member || n->removed || n->raft == NULL) return;
+  if (p == NULL || n->drive == NULL) return;
   unsigned long long theirs = strtoull(p + strlen("not a member (configuration index "), NULL, 10);
-  struct raft_status rs;
-  raft_status(n->raft, &rs);
-  if (theirs < rs.config_index) return; /* it has not caught up with our configuration */
-  n->removed = true;
-  LR__LOG(n, LR_LOG_WARN,
-          "node %llu (configuration index %llu) says this node is not a member: it was removed "
-          "from the cluster and takes no part any more (no campaigns) unless a leader contacts "
-          "it again; stop it, or add it back with add_member",
-          (unsigned long long)id, theirs);
+  lr_drive_set_removed(n->drive, id, theirs);
 }
 
 /* A joining node learned its cluster's id: record it before any frame of
@@ -79,7 +71,7 @@ int lr__tr_open(struct lr_node *n, const struct lr_node_options *o, char *err, s
   const char *listen = o->listen;
   if (listen == NULL) {
     const struct raft_member *me = raft_config_get(&o->peers, o->id);
-    if (me == NULL) me = raft_config_get(&n->config, o->id); /* the stored configuration */
+    if (me == NULL) me = raft_config_get(lr_drive_config(n->drive), o->id); /* stored */
     listen = me && me->address[0] ? me->address : NULL;
   }
   if (listen == NULL) {
@@ -118,7 +110,6 @@ int lr__tr_open(struct lr_node *n, const struct lr_node_options *o, char *err, s
 
 void lr__tr_send(struct lr_node *n, const struct raft_message *m) {
   if (n->net == NULL) return;
-  n->metrics.peer_msgs_sent++;
   if (m->type == RAFT_MSG_SNAPSHOT_RESP && m->reject && m->offset > 0 &&
       m->offset != n->snap_in_resume_logged) {
     n->snap_in_resume_logged = m->offset;

@@ -411,38 +411,6 @@ static int l_node_new(lua_State *L) {
   return 1;
 }
 
-/* core.sm_check(path, {apply_budget =, memory_max =}) -> true | nil, msg:
- * loads the script the way a node does (sandboxed, its top level on the
- * instruction budget and memory limit) and drops it, so a script that loops,
- * writes files or exits at its top level is refused before anything runs
- * outside the sandbox. */
-static int l_sm_check(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  struct lr_sm_options so = {.path = path, .chunkname = "=state_machine"};
-  if (lua_istable(L, 2)) read_guards(L, 2, &so);
-  struct lr_sm *sm = NULL;
-  char err[512];
-  if (lr_sm_new(&so, &sm, err, sizeof err) != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    return 2;
-  }
-  lr_sm_free(sm);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-static int result(lua_State *L, int rv) {
-  if (rv == 0) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  lua_pushnil(L);
-  lua_pushstring(L, raft_errcode(rv));
-  lua_pushstring(L, raft_strerror(rv));
-  return 3;
-}
-
 /* A halted state machine (sm.h) answers nothing: "stopped" with the reason. */
 static int halted(lua_State *L, struct lnode *ln) {
   struct lr_sm_status sm;
@@ -467,7 +435,7 @@ static int l_propose(lua_State *L) {
   uint64_t seq = (uint64_t)luaL_optinteger(L, 5, 0);
   int wait = lua_toboolean(L, 6) ? LR_WAIT_COMMIT : LR_WAIT_APPLY;
   if (halted(L, ln)) return 3;
-  return result(L, lr_node_propose(ln->n, req, cmd, len, client, clen, seq, wait));
+  return luaraft__push_rv(L, lr_node_propose(ln->n, req, cmd, len, client, clen, seq, wait));
 }
 
 /* node:read(req, mode, q_bytes) */
@@ -479,7 +447,7 @@ static int l_read(lua_State *L) {
   size_t len = 0;
   const char *q = luaL_optlstring(L, 4, "", &len);
   if (halted(L, ln)) return 3;
-  return result(L, lr_node_read(ln->n, req, mode, q, len));
+  return luaraft__push_rv(L, lr_node_read(ln->n, req, mode, q, len));
 }
 
 /* node:change(req, "add"|"learner"|"promote"|"remove", id, address) */
@@ -491,19 +459,19 @@ static int l_change(lua_State *L) {
   int kind = luaL_checkoption(L, 3, NULL, kinds);
   raft_id id = (raft_id)luaL_checkinteger(L, 4);
   const char *addr = luaL_optstring(L, 5, "");
-  return result(L, lr_node_change(ln->n, req, kk[kind], id, addr));
+  return luaraft__push_rv(L, lr_node_change(ln->n, req, kk[kind], id, addr));
 }
 
 static int l_transfer(lua_State *L) {
   struct lnode *ln = check_node(L);
   uint64_t req = check_req(L, 2);
   raft_id to = (raft_id)luaL_optinteger(L, 3, 0);
-  return result(L, lr_node_transfer(ln->n, req, to));
+  return luaraft__push_rv(L, lr_node_transfer(ln->n, req, to));
 }
 
 static int l_step_down(lua_State *L) {
   struct lnode *ln = check_node(L);
-  return result(L, lr_node_step_down(ln->n));
+  return luaraft__push_rv(L, lr_node_step_down(ln->n));
 }
 
 static int l_snapshot(lua_State *L) {
@@ -591,6 +559,27 @@ static void push_guards(lua_State *L, const struct lr_sm_status *sm) {
   set_int(L, "memory_max", sm->memory_max);
 }
 
+/* core.sm_check(path, {apply_budget =, memory_max =}) -> true | nil, msg:
+ * loads the script the way a node does (sandboxed, its top level on the
+ * instruction budget and memory limit) and drops it, so a script that loops,
+ * writes files or exits at its top level is refused before anything runs
+ * outside the sandbox. */
+static int l_sm_check(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct lr_sm_options so = {.path = path, .chunkname = "=state_machine"};
+  if (lua_istable(L, 2)) read_guards(L, 2, &so);
+  struct lr_sm *sm = NULL;
+  char err[512];
+  if (lr_sm_new(&so, &sm, err, sizeof err) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lr_sm_free(sm);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int l_status(lua_State *L) {
   struct lnode *ln = check_node(L);
   struct raft_status s;
@@ -651,55 +640,14 @@ static int l_metrics(lua_State *L) {
   struct lnode *ln = check_node(L);
   struct lr_node_metrics m;
   lr_node_metrics(ln->n, &m);
-  lua_createtable(L, 0, 16);
-  set_int(L, "proposals", m.proposals);
-  set_int(L, "proposals_failed", m.proposals_failed);
-  set_int(L, "elections", m.elections);
-  set_int(L, "leader_changes", m.leader_changes);
-  set_int(L, "applied_entries", m.applied_entries);
-  set_int(L, "snapshots_taken", m.snapshots_taken);
-  set_int(L, "snapshots_restored", m.snapshots_restored);
-  set_int(L, "batches", m.batches);
-  set_int(L, "batches_failed", m.batches_failed);
-  set_int(L, "batches_merged", m.batches_merged);
-  set_int(L, "peer_msgs_sent", m.peer_msgs_sent);
-  set_int(L, "peer_msgs_recv", m.peer_msgs_recv);
-  set_int(L, "net_bad_frames", m.net_bad_frames);
-  set_int(L, "net_handshake_failures", m.net_handshake_failures);
-  set_int(L, "net_frames_dropped", m.net_frames_dropped);
-  set_int(L, "peers", m.peers);
-  set_int(L, "peers_up", m.peers_up);
-  lua_pushnumber(L, m.fsync_sum_ms / 1000.0);
-  lua_setfield(L, -2, "fsync_seconds_sum");
-  lua_createtable(L, 12, 0); /* cumulative buckets: { le_seconds, count } */
-  uint64_t cum = 0;
-  for (int i = 0; i < 12; i++) {
-    cum += m.fsync_buckets[i];
-    lua_createtable(L, 2, 0);
-    if (i < 11)
-      lua_pushnumber(L, lr_fsync_bounds_ms[i] / 1000.0);
-    else
-      lua_pushliteral(L, "+Inf");
-    lua_rawseti(L, -2, 1);
-    lua_pushinteger(L, (lua_Integer)cum);
-    lua_rawseti(L, -2, 2);
-    lua_rawseti(L, -2, i + 1);
-  }
-  lua_setfield(L, -2, "fsync_buckets");
-  /* leader only: replication progress per member */
+  struct luaraft_net_counts net = {.bad_frames = m.net_bad_frames,
+                                   .handshake_failures = m.net_handshake_failures,
+                                   .frames_dropped = m.net_frames_dropped,
+                                   .peers = m.peers,
+                                   .peers_up = m.peers_up};
   struct raft_progress_info pi[LR_NODE_PEERS_MAX];
   uint32_t np = lr_node_progress(ln->n, pi, LR_NODE_PEERS_MAX);
-  lua_createtable(L, (int)np, 0);
-  for (uint32_t i = 0; i < np; i++) {
-    lua_createtable(L, 0, 4);
-    set_int(L, "id", pi[i].id);
-    set_int(L, "match", pi[i].match);
-    set_int(L, "next", pi[i].next);
-    lua_pushboolean(L, pi[i].active);
-    lua_setfield(L, -2, "active");
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
-  lua_setfield(L, -2, "progress");
+  luaraft__push_metrics(L, &m.drive, &net, pi, np);
   return 1;
 }
 

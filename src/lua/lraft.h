@@ -24,4 +24,18 @@ uv_loop_t *luaraft__loop(lua_State *L);
  * Every call into user Lua goes through here. */
 int luaraft__pcall(lua_State *L, int nargs, int nresults);
 
+/* node:metrics() of real and simulated nodes alike (the keys /metrics
+ * exports): the driver's counters, the transport's, the leader's progress. */
+struct lr_drive_metrics;
+struct raft_progress_info;
+struct luaraft_net_counts {
+  uint64_t bad_frames, handshake_failures, frames_dropped;
+  uint32_t peers, peers_up;
+};
+void luaraft__push_metrics(lua_State *L, const struct lr_drive_metrics *m,
+                           const struct luaraft_net_counts *net,
+                           const struct raft_progress_info *progress, uint32_t n_progress);
+/* 0 -> true; a RAFT_E* code -> nil, code (API.md), message. */
+int luaraft__push_rv(lua_State *L, int rv);
+
 #endif

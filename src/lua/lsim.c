@@ -312,25 +312,14 @@ static int sim_completion(lua_State *L) {
   return 7;
 }
 
-static int push_rv(lua_State *L, int rv) {
-  if (rv == 0) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  lua_pushnil(L);
-  lua_pushstring(L, raft_errcode(rv));
-  lua_pushstring(L, raft_strerror(rv));
-  return 3;
-}
-
 static int sim_transfer(lua_State *L) {
   struct lsim *ls = check(L);
-  return push_rv(L, lr_sim_transfer(ls->s, check_id(L, 2), (raft_id)luaL_optinteger(L, 3, 0)));
+  return luaraft__push_rv(L, lr_sim_transfer(ls->s, check_id(L, 2), (raft_id)luaL_optinteger(L, 3, 0)));
 }
 
 static int sim_step_down(lua_State *L) {
   struct lsim *ls = check(L);
-  return push_rv(L, lr_sim_step_down(ls->s, check_id(L, 2)));
+  return luaraft__push_rv(L, lr_sim_step_down(ls->s, check_id(L, 2)));
 }
 
 static int push_err(lua_State *L, int rc, const char *err) {
@@ -367,6 +356,14 @@ static int sim_add_node(lua_State *L) {
   char err[256] = "";
   int rc = lr_sim_add_node(ls->s, check_id(L, 2), err, sizeof err);
   return push_err(L, rc, err);
+}
+
+/* fail_writes(id, n): the next n disk writes of the node fail */
+static int sim_fail_writes(lua_State *L) {
+  struct lsim *ls = check(L);
+  lua_Integer n = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, n >= 0 && n <= UINT32_MAX, 3, "a count of writes");
+  return luaraft__push_rv(L, lr_sim_fail_writes(ls->s, check_id(L, 2), (uint32_t)n));
 }
 
 /* partition(ids, groups) */
@@ -409,7 +406,7 @@ static int sim_link(lua_State *L) {
   double drop = lua_isnoneornil(L, 4) ? -1 : luaL_checknumber(L, 4);
   int rv = lr_sim_link(ls->s, check_id(L, 2), check_id(L, 3), drop,
                        (uint32_t)luaL_optinteger(L, 5, 1), (uint32_t)luaL_optinteger(L, 6, 5));
-  return push_rv(L, rv);
+  return luaraft__push_rv(L, rv);
 }
 
 static const char *role_name(int role, bool learner) {
@@ -493,6 +490,16 @@ static int sim_status(lua_State *L) {
   return 1;
 }
 
+/* metrics(id) -> the node:metrics() table of a real node | nil (down) */
+static int sim_metrics(lua_State *L) {
+  struct lsim *ls = check(L);
+  struct lr_sim_node_metrics m;
+  if (lr_sim_metrics(ls->s, check_id(L, 2), &m) != 0) return 0;
+  struct luaraft_net_counts net = {.peers = m.peers, .peers_up = m.peers_up};
+  luaraft__push_metrics(L, &m.drive, &net, m.progress, m.n_progress);
+  return 1;
+}
+
 static int sim_nodes(lua_State *L) {
   raft_id ids[LR_SIM_NODES_MAX];
   uint32_t n = lr_sim_nodes(check(L)->s, ids);
@@ -556,6 +563,7 @@ static const luaL_Reg methods[] = {
     {"add_node", sim_add_node}, {"partition", sim_partition},
     {"heal", sim_heal},         {"net", sim_net},
     {"link", sim_link},         {"status", sim_status},
+    {"metrics", sim_metrics},   {"fail_writes", sim_fail_writes},
     {"nodes", sim_nodes},       {"leader", sim_leader},
     {"violation", sim_violation}, {"trace", sim_trace},
     {"trace_line", sim_trace_line}, {"applied_total", sim_applied_total},

@@ -102,54 +102,8 @@ static void timeouts_compact(struct lr_sim *s) {
 }
 
 /* ---- messages ------------------------------------------------------------ */
-struct lr__sim_msg *lr__sim_msg_copy(const struct raft_message *m) {
-  size_t size = sizeof(struct lr__sim_msg) + (size_t)m->n_entries * sizeof(struct raft_entry);
-  for (uint32_t i = 0; i < m->n_entries; i++) size += m->entries[i].len;
-  size += m->chunk_len;
-  struct lr__sim_msg *c = raft_malloc(size);
-  if (c == NULL) return NULL;
-  c->m = *m;
-  c->blk = NULL;
-  c->has_config = false;
-  char *p = c->tail;
-  if (m->n_entries > 0) {
-    c->m.entries = (struct raft_entry *)p;
-    p += (size_t)m->n_entries * sizeof(struct raft_entry);
-    for (uint32_t i = 0; i < m->n_entries; i++) {
-      c->m.entries[i] = m->entries[i];
-      c->m.entries[i].data = (uint8_t *)p;
-      if (m->entries[i].len) memcpy(p, m->entries[i].data, m->entries[i].len);
-      p += m->entries[i].len;
-    }
-  } else {
-    c->m.entries = NULL;
-  }
-  if (m->chunk_len > 0) {
-    memcpy(p, m->chunk, m->chunk_len);
-    c->m.chunk = (const uint8_t *)p;
-  } else {
-    c->m.chunk = NULL;
-  }
-  memset(&c->m.snap.config, 0, sizeof c->m.snap.config);
-  if (m->snap.config.n > 0) {
-    if (raft_config_copy(&m->snap.config, &c->m.snap.config) != 0) {
-      raft_free(c); /* UNTESTED */
-      return NULL;
-    }
-    c->has_config = true;
-  }
-  return c;
-}
-
 void lr__sim_blk_unref(struct lr__sim_blk *b) {
   if (b != NULL && --b->refs == 0) raft_free(b);
-}
-
-void lr__sim_msg_free(struct lr__sim_msg *msg) {
-  if (msg == NULL) return;
-  if (msg->has_config) raft_config_free(&msg->m.snap.config);
-  lr__sim_blk_unref(msg->blk);
-  raft_free(msg);
 }
 
 int lr__sim_slot(const struct lr_sim *s, raft_id id) {
@@ -162,7 +116,7 @@ static bool blocked(const struct lr_sim *s, uint32_t a, uint32_t b) {
   return s->group[a] != s->group[b] && s->group[a] != 0 && s->group[b] != 0;
 }
 
-static void schedule(struct lr_sim *s, uint32_t from, uint32_t to, struct lr__sim_msg *msg) {
+static void schedule(struct lr_sim *s, uint32_t from, uint32_t to, struct lr_msg_copy *msg) {
   const struct lr__sim_link *l = &s->link[from][to];
   uint32_t lo = l->set ? l->lo : s->lo, hi = l->set ? l->hi : s->hi;
   uint64_t t = s->now + lr__sim_rand_range(s, lo, hi);
@@ -174,44 +128,23 @@ static void schedule(struct lr_sim *s, uint32_t from, uint32_t to, struct lr__si
   lr__sim_push_event(s, &ev);
 }
 
-/* Sends an owned copy: drops, duplicates and delays it by the network rules. */
-void lr__sim_send_copy(struct lr_sim *s, uint32_t from, struct lr__sim_msg *msg) {
-  int to = lr__sim_slot(s, msg->m.to);
+/* Sends a copy of m: drops, duplicates and delays it by the network rules. */
+void lr__sim_send(struct lr_sim *s, uint32_t from, const struct raft_message *m) {
+  int to = lr__sim_slot(s, m->to);
   if (s->o.trace >= LR_SIM_TRACE_MESSAGES)
-    lr_sim_trace_line(s, "msg %s %llu->%llu term %llu index %llu n %u", raft_msg_name(msg->m.type),
-                      (unsigned long long)msg->m.from, (unsigned long long)msg->m.to,
-                      (unsigned long long)msg->m.term, (unsigned long long)msg->m.index,
-                      msg->m.n_entries);
+    lr_sim_trace_line(s, "msg %s %llu->%llu term %llu index %llu n %u", raft_msg_name(m->type),
+                      (unsigned long long)m->from, (unsigned long long)m->to,
+                      (unsigned long long)m->term, (unsigned long long)m->index, m->n_entries);
   const struct lr__sim_link *l = to >= 0 ? &s->link[from][to] : NULL;
   double drop = l && l->set ? l->drop : s->drop;
-  if (to < 0 || blocked(s, from, (uint32_t)to) || chance(s, drop)) {
-    lr__sim_msg_free(msg);
-    return;
-  }
+  if (to < 0 || blocked(s, from, (uint32_t)to) || chance(s, drop)) return;
   if (chance(s, s->dup)) {
-    struct lr__sim_msg *again = lr__sim_msg_copy(&msg->m);
+    struct lr_msg_copy *again = lr_msg_copy(m);
     if (again) schedule(s, from, (uint32_t)to, again);
   }
+  struct lr_msg_copy *msg = lr_msg_copy(m);
+  if (msg == NULL) return; /* UNTESTED: a lost message */
   schedule(s, from, (uint32_t)to, msg);
-}
-
-void lr__sim_send(struct lr_sim *s, uint32_t from, const struct raft_message *m) {
-  struct lr__sim_msg *msg = lr__sim_msg_copy(m);
-  if (msg == NULL) return; /* UNTESTED: a lost message */
-  lr__sim_send_copy(s, from, msg);
-}
-
-/* An APPEND carries no snapshot config or chunk: the header is all it owns. */
-void lr__sim_send_shared(struct lr_sim *s, uint32_t from, const struct raft_message *m,
-                         struct raft_entry *entries, struct lr__sim_blk *blk) {
-  struct lr__sim_msg *msg = raft_malloc(sizeof *msg);
-  if (msg == NULL) return; /* UNTESTED: a lost message */
-  msg->m = *m;
-  msg->m.entries = entries;
-  msg->blk = blk;
-  msg->has_config = false;
-  blk->refs++;
-  lr__sim_send_copy(s, from, msg);
 }
 
 /* ---- the loop ------------------------------------------------------------ */
@@ -226,14 +159,32 @@ void lr__sim_flush(struct lr_sim *s) {
     if (s->nodes[i].drain_due) lr__sim_node_drain(s, i);
 }
 
+/* A member refuses a node its configuration does not hold, naming its
+ * configuration index, as a real node's transport refuses the connection
+ * (src/host/transport.c): the sender learns it was removed and stops
+ * ticking, until a leader talks to it again. A node that is not a member
+ * (one joining) hears from anyone. */
+static bool refused(struct lr_sim *s, uint32_t from, uint32_t to) {
+  struct lr__sim_node *a = &s->nodes[from], *b = &s->nodes[to];
+  if (!lr_drive_was_member(b->d) || raft_config_get(lr_drive_config(b->d), a->id) != NULL)
+    return false;
+  if (a->up) {
+    struct raft_status st;
+    raft_status(lr_drive_raft(b->d), &st);
+    lr_drive_set_removed(a->d, b->id, st.config_index);
+  }
+  return true;
+}
+
 static void handle(struct lr_sim *s, struct lr__sim_ev *ev) {
   struct lr__sim_node *n = &s->nodes[ev->slot];
   switch (ev->type) {
   case EV_MSG: {
     int from = lr__sim_slot(s, ev->u.msg->m.from);
-    if (n->up && (from < 0 || !blocked(s, (uint32_t)from, ev->slot)))
+    if (n->up && (from < 0 || !blocked(s, (uint32_t)from, ev->slot)) &&
+        (from < 0 || !refused(s, (uint32_t)from, ev->slot)))
       lr__sim_node_deliver(s, ev->slot, ev->u.msg);
-    lr__sim_msg_free(ev->u.msg);
+    lr_msg_copy_free(ev->u.msg);
     break;
   }
   case EV_DISK:
@@ -264,7 +215,7 @@ static uint64_t next_due(struct lr_sim *s, int *tick_slot) {
   for (uint32_t i = 0; i < s->n_slots; i++) {
     struct lr__sim_node *n = &s->nodes[i];
     if (!n->up) continue;
-    uint64_t d = raft_deadline(n->r);
+    uint64_t d = lr_drive_deadline(n->d);
     if (d <= n->last_tick) d = n->last_tick + 1; /* never tick twice at once */
     if (d < best) {
       best = d;
@@ -353,7 +304,6 @@ static struct lr__sim_waiter *waiter_add(struct lr_sim *s, uint64_t id) {
 /* Backward-shift deletion keeps probe chains intact without tombstones. */
 static void waiter_del(struct lr_sim *s, struct lr__sim_waiter *w) {
   size_t mask = s->w_cap - 1, i = (size_t)(w - s->waiters);
-  raft_free(w->q);
   for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
     if (s->waiters[j].id == 0) break;
     size_t h = w_hash(s->waiters[j].id, s->w_cap);
@@ -407,6 +357,30 @@ void lr__sim_complete_err(struct lr_sim *s, uint64_t id, int rv, raft_id leader)
   lr__sim_complete(s, id, raft_errcode(rv), msg, strlen(msg), 0, 0, leader);
 }
 
+void lr__sim_complete_node(struct lr_sim *s, uint32_t slot, bool changes, const char *code,
+                           const char *msg, size_t len) {
+  struct lr__sim_node *n = &s->nodes[slot];
+  uint64_t *ids = NULL;
+  size_t k = 0;
+  if (s->w_n > 0) {
+    ids = raft_malloc(s->w_n * sizeof *ids);
+    if (ids == NULL) abort(); /* UNTESTED */
+    for (size_t i = 0; i < s->w_cap; i++)
+      if (s->waiters[i].id && s->waiters[i].slot == slot && s->waiters[i].inc == n->inc &&
+          (changes || s->waiters[i].kind != W_CHANGE))
+        ids[k++] = s->waiters[i].id;
+  }
+  for (size_t i = 1; i < k; i++) /* id order: the trace must not depend on hashing */
+    for (size_t j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
+      uint64_t t = ids[j];
+      ids[j] = ids[j - 1];
+      ids[j - 1] = t;
+    }
+  for (size_t i = 0; i < k; i++)
+    lr__sim_complete(s, ids[i], code, msg, len, 0, 0, 0);
+  raft_free(ids);
+}
+
 bool lr_sim_next_completion(struct lr_sim *s, struct lr_sim_completion *c) {
   raft_free(s->cq_last);
   s->cq_last = NULL;
@@ -447,9 +421,9 @@ static struct lr__sim_waiter *request(struct lr_sim *s, raft_id node, uint8_t ki
 /* A halted state machine (memory_max, divergence) serves nothing: the
  * request ends at once with `stopped` and the reason. */
 static bool halted(struct lr_sim *s, struct lr__sim_node *n, uint64_t id) {
-  if (!lr_sm_halted(n->sm)) return false;
+  if (!lr_drive_halted(n->d)) return false;
   struct lr_sm_status st;
-  lr_sm_status(n->sm, &st);
+  lr_sm_status(lr_drive_sm(n->d), &st);
   lr__sim_complete(s, id, "stopped", st.reason, strlen(st.reason), 0, 0, 0);
   return true;
 }
@@ -465,22 +439,8 @@ uint64_t lr_sim_propose(struct lr_sim *s, raft_id node, const char *cmd, size_t 
   if (request(s, node, W_PROPOSE, timeout_ms, &id, &slot) == NULL) return id;
   struct lr__sim_node *n = &s->nodes[slot];
   if (halted(s, n, id)) return id;
-  struct lr_env env = {.origin = n->id, .req = id, .time_ms = s->now,
-                       .client = client, .client_len = client_len, .seq = seq,
-                       .cmd = cmd, .cmd_len = len};
-  s->envbuf.len = 0;
-  if (lr_env_encode(&env, &s->envbuf) != 0) {
-    lr__sim_complete(s, id, "bad_request", "client id too long", 18, 0, 0, 0);
-    return id;
-  }
-  raft_index index = 0;
-  raft_term term = 0;
-  int rv = raft_propose(n->r, s->now, s->envbuf.data, s->envbuf.len, id, &index, &term);
-  if (rv < 0) {
-    lr__sim_complete_err(s, id, rv, n->leader);
-  } else if (index > 0) {
-    lr__sim_idxq_push(n, index, term, id);
-  }
+  int rv = lr_drive_propose(n->d, id, cmd, len, client, client_len, seq, LR_WAIT_APPLY);
+  if (rv < 0) lr__sim_complete_err(s, id, rv, n->leader);
   n->drain_due = true; /* see lr__sim_flush */
   s->drain_due = true;
   return id;
@@ -509,33 +469,12 @@ uint64_t lr_sim_read(struct lr_sim *s, raft_id node, int consistency, const char
                       (unsigned long long)node);
   struct lr__sim_waiter *w = request(s, node, W_READ, timeout_ms, &id, &slot);
   if (w == NULL || halted(s, &s->nodes[slot], id)) return id;
-  w->consistency = (uint8_t)consistency;
-  if (len) {
-    if ((w->q = raft_malloc(len)) == NULL) abort(); /* UNTESTED */
-    memcpy(w->q, q, len);
-  }
-  w->qlen = len;
   struct lr__sim_node *n = &s->nodes[slot];
-  if (consistency == LR_SIM_READ_STALE) {
-    lr__sim_node_query(s, (uint32_t)slot, id);
-    return id;
-  }
-  if (consistency == LR_SIM_READ_LEASE) {
-    raft_index index;
-    int rv = raft_lease_read(n->r, s->now, &index);
-    if (rv < 0) {
-      lr__sim_complete_err(s, id, rv, n->leader);
-    } else {
-      w->index = index ? index : 1;
-      if (lr_sm_applied_index(n->sm) >= index)
-        lr__sim_node_query(s, (uint32_t)slot, id);
-      else
-        lr__sim_reads_push(n, id);
-    }
-    lr__sim_node_drain(s, (uint32_t)slot);
-    return id;
-  }
-  int rv = raft_read_index(n->r, s->now, id);
+  int mode = consistency == LR_SIM_READ_STALE   ? LR_READ_STALE
+             : consistency == LR_SIM_READ_LEASE ? LR_READ_LEASE
+             : consistency == LR_SIM_BARRIER    ? LR_READ_BARRIER
+                                                : LR_READ_LINEARIZABLE;
+  int rv = lr_drive_read(n->d, id, mode, q, len);
   if (rv < 0) lr__sim_complete_err(s, id, rv, n->leader);
   lr__sim_node_drain(s, (uint32_t)slot);
   return id;
@@ -551,17 +490,8 @@ uint64_t lr_sim_change(struct lr_sim *s, raft_id node, int kind, raft_id target,
   struct lr__sim_waiter *w = request(s, node, W_CHANGE, timeout_ms, &id, &slot);
   if (w == NULL) return id;
   struct lr__sim_node *n = &s->nodes[slot];
-  raft_index index = 0;
-  int rv = raft_change(n->r, s->now, kind, target, address ? address : "", &index);
-  if (rv < 0) {
-    lr__sim_complete_err(s, id, rv, n->leader);
-  } else {
-    struct raft_status st;
-    raft_status(n->r, &st);
-    w->index = index;
-    w->term = st.term;
-    lr__sim_idxq_push(n, index, st.term, id);
-  }
+  int rv = lr_drive_change(n->d, id, kind, target, address);
+  if (rv < 0) lr__sim_complete_err(s, id, rv, n->leader);
   lr__sim_node_drain(s, (uint32_t)slot);
   return id;
 }
@@ -578,7 +508,7 @@ int lr_sim_transfer(struct lr_sim *s, raft_id node, raft_id target) {
   struct lr__sim_node *n = live(s, node, &slot);
   if (n == NULL) return RAFT_EINVAL;
   lr__sim_trace(s, "transfer n%llu -> n%llu", (unsigned long long)node, (unsigned long long)target);
-  int rv = raft_transfer(n->r, s->now, target);
+  int rv = lr_drive_transfer(n->d, 0, target);
   lr__sim_node_drain(s, (uint32_t)slot);
   return rv;
 }
@@ -589,12 +519,51 @@ int lr_sim_step_down(struct lr_sim *s, raft_id node) {
   struct lr__sim_node *n = live(s, node, &slot);
   if (n == NULL) return RAFT_EINVAL;
   lr__sim_trace(s, "step_down n%llu", (unsigned long long)node);
-  int rv = raft_step_down(n->r, s->now);
+  int rv = lr_drive_step_down(n->d);
   lr__sim_node_drain(s, (uint32_t)slot);
   return rv;
 }
 
+int lr_sim_snapshot_now(struct lr_sim *s, raft_id node, char *err, size_t errlen) {
+  lr__sim_flush(s);
+  int slot;
+  struct lr__sim_node *n = live(s, node, &slot);
+  if (n == NULL) {
+    snprintf(err, errlen, "node %llu is not running", (unsigned long long)node);
+    return -1;
+  }
+  return lr_drive_snapshot(n->d, err, errlen);
+}
+
+int lr_sim_metrics(struct lr_sim *s, raft_id node, struct lr_sim_node_metrics *m) {
+  lr__sim_flush(s);
+  memset(m, 0, sizeof *m);
+  int slot;
+  struct lr__sim_node *n = live(s, node, &slot);
+  if (n == NULL) return RAFT_EINVAL;
+  lr_drive_metrics(n->d, &m->drive);
+  const struct raft_config *c = lr_drive_config(n->d);
+  for (uint32_t i = 0; i < c->n; i++) {
+    if (c->members[i].id == node) continue;
+    m->peers++;
+    int other = lr__sim_slot(s, c->members[i].id);
+    if (other >= 0 && s->nodes[other].up && !blocked(s, (uint32_t)slot, (uint32_t)other))
+      m->peers_up++;
+  }
+  m->n_progress = raft_progress(lr_drive_raft(n->d), m->progress, LR_SIM_NODES_MAX);
+  return 0;
+}
+
 /* ---- faults and topology ------------------------------------------------- */
+int lr_sim_fail_writes(struct lr_sim *s, raft_id node, uint32_t count) {
+  lr__sim_flush(s);
+  int slot = lr__sim_slot(s, node);
+  if (slot < 0) return RAFT_EINVAL;
+  s->nodes[slot].fail_writes = count;
+  lr__sim_trace(s, "fail_writes n%llu %u", (unsigned long long)node, count);
+  return 0;
+}
+
 int lr_sim_crash(struct lr_sim *s, raft_id node) {
   lr__sim_flush(s);
   int slot;
@@ -698,11 +667,12 @@ int lr_sim_status(struct lr_sim *s, raft_id node, struct lr_sim_node_status *st)
   st->up = n->up;
   st->incarnation = n->inc;
   if (!n->up) return 0;
-  raft_status(n->r, &st->raft);
-  st->applied = lr_sm_applied_index(n->sm);
+  struct lr_sm *sm = lr_drive_sm(n->d);
+  raft_status(lr_drive_raft(n->d), &st->raft);
+  st->applied = lr_sm_applied_index(sm);
   st->snapshot_index = n->has_snap ? n->snap.meta.index : 0;
-  st->sessions = lr_sm_session_count(n->sm);
-  lr_sm_status(n->sm, &st->sm);
+  st->sessions = lr_sm_session_count(sm);
+  lr_sm_status(sm, &st->sm);
   return 0;
 }
 
@@ -718,9 +688,9 @@ raft_id lr_sim_leader(const struct lr_sim *s) {
   raft_term term = 0;
   for (uint32_t i = 0; i < s->n_slots; i++) {
     const struct lr__sim_node *n = &s->nodes[i];
-    if (n->up && n->role == RAFT_LEADER && n->cur_term >= term) {
+    if (n->up && n->role == RAFT_LEADER && lr_drive_term(n->d) >= term) {
       best = n->id;
-      term = n->cur_term;
+      term = lr_drive_term(n->d);
     }
   }
   return best;
@@ -730,7 +700,7 @@ lua_State *lr_sim_node_lua(struct lr_sim *s, raft_id node) {
   lr__sim_flush(s);
   int slot = lr__sim_slot(s, node);
   if (slot < 0 || !s->nodes[slot].up) return NULL;
-  return lr_sm_lua(s->nodes[slot].sm);
+  return lr_sm_lua(lr_drive_sm(s->nodes[slot].d));
 }
 
 const char *lr_sim_violation(const struct lr_sim *s) {
@@ -794,8 +764,6 @@ int lr_sim_new(const struct lr_sim_options *o, struct lr_sim **out, char *err,
   for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
   s->lo = o->net_lo;
   s->hi = o->net_hi < o->net_lo ? o->net_lo : o->net_hi;
-  lr_buf_init(&s->envbuf);
-  lr_buf_init(&s->snapbuf);
   lr_buf_init(&s->trace);
   for (uint32_t i = 0; i < o->n_nodes; i++) {
     for (uint32_t j = 0; j < i; j++)
@@ -825,16 +793,13 @@ void lr_sim_free(struct lr_sim *s) {
     lr__sim_node_free_storage(&s->nodes[i]);
   }
   for (size_t i = 0; i < s->events.n; i++)
-    if (s->events.a[i].type == EV_MSG) lr__sim_msg_free(s->events.a[i].u.msg);
+    if (s->events.a[i].type == EV_MSG) lr_msg_copy_free(s->events.a[i].u.msg);
   raft_free(s->events.a);
   raft_free(s->timeouts.a);
-  for (size_t i = 0; i < s->w_cap; i++) raft_free(s->waiters[i].q);
   raft_free(s->waiters);
   for (size_t i = 0; i < s->cq_n; i++) raft_free(s->cq[s->cq_head + i].buf);
   raft_free(s->cq);
   raft_free(s->cq_last);
-  lr_buf_free(&s->envbuf);
-  lr_buf_free(&s->snapbuf);
   lr_buf_free(&s->trace);
   lr__sim_check_free(s);
   raft_free(s->sm_path);

@@ -5,10 +5,12 @@
  * random choice (node seeds, network drops/duplicates/delays, disk latency).
  * Same options and same calls: same run, byte for byte (see lr_sim_trace).
  *
- * The host protocol of core/raft.h is followed in one place (sim_node.c):
- * `msgs` go out at once, `msgs_after` when their write is durable, then
- * raft_persisted(); committed entries are applied as they come. A crash loses
- * the writes not yet durable, the held messages and the node's Lua state.
+ * Each node runs the driver of the real node (src/drive): the host protocol
+ * of core/raft.h, group commit, snapshots acknowledged once durable, halts,
+ * digests, waiters. The simulator is its adapter (sim_node.c): a disk whose
+ * one write in flight is durable after the virtual disk latency, the
+ * simulated network and the virtual clock. A crash loses the write not yet
+ * durable, the held messages and the node's Lua state.
  *
  * Requests (proposals, reads, membership changes) get an id; their outcome is
  * queued as a completion that the binding drains (lr_sim_next_completion).
@@ -23,6 +25,7 @@
 #include <stdint.h>
 
 #include "core/raft.h"
+#include "drive/drive.h"
 #include "sm/sm.h"
 
 #define LR_SIM_NODES_MAX 32
@@ -105,6 +108,9 @@ int lr_sim_snapshot_now(struct lr_sim *s, raft_id node, char *err, size_t errlen
 int lr_sim_crash(struct lr_sim *s, raft_id node);
 int lr_sim_restart(struct lr_sim *s, raft_id node, char *err, size_t errlen);
 int lr_sim_add_node(struct lr_sim *s, raft_id node, char *err, size_t errlen);
+/* The next `count` disk writes of the node fail (0: the disk heals); they
+ * still take the virtual disk latency. Kept across restarts (a bad disk). */
+int lr_sim_fail_writes(struct lr_sim *s, raft_id node, uint32_t count);
 /* group[i] = partition group of node slot i; 0 = connected to everything */
 void lr_sim_partition(struct lr_sim *s, const raft_id *ids, const int *groups,
                       uint32_t n);
@@ -130,6 +136,17 @@ raft_id lr_sim_leader(const struct lr_sim *s);
 /* The node's SM Lua state (NULL when down). */
 lua_State *lr_sim_node_lua(struct lr_sim *s, raft_id node);
 const char *lr_sim_violation(const struct lr_sim *s); /* NULL: none */
+/* node:metrics(): the driver's counters (the real node's), the members
+ * other than this node and how many of them are running, the leader's
+ * progress. RAFT_EINVAL when the node is down. Counters start again at a
+ * restart, as a real node process's do. */
+struct lr_sim_node_metrics {
+  struct lr_drive_metrics drive;
+  uint32_t peers, peers_up;
+  struct raft_progress_info progress[LR_SIM_NODES_MAX];
+  uint32_t n_progress;
+};
+int lr_sim_metrics(struct lr_sim *s, raft_id node, struct lr_sim_node_metrics *m);
 const char *lr_sim_trace(const struct lr_sim *s, size_t *len);
 /* Appends a line to the trace (the binding records ticket events). */
 void lr_sim_trace_line(struct lr_sim *s, const char *fmt, ...);

@@ -73,9 +73,9 @@ void lr__sim_check_leader(struct lr_sim *s, uint32_t slot, raft_term term) {
   raft_index a = s->applied_max;
   if (a == 0) return;
   struct raft_status st;
-  raft_status(n->r, &st);
+  raft_status(lr_drive_raft(n->d), &st);
   if (st.snapshot_index >= a) return;
-  const struct raft_entry *e = raft_log_entry(n->r, a);
+  const struct raft_entry *e = raft_log_entry(lr_drive_raft(n->d), a);
   raft_term want = s->applied_map[a].term;
   if (e == NULL || e->term != want)
     lr__sim_violation(s, "leader completeness: n%llu leads term %llu without entry %llu "

@@ -361,3 +361,14 @@ int lr_store_compact(struct lr_store *s, raft_index index, char *err, size_t err
   lr_store_batch_free(b);
   return rv;
 }
+
+void lr_store_batch_view(const struct lr_store_batch *b, struct lr_store_batch_view *v) {
+  v->has_hard = b->has_hard;
+  v->term = b->term;
+  v->vote = b->vote;
+  v->entries = b->entries;
+  v->n_entries = b->n_entries;
+  v->snap = b->has_snap ? &b->snap : NULL;
+  v->snap_data = b->snap_data;
+  v->snap_len = b->snap_len;
+}

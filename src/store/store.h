@@ -148,6 +148,20 @@ int lr_store_batch_snapshot(struct lr_store_batch *b, const struct raft_snapshot
 void lr_store_batch_compact(struct lr_store_batch *b, raft_index index);
 bool lr_store_batch_empty(const struct lr_store_batch *b);
 
+/* What a batch holds, read-only: a simulated disk applies it to storage of
+ * its own (src/sim). Valid until the batch is changed or freed. */
+struct lr_store_batch_view {
+  bool has_hard;
+  raft_term term;
+  raft_id vote;
+  const struct raft_entry *entries; /* truncate from entries[0].index, then append */
+  uint32_t n_entries;
+  const struct raft_snapshot_meta *snap; /* NULL: none */
+  const uint8_t *snap_data;
+  size_t snap_len;
+};
+void lr_store_batch_view(const struct lr_store_batch *b, struct lr_store_batch_view *v);
+
 /* Writes b as one transaction (durable when it returns 0). Any one thread;
  * see the threading rule above. The outcome is also kept in b. */
 int lr_store_batch_write(struct lr_store *s, struct lr_store_batch *b);

@@ -1,6 +1,7 @@
 /* See core_fixture.h. Failures of the fixture's own checks abort with a
  * message: a test that trips one has found a safety bug. */
 #include "core_fixture.h"
+#include "drive/drive.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,7 @@
   } while (0)
 
 struct fx_qmsg {
-  struct raft_message m;
+  struct lr_msg_copy *c; /* the one message copy of luaraft (src/drive) */
   uint64_t at;
   struct fx_qmsg *next;
 };
@@ -27,7 +28,7 @@ struct fx_write {
   uint32_t n_entries;
   bool has_snap;
   struct raft_snapshot snap;
-  struct raft_message *after;
+  struct lr_msg_copy **after;
   uint32_t n_after;
   raft_index ack_index;
   raft_term ack_term;
@@ -63,22 +64,11 @@ static void free_entries(struct raft_entry *e, uint32_t n)
   free(e);
 }
 
-static void copy_msg(struct raft_message *d, const struct raft_message *m)
+static struct lr_msg_copy *copy_msg(const struct raft_message *m)
 {
-  *d = *m;
-  copy_entries(&d->entries, m->entries, m->n_entries);
-  d->chunk = m->chunk_len ? dup(m->chunk, m->chunk_len) : NULL;
-  memset(&d->snap.config, 0, sizeof d->snap.config);
-  if (m->snap.config.n > 0 && raft_config_copy(&m->snap.config, &d->snap.config) != 0) {
-    FAIL("config copy");
-  }
-}
-
-static void free_msg(struct raft_message *m)
-{
-  free_entries(m->entries, m->n_entries);
-  free((void *)m->chunk);
-  raft_config_free(&m->snap.config);
+  struct lr_msg_copy *c = lr_msg_copy(m);
+  if (c == NULL) FAIL("out of memory");
+  return c;
 }
 
 static void copy_snap(struct raft_snapshot *d, const struct raft_snapshot *s)
@@ -101,7 +91,7 @@ void fx_send(struct fx *f, const struct raft_message *m)
   if (f->filter != NULL && !f->filter(f, m, f->filter_arg)) return;
   if (m->to == 0 || m->to > f->n || f->cut[m->from <= FX_MAX ? m->from : 0][m->to]) return;
   struct fx_qmsg *q = xmalloc(sizeof *q);
-  copy_msg(&q->m, m);
+  q->c = copy_msg(m);
   q->at = f->now + f->latency;
   q->next = NULL;
   if (f->tail) f->tail->next = q; else f->head = q;
@@ -227,7 +217,7 @@ static void write_free(struct fx_write *w)
 {
   free_entries(w->entries, w->n_entries);
   if (w->has_snap) free_snap(&w->snap);
-  for (uint32_t i = 0; i < w->n_after; i++) free_msg(&w->after[i]);
+  for (uint32_t i = 0; i < w->n_after; i++) lr_msg_copy_free(w->after[i]);
   free(w->after);
   free(w);
 }
@@ -281,7 +271,7 @@ static bool handle(struct fx *f, struct fx_node *n)
   }
   w->n_after = u.n_msgs_after;
   w->after = xmalloc((u.n_msgs_after + 1) * sizeof *w->after);
-  for (uint32_t i = 0; i < u.n_msgs_after; i++) copy_msg(&w->after[i], &u.msgs_after[i]);
+  for (uint32_t i = 0; i < u.n_msgs_after; i++) w->after[i] = copy_msg(&u.msgs_after[i]);
   w->ack_index = u.ack_index;
   w->ack_term = u.ack_term;
   bool took = u.n_committed > 0;
@@ -291,7 +281,7 @@ static bool handle(struct fx *f, struct fx_node *n)
     *p = w;
   } else {
     write_apply(n, w);
-    for (uint32_t i = 0; i < w->n_after; i++) fx_send(f, &w->after[i]);
+    for (uint32_t i = 0; i < w->n_after; i++) fx_send(f, &w->after[i]->m);
     if (w->ack_index != 0) raft_persisted(n->r, f->now, w->ack_index, w->ack_term);
     write_free(w);
   }
@@ -318,7 +308,7 @@ void fx_flush(struct fx *f, raft_id id)
     struct fx_write *w = n->writes;
     n->writes = w->next;
     write_apply(n, w);
-    for (uint32_t i = 0; i < w->n_after; i++) fx_send(f, &w->after[i]);
+    for (uint32_t i = 0; i < w->n_after; i++) fx_send(f, &w->after[i]->m);
     if (w->ack_index != 0) raft_persisted(n->r, f->now, w->ack_index, w->ack_term);
     write_free(w);
     fx_drain(f, id);
@@ -429,7 +419,7 @@ void fx_free(struct fx *f)
   while (f->head) {
     struct fx_qmsg *q = f->head;
     f->head = q->next;
-    free_msg(&q->m);
+    lr_msg_copy_free(q->c);
     free(q);
   }
   free(f->chain);
@@ -451,12 +441,12 @@ static uint64_t next_event(struct fx *f)
 
 static void deliver(struct fx *f, struct fx_qmsg *q)
 {
-  struct fx_node *n = &f->nodes[q->m.to];
-  if (n->alive && !f->cut[q->m.from <= FX_MAX ? q->m.from : 0][q->m.to]) {
-    raft_step(n->r, f->now, &q->m);
+  struct fx_node *n = &f->nodes[q->c->m.to];
+  if (n->alive && !f->cut[q->c->m.from <= FX_MAX ? q->c->m.from : 0][q->c->m.to]) {
+    raft_step(n->r, f->now, &q->c->m);
     fx_drain(f, n->id);
   }
-  free_msg(&q->m);
+  lr_msg_copy_free(q->c);
   free(q);
 }
 

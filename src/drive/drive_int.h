@@ -1,0 +1,156 @@
+/* Internals of the driver, shared by its files:
+ *   drive.c    the update loop: take, batches, durability, snapshots, rules
+ *   apply.c    applying committed entries, halts, digests, restores
+ *   waiters.c  requests waiting for an index, a read state or a leader
+ *   requests.c the entry points (propose, read, change, tick, recv, ...)
+ *   msgcopy.c  deep copies of what outlives an update
+ */
+#ifndef LUARAFT_DRIVE_INT_H
+#define LUARAFT_DRIVE_INT_H
+
+#include "codec/codec.h"
+#include "drive/drive.h"
+#include "sm/sm.h"
+
+/* One raft_update waiting for its batch to be durable before the rest of
+ * it (held messages, ack, apply) may happen. FIFO in update order. */
+struct lr__item {
+  struct lr__item *next;
+  struct lr_store_batch *batch; /* NULL: nothing to persist, or merged */
+  bool merged;                  /* persisted by an earlier item's batch */
+  uint64_t seq;                 /* of its batch (a merged item: of the batch it joined) */
+  bool writing, written;
+  int write_rv;
+  raft_index ack_index; /* raft_persisted(ack_index, ack_term) once durable */
+  raft_term ack_term;
+  bool held_apply;      /* committed entries, reads, refusals wait here too */
+  bool own_snapshot;    /* a snapshot this node took: raft_snapshot_taken after */
+  raft_index snap_index;
+  raft_term snap_term;
+  struct lr_msg_copy **after;
+  uint32_t n_after;
+  struct raft_entry *committed;
+  uint32_t n_committed;
+  struct raft_snapshot *snapshot; /* received: restore once durable (own: the data) */
+  struct raft_read_state *reads;
+  uint32_t n_reads;
+  struct raft_proposal_error *prop_errors;
+  uint32_t n_prop_errors;
+};
+
+enum { W_READ_CTX = 1, W_READ_AT, W_TRANSFER, W_COMMIT };
+struct lr__waiter {
+  int kind;
+  uint64_t req;
+  raft_index index; /* W_READ_AT, W_COMMIT: wait applied/commit >= */
+  raft_id target;   /* W_TRANSFER */
+  bool barrier;     /* reads: no query, just ok */
+  char *q;          /* reads: the query bytes */
+  size_t qlen;
+};
+
+/* An entry this node expects at an index (a proposal the leader appended,
+ * a membership change): it completes, or is dropped when another entry
+ * takes that index. FIFO: indexes only grow within a term. */
+struct lr__idx {
+  raft_index index;
+  raft_term term;
+  uint64_t req;
+  bool change; /* completes on apply (a proposal completes by its envelope) */
+};
+
+struct lr_drive {
+  raft_id id;
+  struct lr_drive_io io;
+  struct raft *raft;
+  struct lr_sm *sm;
+  uint64_t snapshot_entries;
+  uint32_t subscribed; /* bit per event type */
+  bool failed;
+  bool halted;                    /* the state machine halted: apply nothing more */
+  bool digest_due, halt_transfer; /* raft_* calls deferred out of apply */
+  bool in_run;
+  bool stale_deadline_logged;
+  /* the write pipeline */
+  struct lr__item *head, *tail;
+  bool write_busy;
+  uint64_t batch_seq;   /* batches made so far */
+  uint64_t durable_seq; /* the last batch that became durable */
+  raft_index snap_durable; /* the last snapshot a durable batch held */
+  /* storage failures (issue 11): the next write waits retry_at, the wait
+   * doubles per failure up to LR__BACKOFF_MAX_MS; failures are logged once
+   * per LR__FAIL_LOG_MS with a count */
+  uint32_t backoff_ms;
+  uint64_t retry_at;
+  uint64_t fails_unlogged, fails_in_row, fail_log_at;
+  /* what the node last saw */
+  int role;
+  raft_id leader;
+  raft_term term;
+  raft_index commit;
+  raft_index durable_last;           /* last index of the durable log */
+  raft_index snap_index;             /* last snapshot durable (taken or restored) */
+  raft_index snap_tried;             /* last applied index a snapshot was tried at */
+  raft_index snap_acked;             /* last raft_snapshot_taken */
+  bool snap_pending;                 /* one of our snapshots is being written */
+  struct raft_config applied_config; /* in effect at the applied index */
+  raft_index applied_config_index;
+  struct raft_config config; /* latest (for peer addresses) */
+  bool was_member;           /* a configuration with this node in it was seen */
+  bool removed;              /* a member with a newer configuration refused us */
+  /* requests */
+  struct lr__waiter *waiters;
+  size_t n_waiters, cap_waiters;
+  struct lr__idx *idxq;
+  size_t idxq_head, idxq_n, idxq_cap;
+  struct lr_buf scratch;
+  struct lr_drive_metrics metrics;
+  struct lr_drive_stage stages[3]; /* issue 12: take, write, apply */
+};
+
+#define LR__WAITERS_MAX 100000 /* requests waiting at once */
+#define LR__BACKOFF_MIN_MS 10
+#define LR__BACKOFF_MAX_MS 2000
+#define LR__FAIL_LOG_MS 5000
+
+/* drive.c */
+void lr__drive_log(struct lr_drive *d, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void lr__drive_event(struct lr_drive *d, const struct lr_event *ev);
+void lr__drive_done(struct lr_drive *d, uint64_t req, const char *code, const char *data,
+                    size_t len, raft_index index, raft_term term);
+bool lr__drive_subscribed(const struct lr_drive *d, int type);
+void lr__drive_fail(struct lr_drive *d, const char *why);
+int lr__drive_take_snapshot(struct lr_drive *d, char *err, size_t errlen);
+void lr__items_free(struct lr__item *it);
+uint64_t lr__drive_now(struct lr_drive *d);
+
+/* apply.c */
+void lr__drive_apply(struct lr_drive *d, const struct raft_entry *e, uint32_t count);
+int lr__drive_restore(struct lr_drive *d, const struct raft_snapshot *s, bool boot, char *err,
+                      size_t errlen);
+void lr__drive_halted(struct lr_drive *d);
+void lr__drive_deferred(struct lr_drive *d);
+
+/* waiters.c */
+int lr__waiter_add(struct lr_drive *d, const struct lr__waiter *w);
+void lr__waiters_check(struct lr_drive *d);
+void lr__waiters_read_state(struct lr_drive *d, const struct raft_read_state *rs);
+void lr__waiters_fail_all(struct lr_drive *d, const char *code, const char *msg);
+void lr__waiters_free(struct lr_drive *d);
+void lr__drive_query(struct lr_drive *d, uint64_t req, const char *q, size_t len, bool barrier,
+                     raft_index index);
+int lr__idx_push(struct lr_drive *d, raft_index index, raft_term term, uint64_t req, bool change);
+void lr__idx_settle(struct lr_drive *d, const struct raft_entry *e);
+
+/* Rules the driver holds itself to: checked after every step, release
+ * builds too. */
+#define LR__DRIVE_RULE(d, cond, what)                                                      \
+  do {                                                                                     \
+    if (!(cond)) lr__drive_broken((d), (what), __FILE__, __LINE__);                        \
+  } while (0)
+void lr__drive_broken(struct lr_drive *d, const char *what, const char *file, int line)
+    __attribute__((noreturn));
+void lr__drive_check(struct lr_drive *d);
+
+#endif

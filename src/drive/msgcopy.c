@@ -1,0 +1,109 @@
+/* Deep copies of what a raft_update points to, for the parts kept past the
+ * next raft_* call: held msgs_after, messages in flight in the simulated
+ * network, committed entries waiting behind a received snapshot, and that
+ * snapshot. The one message copy of luaraft. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "drive/drive.h"
+
+static void *dup_bytes(const void *p, size_t n) {
+  void *q = malloc(n ? n : 1);
+  if (q && n) memcpy(q, p, n);
+  return q;
+}
+
+/* One allocation: the message, its entries (aligned right after it), their
+ * data and the snapshot chunk. */
+struct lr_msg_copy *lr_msg_copy(const struct raft_message *m) {
+  size_t size = sizeof(struct lr_msg_copy) + (size_t)m->n_entries * sizeof(struct raft_entry);
+  for (uint32_t i = 0; i < m->n_entries; i++)
+    size += m->entries[i].len;
+  size += m->chunk_len;
+  struct lr_msg_copy *c = malloc(size);
+  if (c == NULL) return NULL;
+  c->m = *m;
+  c->has_config = false;
+  char *p = c->tail;
+  if (m->n_entries > 0) {
+    c->m.entries = (struct raft_entry *)p;
+    p += (size_t)m->n_entries * sizeof(struct raft_entry);
+    for (uint32_t i = 0; i < m->n_entries; i++) {
+      c->m.entries[i] = m->entries[i];
+      c->m.entries[i].data = (uint8_t *)p;
+      if (m->entries[i].len) memcpy(p, m->entries[i].data, m->entries[i].len);
+      p += m->entries[i].len;
+    }
+  } else {
+    c->m.entries = NULL;
+  }
+  if (m->chunk_len > 0) {
+    memcpy(p, m->chunk, m->chunk_len);
+    c->m.chunk = (const uint8_t *)p;
+  } else {
+    c->m.chunk = NULL;
+  }
+  memset(&c->m.snap.config, 0, sizeof c->m.snap.config);
+  if (m->snap.config.n > 0) {
+    if (raft_config_copy(&m->snap.config, &c->m.snap.config) != 0) {
+      free(c); /* UNTESTED */
+      return NULL;
+    }
+    c->has_config = true;
+  }
+  return c;
+}
+
+void lr_msg_copy_free(struct lr_msg_copy *c) {
+  if (c == NULL) return;
+  if (c->has_config) raft_config_free(&c->m.snap.config);
+  free(c);
+}
+
+int lr_entries_copy(const struct raft_entry *src, uint32_t n, struct raft_entry **out) {
+  *out = NULL;
+  if (n == 0) return 0;
+  struct raft_entry *e = calloc(n, sizeof *e);
+  if (e == NULL) return -1;
+  for (uint32_t i = 0; i < n; i++) {
+    e[i] = src[i];
+    e[i].data = dup_bytes(src[i].data, src[i].len);
+    if (e[i].data == NULL) {
+      lr_entries_free(e, i);
+      return -1;
+    }
+  }
+  *out = e;
+  return 0;
+}
+
+void lr_entries_free(struct raft_entry *e, uint32_t n) {
+  if (e == NULL) return;
+  for (uint32_t i = 0; i < n; i++)
+    free(e[i].data);
+  free(e);
+}
+
+int lr_snapshot_copy(const struct raft_snapshot *src, struct raft_snapshot **out) {
+  struct raft_snapshot *s = calloc(1, sizeof *s);
+  if (s == NULL) return -1;
+  s->meta = src->meta;
+  s->meta.config.members = NULL;
+  s->meta.config.n = 0;
+  s->len = src->len;
+  s->data = dup_bytes(src->data, src->len);
+  if (s->data == NULL || raft_config_copy(&src->meta.config, &s->meta.config) != 0) {
+    free((void *)s->data);
+    free(s);
+    return -1;
+  }
+  *out = s;
+  return 0;
+}
+
+void lr_snapshot_free(struct raft_snapshot *s) {
+  if (s == NULL) return;
+  free((void *)s->data);
+  raft_config_free(&s->meta.config);
+  free(s);
+}

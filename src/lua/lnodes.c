@@ -1,0 +1,75 @@
+/* What real nodes (lnode.c) and simulated ones (lsim.c) share in the
+ * binding: node:metrics() (the keys lua/raft/http_api.lua exports as
+ * /metrics) and the true | nil, code, message result of a call. */
+#include "drive/drive.h"
+#include "lua/lraft.h"
+
+static void set_int(lua_State *L, const char *k, uint64_t v) {
+  lua_pushinteger(L, (lua_Integer)v);
+  lua_setfield(L, -2, k);
+}
+
+void luaraft__push_metrics(lua_State *L, const struct lr_drive_metrics *m,
+                           const struct luaraft_net_counts *net,
+                           const struct raft_progress_info *pi, uint32_t np) {
+  lua_createtable(L, 0, 24);
+  set_int(L, "proposals", m->proposals);
+  set_int(L, "proposals_failed", m->proposals_failed);
+  set_int(L, "elections", m->elections);
+  set_int(L, "leader_changes", m->leader_changes);
+  set_int(L, "applied_entries", m->applied_entries);
+  set_int(L, "snapshots_taken", m->snapshots_taken);
+  set_int(L, "snapshots_restored", m->snapshots_restored);
+  set_int(L, "batches", m->batches);
+  set_int(L, "batches_failed", m->batches_failed);
+  set_int(L, "batches_merged", m->batches_merged);
+  set_int(L, "fsyncs", m->fsyncs);
+  set_int(L, "entries_persisted", m->entries_persisted);
+  set_int(L, "peer_msgs_sent", m->peer_msgs_sent);
+  set_int(L, "peer_msgs_recv", m->peer_msgs_recv);
+  set_int(L, "net_bad_frames", net->bad_frames);
+  set_int(L, "net_handshake_failures", net->handshake_failures);
+  set_int(L, "net_frames_dropped", net->frames_dropped);
+  set_int(L, "peers", net->peers);
+  set_int(L, "peers_up", net->peers_up);
+  lua_pushnumber(L, m->fsync_sum_ms / 1000.0);
+  lua_setfield(L, -2, "fsync_seconds_sum");
+  lua_createtable(L, LR_FSYNC_BUCKETS, 0); /* cumulative buckets: { le_seconds, count } */
+  uint64_t cum = 0;
+  for (int i = 0; i < LR_FSYNC_BUCKETS; i++) {
+    cum += m->fsync_buckets[i];
+    lua_createtable(L, 2, 0);
+    if (i < LR_FSYNC_BUCKETS - 1)
+      lua_pushnumber(L, lr_fsync_bounds_ms[i] / 1000.0);
+    else
+      lua_pushliteral(L, "+Inf");
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, (lua_Integer)cum);
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "fsync_buckets");
+  /* leader only: replication progress per member */
+  lua_createtable(L, (int)np, 0);
+  for (uint32_t i = 0; i < np; i++) {
+    lua_createtable(L, 0, 4);
+    set_int(L, "id", pi[i].id);
+    set_int(L, "match", pi[i].match);
+    set_int(L, "next", pi[i].next);
+    lua_pushboolean(L, pi[i].active);
+    lua_setfield(L, -2, "active");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "progress");
+}
+
+int luaraft__push_rv(lua_State *L, int rv) {
+  if (rv == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, raft_errcode(rv));
+  lua_pushstring(L, raft_strerror(rv));
+  return 3;
+}
