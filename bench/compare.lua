@@ -367,14 +367,16 @@ local function total(sys, field)
 end
 
 print()
-print(("medians of %d rounds of %d s; disk floor in this run (4 KiB pwrite+fdatasync p50): overwrite %s ms, append %s ms"):format(
-  ROUNDS, SECONDS, fmt(median(floors.over), 3), fmt(median(floors.append), 3)))
+print(("medians of %d rounds of %d s; disk floor in this run (4 KiB pwrite+fdatasync p50): "
+  .. "overwrite %s ms, append %s ms"):format(ROUNDS, SECONDS, fmt(median(floors.over), 3),
+  fmt(median(floors.append), 3)))
 print("| figure | luaraft | etcd | luaraft / etcd |")
 print("| --- | --- | --- | --- |")
 for _, c in ipairs { 1, 64 } do
   local lw, ew = med("luaraft", c, "wps"), med("etcd", c, "wps")
   print(("| %d client%s, writes/s | %s | %s | %.2f |"):format(c, c > 1 and "s" or "", fmt(lw), fmt(ew), lw / ew))
-  local l50, e50, l99, e99 = med("luaraft", c, "p50"), med("etcd", c, "p50"), med("luaraft", c, "p99"), med("etcd", c, "p99")
+  local l50, e50 = med("luaraft", c, "p50"), med("etcd", c, "p50")
+  local l99, e99 = med("luaraft", c, "p99"), med("etcd", c, "p99")
   print(("| %d client%s, p50 / p99 | %s / %s ms | %s / %s ms | %.2f / %.2f |"):format(c, c > 1 and "s" or "",
     fmt(l50, 2), fmt(l99, 1), fmt(e50, 2), fmt(e99, 1), l50 / e50, l99 / e99))
 end
@@ -384,5 +386,6 @@ local lf, ef = median(fails.luaraft), median(fails.etcd)
 if #fails.luaraft > 0 then
   print(("| failover median (%d runs) | %s ms | %s ms | %.2f |"):format(#fails.luaraft, fmt(lf), fmt(ef), lf / ef))
 end
-print(("| not_leader answers (all rounds) | %d | %d | |"):format(total("luaraft", "not_leader"), total("etcd", "not_leader")))
+print(("| not_leader answers (all rounds) | %d | %d | |"):format(total("luaraft", "not_leader"),
+  total("etcd", "not_leader")))
 print(("| other failed writes (all rounds) | %d | %d | |"):format(total("luaraft", "failed"), total("etcd", "failed")))
