@@ -186,7 +186,7 @@ describe("the database of a node under endless writes", function()
     local msg = ("largest database after 20k/40k/60k/80k/100k writes: %d / %d / %d / %d / %d bytes"):format(
       sizes[1], sizes[2], sizes[3], sizes[4], sizes[5])
     print(msg)
-    -- flat: the log behind each snapshot is deleted and the WAL truncated
+    -- flat: the log behind each snapshot is deleted and the WAL reused at a bounded size
     assert.truthy(sizes[5] <= sizes[1] * 1.5 + 256 * 1024, msg)
     assert.truthy(sizes[5] < 8 * 1024 * 1024, msg)
     local st = assert(c:node(l):status())

@@ -1,6 +1,8 @@
 /* The SQLite store: the shared cases, plus what only a disk has: crash
- * safety, corruption and foreign-database refusal, a full disk, a bounded
- * file under endless writes, and writes run on libuv's thread pool. */
+ * safety (also across WAL checkpoints), corruption and foreign-database
+ * refusal, a full disk, a bounded file under endless writes, a WAL that is
+ * reused rather than regrown, checkpoints off the commit path, and writes run
+ * on libuv's thread pool. */
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -133,7 +135,7 @@ static void test_sqlite_refuses_second_opener(void **state) {
 
 /* A process killed (SIGKILL) in the middle of a stream of writes loses
  * nothing it was told is durable. */
-static void crash_run(int kill_it) {
+static void crash_run(int kill_it, uint32_t checkpoint_every) {
   char *dir = store_tmpdir();
   int fds[2];
   assert_int_equal(pipe(fds), 0);
@@ -142,7 +144,7 @@ static void crash_run(int kill_it) {
   if (pid == 0) {
     close(fds[0]);
     struct lr_store_options o = {.kind = LR_STORE_SQLITE, .dir = dir, .node_id = 1,
-                                 .cluster_id = 7};
+                                 .cluster_id = 7, .checkpoint_every = checkpoint_every};
     struct lr_store *s;
     char err[256];
     if (lr_store_open(&o, &s, err, sizeof err) != 0)
@@ -153,6 +155,9 @@ static void crash_run(int kill_it) {
       uint64_t v = i;
       if (write(fds[1], &v, sizeof v) != sizeof v)
         _exit(5);
+      /* Half the due checkpoints run idle, half before the next batch. */
+      if (i % 2 == 0 && lr_store_idle(s) != 0)
+        _exit(6);
       if (!kill_it && i == 300)
         _exit(0); /* no close, no checkpoint */
     }
@@ -185,11 +190,18 @@ static void crash_run(int kill_it) {
 }
 
 static void test_sqlite_survives_sigkill_mid_stream(void **state) {
-  crash_run(1);
+  crash_run(1, 0);
 }
 
 static void test_sqlite_survives_exit_without_close(void **state) {
-  crash_run(0);
+  crash_run(0, 0);
+}
+
+/* The same with a checkpoint due every 7 batches, so the kill lands among
+ * checkpoints and WAL restarts. */
+static void test_sqlite_survives_sigkill_across_checkpoints(void **state) {
+  crash_run(1, 7);
+  crash_run(0, 7);
 }
 
 /* A full disk (simulated with max_page_count) fails the batch with
@@ -264,6 +276,223 @@ static void test_sqlite_file_bounded_under_endless_writes(void **state) {
                 (unsigned long long)max_early, (unsigned long long)max_late);
   assert_true(max_late < 6 * 1024 * 1024);
   assert_true(max_late <= max_early + max_early / 4);
+  lr_store_close(s);
+  store_rmdir(dir);
+}
+
+static struct lr_store *open_every(const char *dir, uint32_t checkpoint_every) {
+  struct lr_store_options o = {.kind = LR_STORE_SQLITE, .dir = dir, .node_id = 1,
+                               .cluster_id = 7, .checkpoint_every = checkpoint_every};
+  struct lr_store *s;
+  char err[256] = "";
+  if (lr_store_open(&o, &s, err, sizeof err) != 0)
+    fail_msg("lr_store_open: %s", err);
+  return s;
+}
+
+static void load_ok(struct lr_store *s, struct lr_store_state *st) {
+  char err[256] = "";
+  if (lr_store_load(s, st, err, sizeof err) != 0)
+    fail_msg("lr_store_load: %s", err);
+}
+
+/* 10,000 one-entry batches (what a leader writes at 1 client): the WAL is
+ * checkpointed and then rewritten from its start, so after the first
+ * checkpoint its file never shrinks (no TRUNCATE: a commit overwrites blocks
+ * the file has instead of appending) and never outgrows one cycle of
+ * LR_STORE_WAL_PAGES_MAX frames; everything reads back after a reopen. The
+ * WAL's fsync is switched off here only to keep the test quick: when and how
+ * SQLite reuses the WAL does not depend on it. */
+static void test_sqlite_wal_reused_not_regrown(void **state) {
+  char *dir = store_tmpdir();
+  struct lr_store *s = store_open(LR_STORE_SQLITE, dir, 1, 7);
+  char err[256];
+  assert_int_equal(lr_store_sqlite_exec(s, "PRAGMA synchronous = OFF", err, sizeof err), 0);
+  const raft_index total = 10000;
+  uint64_t wal_max = 0, frames_max = 0, prev = 0, shrinks = 0, idle_runs = 0, due = 0;
+  for (raft_index i = 1; i <= total; i++) {
+    assert_int_equal(store_append(s, i == 1 ? 1 : 0, 1, i, 1, 1, 150), 0);
+    /* Every other due checkpoint is left to the next batch. */
+    if (lr_store_idle_due(s) && due++ % 2 == 0) {
+      assert_int_equal(lr_store_idle(s), 0);
+      assert_false(lr_store_idle_due(s));
+      idle_runs++;
+    }
+    struct lr_store_stats ss;
+    lr_store_stats(s, &ss);
+    if (ss.checkpoints > 0 && ss.wal_bytes < prev)
+      shrinks++;
+    prev = ss.wal_bytes;
+    if (ss.wal_bytes > wal_max)
+      wal_max = ss.wal_bytes;
+    if (ss.wal_frames > frames_max)
+      frames_max = ss.wal_frames;
+  }
+  struct lr_store_stats ss;
+  lr_store_stats(s, &ss);
+  print_message("WAL: max %llu bytes, %llu frames; %llu checkpoints (%llu idle)\n",
+                (unsigned long long)wal_max, (unsigned long long)frames_max,
+                (unsigned long long)ss.checkpoints, (unsigned long long)idle_runs);
+  assert_int_equal(shrinks, 0);
+  assert_true(ss.checkpoints >= 8); /* ~1 frame per batch, 1024 frames a cycle */
+  assert_true(idle_runs > 0 && idle_runs < ss.checkpoints);
+  assert_true(frames_max <= LR_STORE_WAL_PAGES_MAX + 4);
+  assert_true(wal_max <= (LR_STORE_WAL_PAGES_MAX + 4) * (4096 + 24) + 32);
+  assert_int_equal(ss.first_index, 1);
+  assert_int_equal(ss.last_index, total);
+  s = store_reopen(s, LR_STORE_SQLITE, dir);
+  struct lr_store_state st;
+  load_ok(s, &st);
+  assert_int_equal(st.n_entries, total);
+  for (uint32_t i = 0; i < st.n_entries; i++)
+    store_entry_check(&st.entries[i], i + 1, 1, 150);
+  lr_store_state_free(&st);
+  lr_store_close(s);
+  store_rmdir(dir);
+}
+
+/* A checkpoint becomes due after checkpoint_every batches (or after a
+ * snapshot) and never runs inside the batch that made it due: lr_store_idle()
+ * runs it, or else the next batch does before its own transaction. Data stays
+ * readable after a reopen. */
+static void test_sqlite_checkpoint_due_then_idle(void **state) {
+  char *dir = store_tmpdir();
+  struct lr_store *s = open_every(dir, 10);
+  struct lr_store_stats ss;
+  for (raft_index i = 1; i <= 9; i++)
+    assert_int_equal(store_append(s, 1, 1, i, 1, 1, 150), 0);
+  assert_false(lr_store_idle_due(s));
+  assert_int_equal(lr_store_idle(s), 0); /* nothing due: nothing done */
+  lr_store_stats(s, &ss);
+  assert_int_equal(ss.checkpoints, 0);
+  assert_int_equal(store_append(s, 1, 1, 10, 1, 1, 150), 0);
+  assert_true(lr_store_idle_due(s));
+  lr_store_stats(s, &ss);
+  assert_int_equal(ss.checkpoints, 0); /* not inside the batch */
+  assert_true(ss.wal_frames >= 10);
+  assert_int_equal(lr_store_idle(s), 0);
+  assert_false(lr_store_idle_due(s));
+  lr_store_stats(s, &ss);
+  assert_int_equal(ss.checkpoints, 1);
+  assert_int_equal(ss.wal_frames, 0); /* all of it is in the database now */
+  /* Not called when idle: the next batch runs it first. */
+  for (raft_index i = 11; i <= 20; i++)
+    assert_int_equal(store_append(s, 1, 1, i, 1, 1, 150), 0);
+  assert_true(lr_store_idle_due(s));
+  assert_int_equal(store_append(s, 1, 1, 21, 1, 1, 150), 0);
+  lr_store_stats(s, &ss);
+  assert_int_equal(ss.checkpoints, 2);
+  assert_false(lr_store_idle_due(s));
+  assert_true(ss.wal_frames >= 1 && ss.wal_frames <= 3); /* the WAL started over */
+  /* A snapshot makes one due at once. */
+  assert_int_equal(store_snapshot(s, 15, 1, 5000), 0);
+  assert_true(lr_store_idle_due(s));
+  assert_int_equal(lr_store_idle(s), 0);
+  s = store_reopen(s, LR_STORE_SQLITE, dir);
+  struct lr_store_state st;
+  load_ok(s, &st);
+  assert_true(st.has_snapshot);
+  assert_int_equal(st.snapshot.meta.index, 15);
+  assert_int_equal(st.last_index, 21);
+  assert_int_equal(st.n_entries, 6);
+  for (uint32_t i = 0; i < st.n_entries; i++)
+    store_entry_check(&st.entries[i], 16 + i, 1, 150);
+  lr_store_state_free(&st);
+  lr_store_close(s);
+  /* A memory store has nothing to do. */
+  struct lr_store *m = store_open(LR_STORE_MEMORY, NULL, 1, 7);
+  assert_int_equal(store_append(m, 1, 1, 1, 1, 1, 150), 0);
+  assert_false(lr_store_idle_due(m));
+  assert_int_equal(lr_store_idle(m), 0);
+  lr_store_close(m);
+  store_rmdir(dir);
+}
+
+/* Term and vote are rewritten only when they change, and "what is on disk"
+ * is what was committed: after a failed batch the same hard state is written
+ * again, and a reopened store compares against what it read. */
+static void test_sqlite_hard_state_written_when_changed(void **state) {
+  char *dir = store_tmpdir();
+  struct lr_store *s = store_open(LR_STORE_SQLITE, dir, 1, 7);
+  struct lr_store_state st;
+  assert_int_equal(store_append(s, 5, 2, 1, 1, 5, 10), 0);
+  s = store_reopen(s, LR_STORE_SQLITE, dir);
+  assert_int_equal(store_append(s, 5, 2, 2, 1, 5, 10), 0); /* unchanged */
+  assert_int_equal(store_append(s, 5, 3, 3, 1, 5, 10), 0); /* new vote, same term */
+  s = store_reopen(s, LR_STORE_SQLITE, dir);
+  load_ok(s, &st);
+  assert_int_equal(st.term, 5);
+  assert_int_equal(st.vote, 3);
+  assert_int_equal(st.n_entries, 3);
+  lr_store_state_free(&st);
+  /* A batch that fails leaves the old hard state on disk, and the same one
+   * written next is not mistaken for unchanged. */
+  lr_store_fail_next(s, 1, LR_STORE_EIO);
+  assert_int_equal(store_append(s, 6, 1, 4, 1, 6, 10), LR_STORE_EIO);
+  assert_int_equal(store_append(s, 6, 1, 4, 1, 6, 10), 0);
+  s = store_reopen(s, LR_STORE_SQLITE, dir);
+  load_ok(s, &st);
+  assert_int_equal(st.term, 6);
+  assert_int_equal(st.vote, 1);
+  lr_store_state_free(&st);
+  assert_int_equal(store_append(s, 7, 0, 5, 1, 7, 10), 0);
+  s = store_reopen(s, LR_STORE_SQLITE, dir);
+  load_ok(s, &st);
+  assert_int_equal(st.term, 7);
+  assert_int_equal(st.vote, 0);
+  assert_int_equal(st.n_entries, 5);
+  store_entry_check(&st.entries[3], 4, 6, 10);
+  lr_store_state_free(&st);
+  lr_store_close(s);
+  store_rmdir(dir);
+}
+
+/* The log's bounds, kept in memory between batches, always match what a
+ * reopen reads from the database: after appends, a failed batch, a
+ * follower's truncation, a snapshot and a compaction; and a batch that would
+ * leave a gap is still refused. */
+static void expect_bounds(struct lr_store **s, const char *dir, raft_index first,
+                          raft_index last, raft_index snap) {
+  for (int pass = 0; pass < 2; pass++) {
+    struct lr_store_stats ss;
+    lr_store_stats(*s, &ss);
+    assert_int_equal(ss.first_index, first);
+    assert_int_equal(ss.last_index, last);
+    assert_int_equal(ss.snapshot_index, snap);
+    if (pass == 0)
+      *s = store_reopen(*s, LR_STORE_SQLITE, dir);
+  }
+}
+
+static void test_sqlite_bounds_follow_every_batch(void **state) {
+  char *dir = store_tmpdir();
+  struct lr_store *s = store_open(LR_STORE_SQLITE, dir, 1, 7);
+  char err[256];
+  assert_int_equal(store_append(s, 1, 1, 1, 10, 1, 8), 0);
+  expect_bounds(&s, dir, 1, 10, 0);
+  lr_store_fail_next(s, 1, LR_STORE_EIO);
+  assert_int_equal(store_append(s, 0, 0, 11, 10, 1, 8), LR_STORE_EIO);
+  expect_bounds(&s, dir, 1, 10, 0);
+  lr_store_fail_next(s, 1, LR_STORE_EIO);
+  assert_int_equal(store_append(s, 0, 0, 11, 10, 1, 8), LR_STORE_EIO);
+  assert_int_equal(store_append(s, 0, 0, 21, 1, 1, 8), LR_STORE_EINVAL); /* gap */
+  assert_int_equal(store_append(s, 0, 0, 11, 10, 1, 8), 0);
+  assert_int_equal(store_append(s, 2, 0, 15, 2, 2, 8), 0); /* truncates 15..20 */
+  assert_int_equal(store_append(s, 0, 0, 18, 1, 2, 8), LR_STORE_EINVAL); /* gap */
+  expect_bounds(&s, dir, 1, 16, 0);
+  assert_int_equal(store_append(s, 0, 0, 17, 4, 2, 8), 0);
+  assert_int_equal(store_snapshot(s, 12, 1, 100), 0);
+  expect_bounds(&s, dir, 1, 20, 12); /* 100 trailing entries kept */
+  assert_int_equal(lr_store_compact(s, 10, err, sizeof err), 0);
+  expect_bounds(&s, dir, 11, 20, 12);
+  assert_int_equal(store_append(s, 0, 0, 21, 1, 2, 8), 0);
+  expect_bounds(&s, dir, 11, 21, 12);
+  /* A snapshot the log does not hold discards the log. */
+  assert_int_equal(store_snapshot(s, 40, 3, 100), 0);
+  expect_bounds(&s, dir, 0, 0, 40);
+  assert_int_equal(store_append(s, 0, 0, 40, 1, 3, 8), LR_STORE_EINVAL);
+  assert_int_equal(store_append(s, 0, 0, 41, 2, 3, 8), 0);
+  expect_bounds(&s, dir, 41, 42, 40);
   lr_store_close(s);
   store_rmdir(dir);
 }
@@ -360,8 +589,13 @@ int main(void) {
       cmocka_unit_test(test_sqlite_refuses_second_opener),
       cmocka_unit_test(test_sqlite_survives_sigkill_mid_stream),
       cmocka_unit_test(test_sqlite_survives_exit_without_close),
+      cmocka_unit_test(test_sqlite_survives_sigkill_across_checkpoints),
       cmocka_unit_test(test_sqlite_full_disk_fails_batch_cleanly),
       cmocka_unit_test(test_sqlite_file_bounded_under_endless_writes),
+      cmocka_unit_test(test_sqlite_wal_reused_not_regrown),
+      cmocka_unit_test(test_sqlite_checkpoint_due_then_idle),
+      cmocka_unit_test(test_sqlite_hard_state_written_when_changed),
+      cmocka_unit_test(test_sqlite_bounds_follow_every_batch),
       cmocka_unit_test(test_sqlite_writes_on_thread_pool),
       cmocka_unit_test(test_sqlite_creates_data_dir),
   };

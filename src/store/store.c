@@ -349,6 +349,14 @@ int lr_store_batch_result(const struct lr_store_batch *b, const char **msg,
   return b->rv;
 }
 
+bool lr_store_idle_due(const struct lr_store *s) {
+  return lr__store_sqlite_idle_due(s);
+}
+
+int lr_store_idle(struct lr_store *s) {
+  return lr__store_sqlite_idle(s);
+}
+
 int lr_store_compact(struct lr_store *s, raft_index index, char *err, size_t errlen) {
   struct lr_store_batch *b;
   int rv = lr_store_batch_new(&b);

@@ -27,6 +27,9 @@
  *                                         callback: 0 -> raft_persisted(),
  *                                         else raft_persist_failed()
  *     lr_store_batch_free(b)
+ *   when the write queue runs empty and lr_store_idle_due(s):
+ *     lr_store_idle(s)                    THE WRITE THREAD, like a batch: the
+ *                                         WAL checkpoint, off the commit path
  *   a snapshot the host took itself:  lr_store_batch_snapshot() on a new batch
  *   lr_store_close(s)
  *
@@ -53,7 +56,8 @@
 
 #define LR_STORE_FORMAT 1              /* schema version in new databases */
 #define LR_STORE_TRAILING_DEFAULT 100  /* entries kept behind a snapshot */
-#define LR_STORE_CHECKPOINT_DEFAULT 256 /* batches between WAL truncations */
+#define LR_STORE_CHECKPOINT_DEFAULT 1024 /* batches between WAL checkpoints */
+#define LR_STORE_WAL_PAGES_MAX 1024     /* WAL frames that make a checkpoint due */
 #define LR_STORE_ERR_MAX 256           /* bytes of an error sentence */
 
 /* Errors: negative codes; names and messages from this one table. */
@@ -86,8 +90,9 @@ struct lr_store_options {
                           is 0 (not known yet: lr_store_cluster_id) */
   uint32_t trailing;   /* entries kept behind a snapshot; 0: default, and
                           UINT32_MAX keeps nothing more than needed */
-  uint32_t checkpoint_every; /* SQLite: wal_checkpoint(TRUNCATE) after this
-                                many batches; 0: default */
+  uint32_t checkpoint_every; /* SQLite: a WAL checkpoint is due after this
+                                many batches (or LR_STORE_WAL_PAGES_MAX
+                                WAL frames); 0: default */
 };
 
 struct lr_store;
@@ -173,6 +178,20 @@ int lr_store_batch_result(const struct lr_store_batch *b, const char **msg,
                           raft_index *last_index, raft_term *last_term);
 void lr_store_batch_free(struct lr_store_batch *b);
 
+/* Housekeeping that should not delay a commit: for SQLite, the checkpoint
+ * that folds the WAL back into the database (a PASSIVE one: the WAL file is
+ * kept and rewritten from its start by the next commit, never truncated and
+ * regrown). lr_store_idle_due() says whether there is any (loop thread, in
+ * the after-callback of a write, or any thread under the threading rule);
+ * lr_store_idle() does it, under the same threading rule as a batch write
+ * (on the write thread, while no batch is being written). A host that never
+ * calls it loses nothing but latency: a due checkpoint then runs at the
+ * start of the next batch write. Returns 0 or LR_STORE_E* (a failed
+ * checkpoint only leaves the WAL longer; it is due again later). Memory
+ * store: nothing to do, never due. */
+bool lr_store_idle_due(const struct lr_store *s);
+int lr_store_idle(struct lr_store *s);
+
 /* Convenience: one compaction batch, written synchronously. */
 int lr_store_compact(struct lr_store *s, raft_index index, char *err, size_t errlen);
 
@@ -183,6 +202,9 @@ struct lr_store_stats {
   raft_index first_index, last_index; /* entries held (0, 0 when none) */
   raft_index snapshot_index;
   uint64_t file_bytes; /* SQLite: database + WAL file sizes; memory: bytes held */
+  uint64_t wal_bytes;  /* SQLite: the WAL file's size (0 when absent) */
+  uint64_t wal_frames; /* SQLite: frames in use in the WAL since its last reset */
+  uint64_t checkpoints; /* SQLite: WAL checkpoints completed since open */
 };
 /* Same threading rule as a write: not while a batch write is in flight. */
 void lr_store_stats(struct lr_store *s, struct lr_store_stats *out);

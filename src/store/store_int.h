@@ -47,6 +47,9 @@ struct lr_store {
 int lr__store_sqlite_open(const struct lr_store_options *o, struct lr_store **out, char *err,
                           size_t errlen);
 int lr__store_sqlite_set_cluster(struct lr_store *s, uint64_t id, char *err, size_t errlen);
+/* lr_store_idle(_due) of an SQLite store; 0 / false for any other kind. */
+int lr__store_sqlite_idle(struct lr_store *s);
+bool lr__store_sqlite_idle_due(const struct lr_store *s);
 int lr__store_memory_open(const struct lr_store_options *o, struct lr_store **out, char *err,
                           size_t errlen);
 
