@@ -287,9 +287,9 @@ static void test_tcp_oversize_frame_closes_connection(void **state) {
   assert_int_equal(b.got[RAFT_MSG_HEARTBEAT], 1);
   assert_int_equal(b.got[RAFT_MSG_APPEND], 0);
   /* The sender refuses what exceeds its own frame_max too. */
-  assert_int_equal(lr_net_send(b.net, &big), LR_NET_ENOPEER);
+  assert_int_equal(lr_net_send(b.net, &big), RAFT_ENOPEER);
   big.from = 2, big.to = 1;
-  assert_int_equal(lr_net_send(b.net, &big), LR_NET_ETOOBIG);
+  assert_int_equal(lr_net_send(b.net, &big), RAFT_ETOOBIG);
   net_msg_free(&big);
   net_msg_free(&small);
   node_close(&loop, &a);
@@ -603,7 +603,7 @@ static void test_tcp_send_queue_bounded(void **state) {
     int rv = lr_net_send(a.net, &m);
     if (rv == 0)
       ok++;
-    else if (rv == LR_NET_EDROPPED)
+    else if (rv == RAFT_EQUEUEFULL)
       dropped++;
   }
   assert_int_equal(ok, 10);
@@ -615,7 +615,7 @@ static void test_tcp_send_queue_bounded(void **state) {
   net_msg_make(&m, RAFT_MSG_APPEND, 1, 1, 600 << 10, 0);
   m.from = 1, m.to = 2;
   assert_int_equal(lr_net_send(a.net, &m), 0);
-  assert_int_equal(lr_net_send(a.net, &m), LR_NET_EDROPPED);
+  assert_int_equal(lr_net_send(a.net, &m), RAFT_EQUEUEFULL);
   struct lr_net_stats s;
   lr_net_stats(a.net, &s);
   assert_int_equal(s.frames_dropped, 6);
@@ -639,12 +639,12 @@ static void test_tcp_faults_drop_traffic(void **state) {
   link_to(&a, &b);
   link_to(&b, &a);
   raft_id two = 2;
-  assert_int_equal(lr_net_set_faults(b.net, &two, 1), LR_NET_ENOFAULTS);
+  assert_int_equal(lr_net_set_faults(b.net, &two, 1), RAFT_ENOFAULTS);
   assert_int_equal(lr_net_set_faults(a.net, &two, 1), 0);
   struct raft_message m;
   net_msg_make(&m, RAFT_MSG_HEARTBEAT, 1, 0, 0, 0);
   m.from = 1, m.to = 2;
-  assert_int_equal(lr_net_send(a.net, &m), LR_NET_EFAULT);
+  assert_int_equal(lr_net_send(a.net, &m), RAFT_EFAULT);
   m.from = 2, m.to = 1;
   assert_int_equal(lr_net_send(b.net, &m), 0);
   assert_false(wait_total(&loop, &a, 1, 300));
@@ -685,10 +685,10 @@ static void test_tcp_peers_follow_configuration(void **state) {
   struct raft_message m;
   net_msg_make(&m, RAFT_MSG_HEARTBEAT, 1, 0, 0, 0);
   m.from = 1, m.to = 3;
-  assert_int_equal(lr_net_send(a.net, &m), LR_NET_ENOPEER);
-  assert_int_equal(lr_net_peer_set(a.net, 4, "no-such-host:80"), LR_NET_EADDRESS);
-  assert_int_equal(lr_net_peer_set(a.net, 4, "127.0.0.1"), LR_NET_EADDRESS);
-  assert_int_equal(lr_net_peer_remove(a.net, 9), LR_NET_ENOPEER);
+  assert_int_equal(lr_net_send(a.net, &m), RAFT_ENOPEER);
+  assert_int_equal(lr_net_peer_set(a.net, 4, "no-such-host:80"), RAFT_EADDRESS);
+  assert_int_equal(lr_net_peer_set(a.net, 4, "127.0.0.1"), RAFT_EADDRESS);
+  assert_int_equal(lr_net_peer_remove(a.net, 9), RAFT_ENOPEER);
   m.to = 2;
   assert_int_equal(lr_net_send(a.net, &m), 0);
   assert_true(wait_total(&loop, &b, 1, 3000));
@@ -708,10 +708,10 @@ static void test_tcp_listen_error_is_clear(void **state) {
   snprintf(listen, sizeof listen, "127.0.0.1:%d", lr_net_port(a.net));
   struct lr_net_options no = {.loop = &loop, .id = 2, .listen = listen};
   struct lr_net *n;
-  assert_int_equal(lr_net_start(&no, &n, err, sizeof err), LR_NET_ELISTEN);
+  assert_int_equal(lr_net_start(&no, &n, err, sizeof err), RAFT_ELISTEN);
   assert_non_null(strstr(err, "address already in use"));
   no.listen = "nonsense";
-  assert_int_equal(lr_net_start(&no, &n, err, sizeof err), LR_NET_EADDRESS);
+  assert_int_equal(lr_net_start(&no, &n, err, sizeof err), RAFT_EADDRESS);
   node_close(&loop, &a);
   loop_done(&loop);
 }

@@ -49,7 +49,7 @@ static void test_wire_frames_concatenate(void **state) {
   struct lr_wire_scratch s = {0};
   assert_int_equal(lr_wire_decode(b.data + first, b.len - first, &d, &s), 0);
   net_msg_check(&c, &d);
-  assert_int_equal(lr_wire_header_read(b.data, 10, &h), LR_WIRE_ETOOBIG);
+  assert_int_equal(lr_wire_header_read(b.data, 10, &h), RAFT_ETOOBIG);
   lr_wire_scratch_free(&s);
   lr_wire_buf_free(&b);
   net_msg_free(&a);
@@ -76,7 +76,7 @@ static void test_wire_refuses_every_truncation(void **state) {
       for (int i = 0; i < 4; i++)
         copy[i] = (uint8_t)(body >> (8 * i));
       net_frame_fix_crc(copy, n);
-      assert_int_equal(lr_wire_decode(copy, n, &d, &s), LR_WIRE_EMALFORMED);
+      assert_int_equal(lr_wire_decode(copy, n, &d, &s), RAFT_EMALFORMED);
     }
     memcpy(copy, b.data, b.len);
     copy[b.len] = 0;
@@ -84,7 +84,7 @@ static void test_wire_refuses_every_truncation(void **state) {
     for (int i = 0; i < 4; i++)
       copy[i] = (uint8_t)(body >> (8 * i));
     net_frame_fix_crc(copy, b.len + 1);
-    assert_int_equal(lr_wire_decode(copy, b.len + 1, &d, &s), LR_WIRE_EMALFORMED);
+    assert_int_equal(lr_wire_decode(copy, b.len + 1, &d, &s), RAFT_EMALFORMED);
     free(copy);
     lr_wire_scratch_free(&s);
     lr_wire_buf_free(&b);
@@ -134,14 +134,14 @@ static void test_wire_refuses_lying_counts(void **state) {
   size_t n_entries_at = LR_WIRE_HEADER_SIZE + 73;
   memset(b.data + n_entries_at, 0xff, 4);
   net_frame_fix_crc(b.data, b.len);
-  assert_int_equal(lr_wire_decode(b.data, b.len, &d, &s), LR_WIRE_EMALFORMED);
+  assert_int_equal(lr_wire_decode(b.data, b.len, &d, &s), RAFT_EMALFORMED);
   assert_int_equal(s.entries_cap, 0);
   memset(b.data + n_entries_at, 0, 4);
   b.data[n_entries_at] = 1;
   size_t n_members_at = LR_WIRE_HEADER_SIZE + 77 + 21 + 4 + 40;
   memset(b.data + n_members_at, 0xff, 4);
   net_frame_fix_crc(b.data, b.len);
-  assert_int_equal(lr_wire_decode(b.data, b.len, &d, &s), LR_WIRE_EMALFORMED);
+  assert_int_equal(lr_wire_decode(b.data, b.len, &d, &s), RAFT_EMALFORMED);
   assert_int_equal(s.members_cap, 0);
   /* Unknown flags, entry types, roles and message types are refused too. */
   memset(b.data + n_members_at, 0, 4);
@@ -150,14 +150,14 @@ static void test_wire_refuses_lying_counts(void **state) {
   assert_int_equal(lr_wire_decode(b.data, b.len, &d, &s), 0);
   b.data[LR_WIRE_HEADER_SIZE + 72] |= 4;
   net_frame_fix_crc(b.data, b.len);
-  assert_int_equal(lr_wire_decode(b.data, b.len, &d, &s), LR_WIRE_EMALFORMED);
+  assert_int_equal(lr_wire_decode(b.data, b.len, &d, &s), RAFT_EMALFORMED);
   b.data[LR_WIRE_HEADER_SIZE + 72] &= 3;
   b.data[5] = 0; /* message type 0 */
   net_frame_fix_crc(b.data, b.len);
-  assert_int_equal(lr_wire_decode(b.data, b.len, &d, &s), LR_WIRE_ETYPE);
+  assert_int_equal(lr_wire_decode(b.data, b.len, &d, &s), RAFT_ETYPE);
   b.data[5] = RAFT_MSG_SNAPSHOT;
   b.data[4] = 2; /* version */
-  assert_int_equal(lr_wire_decode(b.data, b.len, &d, &s), LR_WIRE_EVERSION);
+  assert_int_equal(lr_wire_decode(b.data, b.len, &d, &s), RAFT_EVERSION);
   lr_wire_scratch_free(&s);
   lr_wire_buf_free(&b);
   net_msg_free(&m);
@@ -182,18 +182,18 @@ static void test_wire_handshake_frames(void **state) {
   struct lr_wire_buf bad = {0};
   strcpy(h.addr, "127.0.0.1 7004");
   assert_int_equal(lr_wire_hello_encode(&h, &bad), 0);
-  assert_int_equal(lr_wire_hello_decode(bad.data, bad.len, &g), LR_WIRE_EMALFORMED);
+  assert_int_equal(lr_wire_hello_decode(bad.data, bad.len, &g), RAFT_EMALFORMED);
   lr_wire_buf_free(&bad);
   struct raft_message m;
   struct lr_wire_scratch s = {0};
-  assert_int_equal(lr_wire_decode(b.data, b.len, &m, &s), LR_WIRE_ETYPE);
+  assert_int_equal(lr_wire_decode(b.data, b.len, &m, &s), RAFT_ETYPE);
   b.len = 0;
   assert_int_equal(lr_wire_refuse_encode("wrong cluster id\n", &b), 0);
   char reason[LR_WIRE_REASON_MAX + 1];
   assert_int_equal(lr_wire_refuse_decode(b.data, b.len, reason), 0);
   assert_string_equal(reason, "wrong cluster id?");
   uint8_t mac[LR_WIRE_MAC];
-  assert_int_equal(lr_wire_auth_decode(b.data, b.len, mac), LR_WIRE_ETYPE);
+  assert_int_equal(lr_wire_auth_decode(b.data, b.len, mac), RAFT_ETYPE);
   b.len = 0;
   assert_int_equal(lr_wire_auth_encode(h.mac, &b), 0);
   assert_int_equal(lr_wire_auth_decode(b.data, b.len, mac), 0);
@@ -232,11 +232,11 @@ static void test_wire_encoder_refuses_bad_messages(void **state) {
   net_msg_make(&m, RAFT_MSG_VOTE, 1, 0, 0, 0);
   struct lr_wire_buf b = {0};
   m.type = 0;
-  assert_int_equal(lr_wire_encode(&m, &b), LR_WIRE_EMALFORMED);
+  assert_int_equal(lr_wire_encode(&m, &b), RAFT_EMALFORMED);
   m.type = RAFT_MSG_TYPE_MAX + 1;
-  assert_int_equal(lr_wire_encode(&m, &b), LR_WIRE_EMALFORMED);
+  assert_int_equal(lr_wire_encode(&m, &b), RAFT_EMALFORMED);
   assert_int_equal(b.len, 0);
-  assert_string_equal(lr_wire_strerror(LR_WIRE_ECHECKSUM), "frame checksum mismatch");
+  assert_string_equal(raft_strerror(RAFT_ECHECKSUM), "frame checksum mismatch");
   lr_wire_buf_free(&b);
 }
 

@@ -27,7 +27,7 @@ static void test_memory_bounded_under_endless_writes(void **state) {
 static void test_memory_has_no_sql(void **state) {
   struct lr_store *s = store_open(LR_STORE_MEMORY, NULL, 1, 7);
   char err[64];
-  assert_int_equal(lr_store_sqlite_exec(s, "SELECT 1", err, sizeof err), LR_STORE_EINVAL);
+  assert_int_equal(lr_store_sqlite_exec(s, "SELECT 1", err, sizeof err), RAFT_EINVAL);
   assert_string_equal(lr_store_path(s), "memory");
   lr_store_close(s);
 }

@@ -47,10 +47,10 @@ static void test_sqlite_refuses_foreign_database(void **state) {
   assert_int_equal(store_append(s, 1, 2, 1, 3, 1, 4), 0);
   lr_store_close(s);
   char err[512], want[600];
-  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), LR_STORE_EFOREIGN);
+  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), RAFT_EFOREIGN);
   snprintf(want, sizeof want, "%s/raft.db belongs to node 2, not node 1", dir);
   assert_string_equal(err, want);
-  assert_int_equal(open_err(dir, 2, 8, err, sizeof err), LR_STORE_EFOREIGN);
+  assert_int_equal(open_err(dir, 2, 8, err, sizeof err), RAFT_EFOREIGN);
   assert_non_null(strstr(err, "belongs to cluster 0000000000000007, not cluster 0000000000000008"));
   assert_int_equal(open_err(dir, 2, 7, err, sizeof err), 0);
   store_rmdir(dir);
@@ -65,7 +65,7 @@ static void test_sqlite_detects_corrupted_entry(void **state) {
   raw_exec(dir, "UPDATE entries SET data = "
                 "substr(data, 1, 9) || x'ff' || substr(data, 11) WHERE idx = 17");
   char err[512];
-  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), LR_STORE_ECORRUPT);
+  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), RAFT_ECORRUPT);
   assert_non_null(strstr(err, "entry 17 checksum mismatch: the database is corrupted; "
                               "restore it from a replica"));
   store_rmdir(dir);
@@ -81,7 +81,7 @@ static void test_sqlite_detects_other_corruption(void **state) {
   lr_store_close(s);
   char err[512];
   raw_exec(dir, "UPDATE snapshot SET data = x'00' || substr(data, 2)");
-  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), LR_STORE_ECORRUPT);
+  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), RAFT_ECORRUPT);
   assert_non_null(strstr(err, "snapshot 10 checksum mismatch"));
   store_rmdir(dir);
 
@@ -90,13 +90,13 @@ static void test_sqlite_detects_other_corruption(void **state) {
   assert_int_equal(store_append(s, 1, 1, 1, 20, 1, 5), 0);
   lr_store_close(s);
   raw_exec(dir, "DELETE FROM entries WHERE idx = 12");
-  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), LR_STORE_ECORRUPT);
+  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), RAFT_ECORRUPT);
   assert_non_null(strstr(err, "entries 12 to 12 are missing"));
   raw_exec(dir, "DELETE FROM entries WHERE idx < 12");
-  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), LR_STORE_ECORRUPT);
+  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), RAFT_ECORRUPT);
   assert_non_null(strstr(err, "the log starts at entry 13"));
   raw_exec(dir, "DELETE FROM meta");
-  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), LR_STORE_ECORRUPT);
+  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), RAFT_ECORRUPT);
   store_rmdir(dir);
 }
 
@@ -109,14 +109,14 @@ static void test_sqlite_refuses_other_files(void **state) {
   for (int i = 0; i < 200; i++)
     fputs("this is not a database at all ", fp);
   fclose(fp);
-  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), LR_STORE_EFORMAT);
+  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), RAFT_EFORMAT);
   assert_non_null(strstr(err, "is not a luaraft database"));
   remove(path);
   raw_exec(dir, "CREATE TABLE t(x)");
-  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), LR_STORE_EFORMAT);
+  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), RAFT_EFORMAT);
   remove(path);
   raw_exec(dir, "PRAGMA application_id = 1280460372; PRAGMA user_version = 9; CREATE TABLE t(x)");
-  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), LR_STORE_EFORMAT);
+  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), RAFT_EFORMAT);
   assert_non_null(strstr(err, "has format version 9; this luaraft reads version 1"));
   store_rmdir(dir);
 }
@@ -126,7 +126,7 @@ static void test_sqlite_refuses_second_opener(void **state) {
   char *dir = store_tmpdir();
   struct lr_store *s = store_open(LR_STORE_SQLITE, dir, 1, 7);
   char err[512];
-  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), LR_STORE_EOPEN);
+  assert_int_equal(open_err(dir, 1, 7, err, sizeof err), RAFT_EOPEN);
   assert_non_null(strstr(err, "in use by another process"));
   lr_store_close(s);
   assert_int_equal(open_err(dir, 1, 7, err, sizeof err), 0);
@@ -205,7 +205,7 @@ static void test_sqlite_survives_sigkill_across_checkpoints(void **state) {
 }
 
 /* A full disk (simulated with max_page_count) fails the batch with
- * LR_STORE_EFULL, rolls it back, and writes work again when space returns;
+ * RAFT_EFULL, rolls it back, and writes work again when space returns;
  * everything acknowledged survives a reopen. */
 static void test_sqlite_full_disk_fails_batch_cleanly(void **state) {
   char *dir = store_tmpdir();
@@ -220,7 +220,7 @@ static void test_sqlite_full_disk_fails_batch_cleanly(void **state) {
     if (rv == 0)
       next += 4;
   }
-  assert_int_equal(rv, LR_STORE_EFULL);
+  assert_int_equal(rv, RAFT_EFULL);
   /* The failed batch's message says what happened. */
   struct lr_store_batch *b;
   assert_int_equal(lr_store_batch_new(&b), 0);
@@ -229,7 +229,7 @@ static void test_sqlite_full_disk_fails_batch_cleanly(void **state) {
   assert_int_equal(lr_store_batch_entries(b, e, 4), 0);
   store_entries_free(e, 4);
   lr_store_batch_hard_state(b, 99, 99);
-  assert_int_equal(lr_store_batch_write(s, b), LR_STORE_EFULL);
+  assert_int_equal(lr_store_batch_write(s, b), RAFT_EFULL);
   const char *msg;
   lr_store_batch_result(b, &msg, NULL, NULL);
   assert_non_null(strstr(msg, "disk full"));
@@ -427,8 +427,8 @@ static void test_sqlite_hard_state_written_when_changed(void **state) {
   lr_store_state_free(&st);
   /* A batch that fails leaves the old hard state on disk, and the same one
    * written next is not mistaken for unchanged. */
-  lr_store_fail_next(s, 1, LR_STORE_EIO);
-  assert_int_equal(store_append(s, 6, 1, 4, 1, 6, 10), LR_STORE_EIO);
+  lr_store_fail_next(s, 1, RAFT_ESTORAGE);
+  assert_int_equal(store_append(s, 6, 1, 4, 1, 6, 10), RAFT_ESTORAGE);
   assert_int_equal(store_append(s, 6, 1, 4, 1, 6, 10), 0);
   s = store_reopen(s, LR_STORE_SQLITE, dir);
   load_ok(s, &st);
@@ -470,15 +470,15 @@ static void test_sqlite_bounds_follow_every_batch(void **state) {
   char err[256];
   assert_int_equal(store_append(s, 1, 1, 1, 10, 1, 8), 0);
   expect_bounds(&s, dir, 1, 10, 0);
-  lr_store_fail_next(s, 1, LR_STORE_EIO);
-  assert_int_equal(store_append(s, 0, 0, 11, 10, 1, 8), LR_STORE_EIO);
+  lr_store_fail_next(s, 1, RAFT_ESTORAGE);
+  assert_int_equal(store_append(s, 0, 0, 11, 10, 1, 8), RAFT_ESTORAGE);
   expect_bounds(&s, dir, 1, 10, 0);
-  lr_store_fail_next(s, 1, LR_STORE_EIO);
-  assert_int_equal(store_append(s, 0, 0, 11, 10, 1, 8), LR_STORE_EIO);
-  assert_int_equal(store_append(s, 0, 0, 21, 1, 1, 8), LR_STORE_EINVAL); /* gap */
+  lr_store_fail_next(s, 1, RAFT_ESTORAGE);
+  assert_int_equal(store_append(s, 0, 0, 11, 10, 1, 8), RAFT_ESTORAGE);
+  assert_int_equal(store_append(s, 0, 0, 21, 1, 1, 8), RAFT_EINVAL); /* gap */
   assert_int_equal(store_append(s, 0, 0, 11, 10, 1, 8), 0);
   assert_int_equal(store_append(s, 2, 0, 15, 2, 2, 8), 0); /* truncates 15..20 */
-  assert_int_equal(store_append(s, 0, 0, 18, 1, 2, 8), LR_STORE_EINVAL); /* gap */
+  assert_int_equal(store_append(s, 0, 0, 18, 1, 2, 8), RAFT_EINVAL); /* gap */
   expect_bounds(&s, dir, 1, 16, 0);
   assert_int_equal(store_append(s, 0, 0, 17, 4, 2, 8), 0);
   assert_int_equal(store_snapshot(s, 12, 1, 100), 0);
@@ -490,7 +490,7 @@ static void test_sqlite_bounds_follow_every_batch(void **state) {
   /* A snapshot the log does not hold discards the log. */
   assert_int_equal(store_snapshot(s, 40, 3, 100), 0);
   expect_bounds(&s, dir, 0, 0, 40);
-  assert_int_equal(store_append(s, 0, 0, 40, 1, 3, 8), LR_STORE_EINVAL);
+  assert_int_equal(store_append(s, 0, 0, 40, 1, 3, 8), RAFT_EINVAL);
   assert_int_equal(store_append(s, 0, 0, 41, 2, 3, 8), 0);
   expect_bounds(&s, dir, 41, 42, 40);
   lr_store_close(s);

@@ -99,8 +99,8 @@ static void test_tls_mutual_handshake_and_data(void **state) {
   struct lr_tls *c, *s;
   assert_int_equal(lr_tls_new(ca, LR_TLS_CLIENT, NULL, &c), 0);
   assert_int_equal(lr_tls_new(cb, LR_TLS_SERVER, NULL, &s), 0);
-  int rc = lr_tls_handshake(c), rs = LR_TLS_EAGAIN;
-  assert_int_equal(rc, LR_TLS_EAGAIN);
+  int rc = lr_tls_handshake(c), rs = RAFT_ETLSAGAIN;
+  assert_int_equal(rc, RAFT_ETLSAGAIN);
   pump(c, s, &rc, &rs);
   assert_int_equal(rc, 0);
   assert_int_equal(rs, 0);
@@ -128,7 +128,7 @@ static void test_tls_mutual_handshake_and_data(void **state) {
     size_t k = lr_tls_take(s, buf, sizeof buf);
     assert_int_equal(lr_tls_feed(c, buf, k), 0);
   }
-  assert_int_equal(lr_tls_read(c, buf, sizeof buf, &n), LR_TLS_ECLOSED);
+  assert_int_equal(lr_tls_read(c, buf, sizeof buf, &n), RAFT_ETLSCLOSED);
   lr_tls_free(c);
   lr_tls_free(s);
   lr_tls_ctx_free(ca);
@@ -142,11 +142,11 @@ static void test_tls_foreign_ca_refused(void **state) {
   struct lr_tls *c, *s;
   assert_int_equal(lr_tls_new(ce, LR_TLS_CLIENT, NULL, &c), 0);
   assert_int_equal(lr_tls_new(cb, LR_TLS_SERVER, NULL, &s), 0);
-  int rc = lr_tls_handshake(c), rs = LR_TLS_EAGAIN;
+  int rc = lr_tls_handshake(c), rs = RAFT_ETLSAGAIN;
   pump(c, s, &rc, &rs);
   assert_false(lr_tls_established(c));
   assert_false(lr_tls_established(s));
-  assert_int_equal(rc, LR_TLS_EVERIFY);
+  assert_int_equal(rc, RAFT_ETLSVERIFY);
   if (strstr(lr_tls_error(c), "certificate verify failed") == NULL) fail_msg("client error: %s", lr_tls_error(c));
   lr_tls_free(c);
   lr_tls_free(s);
@@ -156,10 +156,10 @@ static void test_tls_foreign_ca_refused(void **state) {
   assert_int_equal(lr_tls_new(ce1, LR_TLS_CLIENT, NULL, &c), 0);
   assert_int_equal(lr_tls_new(cb, LR_TLS_SERVER, NULL, &s), 0);
   rc = lr_tls_handshake(c);
-  rs = LR_TLS_EAGAIN;
+  rs = RAFT_ETLSAGAIN;
   pump(c, s, &rc, &rs);
   assert_false(lr_tls_established(s));
-  assert_int_equal(rs, LR_TLS_EVERIFY);
+  assert_int_equal(rs, RAFT_ETLSVERIFY);
   assert_non_null(strstr(lr_tls_error(s), "certificate verify failed"));
   lr_tls_free(c);
   lr_tls_free(s);
@@ -172,15 +172,15 @@ static void test_tls_bad_files_named(void **state) {
   char err[300], cert[128], key[128];
   struct lr_tls_ctx *c = NULL;
   struct lr_tls_ctx_options o = {"/nonexistent/x.pem", "/nonexistent/x.key", NULL, false};
-  assert_int_equal(lr_tls_ctx_new(&o, &c, err, sizeof err), LR_TLS_ECONFIG);
+  assert_int_equal(lr_tls_ctx_new(&o, &c, err, sizeof err), RAFT_ETLSCONFIG);
   assert_non_null(strstr(err, "/nonexistent/x.pem"));
   snprintf(cert, sizeof cert, "%s/a.pem", dir);
   snprintf(key, sizeof key, "%s/b.key", dir);
   struct lr_tls_ctx_options m = {cert, key, NULL, false};
-  assert_int_equal(lr_tls_ctx_new(&m, &c, err, sizeof err), LR_TLS_ECONFIG);
+  assert_int_equal(lr_tls_ctx_new(&m, &c, err, sizeof err), RAFT_ETLSCONFIG);
   if (strstr(err, "mismatch") == NULL && strstr(err, "does not match") == NULL) fail_msg("err: %s", err);
   struct lr_tls_ctx_options v = {NULL, NULL, NULL, true};
-  assert_int_equal(lr_tls_ctx_new(&v, &c, err, sizeof err), LR_TLS_EINVAL);
+  assert_int_equal(lr_tls_ctx_new(&v, &c, err, sizeof err), RAFT_EINVAL);
   assert_null(c);
 }
 

@@ -81,7 +81,15 @@ typedef uint64_t raft_index;
   X(NOPEER, -42, "bad_request", "unknown peer")                                                    \
   X(QUEUEFULL, -43, "dropped", "message dropped (send queue full)")                                \
   X(FAULT, -44, "dropped", "message dropped by fault injection")                                   \
-  X(NOFAULTS, -45, "bad_request", "fault injection not enabled (allow_faults)")
+  X(NOFAULTS, -45, "bad_request", "fault injection not enabled (allow_faults)")                    \
+  /* TLS sessions (src/tls) */                                                                     \
+  X(TLSCONFIG, -60, "bad_request", "bad TLS configuration (certificate, key or CA file)")          \
+  X(TLSAGAIN, -61, "unavailable", "more data needed")                                              \
+  X(TLSHANDSHAKE, -62, "unavailable", "TLS handshake failed")                                      \
+  X(TLSVERIFY, -63, "unavailable", "the peer's certificate did not verify")                        \
+  X(TLSPROTOCOL, -64, "bad_request", "TLS protocol error")                                         \
+  X(TLSCLOSED, -65, "unavailable", "the peer closed the TLS session")                              \
+  X(TLSSTATE, -66, "bad_request", "the TLS session is not established")
 
 enum {
   RAFT_OK = 0,

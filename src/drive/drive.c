@@ -423,7 +423,7 @@ static void take(struct lr_drive *d, const struct raft_update *u) {
 static void write_failed(struct lr_drive *d, struct lr__item *it) {
   const char *msg = NULL;
   lr_store_batch_result(it->batch, &msg, NULL, NULL);
-  if (msg == NULL || msg[0] == 0) msg = lr_store_strerror(it->write_rv);
+  if (msg == NULL || msg[0] == 0) msg = raft_strerror(it->write_rv);
   uint64_t now = lr__drive_now(d);
   d->metrics.batches_failed++;
   d->fails_unlogged++;

@@ -246,7 +246,7 @@ static void after_work_cb(uv_work_t *w, int status) {
     free_if_done(n);
     return;
   }
-  int rv = status == 0 ? lr_store_batch_result(n->writing, NULL, NULL, NULL) : LR_STORE_EIO;
+  int rv = status == 0 ? lr_store_batch_result(n->writing, NULL, NULL, NULL) : RAFT_ESTORAGE;
   double ms = (double)(uv_hrtime() - n->write_start_ns) / 1e6;
   n->writing = NULL;
   lr__callback_enter(n);
@@ -466,7 +466,7 @@ int lr_node_faults(struct lr_node *n, const raft_id *ids, size_t count) {
 
 int lr_node_fail_writes(struct lr_node *n, int count) {
   if (!n->allow_faults || count < 0) return -1;
-  lr_store_fail_next(n->store, count, LR_STORE_EIO);
+  lr_store_fail_next(n->store, count, RAFT_ESTORAGE);
   return 0;
 }
 

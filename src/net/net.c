@@ -112,19 +112,6 @@ static void conn_close(struct conn *c);
 static void peer_flush(struct peer *p);
 static void peer_connect(struct peer *p);
 
-const char *lr_net_strerror(int rv) {
-  switch (rv) {
-  case 0:
-    return "ok";
-#define X(name, code, msg)                                                                         \
-  case code:                                                                                       \
-    return msg;
-    LR_NET_ERRORS(X)
-#undef X
-  }
-  return "unknown transport error";
-}
-
 __attribute__((format(printf, 3, 4))) static void logf_(struct lr_net *n, int level,
                                                         const char *fmt, ...) {
   if (n->o.cb.log == NULL)
@@ -176,23 +163,23 @@ static int parse_addr(const char *s, struct sockaddr_storage *sa) {
   char host[LR_NET_ADDRESS_MAX + 1];
   const char *colon = strrchr(s, ':');
   if (colon == NULL || colon == s || strlen(s) > LR_NET_ADDRESS_MAX)
-    return LR_NET_EADDRESS;
+    return RAFT_EADDRESS;
   size_t hl = (size_t)(colon - s);
   memcpy(host, s, hl);
   host[hl] = '\0';
   char *end;
   long port = strtol(colon + 1, &end, 10);
   if (*end != '\0' || colon[1] == '\0' || port < 0 || port > 65535)
-    return LR_NET_EADDRESS;
+    return RAFT_EADDRESS;
   if (strcmp(host, "localhost") == 0)
     strcpy(host, "127.0.0.1");
   memset(sa, 0, sizeof *sa);
   if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
     host[hl - 1] = '\0';
     return uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)sa) == 0 ? 0
-                                                                            : LR_NET_EADDRESS;
+                                                                            : RAFT_EADDRESS;
   }
-  return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)sa) == 0 ? 0 : LR_NET_EADDRESS;
+  return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)sa) == 0 ? 0 : RAFT_EADDRESS;
 }
 
 /* ---- handshake ------------------------------------------------------------------------ */
@@ -388,29 +375,29 @@ static void queue_free(struct peer *p) {
 
 int lr_net_send(struct lr_net *n, const struct raft_message *m) {
   if (n->closing)
-    return LR_NET_EINVAL;
+    return RAFT_EINVAL;
   if (faulted(n, m->to)) {
     n->st.frames_dropped_fault++;
-    return LR_NET_EFAULT;
+    return RAFT_EFAULT;
   }
   struct peer *p = peer_find(n, m->to);
   if (p == NULL) {
     n->st.frames_dropped++;
-    return LR_NET_ENOPEER;
+    return RAFT_ENOPEER;
   }
   struct lr_wire_buf b = {0};
   int rv = lr_wire_encode(m, &b);
   if (rv != 0) {
     lr_wire_buf_free(&b);
     n->st.frames_dropped++;
-    return rv == LR_WIRE_ENOMEM ? LR_NET_ENOMEM : LR_NET_EINVAL;
+    return rv == RAFT_ENOMEM ? RAFT_ENOMEM : RAFT_EINVAL;
   }
   if (b.len - LR_WIRE_HEADER_SIZE > n->o.frame_max) {
     logf_(n, LR_NET_LOG_WARN, "dropped a %s to peer %llu: %zu bytes exceed frame_max %u",
           raft_msg_name(m->type), (unsigned long long)m->to, b.len, n->o.frame_max);
     lr_wire_buf_free(&b);
     n->st.frames_dropped++;
-    return LR_NET_ETOOBIG;
+    return RAFT_ETOOBIG;
   }
   uint64_t inflight = p->conn ? p->conn->inflight_bytes : 0;
   uint32_t inflight_n = p->conn ? p->conn->inflight_frames : 0;
@@ -418,13 +405,13 @@ int lr_net_send(struct lr_net *n, const struct raft_message *m) {
       p->n_frames + inflight_n + 1 > n->o.queue_frames_max) {
     lr_wire_buf_free(&b);
     n->st.frames_dropped++;
-    return LR_NET_EDROPPED;
+    return RAFT_EQUEUEFULL;
   }
   struct frame *f = raft_malloc(sizeof *f);
   if (f == NULL) {
     lr_wire_buf_free(&b);
     n->st.frames_dropped++;
-    return LR_NET_ENOMEM;
+    return RAFT_ENOMEM;
   }
   f->next = NULL;
   f->data = b.data;
@@ -595,7 +582,7 @@ static void on_handshake_timeout(uv_timer_t *t) {
 static int conn_new(struct lr_net *n, bool outbound, struct conn **out) {
   struct conn *c = raft_malloc(sizeof *c);
   if (c == NULL)
-    return LR_NET_ENOMEM;
+    return RAFT_ENOMEM;
   memset(c, 0, sizeof *c);
   c->net = n;
   c->outbound = outbound;
@@ -829,11 +816,11 @@ static void on_raft_frame(struct conn *c, const uint8_t *p, size_t len) {
   struct raft_message m;
   int rv = lr_wire_decode(p, len, &m, &n->scratch);
   if (rv == 0 && m.from != c->remote)
-    rv = LR_WIRE_EMALFORMED;
+    rv = RAFT_EMALFORMED;
   if (rv != 0) {
     n->st.bad_frames++;
     logf_(n, LR_NET_LOG_WARN, "closing %s (node %llu): bad frame: %s", c->addr,
-          (unsigned long long)c->remote, lr_wire_strerror(rv));
+          (unsigned long long)c->remote, raft_strerror(rv));
     conn_close(c);
     return;
   }
@@ -932,7 +919,7 @@ static void tls_read(struct conn *c, const uint8_t *data, size_t len) {
   }
   if (!lr_tls_established(c->tls)) {
     int rv = lr_tls_handshake(c->tls);
-    if (rv == LR_TLS_EAGAIN) {
+    if (rv == RAFT_ETLSAGAIN) {
       tls_flush(c, false);
       return;
     }
@@ -964,7 +951,7 @@ static void tls_read(struct conn *c, const uint8_t *data, size_t len) {
     }
     size_t got = 0;
     int rv = lr_tls_read(c->tls, c->buf + c->len, c->cap - c->len, &got);
-    if (rv == LR_TLS_ECLOSED) {
+    if (rv == RAFT_ETLSCLOSED) {
       conn_close(c);
       return;
     }
@@ -1021,10 +1008,10 @@ static void process(struct conn *c) {
       n->st.bad_frames++;
       if (c->state == C_UP)
         logf_(n, LR_NET_LOG_WARN, "closing %s (node %llu): bad frame: %s", c->addr,
-              (unsigned long long)c->remote, lr_wire_strerror(rv));
+              (unsigned long long)c->remote, raft_strerror(rv));
       else
         handshake_failed(c, NULL, "closing %s: not a luaraft peer (%s)", c->addr,
-                         lr_wire_strerror(rv));
+                         raft_strerror(rv));
       conn_close(c);
       return;
     }
@@ -1080,7 +1067,7 @@ static void on_connect(uv_connect_t *req, int status) {
   if (c->closing)
     return;
   if (c->tls != NULL) { /* the HELLO goes once the TLS handshake is done */
-    if (lr_tls_handshake(c->tls) == LR_TLS_EAGAIN)
+    if (lr_tls_handshake(c->tls) == RAFT_ETLSAGAIN)
       tls_flush(c, false);
     else
       tls_failed(c, "handshake");
@@ -1153,12 +1140,12 @@ static void on_retry_closed(uv_handle_t *h) {
 
 int lr_net_peer_set(struct lr_net *n, raft_id id, const char *address) {
   if (n->closing || id == 0 || address == NULL || strlen(address) > LR_NET_ADDRESS_MAX)
-    return LR_NET_EINVAL;
+    return RAFT_EINVAL;
   if (id == n->o.id)
     return 0;
   struct sockaddr_storage sa;
   if (parse_addr(address, &sa) != 0)
-    return LR_NET_EADDRESS;
+    return RAFT_EADDRESS;
   struct peer *p = peer_find(n, id);
   if (p != NULL) {
     if (strcmp(p->address, address) == 0)
@@ -1175,7 +1162,7 @@ int lr_net_peer_set(struct lr_net *n, raft_id id, const char *address) {
   }
   p = raft_malloc(sizeof *p);
   if (p == NULL)
-    return LR_NET_ENOMEM;
+    return RAFT_ENOMEM;
   memset(p, 0, sizeof *p);
   p->net = n;
   p->id = id;
@@ -1197,7 +1184,7 @@ int lr_net_peer_remove(struct lr_net *n, raft_id id) {
     pp = &(*pp)->next;
   struct peer *p = *pp;
   if (p == NULL)
-    return LR_NET_ENOPEER;
+    return RAFT_ENOPEER;
   *pp = p->next;
   n->st.peers--;
   if (p->conn != NULL) {
@@ -1278,7 +1265,7 @@ int lr_net_start(const struct lr_net_options *o, struct lr_net **out, char *err,
   *out = NULL;
   if (o->loop == NULL || o->id == 0 || o->listen == NULL) {
     snprintf(err, errlen, "transport: loop, id and listen address are required");
-    return LR_NET_EINVAL;
+    return RAFT_EINVAL;
   }
   /* A peer that closes while we write to it (a refusal, a TLS alert) must
    * not kill the process: writes then fail with EPIPE instead. Only when
@@ -1289,16 +1276,16 @@ int lr_net_start(const struct lr_net_options *o, struct lr_net **out, char *err,
     signal(SIGPIPE, SIG_IGN);
   if (sodium_init() < 0) {
     snprintf(err, errlen, "transport: libsodium failed to initialize"); /* UNTESTED */
-    return LR_NET_EINVAL;
+    return RAFT_EINVAL;
   }
   struct sockaddr_storage sa;
   if (parse_addr(o->listen, &sa) != 0) {
     snprintf(err, errlen, "transport: bad listen address \"%s\" (want IP:PORT)", o->listen);
-    return LR_NET_EADDRESS;
+    return RAFT_EADDRESS;
   }
   struct lr_net *n = raft_malloc(sizeof *n);
   if (n == NULL)
-    return LR_NET_ENOMEM;
+    return RAFT_ENOMEM;
   memset(n, 0, sizeof *n);
   n->loop = o->loop;
   n->o = *o;
@@ -1324,12 +1311,12 @@ int lr_net_start(const struct lr_net_options *o, struct lr_net **out, char *err,
     if (o->tls_cert == NULL || o->tls_key == NULL || o->tls_ca == NULL) {
       snprintf(err, errlen, "transport: TLS needs a certificate, its key and the CA");
       raft_free(n);
-      return LR_NET_EINVAL;
+      return RAFT_EINVAL;
     }
     struct lr_tls_ctx_options to = {o->tls_cert, o->tls_key, o->tls_ca, true};
     if (lr_tls_ctx_new(&to, &n->tls, err, errlen) != 0) {
       raft_free(n);
-      return LR_NET_EINVAL;
+      return RAFT_EINVAL;
     }
   }
   n->o.tls_cert = n->o.tls_key = n->o.tls_ca = NULL;
@@ -1346,7 +1333,7 @@ int lr_net_start(const struct lr_net_options *o, struct lr_net **out, char *err,
   if (rv != 0) {
     snprintf(err, errlen, "cannot listen on %s: %s", o->listen, uv_strerror(rv));
     lr_net_close(n, NULL, NULL);
-    return LR_NET_ELISTEN;
+    return RAFT_ELISTEN;
   }
   struct sockaddr_storage name;
   int len = sizeof name;
@@ -1392,9 +1379,9 @@ void lr_net_close(struct lr_net *n, void (*cb)(void *data), void *data) {
 
 int lr_net_set_faults(struct lr_net *n, const raft_id *ids, size_t count) {
   if (!n->o.allow_faults)
-    return LR_NET_ENOFAULTS;
+    return RAFT_ENOFAULTS;
   if (count > LR_NET_FAULTS_MAX)
-    return LR_NET_EINVAL;
+    return RAFT_EINVAL;
   for (size_t i = 0; i < count; i++)
     n->faults[i] = ids[i];
   n->n_faults = count;

@@ -74,24 +74,6 @@
 #define LR_NET_FAULTS_MAX 64
 #define LR_NET_ADDRESS_MAX 255
 
-#define LR_NET_ERRORS(X)                                                       \
-  X(NOMEM, -1, "out of memory")                                                \
-  X(INVAL, -2, "invalid argument")                                             \
-  X(ADDRESS, -3, "bad address (want IP:PORT or [IPv6]:PORT)")                  \
-  X(LISTEN, -4, "cannot listen")                                               \
-  X(NOPEER, -5, "unknown peer")                                                \
-  X(DROPPED, -6, "message dropped (send queue full)")                          \
-  X(TOOBIG, -7, "message larger than the maximum frame size")                  \
-  X(FAULT, -8, "message dropped by fault injection")                           \
-  X(NOFAULTS, -9, "fault injection not enabled (allow_faults)")
-
-enum {
-#define X(name, code, msg) LR_NET_E##name = code,
-  LR_NET_ERRORS(X)
-#undef X
-};
-const char *lr_net_strerror(int rv);
-
 enum { LR_NET_LOG_ERROR = 1, LR_NET_LOG_WARN, LR_NET_LOG_INFO, LR_NET_LOG_DEBUG };
 
 struct lr_net_callbacks {
@@ -166,8 +148,8 @@ int lr_net_peers_sync(struct lr_net *n, const struct raft_config *c);
 int lr_net_peer_remove(struct lr_net *n, raft_id id);
 bool lr_net_peer_up(const struct lr_net *n, raft_id id);
 
-/* Encodes m (copied now) and queues it for m->to. 0, or LR_NET_ENOPEER,
- * LR_NET_EDROPPED, LR_NET_ETOOBIG, LR_NET_EFAULT (all counted as drops; the
+/* Encodes m (copied now) and queues it for m->to. 0, or RAFT_ENOPEER,
+ * RAFT_EQUEUEFULL, RAFT_ETOOBIG, RAFT_EFAULT (all counted as drops; the
  * caller may ignore them: Raft retransmits). */
 int lr_net_send(struct lr_net *n, const struct raft_message *m);
 

@@ -35,19 +35,6 @@ static_assert(LR_WIRE_HELLO_SIZE == 4 + 2 + 2 + 8 + 8 + 8 + LR_WIRE_NONCE + LR_W
               "hello body");
 static_assert((int)RAFT_MSG_TYPE_MAX < (int)LR_WIRE_HELLO, "raft types below handshake types");
 
-const char *lr_wire_strerror(int rv) {
-  switch (rv) {
-  case 0:
-    return "ok";
-#define X(name, code, msg)                                                                         \
-  case code:                                                                                       \
-    return msg;
-    LR_WIRE_ERRORS(X)
-#undef X
-  }
-  return "unknown wire error";
-}
-
 /* ---- buffers and scalars ------------------------------------------------------------- */
 void lr_wire_buf_free(struct lr_wire_buf *b) {
   raft_free(b->data);
@@ -59,13 +46,13 @@ static int reserve(struct lr_wire_buf *b, size_t extra) {
   if (b->cap - b->len >= extra)
     return 0;
   if (extra > SIZE_MAX / 2 - b->len)
-    return LR_WIRE_ENOMEM;
+    return RAFT_ENOMEM;
   size_t cap = b->cap < 256 ? 256 : b->cap;
   while (cap - b->len < extra)
     cap *= 2;
   uint8_t *p = raft_realloc(b->data, cap);
   if (p == NULL)
-    return LR_WIRE_ENOMEM;
+    return RAFT_ENOMEM;
   b->data = p;
   b->cap = cap;
   return 0;
@@ -173,23 +160,23 @@ int lr_wire_header_read(const uint8_t *p, size_t max_body, struct lr_wire_header
   h->reserved = get16(p + 6);
   h->crc = get32(p + 8);
   if (h->version != LR_WIRE_VERSION || h->reserved != 0)
-    return LR_WIRE_EVERSION;
+    return RAFT_EVERSION;
   if (h->len > max_body)
-    return LR_WIRE_ETOOBIG;
+    return RAFT_ETOOBIG;
   return 0;
 }
 
 /* Checks a whole frame; on success r reads its body. */
 static int frame_open(const uint8_t *p, size_t len, struct lr_wire_header *h, struct rd *r) {
   if (len < LR_WIRE_HEADER_SIZE)
-    return LR_WIRE_ESHORT;
+    return RAFT_ESHORT;
   int rv = lr_wire_header_read(p, UINT32_MAX, h);
   if (rv != 0)
     return rv;
   if ((size_t)h->len != len - LR_WIRE_HEADER_SIZE)
-    return LR_WIRE_ESHORT;
+    return RAFT_ESHORT;
   if (frame_crc(p, p + LR_WIRE_HEADER_SIZE, h->len) != h->crc)
-    return LR_WIRE_ECHECKSUM;
+    return RAFT_ECHECKSUM;
   r->p = p + LR_WIRE_HEADER_SIZE;
   r->left = h->len;
   r->bad = false;
@@ -203,7 +190,7 @@ static bool has_snap(uint8_t type) {
 
 int lr_wire_encode(const struct raft_message *m, struct lr_wire_buf *out) {
   if (m->type < 1 || m->type > RAFT_MSG_TYPE_MAX)
-    return LR_WIRE_EMALFORMED;
+    return RAFT_EMALFORMED;
   size_t body = FIXED_SIZE;
   for (uint32_t i = 0; i < m->n_entries; i++)
     body += ENTRY_SIZE + (size_t)m->entries[i].len;
@@ -213,13 +200,13 @@ int lr_wire_encode(const struct raft_message *m, struct lr_wire_buf *out) {
       const char *a = m->snap.config.members[i].address;
       size_t n = a ? strlen(a) : 0;
       if (n > UINT16_MAX)
-        return LR_WIRE_EMALFORMED;
+        return RAFT_EMALFORMED;
       body += MEMBER_SIZE + n;
     }
   }
   uint8_t *p = frame_begin(out, m->type, body);
   if (p == NULL)
-    return LR_WIRE_ENOMEM;
+    return RAFT_ENOMEM;
   p = put64(p, m->from);
   p = put64(p, m->to);
   p = put64(p, m->term);
@@ -267,7 +254,7 @@ static int grow(void **arr, uint32_t *cap, uint32_t need, size_t size) {
     return 0;
   void *p = raft_realloc(*arr, size * need);
   if (p == NULL)
-    return LR_WIRE_ENOMEM;
+    return RAFT_ENOMEM;
   *arr = p;
   *cap = need;
   return 0;
@@ -284,15 +271,15 @@ static int decode_members(struct rd *r, uint32_t n, struct raft_message *m,
                           struct lr_wire_scratch *s) {
   /* Each member takes at least MEMBER_SIZE bytes: checked before allocating. */
   if (n > r->left / MEMBER_SIZE)
-    return LR_WIRE_EMALFORMED;
+    return RAFT_EMALFORMED;
   if (grow((void **)&s->members, &s->members_cap, n, sizeof *s->members) != 0)
-    return LR_WIRE_ENOMEM;
+    return RAFT_ENOMEM;
   /* Addresses (plus a NUL each) fit in what is left of the body. */
   size_t strs = r->left + n;
   if (strs > s->strs_cap) {
     char *p = raft_realloc(s->strs, strs);
     if (p == NULL)
-      return LR_WIRE_ENOMEM;
+      return RAFT_ENOMEM;
     s->strs = p;
     s->strs_cap = strs;
   }
@@ -305,7 +292,7 @@ static int decode_members(struct rd *r, uint32_t n, struct raft_message *m,
     const uint8_t *a = take(r, len);
     if (r->bad || (mb->role != RAFT_VOTER && mb->role != RAFT_LEARNER) ||
         memchr(a, '\0', len) != NULL)
-      return LR_WIRE_EMALFORMED;
+      return RAFT_EMALFORMED;
     memcpy(out, a, len);
     out[len] = '\0';
     mb->address = out;
@@ -325,7 +312,7 @@ int lr_wire_decode(const uint8_t *p, size_t len, struct raft_message *m,
   if (rv != 0)
     return rv;
   if (h.type < 1 || h.type > RAFT_MSG_TYPE_MAX)
-    return LR_WIRE_ETYPE;
+    return RAFT_ETYPE;
   m->type = h.type;
   m->from = rd64(&r);
   m->to = rd64(&r);
@@ -339,11 +326,11 @@ int lr_wire_decode(const uint8_t *p, size_t len, struct raft_message *m,
   uint8_t flags = rd8(&r);
   uint32_t n = rd32(&r);
   if (r.bad || (flags & ~(F_REJECT | F_DONE)) != 0 || n > r.left / ENTRY_SIZE)
-    return LR_WIRE_EMALFORMED;
+    return RAFT_EMALFORMED;
   m->reject = flags & F_REJECT;
   m->done = flags & F_DONE;
   if (grow((void **)&s->entries, &s->entries_cap, n, sizeof *s->entries) != 0)
-    return LR_WIRE_ENOMEM;
+    return RAFT_ENOMEM;
   for (uint32_t i = 0; i < n; i++) {
     struct raft_entry *e = &s->entries[i];
     e->index = rd64(&r);
@@ -352,7 +339,7 @@ int lr_wire_decode(const uint8_t *p, size_t len, struct raft_message *m,
     e->len = rd32(&r);
     e->data = (uint8_t *)take(&r, e->len);
     if (r.bad || e->type < RAFT_ENTRY_NORMAL || e->type > RAFT_ENTRY_CONFIG)
-      return LR_WIRE_EMALFORMED;
+      return RAFT_EMALFORMED;
   }
   m->entries = n ? s->entries : NULL;
   m->n_entries = n;
@@ -365,15 +352,15 @@ int lr_wire_decode(const uint8_t *p, size_t len, struct raft_message *m,
     uint32_t nm = rd32(&r);
     m->chunk_len = rd32(&r);
     if (r.bad)
-      return LR_WIRE_EMALFORMED;
+      return RAFT_EMALFORMED;
     if ((rv = decode_members(&r, nm, m, s)) != 0)
       return rv;
     m->chunk = take(&r, m->chunk_len);
     if (r.bad)
-      return LR_WIRE_EMALFORMED;
+      return RAFT_EMALFORMED;
   }
   if (r.left != 0)
-    return LR_WIRE_EMALFORMED; /* trailing bytes */
+    return RAFT_EMALFORMED; /* trailing bytes */
   return 0;
 }
 
@@ -381,11 +368,11 @@ int lr_wire_decode(const uint8_t *p, size_t len, struct raft_message *m,
 int lr_wire_hello_encode(const struct lr_wire_hello *h, struct lr_wire_buf *out) {
   size_t alen = strnlen(h->addr, LR_WIRE_ADDR_MAX + 1);
   if (alen > LR_WIRE_ADDR_MAX)
-    return LR_WIRE_EMALFORMED;
+    return RAFT_EMALFORMED;
   size_t body = LR_WIRE_HELLO_SIZE + 2 + alen;
   uint8_t *p = frame_begin(out, LR_WIRE_HELLO, body);
   if (p == NULL)
-    return LR_WIRE_ENOMEM;
+    return RAFT_ENOMEM;
   p = put32(p, h->magic);
   p = put16(p, h->proto);
   p = put16(p, h->flags);
@@ -403,7 +390,7 @@ int lr_wire_hello_encode(const struct lr_wire_hello *h, struct lr_wire_buf *out)
 int lr_wire_auth_encode(const uint8_t mac[LR_WIRE_MAC], struct lr_wire_buf *out) {
   uint8_t *p = frame_begin(out, LR_WIRE_AUTH, LR_WIRE_MAC);
   if (p == NULL)
-    return LR_WIRE_ENOMEM;
+    return RAFT_ENOMEM;
   putn(p, mac, LR_WIRE_MAC);
   frame_end(out, LR_WIRE_MAC);
   return 0;
@@ -415,7 +402,7 @@ int lr_wire_refuse_encode(const char *reason, struct lr_wire_buf *out) {
     n = LR_WIRE_REASON_MAX;
   uint8_t *p = frame_begin(out, LR_WIRE_REFUSE, n);
   if (p == NULL)
-    return LR_WIRE_ENOMEM;
+    return RAFT_ENOMEM;
   putn(p, reason, n);
   frame_end(out, n);
   return 0;
@@ -426,7 +413,7 @@ static int open_typed(const uint8_t *p, size_t len, uint8_t type, struct rd *r) 
   int rv = frame_open(p, len, &h, r);
   if (rv != 0)
     return rv;
-  return h.type == type ? 0 : LR_WIRE_ETYPE;
+  return h.type == type ? 0 : RAFT_ETYPE;
 }
 
 int lr_wire_hello_decode(const uint8_t *p, size_t len, struct lr_wire_hello *h) {
@@ -435,7 +422,7 @@ int lr_wire_hello_decode(const uint8_t *p, size_t len, struct lr_wire_hello *h) 
   if (rv != 0)
     return rv;
   if (r.left < LR_WIRE_HELLO_SIZE + 2)
-    return LR_WIRE_EMALFORMED;
+    return RAFT_EMALFORMED;
   h->magic = rd32(&r);
   h->proto = rd16(&r);
   h->flags = rd16(&r);
@@ -446,11 +433,11 @@ int lr_wire_hello_decode(const uint8_t *p, size_t len, struct lr_wire_hello *h) 
   memcpy(h->mac, take(&r, LR_WIRE_MAC), LR_WIRE_MAC);
   size_t alen = rd16(&r);
   if (alen > LR_WIRE_ADDR_MAX || r.left != alen)
-    return LR_WIRE_EMALFORMED;
+    return RAFT_EMALFORMED;
   const uint8_t *a = take(&r, alen);
   for (size_t i = 0; i < alen; i++)
     if (a[i] < 0x21 || a[i] > 0x7e)
-      return LR_WIRE_EMALFORMED; /* printable, no spaces: it goes into logs */
+      return RAFT_EMALFORMED; /* printable, no spaces: it goes into logs */
   memcpy(h->addr, a, alen);
   h->addr[alen] = '\0';
   return 0;
@@ -462,7 +449,7 @@ int lr_wire_auth_decode(const uint8_t *p, size_t len, uint8_t mac[LR_WIRE_MAC]) 
   if (rv != 0)
     return rv;
   if (r.left != LR_WIRE_MAC)
-    return LR_WIRE_EMALFORMED;
+    return RAFT_EMALFORMED;
   memcpy(mac, r.p, LR_WIRE_MAC);
   return 0;
 }
@@ -473,7 +460,7 @@ int lr_wire_refuse_decode(const uint8_t *p, size_t len, char *reason) {
   if (rv != 0)
     return rv;
   if (r.left > LR_WIRE_REASON_MAX)
-    return LR_WIRE_EMALFORMED;
+    return RAFT_EMALFORMED;
   for (size_t i = 0; i < r.left; i++)
     reason[i] = (r.p[i] >= 0x20 && r.p[i] < 0x7f) ? (char)r.p[i] : '?';
   reason[r.left] = '\0';

@@ -39,22 +39,6 @@ enum {
   LR_WIRE_REFUSE = 0x42, /* handshake refused: a reason for the log */
 };
 
-#define LR_WIRE_ERRORS(X)                                                      \
-  X(SHORT, -1, "truncated frame")                                              \
-  X(VERSION, -2, "unsupported frame version")                                  \
-  X(TOOBIG, -3, "frame larger than the maximum frame size")                    \
-  X(CHECKSUM, -4, "frame checksum mismatch")                                   \
-  X(TYPE, -5, "unknown frame type")                                            \
-  X(MALFORMED, -6, "malformed frame body")                                     \
-  X(NOMEM, -7, "out of memory")
-
-enum {
-#define X(name, code, msg) LR_WIRE_E##name = code,
-  LR_WIRE_ERRORS(X)
-#undef X
-};
-const char *lr_wire_strerror(int rv);
-
 /* The frame header as laid out on the wire (encoded field by field, LE). */
 struct lr_wire_header {
   uint32_t len;
@@ -83,13 +67,13 @@ struct lr_wire_scratch {
 };
 void lr_wire_scratch_free(struct lr_wire_scratch *s);
 
-/* Appends one frame holding m to out. 0, LR_WIRE_ENOMEM, or
- * LR_WIRE_EMALFORMED for a message that cannot be framed (bad type, an
+/* Appends one frame holding m to out. 0, RAFT_ENOMEM, or
+ * RAFT_EMALFORMED for a message that cannot be framed (bad type, an
  * address longer than 65535 bytes). */
 int lr_wire_encode(const struct raft_message *m, struct lr_wire_buf *out);
 
 /* Reads a header from the first LR_WIRE_HEADER_SIZE bytes of p: 0 with *h
- * filled, or LR_WIRE_EVERSION / LR_WIRE_ETOOBIG (len > max_body). */
+ * filled, or RAFT_EVERSION / RAFT_ETOOBIG (len > max_body). */
 int lr_wire_header_read(const uint8_t *p, size_t max_body, struct lr_wire_header *h);
 
 /* Decodes exactly one whole frame (header + body, len bytes) holding a raft

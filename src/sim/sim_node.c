@@ -123,7 +123,7 @@ void lr__sim_node_durable(struct lr_sim *s, uint32_t slot) {
   n->writing = NULL;
   if (n->write_fails) { /* nothing of it reaches the disk */
     lr__sim_trace(s, "n%llu write failed", (unsigned long long)n->id);
-    lr_drive_written(n->d, LR_STORE_EIO, (double)n->write_ms);
+    lr_drive_written(n->d, RAFT_ESTORAGE, (double)n->write_ms);
     return;
   }
   struct lr_store_batch_view v;

@@ -5,32 +5,6 @@
 
 #include "store/store_int.h"
 
-const char *lr_store_strerror(int rv) {
-  switch (rv) {
-  case 0:
-    return "ok";
-#define X(name, code, msg)                                                                         \
-  case code:                                                                                       \
-    return msg;
-    LR_STORE_ERRORS(X)
-#undef X
-  }
-  return "unknown storage error";
-}
-
-const char *lr_store_errname(int rv) {
-  switch (rv) {
-  case 0:
-    return "OK";
-#define X(name, code, msg)                                                                         \
-  case code:                                                                                       \
-    return #name;
-    LR_STORE_ERRORS(X)
-#undef X
-  }
-  return "UNKNOWN";
-}
-
 void lr__store_errf(char *err, size_t errlen, const char *fmt, ...) {
   if (err == NULL || errlen == 0)
     return;
@@ -92,7 +66,7 @@ int lr__store_fail_hook(struct lr_store *s) {
 
 void lr_store_fail_next(struct lr_store *s, int n, int rv) {
   s->fail_n = n;
-  s->fail_rv = rv != 0 ? rv : LR_STORE_EIO;
+  s->fail_rv = rv != 0 ? rv : RAFT_ESTORAGE;
 }
 
 int lr__store_entries_copy(const struct raft_entry *src, uint32_t n, struct raft_entry **out) {
@@ -101,13 +75,13 @@ int lr__store_entries_copy(const struct raft_entry *src, uint32_t n, struct raft
     return 0;
   struct raft_entry *e = raft_malloc(sizeof *e * n);
   if (e == NULL)
-    return LR_STORE_ENOMEM;
+    return RAFT_ENOMEM;
   for (uint32_t i = 0; i < n; i++) {
     e[i] = src[i];
     e[i].data = raft_malloc(src[i].len > 0 ? src[i].len : 1);
     if (e[i].data == NULL) {
       lr__store_entries_free(e, i);
-      return LR_STORE_ENOMEM;
+      return RAFT_ENOMEM;
     }
     if (src[i].len > 0)
       memcpy(e[i].data, src[i].data, src[i].len);
@@ -130,20 +104,20 @@ int lr_store_open(const struct lr_store_options *o, struct lr_store **out, char 
   *out = NULL;
   if (o->node_id == 0) {
     lr__store_errf(err, errlen, "storage: node id must not be 0");
-    return LR_STORE_EINVAL;
+    return RAFT_EINVAL;
   }
   switch (o->kind) {
   case LR_STORE_SQLITE:
     if (o->dir == NULL || o->dir[0] == '\0') {
       lr__store_errf(err, errlen, "storage: sqlite needs a data directory");
-      return LR_STORE_EINVAL;
+      return RAFT_EINVAL;
     }
     return lr__store_sqlite_open(o, out, err, errlen);
   case LR_STORE_MEMORY:
     return lr__store_memory_open(o, out, err, errlen);
   }
   lr__store_errf(err, errlen, "storage: unknown kind %d (sqlite or memory)", (int)o->kind);
-  return LR_STORE_EINVAL;
+  return RAFT_EINVAL;
 }
 
 void lr_store_close(struct lr_store *s) {
@@ -204,7 +178,7 @@ void lr_store_stats(struct lr_store *s, struct lr_store_stats *out) {
 int lr_store_batch_new(struct lr_store_batch **out) {
   *out = raft_malloc(sizeof **out);
   if (*out == NULL)
-    return LR_STORE_ENOMEM;
+    return RAFT_ENOMEM;
   memset(*out, 0, sizeof **out);
   return 0;
 }
@@ -230,9 +204,9 @@ int lr_store_batch_entries(struct lr_store_batch *b, const struct raft_entry *e,
     return 0;
   for (uint32_t i = 1; i < n; i++)
     if (e[i].index != e[i - 1].index + 1)
-      return LR_STORE_EINVAL;
+      return RAFT_EINVAL;
   if (e[0].index == 0)
-    return LR_STORE_EINVAL;
+    return RAFT_EINVAL;
   struct raft_entry *copy;
   int rv = lr__store_entries_copy(e, n, &copy);
   if (rv != 0)
@@ -241,13 +215,13 @@ int lr_store_batch_entries(struct lr_store_batch *b, const struct raft_entry *e,
   if (b->n_entries > 0) {
     if (e[0].index < b->entries[0].index || e[0].index > b->entries[b->n_entries - 1].index + 1) {
       lr__store_entries_free(copy, n);
-      return LR_STORE_EINVAL;
+      return RAFT_EINVAL;
     }
     uint32_t keep = (uint32_t)(e[0].index - b->entries[0].index);
     struct raft_entry *all = raft_malloc(sizeof *all * (keep + n));
     if (all == NULL) {
       lr__store_entries_free(copy, n);
-      return LR_STORE_ENOMEM;
+      return RAFT_ENOMEM;
     }
     memcpy(all, b->entries, sizeof *all * keep);
     memcpy(all + keep, copy, sizeof *all * n);
@@ -266,16 +240,16 @@ int lr_store_batch_entries(struct lr_store_batch *b, const struct raft_entry *e,
 
 int lr_store_batch_snapshot(struct lr_store_batch *b, const struct raft_snapshot *snap) {
   if (snap->meta.index == 0 || b->has_snap || b->n_entries > 0)
-    return LR_STORE_EINVAL; /* entries in the same batch must come after */
+    return RAFT_EINVAL; /* entries in the same batch must come after */
   uint8_t *data = raft_malloc(snap->len > 0 ? snap->len : 1);
   if (data == NULL)
-    return LR_STORE_ENOMEM;
+    return RAFT_ENOMEM;
   if (snap->len > 0)
     memcpy(data, snap->data, snap->len);
   b->snap = snap->meta;
   if (raft_config_copy(&snap->meta.config, &b->snap.config) != 0) {
     raft_free(data);
-    return LR_STORE_ENOMEM;
+    return RAFT_ENOMEM;
   }
   b->has_snap = true;
   b->snap_data = data;
@@ -323,7 +297,7 @@ int lr_store_batch_write(struct lr_store *s, struct lr_store_batch *b) {
   if (rv != 0) {
     s->batches_failed++;
     if (b->err[0] == '\0')
-      lr__store_errf(b->err, sizeof b->err, "%s: %s", s->path, lr_store_strerror(rv));
+      lr__store_errf(b->err, sizeof b->err, "%s: %s", s->path, raft_strerror(rv));
     return rv;
   }
   s->batches_written++;

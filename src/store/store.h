@@ -61,24 +61,6 @@
 #define LR_STORE_ERR_MAX 256           /* bytes of an error sentence */
 
 /* Errors: negative codes; names and messages from this one table. */
-#define LR_STORE_ERRORS(X)                                                     \
-  X(NOMEM, -1, "out of memory")                                                \
-  X(IO, -2, "storage write failed")                                            \
-  X(FULL, -3, "disk full")                                                     \
-  X(CORRUPT, -4, "the database is corrupted")                                  \
-  X(FOREIGN, -5, "the database belongs to another node or cluster")            \
-  X(FORMAT, -6, "unsupported database format")                                 \
-  X(OPEN, -7, "cannot open the database")                                      \
-  X(INVAL, -8, "invalid argument")
-
-enum {
-  LR_STORE_OK = 0,
-#define X(name, code, msg) LR_STORE_E##name = code,
-  LR_STORE_ERRORS(X)
-#undef X
-};
-const char *lr_store_strerror(int rv); /* "disk full" */
-const char *lr_store_errname(int rv);  /* "FULL" */
 
 enum lr_store_kind { LR_STORE_SQLITE = 1, LR_STORE_MEMORY = 2 };
 
@@ -209,12 +191,12 @@ struct lr_store_stats {
 /* Same threading rule as a write: not while a batch write is in flight. */
 void lr_store_stats(struct lr_store *s, struct lr_store_stats *out);
 
-/* Test hook: the next n batch writes fail with `rv` (e.g. LR_STORE_EIO) after
+/* Test hook: the next n batch writes fail with `rv` (e.g. RAFT_ESTORAGE) after
  * doing their work and before committing, so the rollback path runs. */
 void lr_store_fail_next(struct lr_store *s, int n, int rv);
 /* Test/debug hook: runs SQL on an SQLite store's connection (e.g.
  * "PRAGMA max_page_count = 20" to simulate a full disk). Same threading rule
- * as a write. LR_STORE_EINVAL on a memory store. */
+ * as a write. RAFT_EINVAL on a memory store. */
 int lr_store_sqlite_exec(struct lr_store *s, const char *sql, char *err, size_t errlen);
 
 #endif

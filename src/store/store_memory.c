@@ -62,7 +62,7 @@ static int mem_write(struct lr_store *s, struct lr_store_batch *b) {
   int inj = lr__store_fail_hook(s);
   if (inj != 0) {
     lr__store_errf(b->err, sizeof b->err, "memory: injected write failure: %s",
-                   lr_store_strerror(inj));
+                   raft_strerror(inj));
     return inj;
   }
   /* Where the log will stand after the snapshot part. */
@@ -82,7 +82,7 @@ static int mem_write(struct lr_store *s, struct lr_store_batch *b) {
                      "memory: entries from %llu do not follow the log (last %llu, snapshot %llu)",
                      (unsigned long long)from, (unsigned long long)last,
                      (unsigned long long)snap);
-      return LR_STORE_EINVAL;
+      return RAFT_EINVAL;
     }
   }
   /* Allocate everything first. */
@@ -90,13 +90,13 @@ static int mem_write(struct lr_store *s, struct lr_store_batch *b) {
   struct raft_snapshot ns;
   memset(&ns, 0, sizeof ns);
   if (lr__store_entries_copy(b->entries, b->n_entries, &copy) != 0)
-    return LR_STORE_ENOMEM;
+    return RAFT_ENOMEM;
   if (b->has_snap) {
     uint8_t *d = raft_malloc(b->snap_len ? b->snap_len : 1);
     if (d == NULL || raft_config_copy(&b->snap.config, &ns.meta.config) != 0) {
       raft_free(d);
       lr__store_entries_free(copy, b->n_entries);
-      return LR_STORE_ENOMEM;
+      return RAFT_ENOMEM;
     }
     if (b->snap_len)
       memcpy(d, b->snap_data, b->snap_len);
@@ -117,7 +117,7 @@ static int mem_write(struct lr_store *s, struct lr_store_batch *b) {
         raft_config_free(&ns.meta.config);
         raft_free((void *)ns.data);
       }
-      return LR_STORE_ENOMEM;
+      return RAFT_ENOMEM;
     }
     m->e = e;
     m->cap = cap;
@@ -166,7 +166,7 @@ static int mem_load(struct lr_store *s, struct lr_store_state *st, char *err, si
       raft_free(d);
       memset(st, 0, sizeof *st);
       lr__store_errf(err, errlen, "memory: out of memory loading the snapshot");
-      return LR_STORE_ENOMEM;
+      return RAFT_ENOMEM;
     }
     if (m->snap.len)
       memcpy(d, m->snap.data, m->snap.len);
@@ -182,7 +182,7 @@ static int mem_load(struct lr_store *s, struct lr_store_state *st, char *err, si
   if (lr__store_entries_copy(m->e + skip, m->n - skip, &st->entries) != 0) {
     lr_store_state_free(st);
     lr__store_errf(err, errlen, "memory: out of memory loading the log");
-    return LR_STORE_ENOMEM;
+    return RAFT_ENOMEM;
   }
   st->n_entries = m->n - skip;
   if (st->n_entries > 0) {
@@ -219,7 +219,7 @@ int lr__store_memory_open(const struct lr_store_options *o, struct lr_store **ou
   struct mem *m = raft_malloc(sizeof *m);
   if (m == NULL) {
     lr__store_errf(err, errlen, "memory: out of memory");
-    return LR_STORE_ENOMEM;
+    return RAFT_ENOMEM;
   }
   memset(m, 0, sizeof *m);
   m->base.ops = &MEM_OPS;

@@ -105,11 +105,11 @@ static const uint8_t EMPTY[1];
 static int map_rc(int rc) {
   switch (rc & 0xff) {
   case SQLITE_FULL:
-    return LR_STORE_EFULL;
+    return RAFT_EFULL;
   case SQLITE_NOMEM:
-    return LR_STORE_ENOMEM;
+    return RAFT_ENOMEM;
   default:
-    return LR_STORE_EIO;
+    return RAFT_ESTORAGE;
   }
 }
 
@@ -193,19 +193,19 @@ static int load_snapshot(struct sq *q, struct lr_store_state *st, char *err, siz
     lr__store_errf(err, errlen, "%s: snapshot %llu checksum mismatch: " CORRUPT_HINT,
                    q->base.path, (unsigned long long)sn->meta.index);
     sqlite3_finalize(s);
-    return LR_STORE_ECORRUPT;
+    return RAFT_ECORRUPT;
   }
   if (raft_config_decode(conf != NULL ? conf : EMPTY, conf_len, &sn->meta.config) != 0) {
     lr__store_errf(err, errlen, "%s: snapshot %llu configuration does not decode: " CORRUPT_HINT,
                    q->base.path, (unsigned long long)sn->meta.index);
     sqlite3_finalize(s);
-    return LR_STORE_ECORRUPT;
+    return RAFT_ECORRUPT;
   }
   uint8_t *copy = raft_malloc(len > 0 ? len : 1);
   if (copy == NULL) {
     raft_config_free(&sn->meta.config);
     sqlite3_finalize(s);
-    return LR_STORE_ENOMEM;
+    return RAFT_ENOMEM;
   }
   if (len > 0)
     memcpy(copy, data, len);
@@ -217,8 +217,8 @@ static int load_snapshot(struct sq *q, struct lr_store_state *st, char *err, siz
 sqlerr:
   lr__store_errf(err, errlen, "%s: reading the snapshot: %s", q->base.path, sqlite3_errmsg(q->db));
   sqlite3_finalize(s);
-  return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB ? LR_STORE_ECORRUPT
-                                                                        : LR_STORE_EIO;
+  return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB ? RAFT_ECORRUPT
+                                                                        : RAFT_ESTORAGE;
 }
 
 static int push_entry(struct lr_store_state *st, uint32_t *cap, raft_index idx, raft_term term,
@@ -227,14 +227,14 @@ static int push_entry(struct lr_store_state *st, uint32_t *cap, raft_index idx, 
     uint32_t ncap = *cap ? *cap * 2 : 64;
     struct raft_entry *e = raft_realloc(st->entries, sizeof *e * ncap);
     if (e == NULL)
-      return LR_STORE_ENOMEM;
+      return RAFT_ENOMEM;
     st->entries = e;
     *cap = ncap;
   }
   struct raft_entry *e = &st->entries[st->n_entries];
   e->data = raft_malloc(len > 0 ? len : 1);
   if (e->data == NULL)
-    return LR_STORE_ENOMEM;
+    return RAFT_ENOMEM;
   if (len > 0)
     memcpy(e->data, data, len);
   e->index = idx;
@@ -258,7 +258,7 @@ static int scan(struct sq *q, struct lr_store_state *st, char *err, size_t errle
   sqlite3_finalize(s);
   if (rc != SQLITE_ROW) {
     lr__store_errf(err, errlen, "%s: the metadata row is missing: " CORRUPT_HINT, path);
-    return LR_STORE_ECORRUPT;
+    return RAFT_ECORRUPT;
   }
   int r = load_snapshot(q, st, err, errlen);
   if (r != 0)
@@ -281,26 +281,26 @@ static int scan(struct sq *q, struct lr_store_state *st, char *err, size_t errle
         crc != lr__store_entry_crc(idx, term, (uint8_t)type, data, len)) {
       lr__store_errf(err, errlen, "%s: entry %llu checksum mismatch: " CORRUPT_HINT, path,
                      (unsigned long long)idx);
-      r = LR_STORE_ECORRUPT;
+      r = RAFT_ECORRUPT;
       goto fail;
     }
     if (count == 0 && idx > snap + 1) {
       lr__store_errf(err, errlen, "%s: the log starts at entry %llu but the snapshot ends at %llu: "
                      CORRUPT_HINT, path, (unsigned long long)idx, (unsigned long long)snap);
-      r = LR_STORE_ECORRUPT;
+      r = RAFT_ECORRUPT;
       goto fail;
     }
     if (count > 0 && idx != prev + 1) {
       lr__store_errf(err, errlen, "%s: entries %llu to %llu are missing: " CORRUPT_HINT, path,
                      (unsigned long long)prev + 1, (unsigned long long)idx - 1);
-      r = LR_STORE_ECORRUPT;
+      r = RAFT_ECORRUPT;
       goto fail;
     }
     if (idx == snap && st->has_snapshot && term != st->snapshot.meta.term) {
       lr__store_errf(err, errlen, "%s: entry %llu has term %llu but the snapshot says %llu: "
                      CORRUPT_HINT, path, (unsigned long long)idx, (unsigned long long)term,
                      (unsigned long long)st->snapshot.meta.term);
-      r = LR_STORE_ECORRUPT;
+      r = RAFT_ECORRUPT;
       goto fail;
     }
     prev = idx;
@@ -323,7 +323,7 @@ static int scan(struct sq *q, struct lr_store_state *st, char *err, size_t errle
 sqlerr:
   lr__store_errf(err, errlen, "%s: reading the log: %s: " CORRUPT_HINT, path,
                  sqlite3_errmsg(q->db));
-  r = (rc & 0xff) == SQLITE_NOMEM ? LR_STORE_ENOMEM : LR_STORE_ECORRUPT;
+  r = (rc & 0xff) == SQLITE_NOMEM ? RAFT_ENOMEM : RAFT_ECORRUPT;
 fail:
   sqlite3_finalize(s);
   lr_store_state_free(st);
@@ -505,7 +505,7 @@ static int sq_write(struct lr_store *s, struct lr_store_batch *b) {
   if (inj != 0) {
     step_done(q->st[ST_ROLLBACK]);
     lr__store_errf(b->err, sizeof b->err, "%s: injected write failure: %s", s->path,
-                   lr_store_strerror(inj));
+                   raft_strerror(inj));
     return inj;
   }
   what = "committing";
@@ -525,11 +525,11 @@ static int sq_write(struct lr_store *s, struct lr_store_batch *b) {
 fail:;
   int r;
   if (rc == -1) {
-    r = LR_STORE_EINVAL; /* message already in b->err */
+    r = RAFT_EINVAL; /* message already in b->err */
   } else {
     r = map_rc(rc);
     lr__store_errf(b->err, sizeof b->err, "%s: %s%s (%s) %s: %s", s->path,
-                   r == LR_STORE_EFULL ? "" : "write failed: ", lr_store_strerror(r),
+                   r == RAFT_EFULL ? "" : "write failed: ", raft_strerror(r),
                    sqlite3_errstr(rc), what, sqlite3_errmsg(q->db));
   }
   if (!sqlite3_get_autocommit(q->db))
@@ -617,7 +617,7 @@ static int open_problem(const char *dir, const char *path, char *err, size_t err
                    "raft.db-shm next to raft.db; %s: fix the folder's owner or permissions, or "
                    "mount it read-write",
                    dir, strerror(e), exists ? "raft.db is intact" : "nothing was written");
-    return LR_STORE_EOPEN;
+    return RAFT_EOPEN;
   }
   if (exists && access(path, R_OK | W_OK) != 0) {
     int e = errno;
@@ -625,14 +625,14 @@ static int open_problem(const char *dir, const char *path, char *err, size_t err
                    "cannot open %s for reading and writing (%s): fix its owner or permissions "
                    "(the file is intact)",
                    path, strerror(e));
-    return LR_STORE_EOPEN;
+    return RAFT_EOPEN;
   }
   if (statvfs(dir, &vfs) == 0 && vfs.f_bavail == 0) {
     lr__store_errf(err, errlen,
                    "the disk holding %s is full (no free blocks): free some space and start "
                    "again%s",
                    dir, exists ? " (raft.db is intact)" : "");
-    return LR_STORE_EFULL;
+    return RAFT_EFULL;
   }
   return 0;
 }
@@ -662,22 +662,22 @@ static int check_identity(struct sq *q, char *err, size_t errlen) {
   if (rc != SQLITE_OK) {
     if (not_contents(rc)) {
       lr__store_errf(err, errlen, "cannot read %s: %s", path, sqlite3_errstr(rc));
-      return (rc & 0xff) == SQLITE_FULL ? LR_STORE_EFULL : LR_STORE_EOPEN;
+      return (rc & 0xff) == SQLITE_FULL ? RAFT_EFULL : RAFT_EOPEN;
     }
     lr__store_errf(err, errlen, "%s is not a luaraft database (%s)", path, sqlite3_errstr(rc));
-    return LR_STORE_EFORMAT;
+    return RAFT_EFORMAT;
   }
   if (app == 0 && ver == 0 && tables == 0)
     return create_schema(q, err, errlen);
   if (app != APP_ID) {
     lr__store_errf(err, errlen, "%s is not a luaraft database (application_id %lld)", path,
                    (long long)app);
-    return LR_STORE_EFORMAT;
+    return RAFT_EFORMAT;
   }
   if (ver != LR_STORE_FORMAT) {
     lr__store_errf(err, errlen, "%s has format version %lld; this luaraft reads version %d",
                    path, (long long)ver, LR_STORE_FORMAT);
-    return LR_STORE_EFORMAT;
+    return RAFT_EFORMAT;
   }
   sqlite3_stmt *s;
   rc = sqlite3_prepare_v2(q->db, "SELECT format, cluster_id, node_id FROM meta WHERE id = 1", -1,
@@ -690,18 +690,18 @@ static int check_identity(struct sq *q, char *err, size_t errlen) {
   sqlite3_finalize(s);
   if (rc != SQLITE_ROW || fmt != LR_STORE_FORMAT) {
     lr__store_errf(err, errlen, "%s: the metadata row is missing or wrong: " CORRUPT_HINT, path);
-    return LR_STORE_ECORRUPT;
+    return RAFT_ECORRUPT;
   }
   if ((raft_id)node != q->base.node_id) {
     lr__store_errf(err, errlen, "%s belongs to node %llu, not node %llu", path,
                    (unsigned long long)node, (unsigned long long)q->base.node_id);
-    return LR_STORE_EFOREIGN;
+    return RAFT_EFOREIGN;
   }
   /* 0 on either side: not known yet (a node that joins learns it) */
   if (cluster != 0 && q->base.cluster_id != 0 && (uint64_t)cluster != q->base.cluster_id) {
     lr__store_errf(err, errlen, "%s belongs to cluster %016llx, not cluster %016llx", path,
                    (unsigned long long)cluster, (unsigned long long)q->base.cluster_id);
-    return LR_STORE_EFOREIGN;
+    return RAFT_EFOREIGN;
   }
   if (cluster != 0)
     q->base.cluster_id = (uint64_t)cluster;
@@ -734,8 +734,8 @@ static int configure(struct sq *q, char *err, size_t errlen) {
         lr__store_errf(err, errlen, "%s is not a luaraft database (%s)", q->base.path,
                        msg ? msg : sqlite3_errstr(rc));
       sqlite3_free(msg);
-      return busy || io ? ((rc & 0xff) == SQLITE_FULL ? LR_STORE_EFULL : LR_STORE_EOPEN)
-                        : LR_STORE_EFORMAT;
+      return busy || io ? ((rc & 0xff) == SQLITE_FULL ? RAFT_EFULL : RAFT_EOPEN)
+                        : RAFT_EFORMAT;
     }
   }
   int64_t dummy;
@@ -746,7 +746,7 @@ static int configure(struct sq *q, char *err, size_t errlen) {
       sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
     lr__store_errf(err, errlen, "%s is in use by another process (%s)", q->base.path,
                    sqlite3_errstr(rc));
-    return LR_STORE_EOPEN;
+    return RAFT_EOPEN;
   }
   (void)dummy;
   sqlite3_wal_hook(q->db, wal_hook, q);
@@ -757,7 +757,7 @@ int lr__store_sqlite_open(const struct lr_store_options *o, struct lr_store **ou
                           size_t errlen) {
   struct sq *q = raft_malloc(sizeof *q);
   if (q == NULL)
-    return LR_STORE_ENOMEM;
+    return RAFT_ENOMEM;
   memset(q, 0, sizeof *q);
   q->base.ops = &SQ_OPS;
   q->base.node_id = o->node_id;
@@ -770,12 +770,12 @@ int lr__store_sqlite_open(const struct lr_store_options *o, struct lr_store **ou
   if (snprintf(q->base.path, sizeof q->base.path, "%s/raft.db", o->dir) >=
       (int)sizeof q->base.path) {
     lr__store_errf(err, errlen, "storage: data directory path too long");
-    r = LR_STORE_EINVAL;
+    r = RAFT_EINVAL;
     goto fail;
   }
   if (mkdirs(o->dir) != 0) {
     lr__store_errf(err, errlen, "cannot create data directory %s: %s", o->dir, strerror(errno));
-    r = LR_STORE_EOPEN;
+    r = RAFT_EOPEN;
     goto fail;
   }
   if ((r = open_problem(o->dir, q->base.path, err, errlen)) != 0)
@@ -786,7 +786,7 @@ int lr__store_sqlite_open(const struct lr_store_options *o, struct lr_store **ou
   if (rc != SQLITE_OK) {
     lr__store_errf(err, errlen, "cannot open %s: %s", q->base.path,
                    q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
-    r = LR_STORE_EOPEN;
+    r = RAFT_EOPEN;
     goto fail;
   }
   sqlite3_extended_result_codes(q->db, 1);
@@ -797,7 +797,7 @@ int lr__store_sqlite_open(const struct lr_store_options *o, struct lr_store **ou
     if (rc != SQLITE_OK) {
       lr__store_errf(err, errlen, "%s: unexpected schema (%s): " CORRUPT_HINT, q->base.path,
                      sqlite3_errmsg(q->db));
-      r = LR_STORE_ECORRUPT;
+      r = RAFT_ECORRUPT;
       goto fail;
     }
   }
@@ -825,7 +825,7 @@ int lr__store_sqlite_set_cluster(struct lr_store *s, uint64_t id, char *err, siz
 int lr_store_sqlite_exec(struct lr_store *s, const char *sql, char *err, size_t errlen) {
   if (s->ops != &SQ_OPS) {
     lr__store_errf(err, errlen, "not an sqlite store");
-    return LR_STORE_EINVAL;
+    return RAFT_EINVAL;
   }
   char *msg = NULL;
   int rc = sqlite3_exec(((struct sq *)s)->db, sql, NULL, NULL, &msg);

@@ -23,19 +23,6 @@ struct lr_tls {
   char subject[256];
 };
 
-const char *lr_tls_strerror(int rv) {
-  switch (rv) {
-  case 0:
-    return "ok";
-#define X(name, code, msg)                                                                         \
-  case code:                                                                                       \
-    return msg;
-    LR_TLS_ERRORS(X)
-#undef X
-  }
-  return "unknown TLS error";
-}
-
 /* The oldest queued OpenSSL error as text (the queue is then cleared, so a
  * stale error never shows up against a later call). */
 static void take_ssl_error(char *buf, size_t len, const char *fallback) {
@@ -58,21 +45,21 @@ int lr_tls_ctx_new(const struct lr_tls_ctx_options *o, struct lr_tls_ctx **out, 
   *out = NULL;
   if ((o->cert_file == NULL) != (o->key_file == NULL)) {
     snprintf(err, errlen, "TLS: a certificate needs its key and a key its certificate");
-    return LR_TLS_EINVAL;
+    return RAFT_EINVAL;
   }
   if (o->verify_peer && o->ca_file == NULL) {
     snprintf(err, errlen, "TLS: verifying peers needs a CA file");
-    return LR_TLS_EINVAL;
+    return RAFT_EINVAL;
   }
   ERR_clear_error();
   struct lr_tls_ctx *c = calloc(1, sizeof *c);
   if (c == NULL)
-    return LR_TLS_ENOMEM;
+    return RAFT_ENOMEM;
   c->ssl = SSL_CTX_new(TLS_method());
   if (c->ssl == NULL) {
     free(c);
     snprintf(err, errlen, "TLS: cannot create a context (out of memory?)");
-    return LR_TLS_ENOMEM;
+    return RAFT_ENOMEM;
   }
   c->verify_peer = o->verify_peer;
   SSL_CTX_set_min_proto_version(c->ssl, TLS1_2_VERSION);
@@ -112,7 +99,7 @@ int lr_tls_ctx_new(const struct lr_tls_ctx_options *o, struct lr_tls_ctx **out, 
 fail:
   SSL_CTX_free(c->ssl);
   free(c);
-  return LR_TLS_ECONFIG;
+  return RAFT_ETLSCONFIG;
 }
 
 void lr_tls_ctx_free(struct lr_tls_ctx *ctx) {
@@ -126,10 +113,10 @@ int lr_tls_new(struct lr_tls_ctx *ctx, enum lr_tls_role role, const char *verify
                struct lr_tls **out) {
   *out = NULL;
   if (ctx == NULL || (role != LR_TLS_CLIENT && role != LR_TLS_SERVER))
-    return LR_TLS_EINVAL;
+    return RAFT_EINVAL;
   struct lr_tls *s = calloc(1, sizeof *s);
   if (s == NULL)
-    return LR_TLS_ENOMEM;
+    return RAFT_ENOMEM;
   s->ssl = SSL_new(ctx->ssl);
   s->in = BIO_new(BIO_s_mem());
   s->out = BIO_new(BIO_s_mem());
@@ -139,7 +126,7 @@ int lr_tls_new(struct lr_tls_ctx *ctx, enum lr_tls_role role, const char *verify
     BIO_free(s->out);
     free(s);
     ERR_clear_error();
-    return LR_TLS_ENOMEM;
+    return RAFT_ENOMEM;
   }
   /* An empty memory BIO means "no data yet", not end of file. */
   BIO_set_mem_eof_return(s->in, -1);
@@ -179,7 +166,7 @@ int lr_tls_feed(struct lr_tls *s, const void *data, size_t len) {
     int n = BIO_write(s->in, data, chunk);
     if (n <= 0) {
       snprintf(s->error, sizeof s->error, "out of memory buffering TLS input");
-      return LR_TLS_ENOMEM;
+      return RAFT_ENOMEM;
     }
     data = (const char *)data + n;
     len -= (size_t)n;
@@ -192,21 +179,21 @@ static int fail(struct lr_tls *s, int ret, int during) {
   int e = SSL_get_error(s->ssl, ret);
   if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
     ERR_clear_error();
-    return LR_TLS_EAGAIN;
+    return RAFT_ETLSAGAIN;
   }
   if (e == SSL_ERROR_ZERO_RETURN) {
     snprintf(s->error, sizeof s->error, "the peer closed the TLS session");
     ERR_clear_error();
-    return LR_TLS_ECLOSED;
+    return RAFT_ETLSCLOSED;
   }
   long vr = SSL_get_verify_result(s->ssl);
   char why[200];
   take_ssl_error(why, sizeof why, e == SSL_ERROR_SYSCALL ? "unexpected end of stream"
                                                          : "protocol error");
-  if (vr != X509_V_OK && during == LR_TLS_EHANDSHAKE) {
+  if (vr != X509_V_OK && during == RAFT_ETLSHANDSHAKE) {
     snprintf(s->error, sizeof s->error, "certificate verify failed: %s",
              X509_verify_cert_error_string(vr));
-    return LR_TLS_EVERIFY;
+    return RAFT_ETLSVERIFY;
   }
   snprintf(s->error, sizeof s->error, "%s", why);
   return during;
@@ -221,7 +208,7 @@ int lr_tls_handshake(struct lr_tls *s) {
     s->established = true;
     return 0;
   }
-  return fail(s, ret, LR_TLS_EHANDSHAKE);
+  return fail(s, ret, RAFT_ETLSHANDSHAKE);
 }
 
 bool lr_tls_established(const struct lr_tls *s) {
@@ -231,7 +218,7 @@ bool lr_tls_established(const struct lr_tls *s) {
 int lr_tls_read(struct lr_tls *s, void *buf, size_t cap, size_t *got) {
   *got = 0;
   if (!s->established)
-    return LR_TLS_ESTATE;
+    return RAFT_ETLSSTATE;
   if (cap == 0)
     return 0;
   ERR_clear_error();
@@ -241,20 +228,20 @@ int lr_tls_read(struct lr_tls *s, void *buf, size_t cap, size_t *got) {
     *got = n;
     return 0;
   }
-  int rv = fail(s, ret, LR_TLS_EPROTOCOL);
-  return rv == LR_TLS_EAGAIN ? 0 : rv;
+  int rv = fail(s, ret, RAFT_ETLSPROTOCOL);
+  return rv == RAFT_ETLSAGAIN ? 0 : rv;
 }
 
 int lr_tls_write(struct lr_tls *s, const void *data, size_t len) {
   if (!s->established)
-    return LR_TLS_ESTATE;
+    return RAFT_ETLSSTATE;
   while (len > 0) {
     ERR_clear_error();
     size_t n = 0;
     int ret = SSL_write_ex(s->ssl, data, len, &n);
     if (ret != 1) { /* a memory BIO never asks to wait: this is a real error */
-      int rv = fail(s, ret, LR_TLS_EPROTOCOL);
-      return rv == LR_TLS_EAGAIN ? LR_TLS_EPROTOCOL : rv;
+      int rv = fail(s, ret, RAFT_ETLSPROTOCOL);
+      return rv == RAFT_ETLSAGAIN ? RAFT_ETLSPROTOCOL : rv;
     }
     data = (const char *)data + n;
     len -= n;

@@ -34,23 +34,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define LR_TLS_ERRORS(X)                                                                  \
-  X(NOMEM, -1, "out of memory")                                                           \
-  X(INVAL, -2, "invalid argument")                                                        \
-  X(CONFIG, -3, "bad TLS configuration (certificate, key or CA file)")                    \
-  X(AGAIN, -4, "more data needed")                                                        \
-  X(HANDSHAKE, -5, "TLS handshake failed")                                                \
-  X(VERIFY, -6, "the peer's certificate did not verify")                                  \
-  X(PROTOCOL, -7, "TLS protocol error")                                                   \
-  X(CLOSED, -8, "the peer closed the TLS session")                                        \
-  X(STATE, -9, "the TLS session is not established")
-
-enum {
-#define X(name, code, msg) LR_TLS_E##name = code,
-  LR_TLS_ERRORS(X)
-#undef X
-};
-const char *lr_tls_strerror(int rv);
+#include "core/raft.h" /* the one error table: RAFT_E*, raft_strerror */
 
 enum lr_tls_role { LR_TLS_CLIENT = 1, LR_TLS_SERVER = 2 };
 
@@ -77,18 +61,18 @@ int lr_tls_new(struct lr_tls_ctx *ctx, enum lr_tls_role role, const char *verify
                struct lr_tls **out);
 void lr_tls_free(struct lr_tls *s);
 
-/* Ciphertext from the peer. 0 or LR_TLS_ENOMEM. */
+/* Ciphertext from the peer. 0 or RAFT_ENOMEM. */
 int lr_tls_feed(struct lr_tls *s, const void *data, size_t len);
 /* Advances the handshake with what was fed: 0 once established,
- * LR_TLS_EAGAIN while it needs more input (send what is pending first),
+ * RAFT_ETLSAGAIN while it needs more input (send what is pending first),
  * else an error (lr_tls_error says why; pending may hold an alert to send). */
 int lr_tls_handshake(struct lr_tls *s);
 bool lr_tls_established(const struct lr_tls *s);
-/* Plaintext: *got bytes (0 when nothing is ready yet). 0, LR_TLS_ECLOSED
+/* Plaintext: *got bytes (0 when nothing is ready yet). 0, RAFT_ETLSCLOSED
  * after the peer's close_notify, or an error. */
 int lr_tls_read(struct lr_tls *s, void *buf, size_t cap, size_t *got);
 /* Encrypts all of data (buffered in memory until taken). 0 or an error;
- * LR_TLS_ESTATE before the handshake is done. */
+ * RAFT_ETLSSTATE before the handshake is done. */
 int lr_tls_write(struct lr_tls *s, const void *data, size_t len);
 /* Queues a close_notify alert (to be taken and sent). */
 void lr_tls_shutdown(struct lr_tls *s);

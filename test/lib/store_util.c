@@ -335,9 +335,9 @@ void store_case_gap_refused(void **state) {
   struct fix f;
   fix_open(&f, state);
   assert_int_equal(store_append(f.s, 1, 1, 1, 10, 1, 4), 0);
-  assert_int_equal(store_append(f.s, 5, 5, 12, 2, 5, 4), LR_STORE_EINVAL);
+  assert_int_equal(store_append(f.s, 5, 5, 12, 2, 5, 4), RAFT_EINVAL);
   assert_int_equal(store_snapshot(f.s, 5, 1, 4), 0);
-  assert_int_equal(store_append(f.s, 5, 5, 5, 2, 5, 4), LR_STORE_EINVAL);
+  assert_int_equal(store_append(f.s, 5, 5, 5, 2, 5, 4), RAFT_EINVAL);
   struct lr_store_stats ss;
   lr_store_stats(f.s, &ss);
   assert_int_equal(ss.batches_failed, 2);
@@ -357,7 +357,7 @@ void store_case_injected_fault(void **state) {
   struct fix f;
   fix_open(&f, state);
   assert_int_equal(store_append(f.s, 1, 1, 1, 3, 1, 4), 0);
-  lr_store_fail_next(f.s, 2, LR_STORE_EIO);
+  lr_store_fail_next(f.s, 2, RAFT_ESTORAGE);
   struct lr_store_batch *b;
   assert_int_equal(lr_store_batch_new(&b), 0);
   lr_store_batch_hard_state(b, 9, 9);
@@ -365,11 +365,11 @@ void store_case_injected_fault(void **state) {
   store_entries_make(e, 2, 2, 9, 4); /* would truncate 2..3 */
   assert_int_equal(lr_store_batch_entries(b, e, 2), 0);
   store_entries_free(e, 2);
-  assert_int_equal(lr_store_batch_write(f.s, b), LR_STORE_EIO);
+  assert_int_equal(lr_store_batch_write(f.s, b), RAFT_ESTORAGE);
   const char *msg;
-  assert_int_equal(lr_store_batch_result(b, &msg, NULL, NULL), LR_STORE_EIO);
+  assert_int_equal(lr_store_batch_result(b, &msg, NULL, NULL), RAFT_ESTORAGE);
   assert_non_null(strstr(msg, "injected"));
-  assert_int_equal(lr_store_batch_write(f.s, b), LR_STORE_EIO);
+  assert_int_equal(lr_store_batch_write(f.s, b), RAFT_ESTORAGE);
   lr_store_batch_free(b);
   assert_int_equal(store_append(f.s, 2, 0, 4, 1, 2, 4), 0);
   f.s = store_reopen(f.s, f.kind, f.dir);
