@@ -198,7 +198,7 @@ static void apply_entry(struct lr_sim *s, uint32_t slot, const struct raft_entry
     lr__sim_violation(s, "n%llu: state machine runner out of memory", (unsigned long long)n->id);
   if (res.status == LR_SM_HALTED) return; /* not applied; drain reacts */
   s->applied_total++;
-  if (res.status <= LR_SM_BAD_REQUEST && res.env.origin == n->id) {
+  if ((res.status <= LR_SM_BAD_REQUEST || res.status == LR_SM_TOO_LARGE) && res.env.origin == n->id) {
     struct lr__sim_waiter *w = lr__sim_waiter_get(s, res.env.req);
     if (w != NULL && w->kind == W_PROPOSE && w->slot == slot && w->inc == n->inc)
       lr__sim_complete(s, res.env.req, res.status == LR_SM_OK ? NULL : lr_sm_code(res.status),
