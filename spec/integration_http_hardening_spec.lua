@@ -30,8 +30,10 @@ local TIMEOUT_MS = 1500 -- header, body and idle timeouts of the node
 
 local function now() return uv.hrtime() / 1e9 end
 
--- Connects, then runs steps: { write = bytes } | { wait = ms } | { shutdown = true };
--- reads until the server closes or `limit` seconds pass.
+-- Connects, then runs steps: { write = bytes } | { wait = ms } | { shutdown = true } |
+-- { read = true } (start reading now, for a client that writes its whole
+-- request before it reads; otherwise reading starts at once); reads until
+-- the server closes or `limit` seconds pass.
 -- -> what was read, why it stopped ("closed" | "timeout" | error), seconds
 local function session(port, steps, limit)
   local sock = uv.new_tcp()
@@ -40,13 +42,26 @@ local function session(port, steps, limit)
   local timer = uv.new_timer()
   timer:start(math.floor((limit or 10) * 1000), 0, function() why = why or "timeout" end)
   local step_timer = uv.new_timer()
+  local function on_read(rerr, chunk)
+    if rerr then why = why or rerr return end
+    if not chunk then why = why or "closed" return end
+    got[#got + 1] = chunk
+  end
   local i = 0
   local function next_step()
     i = i + 1
     local s = steps[i]
     if not s or why then return end
-    if s.write then
+    if s.write and steps.read_later then
+      sock:write(s.write, function(err)
+        if err then why = why or ("write: " .. err) return end
+        next_step()
+      end)
+    elseif s.write then
       sock:write(s.write, function() end)
+      next_step()
+    elseif s.read then
+      sock:read_start(on_read)
       next_step()
     elseif s.wait then
       step_timer:start(s.wait, 0, next_step)
@@ -58,11 +73,7 @@ local function session(port, steps, limit)
   sock:connect("127.0.0.1", port, function(err)
     if err then why = err return end
     sock:nodelay(true)
-    sock:read_start(function(rerr, chunk)
-      if rerr then why = why or rerr return end
-      if not chunk then why = why or "closed" return end
-      got[#got + 1] = chunk
-    end)
+    if not steps.read_later then sock:read_start(on_read) end
     next_step()
   end)
   while not why do uv.run("once") end
@@ -158,8 +169,10 @@ describe("the HTTP API of a real node, against hostile clients", function()
   end)
 
   it("delivers 413 readably to a client that sends a large body without Expect", function()
-    local body = string.rep("a", 2 * 1024 * 1024)
-    local raw, why = session(port, { { write = request("POST", "/v1/propose", body, { "Content-Type: text/plain" }) } })
+    -- the client writes all of it before it reads, as simple clients do
+    local body = string.rep("a", 6 * 1024 * 1024)
+    local raw, why = session(port, { read_later = true,
+      { write = request("POST", "/v1/propose", body, { "Content-Type: text/plain" }) }, { read = true } })
     assert.equal("closed", why)
     assert.equal(413, status_of(raw), raw:sub(1, 200))
     assert.equal("too_large", cjson.decode(body_of(raw)).error)

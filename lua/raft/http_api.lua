@@ -397,6 +397,9 @@ local function authorize(auth, req)
     return 401, "unauthorized", "the Authorization header must be: Bearer TOKEN", REALM .. ', error="invalid_request"'
   end
   if any_equal(need, token) then return true end
+  if not admin and auth.admin and need ~= auth.admin and any_equal(auth.admin, token) then
+    return true -- an admin token opens the client routes too
+  end
   if need ~= auth.admin then need = nil end -- (for the check below: was this an admin-only route?)
   if need and auth.client and any_equal(auth.client, token) then
     return 403, "forbidden", "this route needs an admin token; a client token is not enough",

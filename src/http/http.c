@@ -88,6 +88,10 @@ struct lr_http_server {
   bool closing;
   struct lr_http_stats stats;
   uint32_t gen_seq; /* generations are unique server-wide, not per connection */
+  /* Every read lands here: what a connection keeps of it (body, pipelined
+   * bytes, TLS input) is copied before the next read, so one buffer serves
+   * them all and no read allocates. */
+  char readbuf[64 << 10];
 };
 
 struct write_req {
@@ -271,9 +275,10 @@ static int send_reply(struct conn *c, int status, const char *ctype, const char 
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)h;
-  buf->base = malloc(suggested);
-  buf->len = buf->base ? suggested : 0;
+  (void)suggested;
+  struct conn *c = h->data;
+  buf->base = c->srv->readbuf;
+  buf->len = sizeof c->srv->readbuf;
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
@@ -691,7 +696,6 @@ static void on_tls_bytes(struct conn *c, const char *data, size_t len) {
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   struct conn *c = stream->data;
   if (nread < 0) {
-    free(buf->base);
     if (c->state == CONN_CLOSING) return;
     if (nread == UV_EOF)
       on_eof(c);
@@ -705,7 +709,6 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     else
       deliver(c, buf->base, (size_t)nread);
   }
-  free(buf->base);
 }
 
 /* Ready for the next request on this connection. */
