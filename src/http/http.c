@@ -69,6 +69,12 @@ struct conn {
   bool field_long, in_value;
   int cur; /* enum hdr of the value being read */
   bool seen[H_COUNT];
+  /* Problems found while the headers arrive are only acted on once they are
+   * all there (on_headers_complete): by then http-parser has checked every
+   * byte of them, so the answer does not depend on where TCP split the
+   * request (fuzz/fuzz_http.c checks this at every byte). */
+  bool too_big;  /* over max_header: the URL is no longer stored */
+  int dup, long_hdr; /* the first header seen twice / over HEADER_VALUE_MAX, or H_OTHER */
   char values[H_COUNT][HEADER_VALUE_MAX];
   size_t value_len[H_COUNT];
   char *leftover; /* bytes read past a complete request, parsed after the reply */
@@ -180,6 +186,8 @@ static void reset_request(struct conn *c) {
   c->field_long = false;
   c->in_value = false;
   c->cur = H_OTHER;
+  c->too_big = false;
+  c->dup = c->long_hdr = H_OTHER;
   memset(c->seen, 0, sizeof c->seen);
   memset(c->value_len, 0, sizeof c->value_len);
 }
@@ -414,14 +422,12 @@ static struct conn *conn_of(http_parser *p) {
   return p->data;
 }
 
-static int header_budget(struct conn *c, size_t n) {
+/* Counts request line and header bytes; past max_header nothing more is
+ * stored and the request is refused when its headers are complete
+ * (http-parser's own limit, 80 KiB, ends a request that never completes). */
+static void header_budget(struct conn *c, size_t n) {
   c->header_bytes += n;
-  if (c->header_bytes > c->srv->o.max_header) {
-    c->srv->stats.bad_requests++;
-    refuse(c, 400, "bad_request", "request headers too large");
-    return -1;
-  }
-  return 0;
+  if (c->header_bytes > c->srv->o.max_header) c->too_big = true;
 }
 
 static int on_message_begin(http_parser *p) {
@@ -433,14 +439,15 @@ static int on_message_begin(http_parser *p) {
 
 static int on_url(http_parser *p, const char *at, size_t n) {
   struct conn *c = conn_of(p);
-  if (header_budget(c, n)) return -1;
+  header_budget(c, n);
+  if (c->too_big) return 0;
   if (append(&c->url, &c->url_len, &c->url_cap, at, n)) return -1;
   return 0;
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t n) {
   struct conn *c = conn_of(p);
-  if (header_budget(c, n)) return -1;
+  header_budget(c, n);
   if (c->in_value) { /* a new header starts */
     c->in_value = false;
     c->field_len = 0;
@@ -466,29 +473,25 @@ static int classify(struct conn *c) {
 
 static int on_header_value(http_parser *p, const char *at, size_t n) {
   struct conn *c = conn_of(p);
-  if (header_budget(c, n)) return -1;
+  header_budget(c, n);
   if (!c->in_value) {
     c->in_value = true;
     c->cur = classify(c);
     if (c->cur != H_OTHER) {
-      if (c->seen[c->cur]) {
-        char msg[64];
-        snprintf(msg, sizeof msg, "duplicate %s header", hdr_names[c->cur]);
-        c->srv->stats.bad_requests++;
-        refuse(c, 400, "bad_request", msg);
-        return -1;
+      if (c->seen[c->cur]) { /* refused at on_headers_complete */
+        if (c->dup == H_OTHER) c->dup = c->cur;
+        c->cur = H_OTHER;
+      } else {
+        c->seen[c->cur] = true;
       }
-      c->seen[c->cur] = true;
     }
   }
   if (c->cur == H_OTHER) return 0;
   int i = c->cur;
   if (c->value_len[i] + n >= HEADER_VALUE_MAX) {
-    char msg[64];
-    snprintf(msg, sizeof msg, "%s header value too long", hdr_names[i]);
-    c->srv->stats.bad_requests++;
-    refuse(c, 400, "bad_request", msg);
-    return -1;
+    if (c->long_hdr == H_OTHER) c->long_hdr = i;
+    c->cur = H_OTHER;
+    return 0;
   }
   memcpy(c->values[i] + c->value_len[i], at, n);
   c->value_len[i] += n;
@@ -499,6 +502,18 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
 static int on_headers_complete(http_parser *p) {
   struct conn *c = conn_of(p);
   struct lr_http_server *s = c->srv;
+  if (c->too_big || c->dup != H_OTHER || c->long_hdr != H_OTHER) {
+    char msg[64];
+    if (c->too_big)
+      snprintf(msg, sizeof msg, "request headers too large");
+    else if (c->dup != H_OTHER)
+      snprintf(msg, sizeof msg, "duplicate %s header", hdr_names[c->dup]);
+    else
+      snprintf(msg, sizeof msg, "%s header value too long", hdr_names[c->long_hdr]);
+    s->stats.bad_requests++;
+    refuse(c, 400, "bad_request", msg);
+    return -1;
+  }
   bool chunked = (p->flags & F_CHUNKED) != 0;
   if (p->content_length != ULLONG_MAX && p->content_length > s->o.max_body) {
     s->stats.too_large++;
