@@ -194,7 +194,8 @@ describe("the HTTP API of a real node, against hostile clients", function()
   end)
 
   it("refuses NaN, Infinity, hex and overflowing numbers with 400", function()
-    for _, bad in ipairs { '{"v":NaN}', '{"v":Infinity}', '{"v":-Infinity}', '{"v":0x10}', '{"v":1e400}', '[-1e999]' } do
+    local bads = { '{"v":NaN}', '{"v":Infinity}', '{"v":-Infinity}', '{"v":0x10}', '{"v":1e400}', '[-1e999]' }
+    for _, bad in ipairs(bads) do
       local st, v = call("POST", "/v1/propose", bad, { "Content-Type: application/json" })
       assert.equal(400, st, bad)
       assert.equal("bad_request", v.error, bad)
@@ -246,7 +247,8 @@ describe("the HTTP API of a real node, against hostile clients", function()
     assert.equal("closed", why)
     assert.equal(408, status_of(raw), raw)
     assert.is_true(secs < TIMEOUT_MS / 1000 + 3, secs)
-    raw, why = session(port, { { write = "POST /v1/propose HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"k\"" } }, 15)
+    local slow_body = "POST /v1/propose HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"k\""
+    raw, why = session(port, { { write = slow_body } }, 15)
     assert.equal("closed", why)
     assert.equal(408, status_of(raw), raw)
   end)
@@ -278,7 +280,8 @@ describe("the HTTP API of a real node, against hostile clients", function()
       uv.run()
     ]])
     f:close()
-    local fpid = procs.spawn({ "sh", "-c", 'ulimit -n 4096 && exec "$0" "$@"', bin, flood, port, 2000 }, dir .. "/flood.log")
+    local fpid = procs.spawn({ "sh", "-c", 'ulimit -n 4096 && exec "$0" "$@"', bin, flood, port, 2000 },
+      dir .. "/flood.log")
     local ok, err = pcall(function()
       local deadline = now() + 30
       while not (procs.read_file(dir .. "/flood.log") or ""):find("ready") and now() < deadline do

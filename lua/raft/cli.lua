@@ -242,7 +242,9 @@ local function http_options(o)
     idle_timeout_ms = o.http_idle_timeout_ms, tls_cert = o.tls_cert, tls_key = o.tls_key,
     tls_ca = o.tls_ca, tls_client_certs = o.http_client_certs or nil }
   for _, k in ipairs { "max_body", "max_conns", "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms" } do
-    if h[k] == 0 then return nil, "--" .. (k == "max_body" and "max-body" or "http-" .. k:gsub("_", "-")) .. " must be positive" end
+    if h[k] == 0 then
+      return nil, "--" .. (k == "max_body" and "max-body" or "http-" .. k:gsub("_", "-")) .. " must be positive"
+    end
   end
   if (o.tls_cert == nil) ~= (o.tls_key == nil) then return nil, "--tls-cert and --tls-key go together" end
   if o.http_client_certs and not (o.tls_ca and o.tls_cert) then

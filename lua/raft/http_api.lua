@@ -120,7 +120,8 @@ local function body_value(req)
   local mt = media_type(req)
   if RAW_TYPES[mt] then return req.body end
   if not (JSON_TYPES[mt] or mt:match("^application/[%w%.%-]+%+json$")) then
-    return nil, "Content-Type " .. mt .. " is not supported: send JSON (application/json) or raw bytes (text/plain, application/octet-stream)", 415
+    return nil, "Content-Type " .. mt .. " is not supported: send JSON (application/json) or raw bytes "
+      .. "(text/plain, application/octet-stream)", 415
   end
   if req.body:match("^%s*$") then return nil end
   return decode_json(req.body)
@@ -172,16 +173,20 @@ routes["POST /v1/propose"] = function(node, srv, req, params)
     -- digits only: tonumber would take " 1", "0x10" and "1e3"
     local seq = req.seq and req.seq:match("^%d+$") and #req.seq <= 18 and math.tointeger(tonumber(req.seq))
     if #req.client_id == 0 or #req.client_id > 256 then return bad(srv, req, "Raft-Client-Id must be 1 to 256 bytes") end
-    if not seq or seq <= 0 then return bad(srv, req, "Raft-Seq must be a positive integer (decimal digits) with Raft-Client-Id") end
+    if not seq or seq <= 0 then
+      return bad(srv, req, "Raft-Seq must be a positive integer (decimal digits) with Raft-Client-Id")
+    end
     opts.client, opts.seq = req.client_id, seq
   elseif req.seq then
     return bad(srv, req, "Raft-Seq needs a Raft-Client-Id")
   end
   local ok, result, index, term = node:_propose(cmd, opts)
   if not ok then return fail(srv, req, result) end
-  local sent, msg = try_json(srv, req, 200, { index = index, term = term, result = result == nil and cjson.null or result })
+  local sent, msg = try_json(srv, req, 200,
+    { index = index, term = term, result = result == nil and cjson.null or result })
   if not sent then
-    applied_but(srv, req, "result_not_encodable", "the write was applied but its result is not representable as JSON: " .. msg, index, term)
+    applied_but(srv, req, "result_not_encodable",
+      "the write was applied but its result is not representable as JSON: " .. msg, index, term)
   end
 end
 
@@ -196,7 +201,8 @@ routes["POST /v1/read"] = function(node, srv, req, params)
   if rerr then return fail(srv, req, rerr) end
   local sent, msg = try_json(srv, req, 200, { result = result == nil and cjson.null or result })
   if not sent then
-    json(srv, req, 500, { error = "result_not_encodable", message = "the result is not representable as JSON: " .. msg })
+    json(srv, req, 500, { error = "result_not_encodable",
+      message = "the result is not representable as JSON: " .. msg })
   end
 end
 
@@ -347,7 +353,8 @@ local function metrics_text(node, srv, counters)
   metric("http_requests_total", "counter", "HTTP requests", hs.requests)
   metric("http_bad_requests_total", "counter", "malformed HTTP requests", hs.bad_requests)
   metric("http_too_large_total", "counter", "HTTP bodies over the limit", hs.too_large)
-  metric("http_timeouts_total", "counter", "HTTP connections closed by a header, body, idle or send timeout", hs.timeouts)
+  metric("http_timeouts_total", "counter", "HTTP connections closed by a header, body, idle or send timeout",
+    hs.timeouts)
   metric("http_rejected_total", "counter", "HTTP connections refused with 503 (every slot busy)", hs.rejected)
   metric("http_evicted_total", "counter", "idle HTTP connections closed to make room", hs.evicted)
   metric("http_connections_open", "gauge", "open HTTP connections", hs.open)
@@ -446,7 +453,8 @@ function http_api.serve(node, addr, opts)
   local srv
   local auth = opts.auth
   if auth then
-    auth = { client = auth.client, admin = auth.admin, open = auth.open or { ["/metrics"] = true, ["/v1/status"] = true } }
+    auth = { client = auth.client, admin = auth.admin,
+      open = auth.open or { ["/metrics"] = true, ["/v1/status"] = true } }
     if auth.client and #auth.client == 0 then auth.client = nil end
     if auth.admin and #auth.admin == 0 then auth.admin = nil end
     if not auth.client and not auth.admin then auth = nil end
