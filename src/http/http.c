@@ -757,7 +757,10 @@ int lr_http_respond_h(struct lr_http_server *s, uint64_t id, int status, const c
   c->gen = ++c->srv->gen_seq;
   bool close_after = !c->keep_alive;
   int rv = send_reply(c, status, ctype, headers, body, len, close_after);
-  if (rv < 0) return rv;
+  if (rv < 0) {
+    conn_close(c); /* nothing else would ever answer it */
+    return rv;
+  }
   if (close_after)
     finish(c);
   else
