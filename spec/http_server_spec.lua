@@ -197,6 +197,25 @@ describe("the HTTP server", function()
     assert.equal(2, srv:stats().timeouts)
   end)
 
+  it("closes idle keep-alive connections, and raft's client notices and reconnects", function()
+    srv:close()
+    srv = assert(core.http_listen("127.0.0.1:0", function(req)
+      srv:respond(req.id, 200, "text/plain", "hi")
+    end, { idle_timeout_ms = 100 }))
+    local client = require("raft.http_client").new("127.0.0.1", srv:port())
+    assert.equal(200, (client:request("GET", "/a", nil, nil, 5)))
+    local t = uv.new_timer()
+    local waited = false
+    t:start(400, 0, function() waited = true end)
+    while not waited do uv.run("once") end
+    t:close()
+    assert.equal(0, srv:stats().open) -- the server closed it
+    local status, body = client:request("GET", "/b", nil, nil, 5)
+    assert.equal(200, status, body)
+    assert.equal(2, srv:stats().connections)
+    client:close()
+  end)
+
   it("refuses a bad listen address with a clear message", function()
     local s, err = core.http_listen("nowhere", function() end)
     assert.is_nil(s)
