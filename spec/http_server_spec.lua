@@ -110,14 +110,110 @@ describe("the HTTP server", function()
     assert.same({ 200 }, statuses(ok))
   end)
 
-  it("reports a reply to a closed connection as gone", function()
+  it("answers a client that half-closed, and a second reply to the same request is gone", function()
     local id
     srv:close()
     srv = assert(core.http_listen("127.0.0.1:0", function(req) id = req.id end))
-    exchange(srv:port(), "GET /x HTTP/1.1\r\nHost: x\r\n\r\n", 50)
+    local out, closed = {}, false
+    local sock = uv.new_tcp()
+    sock:connect("127.0.0.1", srv:port(), function()
+      sock:read_start(function(_, chunk)
+        if chunk then out[#out + 1] = chunk else closed = true end
+      end)
+      sock:write("GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+      sock:shutdown()
+    end)
+    local t0 = uv.now()
+    while not id and uv.now() - t0 < 5000 do uv.run("once") end
     uv.run("nowait")
     assert.is_number(id)
-    assert.is_false(srv:respond(id, 200, "text/plain", "late"))
+    assert.is_true(srv:respond(id, 200, "text/plain", "late"))
+    assert.is_false(srv:respond(id, 200, "text/plain", "again"))
+    while not closed and uv.now() - t0 < 5000 do uv.run("once") end
+    sock:close()
+    assert.same({ 200 }, statuses(table.concat(out)))
+    assert.truthy(table.concat(out):find("late", 1, true))
+  end)
+
+  it("answers Expect: 100-continue before the body, and 413 instead when it will not fit", function()
+    local text = exchange(port, "POST /p HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n"
+      .. "Connection: close\r\n\r\nabc")
+    assert.same({ 100, 200 }, statuses(text))
+    text = exchange(port, "POST /p HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1000\r\n\r\n")
+    assert.same({ 413 }, statuses(text))
+  end)
+
+  it("closes the longest-idle connection for a newcomer, and answers 503 when all are busy", function()
+    srv:close()
+    local held = {}
+    srv = assert(core.http_listen("127.0.0.1:0", function(req)
+      if req.path == "/hold" then held[#held + 1] = req.id
+      else srv:respond(req.id, 200, "text/plain", "ok") end
+    end, { max_conns = 2 }))
+    local p = srv:port()
+    local function open()
+      local s = uv.new_tcp()
+      local c = { sock = s, out = {}, closed = false }
+      s:connect("127.0.0.1", p, function()
+        s:read_start(function(_, chunk)
+          if chunk then c.out[#c.out + 1] = chunk else c.closed = true end
+        end)
+      end)
+      for _ = 1, 5 do uv.run("nowait") end
+      return c
+    end
+    local function spin(cond)
+      local t0 = uv.now()
+      while not cond() and uv.now() - t0 < 5000 do uv.run("once") end
+    end
+    -- two idle connections fill the table; a third evicts the first
+    local a = open()
+    local b = open()
+    spin(function() return srv:stats().open == 2 end)
+    local c = open()
+    spin(function() return a.closed end)
+    assert.is_true(a.closed)
+    assert.equal(1, srv:stats().evicted)
+    assert.same({ 200 }, statuses(exchange(p, "GET /y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")))
+    -- every slot busy with a request in progress: the newcomer is refused
+    b.sock:write("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+    local d = open()
+    d.sock:write("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+    spin(function() return #held == 2 end)
+    assert.equal(2, #held)
+    local refused = exchange(p, "GET /z HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert.same({ 503 }, statuses(refused))
+    assert.truthy(refused:find("Retry-After", 1, true))
+    assert.equal(1, srv:stats().rejected)
+    for _, x in ipairs { a, b, c, d } do if not x.sock:is_closing() then x.sock:close() end end
+  end)
+
+  it("answers 408 when the headers do not arrive in time, and closes a silent connection", function()
+    srv:close()
+    srv = assert(core.http_listen("127.0.0.1:0", function() end, { header_timeout_ms = 200 }))
+    local text = exchange(srv:port(), "GET /slow HTTP/1.1\r\n", 2000)
+    assert.same({ 408 }, statuses(text))
+    assert.equal("", exchange(srv:port(), "", 2000))
+    assert.equal(2, srv:stats().timeouts)
+  end)
+
+  it("closes idle keep-alive connections, and raft's client notices and reconnects", function()
+    srv:close()
+    srv = assert(core.http_listen("127.0.0.1:0", function(req)
+      srv:respond(req.id, 200, "text/plain", "hi")
+    end, { idle_timeout_ms = 100 }))
+    local client = require("raft.http_client").new("127.0.0.1", srv:port())
+    assert.equal(200, (client:request("GET", "/a", nil, nil, 5)))
+    local t = uv.new_timer()
+    local waited = false
+    t:start(400, 0, function() waited = true end)
+    while not waited do uv.run("once") end
+    t:close()
+    assert.equal(0, srv:stats().open) -- the server closed it
+    local status, body = client:request("GET", "/b", nil, nil, 5)
+    assert.equal(200, status, body)
+    assert.equal(2, srv:stats().connections)
+    client:close()
   end)
 
   it("refuses a bad listen address with a clear message", function()

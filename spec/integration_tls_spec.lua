@@ -37,7 +37,9 @@ describe("peer TLS", function()
     make_cert(dir, "ca", "peer")
     make_cert(dir, "other", "foreign")
     c = cluster.new { nodes = 3, state_machine = KV, binary = procs.binary(),
-      args = { "--tls-cert", dir .. "/peer.pem", "--tls-key", dir .. "/peer.key", "--tls-ca", dir .. "/ca.pem" } }
+      -- the API in clear: raft.cluster's client speaks plain HTTP
+      args = { "--tls-cert", dir .. "/peer.pem", "--tls-key", dir .. "/peer.key", "--tls-ca", dir .. "/ca.pem",
+               "--http-plain" } }
   end)
   teardown(function()
     for _, pid in pairs(pids) do procs.kill(pid) end
@@ -64,7 +66,7 @@ describe("peer TLS", function()
     for _, id in ipairs(c:ids()) do peers[#peers + 1] = id .. "=" .. c:address(id) end
     pids[1] = procs.spawn({ procs.binary(), "run", "--id", 4, "--join", "--peers", table.concat(peers, ","),
       "--http", http, "--data", dir .. "/4", "--tls-cert", dir .. "/foreign.pem", "--tls-key", dir .. "/foreign.key",
-      "--tls-ca", dir .. "/ca.pem", KV }, dir .. "/4.log")
+      "--tls-ca", dir .. "/ca.pem", "--http-plain", KV }, dir .. "/4.log")
     -- node 5 has no TLS at all
     local addr5 = "127.0.0.1:" .. procs.free_port()
     peers[1] = "5=" .. addr5

@@ -261,6 +261,53 @@ static void test_snapshot_round_trip_replaces_state(void **state) {
   lr_sm_free(c);
 }
 
+/* max_result_bytes: a result over it is dropped, the entry still applies,
+ * the session keeps the verdict and a snapshot carrying it restores. */
+static void test_result_over_the_bound_is_dropped_but_applied(void **state) {
+  struct lr_sm_options o = {.id = 1, .path = path, .max_result_bytes = 64};
+  struct lr_sm *sm, *c = new_sm(0);
+  char err[256], text[64];
+  assert_int_equal(lr_sm_new(&o, &sm, err, sizeof err), 0);
+  struct lr_buf b, snap, q;
+  lr_buf_init(&b);
+  lr_buf_init(&snap);
+  lr_buf_init(&q);
+  struct raft_entry e;
+  struct lr_sm_result res;
+  entry(&e, &b, 1, 1, "big", 1, "{k = 'x', v = string.rep('y', 65)}");
+  lr_sm_apply(sm, &e, &res);
+  assert_int_equal(res.status, LR_SM_TOO_LARGE);
+  assert_string_equal(lr_sm_code(res.status), "too_large");
+  char msg[256];
+  snprintf(msg, sizeof msg, "%.*s", (int)res.len, res.data);
+  assert_non_null(strstr(msg, "over max_result_bytes (64)"));
+  assert_int_equal(lr_sm_applied_index(sm), 1);
+  encode("'x'", &q);
+  lr_sm_query(sm, q.data, q.len, &res); /* the query's result is over it too */
+  assert_int_equal(res.status, LR_SM_TOO_LARGE);
+  entry(&e, &b, 2, 2, NULL, 0, "{k = 'x', v = string.rep('y', 10)}");
+  lr_sm_apply(sm, &e, &res);
+  assert_int_equal(res.status, LR_SM_OK); /* under it: delivered */
+  entry(&e, &b, 3, 3, "big", 1, "{k = 'x', v = 'retry'}"); /* retry: the same verdict */
+  lr_sm_apply(sm, &e, &res);
+  assert_true(res.duplicate);
+  assert_int_equal(res.status, LR_SM_TOO_LARGE);
+  assert_int_equal(lr_sm_snapshot(sm, &snap, err, sizeof err), 0);
+  assert_int_equal(lr_sm_restore(c, snap.data, snap.len, err, sizeof err), 0);
+  entry(&e, &b, 4, 4, "big", 1, "{k = 'x', v = 'again'}");
+  lr_sm_apply(c, &e, &res);
+  assert_true(res.duplicate);
+  assert_int_equal(res.status, LR_SM_TOO_LARGE);
+  lr_sm_query(c, q.data, q.len, &res);
+  result_text(&res, text, sizeof text);
+  assert_string_equal(text, "yyyyyyyyyy");
+  lr_buf_free(&b);
+  lr_buf_free(&snap);
+  lr_buf_free(&q);
+  lr_sm_free(sm);
+  lr_sm_free(c);
+}
+
 static void test_script_without_apply_is_refused(void **state) {
   const char *bad = "return { nope = true }";
   char p[256];
@@ -348,6 +395,7 @@ int main(void) {
       cmocka_unit_test(test_sessions_answer_retries_without_applying),
       cmocka_unit_test(test_duplicated_forwarded_entry_is_skipped),
       cmocka_unit_test(test_snapshot_round_trip_replaces_state),
+      cmocka_unit_test(test_result_over_the_bound_is_dropped_but_applied),
       cmocka_unit_test(test_script_without_apply_is_refused),
       cmocka_unit_test(test_in_state_mode_runs_the_callers_table),
       cmocka_unit_test(test_in_state_table_without_apply_is_refused),

@@ -21,15 +21,35 @@ usage: luaraft run --id ID --peers ID=HOST:PORT,... [flags] SCRIPT.lua
   --secret-file FILE     shared cluster key for peer authentication (LUARAFT_SECRET_FILE)
   --cluster-name NAME    derive the cluster id from NAME instead of a random one (LUARAFT_CLUSTER_NAME)
   --tls-cert FILE, --tls-key FILE, --tls-ca FILE
-                         mutual TLS between peers: this node's PEM certificate and key, and
-                         the CA every peer's certificate must chain to (LUARAFT_TLS_CERT/KEY/CA)
+                         this node's PEM certificate and key, and the CA every peer's
+                         certificate must chain to (LUARAFT_TLS_CERT/KEY/CA): with all
+                         three, mutual TLS between peers and HTTPS; cert and key alone:
+                         HTTPS only
   --join                 start empty and wait to be added (LUARAFT_JOIN)
   --log-level LEVEL      error, warn, info (default) or debug (LUARAFT_LOG_LEVEL)
   --snapshot-entries N   snapshot every N applied entries, default 10000, 0 never
   --apply-budget N       instructions per apply, default 100000000, 0 none (LUARAFT_APPLY_BUDGET)
   --memory-max BYTES     the state machine's Lua memory, default 1 GiB (LUARAFT_MEMORY_MAX)
   --digest-entries N     compare digest() every N entries, default 1000, 0 never (LUARAFT_DIGEST_ENTRIES)
+  --max-result-bytes N   bound on one apply/read result, default 1048576, 0 none; the
+                         same on every node (LUARAFT_MAX_RESULT_BYTES)
   --no-pre-vote, --no-check-quorum, --allow-faults (tests: POST /v1/faults)
+HTTP (docs/http.md, docs/security.md):
+  --http-token-file FILE        client tokens, one per line: every route needs
+                                Authorization: Bearer TOKEN (LUARAFT_HTTP_TOKEN_FILE)
+  --http-admin-token-file FILE  admin tokens for membership, transfer, snapshot and faults;
+                                also --admin-token-file (LUARAFT_HTTP_ADMIN_TOKEN_FILE)
+  --http-open LIST              GET paths served without a token, default /metrics,/v1/status;
+                                "none" for none (LUARAFT_HTTP_OPEN)
+  --http-client-certs           HTTPS clients must present a certificate from --tls-ca
+                                (LUARAFT_HTTP_CLIENT_CERTS)
+  --http-plain                  serve the API in clear even with --tls-cert (peers keep
+                                TLS; for a loopback API or a TLS proxy) (LUARAFT_HTTP_PLAIN)
+  --max-body BYTES              request body limit, default 1048576 (LUARAFT_MAX_BODY)
+  --http-max-conns N            default 1024, within ulimit -n less 256 (LUARAFT_HTTP_MAX_CONNS)
+  --http-header-timeout-ms N    request line and headers, default 20000 (LUARAFT_HTTP_HEADER_TIMEOUT_MS)
+  --http-body-timeout-ms N      the whole body, default 60000 (LUARAFT_HTTP_BODY_TIMEOUT_MS)
+  --http-idle-timeout-ms N      keep-alive, default 75000 (LUARAFT_HTTP_IDLE_TIMEOUT_MS)
 ]],
   cluster = [[
 usage: luaraft cluster [--nodes 3] [--port 7001] [--http-port 8001] [--data ./data]
@@ -188,12 +208,93 @@ local RUN_SPEC = {
   ["allow-faults"] = { key = "allow_faults", kind = "flag", env = "LUARAFT_ALLOW_FAULTS" },
   ["no-pre-vote"] = { key = "no_pre_vote", kind = "flag" },
   ["no-check-quorum"] = { key = "no_check_quorum", kind = "flag" },
-  ["max-body"] = { key = "max_body", kind = "int" },
+  ["max-body"] = { key = "max_body", kind = "int", env = "LUARAFT_MAX_BODY" },
+  ["max-result-bytes"] = { key = "max_result_bytes", kind = "int", env = "LUARAFT_MAX_RESULT_BYTES" },
+  ["http-token-file"] = { key = "http_token_file", kind = "string", env = "LUARAFT_HTTP_TOKEN_FILE" },
+  ["http-admin-token-file"] = { key = "http_admin_token_file", kind = "string", env = "LUARAFT_HTTP_ADMIN_TOKEN_FILE" },
+  ["admin-token-file"] = { key = "http_admin_token_file", kind = "string" }, -- API.md's name
+  ["http-open"] = { key = "http_open", kind = "string", env = "LUARAFT_HTTP_OPEN" },
+  ["http-client-certs"] = { key = "http_client_certs", kind = "flag", env = "LUARAFT_HTTP_CLIENT_CERTS" },
+  ["http-plain"] = { key = "http_plain", kind = "flag", env = "LUARAFT_HTTP_PLAIN" },
+  ["http-max-conns"] = { key = "http_max_conns", kind = "int", env = "LUARAFT_HTTP_MAX_CONNS" },
+  ["http-header-timeout-ms"] = { key = "http_header_timeout_ms", kind = "int", env = "LUARAFT_HTTP_HEADER_TIMEOUT_MS" },
+  ["http-body-timeout-ms"] = { key = "http_body_timeout_ms", kind = "int", env = "LUARAFT_HTTP_BODY_TIMEOUT_MS" },
+  ["http-idle-timeout-ms"] = { key = "http_idle_timeout_ms", kind = "int", env = "LUARAFT_HTTP_IDLE_TIMEOUT_MS" },
   ["apply-budget"] = { key = "apply_budget", kind = "int", env = "LUARAFT_APPLY_BUDGET" },
   ["memory-max"] = { key = "memory_max", kind = "int", env = "LUARAFT_MEMORY_MAX" },
   ["digest-entries"] = { key = "digest_entries", kind = "int", env = "LUARAFT_DIGEST_ENTRIES" },
   help = { key = "help", kind = "flag" },
 }
+
+-- A token file: one token per line; blank lines and # comments are skipped.
+-- -> { tokens } | nil, message
+local function read_tokens(flag, path)
+  local text, err = read_file(path)
+  if not text then return nil, "cannot read --" .. flag .. ": " .. tostring(err) end
+  local list = {}
+  for line in text:gmatch("[^\r\n]+") do
+    local t = line:match("^%s*(.-)%s*$")
+    if t ~= "" and not t:match("^#") then
+      if not t:match("^[%w%-%._~%+/]+=*$") then
+        return nil, "--" .. flag .. " " .. path .. ": a token is letters, digits and -._~+/ (line: " .. #list + 1 .. ")"
+      end
+      if #t < 16 then return nil, "--" .. flag .. " " .. path .. ": tokens must be at least 16 characters" end
+      list[#list + 1] = t
+    end
+  end
+  if #list == 0 then return nil, "--" .. flag .. " " .. path .. " holds no token" end
+  return list
+end
+
+-- The HTTP flags -> serve() options (lua/raft/http_api.lua). -> opts | nil, message
+local function http_options(o)
+  local h = { max_body = o.max_body, max_conns = o.http_max_conns,
+    header_timeout_ms = o.http_header_timeout_ms, body_timeout_ms = o.http_body_timeout_ms,
+    idle_timeout_ms = o.http_idle_timeout_ms, tls_cert = o.tls_cert, tls_key = o.tls_key,
+    tls_ca = o.tls_ca, tls_client_certs = o.http_client_certs or nil }
+  if o.http_plain then -- peers keep TLS; the API is served in clear (loopback, or a TLS proxy)
+    if o.http_client_certs then return nil, "--http-plain and --http-client-certs exclude each other" end
+    h.tls_cert, h.tls_key, h.tls_ca = nil, nil, nil
+  end
+  for _, k in ipairs { "max_body", "max_conns", "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms" } do
+    if h[k] == 0 then
+      return nil, "--" .. (k == "max_body" and "max-body" or "http-" .. k:gsub("_", "-")) .. " must be positive"
+    end
+  end
+  if (o.tls_cert == nil) ~= (o.tls_key == nil) then return nil, "--tls-cert and --tls-key go together" end
+  if o.http_client_certs and not (o.tls_ca and o.tls_cert) then
+    return nil, "--http-client-certs needs --tls-cert, --tls-key and --tls-ca"
+  end
+  for _, k in ipairs { "tls_cert", "tls_key", "tls_ca" } do
+    if o[k] then
+      local f, err = io.open(o[k], "rb")
+      if not f then return nil, "cannot read --" .. k:gsub("_", "-") .. ": " .. tostring(err) end
+      f:close()
+    end
+  end
+  local auth = {}
+  if o.http_token_file then
+    local list, err = read_tokens("http-token-file", o.http_token_file)
+    if not list then return nil, err end
+    auth.client = list
+  end
+  if o.http_admin_token_file then
+    local list, err = read_tokens("http-admin-token-file", o.http_admin_token_file)
+    if not list then return nil, err end
+    auth.admin = list
+  end
+  if o.http_open then
+    auth.open = {}
+    if o.http_open ~= "none" then
+      for p in o.http_open:gmatch("[^,%s]+") do
+        if not p:match("^/") then return nil, "--http-open takes paths such as /metrics, not '" .. p .. "'" end
+        auth.open[p] = true
+      end
+    end
+  end
+  if auth.client or auth.admin then h.auth = auth end
+  return h
+end
 
 -- Flags -> raft.node options. -> opts | nil, message
 local function run_options(o, pos)
@@ -237,9 +338,14 @@ local function run_options(o, pos)
   for _, k in ipairs { "apply_budget", "memory_max", "digest_entries" } do
     if o[k] and o[k] < 0 then return nil, "--" .. k:gsub("_", "-") .. " must not be negative" end
   end
-  local ntls = (o.tls_cert and 1 or 0) + (o.tls_key and 1 or 0) + (o.tls_ca and 1 or 0)
-  if ntls ~= 0 and ntls ~= 3 then return nil, "peer TLS needs --tls-cert, --tls-key and --tls-ca together" end
+  -- --tls-cert/--tls-key serve HTTPS; with --tls-ca as well, peers talk
+  -- mutual TLS too (each verifies the other against that CA)
+  if o.tls_ca and not (o.tls_cert and o.tls_key) then
+    return nil, "peer TLS needs --tls-cert, --tls-key and --tls-ca together"
+  end
   if o.cluster_name == "" then return nil, "--cluster-name must not be empty" end
+  local http_opts, herr = http_options(o)
+  if not http_opts then return nil, herr end
   -- 0 turns the budget and the digests off (raft.node takes false)
   local function off0(v) if v == 0 then return false end return v end
   -- the check runs on a budget even when the node's is off: a top level
@@ -249,15 +355,16 @@ local function run_options(o, pos)
   if not ok then return nil, serr end
   return {
     apply_budget = off0(o.apply_budget), memory_max = o.memory_max,
-    digest_entries = off0(o.digest_entries),
+    digest_entries = off0(o.digest_entries), max_result_bytes = off0(o.max_result_bytes),
     id = o.id, peers = peers, join = o.join or false, http = o.http,
     storage = storage, data_dir = o.data or ("data/" .. o.id),
     election_ms = election, heartbeat_ms = heartbeat,
     pre_vote = not o.no_pre_vote, check_quorum = not o.no_check_quorum,
     snapshot_entries = o.snapshot_entries or 10000, secret = secret,
-    cluster_name = o.cluster_name, tls_cert = o.tls_cert, tls_key = o.tls_key, tls_ca = o.tls_ca,
+    cluster_name = o.cluster_name, tls_ca = o.tls_ca,
+    tls_cert = o.tls_ca and o.tls_cert, tls_key = o.tls_ca and o.tls_key, -- peers: with a CA only
     allow_faults = o.allow_faults or false, log_level = level,
-    state_machine = pos[1], http_opts = { max_body = o.max_body },
+    state_machine = pos[1], http_opts = http_opts,
   }
 end
 

@@ -2,14 +2,21 @@
 -- (core.http_listen). Each request runs in its own coroutine (raft.spawn),
 -- so a propose waiting for its apply does not hold up anybody else.
 local core = require "raft.core"
-local cjson = require "cjson"
 local loop = require "raft.loop"
 local json_util = require "raft.json"
 
 local http_api = {}
 
+-- A private cjson instance (its settings do not leak into the embedder's
+-- `require "cjson"`): strict numbers both ways. Decoding refuses NaN,
+-- Infinity and hex (and clean() below refuses what overflows to inf, like
+-- 1e400); encoding raises on nan/inf instead of writing them, so no response
+-- ever carries a token that is not JSON.
+local cjson = require("cjson").new()
 cjson.encode_sparse_array(true)
-cjson.encode_invalid_numbers(true)
+cjson.encode_invalid_numbers(false)
+cjson.decode_invalid_numbers(false)
+cjson.decode_max_depth(128)
 
 -- API.md statuses. not_leader is 421 when a leader is known but the request
 -- could not go through it (a lease read on a follower, a forwarded proposal
@@ -20,23 +27,46 @@ local STATUS = { bad_request = 400, timeout = 504, too_large = 413, apply_error 
 
 -- The server raises once closed (the node stopped meanwhile): nobody to
 -- answer then.
-local function respond(srv, id, status, ctype, body)
-  pcall(srv.respond, srv, id, status, ctype, body)
+local function respond(srv, id, status, ctype, body, headers)
+  pcall(srv.respond, srv, id, status, ctype, body, headers)
 end
 
-local function json(srv, req, status, value)
+local function why(e)
+  return (tostring(e):gsub("^.-:%d+: ", ""))
+end
+
+-- -> true | false, message (the value held nan/inf or something else JSON
+-- cannot say); on false nothing was sent.
+local function try_json(srv, req, status, value, headers)
   local ok, body = pcall(cjson.encode, value)
+  if not ok then return false, why(body) end
+  respond(srv, req.id, status, "application/json", body .. "\n", headers)
+  return true
+end
+
+local function json(srv, req, status, value, headers)
+  local ok, msg = try_json(srv, req, status, value, headers)
   if not ok then
-    status, body = 500, cjson.encode { error = "internal", message = "result is not representable as JSON: " .. tostring(body) }
+    try_json(srv, req, 500, { error = "internal", message = "the reply is not representable as JSON: " .. msg })
   end
-  respond(srv, req.id, status, "application/json", body .. "\n")
+end
+
+-- A committed write whose result does not reach the client: the write
+-- happened (at index), which the code and `applied` say, so a client does
+-- not retry it blindly.
+local function applied_but(srv, req, code, message, index, term)
+  json(srv, req, 500, { error = code, message = message, applied = true, index = index, term = term })
 end
 
 local function fail(srv, req, err)
+  if err.result_too_large then
+    if err.applied then return applied_but(srv, req, "result_too_large", tostring(err.message), err.index, err.term) end
+    return json(srv, req, 500, { error = "result_too_large", message = tostring(err.message) })
+  end
   local status = STATUS[err.code] or 500
   if err.code == "not_leader" and (err.leader == nil or err.leader == 0) then status = 503 end
   json(srv, req, status, { error = err.code, message = tostring(err.message), leader = err.leader,
-    address = err.address })
+    address = err.address, index = err.index, term = err.term })
 end
 
 local function bad(srv, req, message)
@@ -44,36 +74,63 @@ local function bad(srv, req, message)
 end
 
 -- JSON null becomes nil and integral numbers integers, so a JSON command
--- encodes (raft.encode) the same as the equivalent Lua table. The normaliser
--- is raft.json's, so an embedder decoding with raft.json gets the same values.
+-- encodes (raft.encode) the same as the equivalent Lua table. A number that
+-- overflowed to inf (1e400) is refused.
 local function clean(v)
   return json_util.normalize(v)
 end
 
--- The body as a command or query: JSON -> Lua value, anything else -> string.
--- application/json must parse; without a type (or curl -d's form type) a
--- body that parses as a JSON object or array is JSON too.
+-- One rule for bodies (docs/http.md, "Request bodies"): a body is JSON
+-- unless its Content-Type says otherwise. JSON: no Content-Type,
+-- application/json, */*+json, and application/x-www-form-urlencoded (what
+-- `curl -d` sends whatever the data is); raw bytes (a Lua string):
+-- text/plain and application/octet-stream; any other type is 415.
+local RAW_TYPES = { ["text/plain"] = true, ["application/octet-stream"] = true }
+local JSON_TYPES = { [""] = true, ["application/json"] = true, ["application/x-www-form-urlencoded"] = true }
+
+local function media_type(req)
+  return ((req.content_type or ""):lower():match("^%s*([^;%s]*)"))
+end
+
+-- -> value | nil, message, status. JSON text must parse, strictly.
+local function decode_json(text)
+  local ok, v = pcall(cjson.decode, text)
+  if not ok then return nil, "malformed JSON body: " .. why(v), 400 end
+  local ok2, c = pcall(clean, v)
+  if not ok2 then return nil, "malformed JSON body: " .. why(c), 400 end
+  return c
+end
+
+-- The body as a command or query. -> value (nil for an empty JSON body) |
+-- nil, message, status
 local function body_value(req)
-  local ct = (req.content_type or ""):lower()
-  local declared = ct:find("application/json", 1, true) ~= nil
-  local maybe = (ct == "" or ct:find("x-www-form-urlencoded", 1, true)) and req.body:match("^%s*[%[{]")
-  if declared or maybe then
-    local ok, v = pcall(cjson.decode, req.body)
-    if ok then
-      local ok2, c = pcall(clean, v)
-      if not ok2 then return nil, tostring(c) end
-      return c
-    end
-    if declared then return nil, "malformed JSON body: " .. tostring(v):gsub("^.-: ", "") end
+  local mt = media_type(req)
+  if RAW_TYPES[mt] then return req.body end
+  if not (JSON_TYPES[mt] or mt:match("^application/[%w%.%-]+%+json$")) then
+    return nil, "Content-Type " .. mt .. " is not supported: send JSON (application/json) or raw bytes "
+      .. "(text/plain, application/octet-stream)", 415
   end
-  return req.body
+  if req.body:match("^%s*$") then return nil end
+  return decode_json(req.body)
 end
 
 local function json_body(req)
-  if req.body == "" then return {} end
-  local ok, v = pcall(cjson.decode, req.body)
-  if not ok or type(v) ~= "table" then return nil, "the body must be a JSON object" end
-  return clean(v)
+  local mt = media_type(req)
+  if not (JSON_TYPES[mt] or mt:match("^application/[%w%.%-]+%+json$")) then
+    return nil, "Content-Type " .. mt .. " is not supported here: send a JSON object", 415
+  end
+  if req.body:match("^%s*$") then return {} end
+  local v, err, status = decode_json(req.body)
+  if err then return nil, err, status end
+  if type(v) ~= "table" then return nil, "the body must be a JSON object", 400 end
+  return v
+end
+
+local function bad_body(srv, req, message, status)
+  if status == 415 then
+    return json(srv, req, 415, { error = "unsupported_media_type", message = message })
+  end
+  return bad(srv, req, message)
 end
 
 local function query_params(q)
@@ -93,32 +150,47 @@ end
 local routes = {}
 
 routes["POST /v1/propose"] = function(node, srv, req, params)
-  local cmd, err = body_value(req)
-  if err then return bad(srv, req, err) end
+  local cmd, err, status = body_value(req)
+  if err then return bad_body(srv, req, err, status) end
+  if cmd == nil and req.body:match("^%s*$") and not RAW_TYPES[media_type(req)] then
+    return bad(srv, req, "the body is empty: send the command as JSON (or raw bytes with Content-Type: text/plain)")
+  end
   local opts = { timeout = timeout_of(params), wait = params.wait }
   if req.client_id then
-    local seq = math.tointeger(tonumber(req.seq or ""))
+    -- digits only: tonumber would take " 1", "0x10" and "1e3"
+    local seq = req.seq and req.seq:match("^%d+$") and #req.seq <= 18 and math.tointeger(tonumber(req.seq))
     if #req.client_id == 0 or #req.client_id > 256 then return bad(srv, req, "Raft-Client-Id must be 1 to 256 bytes") end
-    if not seq or seq <= 0 then return bad(srv, req, "Raft-Seq must be a positive integer with Raft-Client-Id") end
+    if not seq or seq <= 0 then
+      return bad(srv, req, "Raft-Seq must be a positive integer (decimal digits) with Raft-Client-Id")
+    end
     opts.client, opts.seq = req.client_id, seq
   elseif req.seq then
     return bad(srv, req, "Raft-Seq needs a Raft-Client-Id")
   end
   local ok, result, index, term = node:_propose(cmd, opts)
   if not ok then return fail(srv, req, result) end
-  json(srv, req, 200, { index = index, term = term, result = result == nil and cjson.null or result })
+  local sent, msg = try_json(srv, req, 200,
+    { index = index, term = term, result = result == nil and cjson.null or result })
+  if not sent then
+    applied_but(srv, req, "result_not_encodable",
+      "the write was applied but its result is not representable as JSON: " .. msg, index, term)
+  end
 end
 
 routes["POST /v1/read"] = function(node, srv, req, params)
-  local q, err = body_value(req)
-  if err then return bad(srv, req, err) end
+  local q, err, status = body_value(req)
+  if err then return bad_body(srv, req, err, status) end
   local consistency = params.consistency or "linearizable"
   if consistency ~= "linearizable" and consistency ~= "lease" and consistency ~= "stale" then
     return bad(srv, req, "consistency must be linearizable, lease or stale")
   end
   local result, rerr = node:read(q, { consistency = consistency, timeout = timeout_of(params) })
   if rerr then return fail(srv, req, rerr) end
-  json(srv, req, 200, { result = result == nil and cjson.null or result })
+  local sent, msg = try_json(srv, req, 200, { result = result == nil and cjson.null or result })
+  if not sent then
+    json(srv, req, 500, { error = "result_not_encodable",
+      message = "the result is not representable as JSON: " .. msg })
+  end
 end
 
 routes["GET /v1/status"] = function(node, srv, req)
@@ -131,8 +203,8 @@ routes["GET /v1/members"] = function(node, srv, req)
 end
 
 routes["POST /v1/members"] = function(node, srv, req, params)
-  local b, err = json_body(req)
-  if not b then return bad(srv, req, err) end
+  local b, err, status = json_body(req)
+  if not b then return bad_body(srv, req, err, status) end
   local id = math.tointeger(b.id)
   if not id or id <= 0 then return bad(srv, req, "id must be a positive integer") end
   if type(b.address) ~= "string" or not b.address:match("^.+:%d+$") then
@@ -144,8 +216,8 @@ routes["POST /v1/members"] = function(node, srv, req, params)
 end
 
 routes["POST /v1/leader/transfer"] = function(node, srv, req, params)
-  local b, err = json_body(req)
-  if not b then return bad(srv, req, err) end
+  local b, err, status = json_body(req)
+  if not b then return bad_body(srv, req, err, status) end
   local to = b.to ~= nil and math.tointeger(b.to) or 0
   if not to or to < 0 then return bad(srv, req, "to must be a node id") end
   local ok, terr = node:transfer_leadership(to ~= 0 and to or nil, timeout_of(params))
@@ -153,9 +225,23 @@ routes["POST /v1/leader/transfer"] = function(node, srv, req, params)
   json(srv, req, 200, { ok = true, leader = node:status().leader })
 end
 
+-- A snapshot() that raises (or a snapshot that cannot be written) is the
+-- server's problem, not the request's: 500 snapshot_failed. The host reports
+-- every refusal as bad_request, so the sentence tells them apart: a script
+-- without snapshot()/restore() or nothing new to snapshot stays 400, one
+-- already being written is 503 busy, a stopped node 503.
 routes["POST /v1/snapshot"] = function(node, srv, req)
   local ok, err = node:snapshot()
-  if not ok then return fail(srv, req, err) end
+  if not ok then
+    local msg = tostring(err.message)
+    if err.code ~= "bad_request" then return fail(srv, req, err) end
+    if msg:find("is stopped", 1, true) then return fail(srv, req, { code = "stopped", message = msg }) end
+    if msg:find("already being written", 1, true) then return fail(srv, req, { code = "busy", message = msg }) end
+    if msg:find("has no snapshot", 1, true) or msg:find("nothing applied", 1, true) then
+      return fail(srv, req, err)
+    end
+    return json(srv, req, 500, { error = "snapshot_failed", message = msg })
+  end
   json(srv, req, 200, { ok = true })
 end
 
@@ -163,8 +249,8 @@ end
 -- node off from those peers, {"drop": []} heals; {"fail_writes": n} makes
 -- the next n storage writes fail.
 routes["POST /v1/faults"] = function(node, srv, req)
-  local b, err = json_body(req)
-  if not b then return bad(srv, req, err) end
+  local b, err, status = json_body(req)
+  if not b then return bad_body(srv, req, err, status) end
   if b.fail_writes ~= nil then
     local n = math.tointeger(b.fail_writes)
     if not n or n < 0 then return bad(srv, req, "fail_writes must be a non-negative integer") end
@@ -200,7 +286,7 @@ local function member_route(node, srv, req, params)
 end
 
 -- Prometheus text format.
-local function metrics_text(node, srv)
+local function metrics_text(node, srv, counters)
   local st, m = node:status(), node:metrics() or {}
   local out = {}
   local function metric(name, kind, help, value, labels)
@@ -256,16 +342,83 @@ local function metrics_text(node, srv)
   metric("http_requests_total", "counter", "HTTP requests", hs.requests)
   metric("http_bad_requests_total", "counter", "malformed HTTP requests", hs.bad_requests)
   metric("http_too_large_total", "counter", "HTTP bodies over the limit", hs.too_large)
+  metric("http_timeouts_total", "counter", "HTTP connections closed by a header, body, idle or send timeout",
+    hs.timeouts)
+  metric("http_rejected_total", "counter", "HTTP connections refused with 503 (every slot busy)", hs.rejected)
+  metric("http_evicted_total", "counter", "idle HTTP connections closed to make room", hs.evicted)
+  metric("http_connections_open", "gauge", "open HTTP connections", hs.open)
+  metric("http_tls_failures_total", "counter", "failed TLS handshakes or records", hs.tls_failures)
+  metric("http_unauthorized_total", "counter", "HTTP requests refused with 401 or 403", counters.unauthorized)
   return table.concat(out)
 end
 
-local function handle(node, srv, req)
+-- ---- authentication (docs/security.md, "HTTP authentication") -----------
+-- Routes that change the cluster or its operation: they need an admin token
+-- when admin tokens are configured (a client token gets 403), a client token
+-- when only client tokens are.
+local ADMIN = { ["POST /v1/members"] = true, ["POST /v1/leader/transfer"] = true,
+  ["POST /v1/snapshot"] = true, ["POST /v1/faults"] = true }
+
+local function is_admin(req)
+  if ADMIN[req.method .. " " .. req.path] then return true end
+  return req.path:match("^/v1/members/") ~= nil and req.method ~= "GET"
+end
+
+local function any_equal(list, token)
+  local hit = false
+  for _, t in ipairs(list) do
+    if core.token_equal(t, token) then hit = true end -- no early exit: same time for every position
+  end
+  return hit
+end
+
+local REALM = 'Bearer realm="luaraft"'
+
+-- -> true | status, code, message, WWW-Authenticate value
+local function authorize(auth, req)
+  local admin = is_admin(req)
+  local need -- the lists whose tokens are accepted here
+  if admin then
+    need = auth.admin or auth.client
+  elseif not (req.method == "GET" and auth.open[req.path]) and auth.client then
+    need = auth.client
+  end
+  if not need then return true end
+  local h = req.authorization
+  if h == nil then
+    return 401, "unauthorized", "this route needs Authorization: Bearer TOKEN", REALM
+  end
+  local token = h:match("^[Bb][Ee][Aa][Rr][Ee][Rr] +([%w%-%._~%+/]+=*) *$")
+  if token == nil then
+    return 401, "unauthorized", "the Authorization header must be: Bearer TOKEN", REALM .. ', error="invalid_request"'
+  end
+  if any_equal(need, token) then return true end
+  if not admin and auth.admin and need ~= auth.admin and any_equal(auth.admin, token) then
+    return true -- an admin token opens the client routes too
+  end
+  if need ~= auth.admin then need = nil end -- (for the check below: was this an admin-only route?)
+  if need and auth.client and any_equal(auth.client, token) then
+    return 403, "forbidden", "this route needs an admin token; a client token is not enough",
+      REALM .. ', error="insufficient_scope"'
+  end
+  return 401, "unauthorized", "the token is not valid here", REALM .. ', error="invalid_token"'
+end
+
+local function handle(node, srv, req, auth, counters)
+  if auth then
+    local status, code, message, challenge = authorize(auth, req)
+    if status ~= true then
+      counters.unauthorized = counters.unauthorized + 1
+      return json(srv, req, status, { error = code, message = message },
+        "WWW-Authenticate: " .. challenge .. "\r\n")
+    end
+  end
   local params = query_params(req.query)
   local route = routes[req.method .. " " .. req.path]
   if route then return route(node, srv, req, params) end
   if req.path:match("^/v1/members/") and member_route(node, srv, req, params) then return end
   if req.method == "GET" and req.path == "/metrics" then
-    return respond(srv, req.id, 200, "text/plain; version=0.0.4", metrics_text(node, srv))
+    return respond(srv, req.id, 200, "text/plain; version=0.0.4", metrics_text(node, srv, counters))
   end
   for key in pairs(routes) do
     if key:match(" (.*)$") == req.path then
@@ -275,22 +428,50 @@ local function handle(node, srv, req)
   json(srv, req, 404, { error = "bad_request", message = "no route " .. req.method .. " " .. req.path })
 end
 
--- serve(node, "127.0.0.1:8001", { max_body = n }) -> server | nil, message
+-- What serve() passes on to the C server (src/http/http.h).
+local LISTEN_KEYS = { "max_body", "max_conns", "fd_reserve", "header_timeout_ms", "body_timeout_ms",
+  "idle_timeout_ms", "send_timeout_ms", "linger_ms", "tls_cert", "tls_key", "tls_ca", "tls_client_certs" }
+
+-- serve(node, "127.0.0.1:8001", opts) -> server | nil, message
+-- opts: max_body, max_conns, fd_reserve, *_timeout_ms, linger_ms, tls_cert,
+-- tls_key, tls_ca, tls_client_certs (see core.http_listen), and auth =
+-- { client = { tokens }, admin = { tokens }, open = { [path] = true } }
+-- (nil: no authentication).
 function http_api.serve(node, addr, opts)
   opts = opts or {}
   local srv
+  local auth = opts.auth
+  if auth then
+    auth = { client = auth.client, admin = auth.admin,
+      open = auth.open or { ["/metrics"] = true, ["/v1/status"] = true } }
+    if auth.client and #auth.client == 0 then auth.client = nil end
+    if auth.admin and #auth.admin == 0 then auth.admin = nil end
+    if not auth.client and not auth.admin then auth = nil end
+  end
+  local counters = { unauthorized = 0 }
   local function on_request(req)
     loop.spawn(function()
-      local ok, err = pcall(handle, node, srv, req)
+      local ok, err = pcall(handle, node, srv, req, auth, counters)
       if not ok then
         core.log("error", "error", node.id, "HTTP " .. req.method .. " " .. req.path .. ": " .. tostring(err))
         respond(srv, req.id, 500, "application/json", cjson.encode { error = "internal", message = tostring(err) })
       end
     end)
   end
-  local err
-  srv, err = core.http_listen(addr, on_request, { max_body = opts.max_body or 1048576 })
+  local lopts = {}
+  for _, k in ipairs(LISTEN_KEYS) do lopts[k] = opts[k] end
+  lopts.max_body = lopts.max_body or 1048576
+  local ok, s, err = pcall(core.http_listen, addr, on_request, lopts)
+  if not ok then return nil, "cannot serve HTTP on " .. addr .. ": " .. tostring(s) end
+  srv = s
   if not srv then return nil, "cannot serve HTTP on " .. addr .. ": " .. tostring(err) end
+  local want = opts.max_conns or 1024
+  local st = srv:stats()
+  if st.max_conns < want then
+    core.log("warn", node.opts and node.opts.log_level or "info", node.id, ("HTTP: at most %d connections, not %d: "
+      .. "the open-files limit (ulimit -n) keeps %d descriptors for peers and storage"):format(
+      st.max_conns, want, opts.fd_reserve or 256))
+  end
   return srv
 end
 

@@ -88,6 +88,7 @@ function Client:request(method, path, body, headers, timeout)
   end
   timer:start(math.floor((timeout or 10) * 1000), 0, function() fail("timeout") end)
   if self.sock then
+    self.sock:read_stop() -- the idle watcher below
     self.sock:read_start(on_read)
     send()
   else
@@ -101,8 +102,17 @@ function Client:request(method, path, body, headers, timeout)
     end)
   end
   wait(function() return done end)
-  if self.sock and not self.sock:is_closing() then self.sock:read_stop() end
   self.busy = false
+  if self.sock and not self.sock:is_closing() then
+    -- Between requests, notice the node closing the idle connection (its
+    -- keep-alive timeout, docs/http.md), so that the next request opens a
+    -- fresh connection instead of writing into a closed one.
+    local sock = self.sock
+    sock:read_stop()
+    sock:read_start(function()
+      if self.sock == sock and not self.busy then self:close() end
+    end)
+  end
   return table.unpack(result, 1, result.n)
 end
 

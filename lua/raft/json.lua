@@ -25,7 +25,11 @@ json.max_depth = 100
 
 local function clean(v, depth)
   if v == cjson.null then return nil end
-  if type(v) == "number" then return math.tointeger(v) or v end
+  if type(v) == "number" then
+    -- what overflowed to inf (1e400) is not a number JSON can mean
+    if v ~= v or v == math.huge or v == -math.huge then error("number out of range", 0) end
+    return math.tointeger(v) or v
+  end
   if type(v) == "table" then
     if depth > json.max_depth then error("JSON nested too deeply", 0) end
     local t = {}
@@ -43,7 +47,8 @@ end
 -- the argument is not changed.
 -- @param value a decoded value
 -- @return the normalised value
--- @raise "JSON nested too deeply" beyond `json.max_depth` levels
+-- @raise "JSON nested too deeply" beyond `json.max_depth` levels, "number
+-- out of range" for NaN or an infinity (1e400 decodes to one)
 function json.normalize(value)
   return clean(value, 0)
 end

@@ -109,6 +109,11 @@ function node.new(opts)
     error("raft.node: digest_entries must be a positive integer or false", 2)
   end
   c.digest_entries = de
+  local mr = opts.max_result_bytes -- bytes of an encoded result (src/sm/sm.h); false: none
+  if mr ~= nil and mr ~= false and (math.type(mr) ~= "integer" or mr < 1) then
+    error("raft.node: max_result_bytes must be a positive integer or false", 2)
+  end
+  c.max_result_bytes = mr
   local self = setmetatable({
     id = id, opts = c, http = opts.http, http_opts = opts.http_opts,
     -- Request ids travel in the entry envelope and come back when the entry
@@ -146,7 +151,14 @@ local function on_event(self, event, a, b, c, d, e)
     local w = self.waiters[a]
     if not w then return end
     if b then
-      complete(self, a, nil, self:_err(b, c or b))
+      local err = self:_err(b, c or b)
+      if b == "too_large" then err.result_too_large = true end -- only the result bound sends it
+      -- an applied entry whose result is not delivered (apply raised, or
+      -- the result was over max_result_bytes): say where it went
+      if w.kind == "propose" and (b == "apply_error" or b == "too_large") and d and d > 0 then
+        err.index, err.term, err.applied = d, e, true
+      end
+      complete(self, a, nil, err)
     else
       local value
       if c ~= nil and w.decode then

@@ -1,46 +1,85 @@
-/* HTTP/1.1 server: libuv sockets, http-parser for the protocol (see http.h).
+/* HTTP/1.1 server: libuv sockets, http-parser for the protocol, optional TLS
+ * (see http.h).
  *
- * Connections live in a fixed table of max_conns slots; a request id is the
- * slot index plus a generation counter, so a reply to a connection that has
- * since closed (or moved on to its next request) is recognised and refused
- * rather than written to the wrong client.
+ * Connections live in a fixed table: max_conns slots for requests plus
+ * REJECT_SLOTS where a connection that found no room waits for its 503 to
+ * be written. A request id is the slot index plus a generation counter, so a
+ * reply to a connection that has since closed (or moved on to its next
+ * request) is recognised and refused rather than written to the wrong client.
+ *
+ * A connection's life: READING (a request arrives; `started` once a byte of
+ * it did) -> WAITING (the handler has it) -> READING again (keep-alive) or
+ * DONE (a last reply is being written) -> LINGER (our side shut down; what
+ * the client still sends is dropped) -> closed. One timer per connection
+ * enforces the phase's timeout.
  */
 #include "http/http.h"
 
 #include <assert.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 
 #include <http_parser.h>
 
-#define HEADER_VALUE_MAX 256
+#include "tls/tls.h"
 
-enum conn_state { CONN_FREE = 0, CONN_READING, CONN_WAITING, CONN_CLOSING };
-enum hdr { HDR_NONE, HDR_CONTENT_TYPE, HDR_CLIENT_ID, HDR_SEQ };
+#define HEADER_VALUE_MAX 512
+#define FIELD_MAX 32
+#define REJECT_SLOTS 32u
+/* While a request is being served we keep reading, so a client that goes
+ * away is noticed, but only buffer up to PIPELINE_MAX bytes of what follows;
+ * past that reading pauses. */
+#define PIPELINE_MAX (64u << 10)
+
+enum conn_state { CONN_READING = 1, CONN_WAITING, CONN_DONE, CONN_LINGER, CONN_CLOSING };
+enum timer_kind { T_NONE, T_HEADER, T_BODY, T_IDLE, T_SEND, T_LINGER };
+/* the headers we read; the order is the values[] index */
+enum hdr { H_CONTENT_TYPE, H_CLIENT_ID, H_SEQ, H_AUTHORIZATION, H_EXPECT, H_COUNT, H_OTHER = -1 };
+static const char *const hdr_names[H_COUNT] = {"Content-Type", "Raft-Client-Id", "Raft-Seq",
+                                               "Authorization", "Expect"};
 
 struct conn {
   uv_tcp_t tcp;
+  uv_timer_t timer;
+  int handles; /* of tcp and timer still open; freed at 0 */
   struct lr_http_server *srv;
   http_parser parser;
   enum conn_state state;
+  enum timer_kind timer_kind;
   uint32_t slot, gen;
-  size_t header_bytes;
+  bool started;     /* a byte of the current request arrived */
   bool keep_alive;
-  bool reply_and_close; /* a 413/400 is on its way: close after it */
+  bool peer_eof;    /* the client shut down its side */
+  bool reading;     /* uv_read_start is in effect */
+  bool shut;        /* uv_shutdown requested */
+  uint32_t writes;  /* uv_write requests in flight */
+  uint64_t last_active;
+  size_t header_bytes, lingered;
   char *url;
-  size_t url_len;
+  size_t url_len, url_cap;
   char *body;
   size_t body_len, body_cap;
-  enum hdr cur_hdr;
-  bool in_value;
-  char values[3][HEADER_VALUE_MAX]; /* content type, client id, seq */
-  size_t value_len[3];
+  /* header being read: its name is collected in field[] until the value
+   * starts (a name may come in pieces), then classified */
+  char field[FIELD_MAX];
+  size_t field_len;
+  bool field_long, in_value;
+  int cur; /* enum hdr of the value being read */
+  bool seen[H_COUNT];
+  /* Problems found while the headers arrive are only acted on once they are
+   * all there (on_headers_complete): by then http-parser has checked every
+   * byte of them, so the answer does not depend on where TCP split the
+   * request (fuzz/fuzz_http.c checks this at every byte). */
+  bool too_big;  /* over max_header: the URL is no longer stored */
+  int dup, long_hdr; /* the first header seen twice / over HEADER_VALUE_MAX, or H_OTHER */
+  char values[H_COUNT][HEADER_VALUE_MAX];
+  size_t value_len[H_COUNT];
   char *leftover; /* bytes read past a complete request, parsed after the reply */
   size_t leftover_len;
-  bool reading;   /* uv_read_start is in effect */
+  struct lr_tls *tls;
 };
 
 struct lr_http_server {
@@ -49,31 +88,39 @@ struct lr_http_server {
   struct lr_http_options o;
   lr_http_handler handler;
   void *data;
-  struct conn **conns; /* max_conns slots */
-  uint32_t open_handles;
+  struct conn **conns; /* max_conns + REJECT_SLOTS slots */
+  uint32_t nslots, open;
+  uint32_t open_handles; /* listener + connections not yet freed */
   bool closing;
   struct lr_http_stats stats;
   uint32_t gen_seq; /* generations are unique server-wide, not per connection */
+  /* Every read lands here: what a connection keeps of it (body, pipelined
+   * bytes, TLS input) is copied before the next read, so one buffer serves
+   * them all and no read allocates. */
+  char readbuf[64 << 10];
 };
 
 struct write_req {
   uv_write_t req;
   struct conn *c;
-  bool close_after;
   char buf[];
 };
 
 static const char *reason(int status) {
   switch (status) {
+  case 100: return "Continue";
   case 200: return "OK";
   case 201: return "Created";
   case 204: return "No Content";
   case 307: return "Temporary Redirect";
   case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
   case 404: return "Not Found";
   case 405: return "Method Not Allowed";
   case 408: return "Request Timeout";
   case 413: return "Payload Too Large";
+  case 415: return "Unsupported Media Type";
   case 421: return "Misdirected Request";
   case 422: return "Unprocessable Entity";
   case 500: return "Internal Server Error";
@@ -90,87 +137,275 @@ static void maybe_free_server(struct lr_http_server *s) {
   }
 }
 
-static void on_conn_closed(uv_handle_t *h) {
+static void on_handle_closed(uv_handle_t *h) {
   struct conn *c = h->data;
+  if (--c->handles > 0) return;
   struct lr_http_server *s = c->srv;
-  s->conns[c->slot] = NULL;
   free(c->url);
   free(c->body);
   free(c->leftover);
+  lr_tls_free(c->tls);
   free(c);
   s->open_handles--;
   maybe_free_server(s);
 }
 
+/* Closes at once (pending writes are cancelled). The slot is free from now
+ * on: the memory goes when libuv is done with both handles. */
 static void conn_close(struct conn *c) {
   if (c->state == CONN_CLOSING) return;
+  struct lr_http_server *s = c->srv;
   c->state = CONN_CLOSING;
-  c->gen = ++c->srv->gen_seq; /* invalidates the id of any request still being served */
-  uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+  c->gen = ++s->gen_seq; /* invalidates the id of any request still being served */
+  if (c->slot < s->nslots && s->conns[c->slot] == c) {
+    s->conns[c->slot] = NULL;
+    s->open--;
+  }
+  uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void arm(struct conn *c, enum timer_kind kind, uint32_t ms) {
+  c->timer_kind = kind;
+  uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static void disarm(struct conn *c) {
+  c->timer_kind = T_NONE;
+  uv_timer_stop(&c->timer);
 }
 
 static void reset_request(struct conn *c) {
+  c->started = false;
   c->header_bytes = 0;
   c->url_len = 0;
   c->body_len = 0;
-  c->cur_hdr = HDR_NONE;
+  c->field_len = 0;
+  c->field_long = false;
   c->in_value = false;
+  c->cur = H_OTHER;
+  c->too_big = false;
+  c->dup = c->long_hdr = H_OTHER;
+  memset(c->seen, 0, sizeof c->seen);
   memset(c->value_len, 0, sizeof c->value_len);
 }
+
+static void after_writes(struct conn *c);
 
 static void on_written(uv_write_t *req, int status) {
   struct write_req *w = (struct write_req *)req;
   struct conn *c = w->c;
-  bool close_after = w->close_after;
   free(w);
+  c->writes--;
   if (c->state == CONN_CLOSING) return;
-  if (status < 0 || close_after) {
+  if (status < 0) {
     conn_close(c);
     return;
   }
+  if (c->writes == 0 && c->state == CONN_DONE) after_writes(c);
 }
 
-static int send_raw(struct conn *c, int status, const char *ctype, const char *body, size_t len,
-                    bool close_after) {
-  char head[256];
-  int n = snprintf(head, sizeof head,
-                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", status,
-                   reason(status), ctype ? ctype : "application/json", len,
-                   close_after ? "Connection: close\r\n" : "");
-  struct write_req *w = malloc(sizeof *w + (size_t)n + len);
+/* Queues n bytes on the socket as they are. */
+static int put_raw(struct conn *c, const char *p, size_t n) {
+  struct write_req *w = malloc(sizeof *w + n);
   if (w == NULL) {
     conn_close(c);
     return UV_ENOMEM;
   }
-  memcpy(w->buf, head, (size_t)n);
-  if (len) memcpy(w->buf + n, body, len);
+  memcpy(w->buf, p, n);
   w->c = c;
-  w->close_after = close_after;
-  uv_buf_t b = uv_buf_init(w->buf, (unsigned)((size_t)n + len));
+  uv_buf_t b = uv_buf_init(w->buf, (unsigned)n);
   int rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
   if (rv < 0) {
     free(w);
     conn_close(c);
+    return rv;
   }
+  c->writes++;
+  return 0;
+}
+
+/* Sends what the TLS session has waiting (handshake records, alerts,
+ * encrypted replies) in one write. */
+static int flush_tls(struct conn *c) {
+  size_t n = lr_tls_pending(c->tls);
+  if (n == 0) return 0;
+  struct write_req *w = malloc(sizeof *w + n);
+  if (w == NULL) {
+    conn_close(c);
+    return UV_ENOMEM;
+  }
+  size_t got = lr_tls_take(c->tls, w->buf, n);
+  w->c = c;
+  uv_buf_t b = uv_buf_init(w->buf, (unsigned)got);
+  int rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+  if (rv < 0) {
+    free(w);
+    conn_close(c);
+    return rv;
+  }
+  c->writes++;
+  return 0;
+}
+
+/* Plaintext out: as is, or through the TLS session. */
+static int put(struct conn *c, const char *p, size_t n) {
+  if (c->tls == NULL) return put_raw(c, p, n);
+  if (lr_tls_write(c->tls, p, n) != 0) {
+    c->srv->stats.tls_failures++;
+    conn_close(c);
+    return UV_EPROTO;
+  }
+  return flush_tls(c);
+}
+
+static int send_reply(struct conn *c, int status, const char *ctype, const char *headers,
+                      const char *body, size_t len, bool close_after) {
+  char head[512];
+  int n = snprintf(head, sizeof head,
+                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+                   status, reason(status), ctype ? ctype : "application/json", len,
+                   headers ? headers : "", close_after ? "Connection: close\r\n" : "");
+  if (n < 0 || (size_t)n >= sizeof head) return UV_EINVAL;
+  /* one write for head and body: a small reply goes out in one segment */
+  char *all = malloc((size_t)n + len);
+  if (all == NULL) {
+    conn_close(c);
+    return UV_ENOMEM;
+  }
+  memcpy(all, head, (size_t)n);
+  if (len) memcpy(all + n, body, len);
+  int rv = put(c, all, (size_t)n + len);
+  free(all);
   return rv;
 }
 
-/* Refuses the request in progress and closes the connection after the reply:
- * the rest of the body is never read, let alone buffered. */
-static void refuse(struct conn *c, int status, const char *code, const char *message) {
-  char body[256];
-  int n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"message\":\"%s\"}", code, message);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  struct conn *c = h->data;
+  buf->base = c->srv->readbuf;
+  buf->len = sizeof c->srv->readbuf;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static void start_reading(struct conn *c) {
+  if (c->reading || c->peer_eof || c->state == CONN_CLOSING) return;
+  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
+    conn_close(c);
+    return;
+  }
+  c->reading = true;
+}
+
+static void stop_reading(struct conn *c) {
+  if (!c->reading) return;
   uv_read_stop((uv_stream_t *)&c->tcp);
   c->reading = false;
-  c->reply_and_close = true;
-  c->state = CONN_WAITING;
+}
+
+/* The last reply is queued: close once it is written. */
+static void finish(struct conn *c) {
+  if (c->state == CONN_CLOSING) return;
+  c->state = CONN_DONE;
   c->gen = ++c->srv->gen_seq;
-  send_raw(c, status, "application/json", body, (size_t)n, true);
+  if (c->writes == 0) {
+    after_writes(c);
+    return;
+  }
+  arm(c, T_SEND, c->srv->o.send_timeout_ms);
+  /* keep reading (and dropping) so a client still sending its body does not
+   * block before it reads our reply */
+  start_reading(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  struct conn *c = req->data;
+  free(req);
+  if (status < 0 && c->state != CONN_CLOSING) conn_close(c);
+}
+
+/* Everything is written. A client that already shut its side is done;
+ * otherwise shut ours and drop what it still sends for a bounded time
+ * (lingering close), so that its unread bytes do not make our kernel reset
+ * the connection before it read the reply. */
+static void after_writes(struct conn *c) {
+  if (c->peer_eof) {
+    conn_close(c);
+    return;
+  }
+  if (c->tls) {
+    lr_tls_shutdown(c->tls);
+    if (flush_tls(c) < 0) return;
+  }
+  uv_shutdown_t *req = malloc(sizeof *req);
+  if (req == NULL) {
+    conn_close(c);
+    return;
+  }
+  req->data = c;
+  if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+    free(req);
+    conn_close(c);
+    return;
+  }
+  c->shut = true;
+  c->state = CONN_LINGER;
+  arm(c, T_LINGER, c->srv->o.linger_ms);
+  start_reading(c);
+}
+
+/* Refuses the request in progress and closes the connection after the reply
+ * (lingering); the rest of the body is dropped, never buffered. */
+static void refuse_h(struct conn *c, int status, const char *code, const char *message,
+                     const char *headers) {
+  if (c->state == CONN_CLOSING || c->state == CONN_DONE || c->state == CONN_LINGER) return;
+  char body[320];
+  int n = snprintf(body, sizeof body, "{\"error\":\"%s\",\"message\":\"%s\"}\n", code, message);
+  if (n < 0 || (size_t)n >= sizeof body) n = (int)strlen(body);
+  c->gen = ++c->srv->gen_seq;
+  if (send_reply(c, status, "application/json", headers, body, (size_t)n, true) < 0) return;
+  finish(c);
+}
+
+static void refuse(struct conn *c, int status, const char *code, const char *message) {
+  refuse_h(c, status, code, message, NULL);
+}
+
+static void on_timer(uv_timer_t *t) {
+  struct conn *c = t->data;
+  struct lr_http_server *s = c->srv;
+  enum timer_kind k = c->timer_kind;
+  c->timer_kind = T_NONE;
+  if (c->state == CONN_CLOSING) return;
+  switch (k) {
+  case T_HEADER:
+  case T_BODY:
+    s->stats.timeouts++;
+    if (c->started && c->state == CONN_READING) {
+      refuse(c, 408, "timeout",
+             k == T_HEADER ? "the request headers did not arrive in time"
+                           : "the request body did not arrive in time");
+      return;
+    }
+    conn_close(c); /* nothing arrived (or a TLS handshake never finished) */
+    return;
+  case T_IDLE:
+  case T_SEND:
+  case T_LINGER:
+    if (k != T_LINGER) s->stats.timeouts++;
+    conn_close(c);
+    return;
+  case T_NONE:
+    return;
+  }
 }
 
 static int append(char **buf, size_t *len, size_t *cap, const char *p, size_t n) {
   if (*len + n + 1 > *cap) {
-    size_t ncap = *cap ? *cap : 256;
+    size_t ncap = *cap ? *cap : 64;
     while (ncap < *len + n + 1) ncap *= 2;
     char *nb = realloc(*buf, ncap);
     if (nb == NULL) return -1;
@@ -187,47 +422,76 @@ static struct conn *conn_of(http_parser *p) {
   return p->data;
 }
 
-static int header_budget(struct conn *c, size_t n) {
+/* Counts request line and header bytes; past max_header nothing more is
+ * stored and the request is refused when its headers are complete
+ * (http-parser's own limit, 80 KiB, ends a request that never completes). */
+static void header_budget(struct conn *c, size_t n) {
   c->header_bytes += n;
-  if (c->header_bytes > c->srv->o.max_header) {
-    refuse(c, 400, "bad_request", "request headers too large");
-    return -1;
-  }
+  if (c->header_bytes > c->srv->o.max_header) c->too_big = true;
+}
+
+static int on_message_begin(http_parser *p) {
+  struct conn *c = conn_of(p);
+  reset_request(c);
+  c->started = true;
   return 0;
 }
 
 static int on_url(http_parser *p, const char *at, size_t n) {
   struct conn *c = conn_of(p);
-  if (header_budget(c, n)) return -1;
-  size_t cap = c->url_len ? c->url_len + 1 : 0; /* url grows rarely: exact */
-  if (append(&c->url, &c->url_len, &cap, at, n)) return -1;
+  header_budget(c, n);
+  if (c->too_big) return 0;
+  if (append(&c->url, &c->url_len, &c->url_cap, at, n)) return -1;
   return 0;
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t n) {
   struct conn *c = conn_of(p);
-  if (header_budget(c, n)) return -1;
-  /* Fields arrive whole in practice; a split field name is matched on its
-   * first fragment only, which is enough for the three headers we read. */
-  if (c->in_value || c->cur_hdr == HDR_NONE) {
+  header_budget(c, n);
+  if (c->in_value) { /* a new header starts */
     c->in_value = false;
-    if (n == 12 && strncasecmp(at, "content-type", n) == 0) c->cur_hdr = HDR_CONTENT_TYPE;
-    else if (n == 14 && strncasecmp(at, "raft-client-id", n) == 0) c->cur_hdr = HDR_CLIENT_ID;
-    else if (n == 8 && strncasecmp(at, "raft-seq", n) == 0) c->cur_hdr = HDR_SEQ;
-    else c->cur_hdr = HDR_NONE;
+    c->field_len = 0;
+    c->field_long = false;
+  }
+  if (c->field_len + n >= FIELD_MAX) {
+    c->field_long = true; /* none of ours is that long */
+  } else {
+    memcpy(c->field + c->field_len, at, n);
+    c->field_len += n;
   }
   return 0;
 }
 
+/* The name is complete (its value starts): which of ours is it? */
+static int classify(struct conn *c) {
+  if (c->field_long) return H_OTHER;
+  for (int i = 0; i < H_COUNT; i++)
+    if (strlen(hdr_names[i]) == c->field_len && strncasecmp(c->field, hdr_names[i], c->field_len) == 0)
+      return i;
+  return H_OTHER;
+}
+
 static int on_header_value(http_parser *p, const char *at, size_t n) {
   struct conn *c = conn_of(p);
-  if (header_budget(c, n)) return -1;
-  c->in_value = true;
-  if (c->cur_hdr == HDR_NONE) return 0;
-  int i = (int)c->cur_hdr - 1;
+  header_budget(c, n);
+  if (!c->in_value) {
+    c->in_value = true;
+    c->cur = classify(c);
+    if (c->cur != H_OTHER) {
+      if (c->seen[c->cur]) { /* refused at on_headers_complete */
+        if (c->dup == H_OTHER) c->dup = c->cur;
+        c->cur = H_OTHER;
+      } else {
+        c->seen[c->cur] = true;
+      }
+    }
+  }
+  if (c->cur == H_OTHER) return 0;
+  int i = c->cur;
   if (c->value_len[i] + n >= HEADER_VALUE_MAX) {
-    refuse(c, 400, "bad_request", "header value too long");
-    return -1;
+    if (c->long_hdr == H_OTHER) c->long_hdr = i;
+    c->cur = H_OTHER;
+    return 0;
   }
   memcpy(c->values[i] + c->value_len[i], at, n);
   c->value_len[i] += n;
@@ -237,11 +501,33 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
 
 static int on_headers_complete(http_parser *p) {
   struct conn *c = conn_of(p);
-  c->cur_hdr = HDR_NONE;
-  if (p->content_length != ULLONG_MAX && p->content_length > c->srv->o.max_body) {
-    c->srv->stats.too_large++;
+  struct lr_http_server *s = c->srv;
+  if (c->too_big || c->dup != H_OTHER || c->long_hdr != H_OTHER) {
+    char msg[64];
+    if (c->too_big)
+      snprintf(msg, sizeof msg, "request headers too large");
+    else if (c->dup != H_OTHER)
+      snprintf(msg, sizeof msg, "duplicate %s header", hdr_names[c->dup]);
+    else
+      snprintf(msg, sizeof msg, "%s header value too long", hdr_names[c->long_hdr]);
+    s->stats.bad_requests++;
+    refuse(c, 400, "bad_request", msg);
+    return -1;
+  }
+  bool chunked = (p->flags & F_CHUNKED) != 0;
+  if (p->content_length != ULLONG_MAX && p->content_length > s->o.max_body) {
+    s->stats.too_large++;
     refuse(c, 413, "too_large", "request body larger than the limit");
     return -1;
+  }
+  bool body = chunked || (p->content_length != ULLONG_MAX && p->content_length > 0);
+  if (body) {
+    arm(c, T_BODY, s->o.body_timeout_ms);
+    if (c->seen[H_EXPECT] && strcasecmp(c->values[H_EXPECT], "100-continue") == 0 &&
+        p->http_major == 1 && p->http_minor >= 1) {
+      static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      if (put(c, cont, sizeof cont - 1) < 0) return -1;
+    }
   }
   return 0;
 }
@@ -259,13 +545,14 @@ static int on_body(http_parser *p, const char *at, size_t n) {
 
 static void dispatch(struct conn *c) {
   struct lr_http_server *s = c->srv;
-  char *url = c->url ? c->url : "/";
+  char *url = c->url && c->url_len ? c->url : "/";
   char *q = strchr(url, '?');
   const char *query = "";
   if (q) {
     *q = '\0';
     query = q + 1;
   }
+  const char *subject = c->tls ? lr_tls_peer_subject(c->tls) : "";
   struct lr_http_request req = {
       .id = ((uint64_t)c->gen << 32) | c->slot,
       .method = http_method_str(c->parser.method),
@@ -273,9 +560,11 @@ static void dispatch(struct conn *c) {
       .query = query,
       .body = c->body ? c->body : "",
       .body_len = c->body_len,
-      .content_type = c->value_len[0] ? c->values[0] : NULL,
-      .client_id = c->value_len[1] ? c->values[1] : NULL,
-      .seq = c->value_len[2] ? c->values[2] : NULL,
+      .content_type = c->seen[H_CONTENT_TYPE] ? c->values[H_CONTENT_TYPE] : NULL,
+      .client_id = c->seen[H_CLIENT_ID] ? c->values[H_CLIENT_ID] : NULL,
+      .seq = c->seen[H_SEQ] ? c->values[H_SEQ] : NULL,
+      .authorization = c->seen[H_AUTHORIZATION] ? c->values[H_AUTHORIZATION] : NULL,
+      .peer_cert = subject[0] ? subject : NULL,
   };
   s->stats.requests++;
   s->handler(s->data, &req);
@@ -283,13 +572,16 @@ static void dispatch(struct conn *c) {
 
 static int on_message_complete(http_parser *p) {
   struct conn *c = conn_of(p);
-  c->keep_alive = http_should_keep_alive(p);
+  /* an upgrade (or CONNECT) is not served: the connection ends after the reply */
+  c->keep_alive = http_should_keep_alive(p) && !p->upgrade;
   c->state = CONN_WAITING;
+  disarm(c);
   http_parser_pause(p, 1); /* one request at a time: the rest waits */
   return 0;
 }
 
 static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
     .on_url = on_url,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
@@ -298,17 +590,14 @@ static const http_parser_settings settings = {
     .on_message_complete = on_message_complete,
 };
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  (void)h;
-  buf->base = malloc(suggested);
-  buf->len = buf->base ? suggested : 0;
-}
-
-/* Feeds bytes to the parser; stops at a complete request (keeping what is
- * left for after the reply) or at an error. */
+/* Feeds request bytes to the parser; stops at a complete request (keeping
+ * what is left for after the reply) or at an error. */
 static void feed(struct conn *c, const char *data, size_t len) {
+  bool was_started = c->started;
   size_t done = http_parser_execute(&c->parser, &settings, data, len);
-  if (c->state == CONN_CLOSING || c->reply_and_close) return;
+  if (c->state != CONN_READING && c->state != CONN_WAITING) return; /* refused or closed */
+  if (!was_started && c->started && c->timer_kind == T_IDLE)
+    arm(c, T_HEADER, c->srv->o.header_timeout_ms); /* a keep-alive request began */
   enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
   if (e == HPE_PAUSED) {
     http_parser_pause(&c->parser, 0);
@@ -331,11 +620,6 @@ static void feed(struct conn *c, const char *data, size_t len) {
   }
 }
 
-/* While a request is being served we keep reading, so a client that goes
- * away is noticed (its request id becomes GONE), but only buffer up to
- * PIPELINE_MAX bytes of what follows; past that reading pauses. */
-#define PIPELINE_MAX (64u << 10)
-
 static void hold(struct conn *c, const char *data, size_t len) {
   char *nb = realloc(c->leftover, c->leftover_len + len);
   if (nb == NULL) {
@@ -345,29 +629,108 @@ static void hold(struct conn *c, const char *data, size_t len) {
   memcpy(nb + c->leftover_len, data, len);
   c->leftover = nb;
   c->leftover_len += len;
-  if (c->leftover_len > PIPELINE_MAX) {
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    c->reading = false;
+  if (c->leftover_len > PIPELINE_MAX) stop_reading(c);
+}
+
+/* Plaintext from the client, by state. */
+static void deliver(struct conn *c, const char *data, size_t len) {
+  c->last_active = uv_now(c->srv->loop);
+  switch (c->state) {
+  case CONN_READING:
+    feed(c, data, len);
+    break;
+  case CONN_WAITING:
+    hold(c, data, len);
+    break;
+  case CONN_DONE:
+  case CONN_LINGER: /* dropped, within bounds */
+    c->lingered += len;
+    if (c->lingered > c->srv->o.linger_bytes) conn_close(c);
+    break;
+  default:
+    break;
   }
+}
+
+/* The client shut down its side (EOF or TLS close_notify). */
+static void on_eof(struct conn *c) {
+  c->peer_eof = true;
+  stop_reading(c);
+  switch (c->state) {
+  case CONN_WAITING: /* its request is being served: answer it, then close */
+    c->keep_alive = false;
+    break;
+  case CONN_DONE:
+    if (c->writes == 0) conn_close(c);
+    break;
+  default: /* nothing to answer (an incomplete request gets no reply), or lingering */
+    conn_close(c);
+    break;
+  }
+}
+
+static void on_tls_bytes(struct conn *c, const char *data, size_t len) {
+  struct lr_http_server *s = c->srv;
+  if (lr_tls_feed(c->tls, data, len) != 0) {
+    conn_close(c);
+    return;
+  }
+  if (!lr_tls_established(c->tls)) {
+    int rv = lr_tls_handshake(c->tls);
+    if (rv != 0 && rv != RAFT_ETLSAGAIN) {
+      s->stats.tls_failures++;
+      /* send the alert, then close without lingering */
+      c->peer_eof = true;
+      c->state = CONN_DONE;
+      if (flush_tls(c) == 0 && c->writes == 0) conn_close(c);
+      return;
+    }
+    if (flush_tls(c) < 0) return;
+    if (rv == RAFT_ETLSAGAIN) return;
+  }
+  char plain[16384];
+  for (;;) {
+    size_t got = 0;
+    int rv = lr_tls_read(c->tls, plain, sizeof plain, &got);
+    if (rv == RAFT_ETLSCLOSED) {
+      on_eof(c);
+      return;
+    }
+    if (rv != 0) {
+      s->stats.tls_failures++;
+      conn_close(c);
+      return;
+    }
+    if (got == 0) break;
+    deliver(c, plain, got);
+    if (c->state == CONN_CLOSING) return;
+  }
+  if (c->state != CONN_CLOSING) flush_tls(c); /* session tickets, key updates */
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   struct conn *c = stream->data;
   if (nread < 0) {
-    free(buf->base);
-    conn_close(c);
+    if (c->state == CONN_CLOSING) return;
+    if (nread == UV_EOF)
+      on_eof(c);
+    else
+      conn_close(c);
     return;
   }
-  if (nread > 0) {
-    if (c->state == CONN_READING) feed(c, buf->base, (size_t)nread);
-    else if (c->state == CONN_WAITING && !c->reply_and_close) hold(c, buf->base, (size_t)nread);
+  if (nread > 0 && c->state != CONN_CLOSING) {
+    if (c->tls)
+      on_tls_bytes(c, buf->base, (size_t)nread);
+    else
+      deliver(c, buf->base, (size_t)nread);
   }
-  free(buf->base);
 }
 
+/* Ready for the next request on this connection. */
 static void resume(struct conn *c) {
   reset_request(c);
   c->state = CONN_READING;
+  arm(c, T_IDLE, c->srv->o.idle_timeout_ms);
   if (c->leftover) {
     char *data = c->leftover;
     size_t len = c->leftover_len;
@@ -375,75 +738,131 @@ static void resume(struct conn *c) {
     c->leftover_len = 0;
     feed(c, data, len);
     free(data);
-    if (c->state != CONN_READING) return; /* another complete request */
+    if (c->state != CONN_READING) return; /* another complete request, or refused */
   }
-  if (c->reading) return;
-  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
-    conn_close(c);
+  if (c->peer_eof) { /* nothing more will come */
+    if (c->started) c->srv->stats.bad_requests++; /* an incomplete pipelined request */
+    finish(c);
     return;
   }
-  c->reading = true;
+  start_reading(c);
 }
 
-int lr_http_respond(struct lr_http_server *s, uint64_t id, int status, const char *ctype,
-                    const char *body, size_t len) {
+int lr_http_respond_h(struct lr_http_server *s, uint64_t id, int status, const char *ctype,
+                      const char *headers, const char *body, size_t len) {
   uint32_t slot = (uint32_t)(id & 0xffffffffu), gen = (uint32_t)(id >> 32);
-  if (s->closing || slot >= s->o.max_conns) return LR_HTTP_GONE;
+  if (s->closing || slot >= s->nslots) return LR_HTTP_GONE;
   struct conn *c = s->conns[slot];
   if (c == NULL || c->gen != gen || c->state != CONN_WAITING) return LR_HTTP_GONE;
   c->gen = ++c->srv->gen_seq;
   bool close_after = !c->keep_alive;
-  int rv = send_raw(c, status, ctype, body, len, close_after);
-  if (rv < 0) return rv;
-  if (!close_after) resume(c);
+  int rv = send_reply(c, status, ctype, headers, body, len, close_after);
+  if (rv < 0) {
+    conn_close(c); /* nothing else would ever answer it */
+    return rv;
+  }
+  if (close_after)
+    finish(c);
+  else
+    resume(c);
   return 0;
 }
 
-static void on_rejected_closed(uv_handle_t *h) {
-  struct conn *c = h->data;
-  struct lr_http_server *s = c->srv;
-  free(c);
-  s->open_handles--;
-  maybe_free_server(s);
+int lr_http_respond(struct lr_http_server *s, uint64_t id, int status, const char *ctype,
+                    const char *body, size_t len) {
+  return lr_http_respond_h(s, id, status, ctype, NULL, body, len);
 }
 
 static void on_listener_closed(uv_handle_t *h);
 
+/* The longest-idle connection that has no request in progress, or NULL. */
+static struct conn *idlest(struct lr_http_server *s) {
+  struct conn *best = NULL;
+  for (uint32_t i = 0; i < s->o.max_conns; i++) {
+    struct conn *c = s->conns[i];
+    if (c && c->state == CONN_READING && !c->started && c->writes == 0 && c->leftover == NULL &&
+        (best == NULL || c->last_active < best->last_active))
+      best = c;
+  }
+  return best;
+}
+
+static uint32_t free_slot(struct lr_http_server *s, uint32_t from, uint32_t to) {
+  for (uint32_t i = from; i < to; i++)
+    if (s->conns[i] == NULL) return i;
+  return to;
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   struct lr_http_server *s = server->data;
-  if (status < 0) return;
+  if (status < 0 || s->closing) return;
   struct conn *c = calloc(1, sizeof *c);
-  if (c == NULL) return;
+  if (c == NULL) return; /* UNTESTED: OOM (libuv keeps the connection queued) */
   if (uv_tcp_init(s->loop, &c->tcp) < 0) {
     free(c);
     return;
   }
+  uv_timer_init(s->loop, &c->timer);
   c->tcp.data = c;
+  c->timer.data = c;
+  c->handles = 2;
   c->srv = s;
   s->open_handles++;
-  uint32_t slot = s->o.max_conns;
-  for (uint32_t i = 0; i < s->o.max_conns; i++)
-    if (s->conns[i] == NULL) {
-      slot = i;
-      break;
-    }
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || slot == s->o.max_conns) {
-    c->state = CONN_CLOSING; /* not in the table: closed at once */
-    uv_close((uv_handle_t *)&c->tcp, on_rejected_closed);
+  c->state = CONN_READING;
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+    c->slot = UINT32_MAX;
+    conn_close(c);
     return;
   }
+  uint32_t slot = free_slot(s, 0, s->o.max_conns);
+  bool reject = false;
+  if (slot == s->o.max_conns) {
+    struct conn *old = idlest(s);
+    if (old) {
+      s->stats.evicted++;
+      slot = old->slot;
+      conn_close(old); /* frees the slot now */
+    } else {
+      reject = true;
+      slot = free_slot(s, s->o.max_conns, s->nslots);
+      if (slot == s->nslots) { /* even the reject slots are busy: just close */
+        s->stats.rejected++;
+        c->slot = UINT32_MAX;
+        conn_close(c);
+        return;
+      }
+    }
+  }
   s->conns[slot] = c;
+  s->open++;
   c->slot = slot;
   /* Generations come from one server-wide counter, not from 1: a
    * connection that reuses a slot must not accept the late reply to a
    * request of the connection that had the slot before it (that reply went
    * to the wrong client: a set answered with an incr's result). */
   c->gen = ++s->gen_seq;
+  c->last_active = uv_now(s->loop);
   s->stats.connections++;
   http_parser_init(&c->parser, HTTP_REQUEST);
   c->parser.data = c;
   uv_tcp_nodelay(&c->tcp, 1);
-  resume(c);
+  if (s->o.tls && lr_tls_new(s->o.tls, LR_TLS_SERVER, NULL, &c->tls) != 0) {
+    conn_close(c);
+    return;
+  }
+  if (reject) {
+    s->stats.rejected++;
+    if (c->tls) { /* a 503 cannot be said before a handshake: just close */
+      conn_close(c);
+      return;
+    }
+    c->started = true;
+    refuse_h(c, 503, "busy", "too many connections; try again later", "Retry-After: 1\r\n");
+    return;
+  }
+  reset_request(c);
+  arm(c, T_HEADER, s->o.header_timeout_ms); /* a fresh connection: first request (or handshake) */
+  start_reading(c);
 }
 
 static int parse_addr(const char *addr, struct sockaddr_in *sa, char *err, size_t errlen) {
@@ -466,6 +885,16 @@ static int parse_addr(const char *addr, struct sockaddr_in *sa, char *err, size_
   return rv;
 }
 
+/* max_conns within what RLIMIT_NOFILE leaves after the reserve (each
+ * connection is one descriptor; the reject slots count too). */
+static uint32_t fd_cap(const struct lr_http_options *o) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return UINT32_MAX;
+  rlim_t room = rl.rlim_cur > o->fd_reserve + REJECT_SLOTS ? rl.rlim_cur - o->fd_reserve - REJECT_SLOTS : 0;
+  if (room < 8) room = 8; /* a node with almost no descriptors still answers someone */
+  return room > UINT32_MAX ? UINT32_MAX : (uint32_t)room;
+}
+
 int lr_http_listen(uv_loop_t *loop, const char *addr, const struct lr_http_options *o,
                    lr_http_handler handler, void *data, struct lr_http_server **out, char *err,
                    size_t errlen) {
@@ -478,7 +907,17 @@ int lr_http_listen(uv_loop_t *loop, const char *addr, const struct lr_http_optio
   if (s->o.max_body == 0) s->o.max_body = 1u << 20;
   if (s->o.max_header == 0) s->o.max_header = 16u << 10;
   if (s->o.max_conns == 0) s->o.max_conns = 1024;
-  s->conns = calloc(s->o.max_conns, sizeof *s->conns);
+  if (s->o.fd_reserve == 0) s->o.fd_reserve = 256;
+  if (s->o.header_timeout_ms == 0) s->o.header_timeout_ms = 20000;
+  if (s->o.body_timeout_ms == 0) s->o.body_timeout_ms = 60000;
+  if (s->o.idle_timeout_ms == 0) s->o.idle_timeout_ms = 75000;
+  if (s->o.send_timeout_ms == 0) s->o.send_timeout_ms = 60000;
+  if (s->o.linger_ms == 0) s->o.linger_ms = 5000;
+  if (s->o.linger_bytes == 0) s->o.linger_bytes = 8u << 20;
+  uint32_t cap = fd_cap(&s->o);
+  if (s->o.max_conns > cap) s->o.max_conns = cap;
+  s->nslots = s->o.max_conns + REJECT_SLOTS;
+  s->conns = calloc(s->nslots, sizeof *s->conns);
   if (s->conns == NULL) {
     free(s);
     return UV_ENOMEM;
@@ -517,11 +956,13 @@ static void on_listener_closed(uv_handle_t *h) {
 void lr_http_close(struct lr_http_server *s) {
   if (s->closing) return;
   s->closing = true;
-  for (uint32_t i = 0; i < s->o.max_conns; i++)
+  for (uint32_t i = 0; i < s->nslots; i++)
     if (s->conns[i]) conn_close(s->conns[i]);
   uv_close((uv_handle_t *)&s->listener, on_listener_closed);
 }
 
 void lr_http_stats(const struct lr_http_server *s, struct lr_http_stats *out) {
   *out = s->stats;
+  out->open = s->open;
+  out->max_conns = s->o.max_conns;
 }

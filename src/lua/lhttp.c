@@ -1,21 +1,32 @@
 /* Lua binding of the HTTP server (src/http):
- *   srv = core.http_listen(addr, handler, { max_body = n, max_conns = n })
+ *   srv = core.http_listen(addr, handler, { max_body = n, max_conns = n,
+ *           fd_reserve = n, header_timeout_ms = n, body_timeout_ms = n,
+ *           idle_timeout_ms = n, send_timeout_ms = n, linger_ms = n,
+ *           tls_cert = FILE, tls_key = FILE, tls_ca = FILE,
+ *           tls_client_certs = bool })   -> srv | nil, message
  *   handler(req): req = { id, method, path, query, body, content_type,
- *                         client_id, seq }; it may answer at once or later:
- *   srv:respond(id, status, content_type, body) -> true | false (gone)
+ *                         client_id, seq, authorization, peer_cert };
+ *                 it may answer at once or later:
+ *   srv:respond(id, status, content_type, body [, headers]) -> true | false (gone)
+ *     headers: extra header lines, each "Name: value\r\n"
  *   srv:port(), srv:stats(), srv:close()
  * The server runs on luaraft__loop(L): the default loop, or luv's after raft.use_luv().
  */
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "http/http.h"
 #include "lua/lraft.h"
+#include "tls/tls.h"
 
 #define SERVER_MT "raft.http_server"
 
 struct lhttp {
   struct lr_http_server *srv; /* NULL once closed */
+  struct lr_tls_ctx *tls;     /* HTTPS: its sessions hold references (OpenSSL
+                                 counts them), so freeing it at close is safe */
   lua_State *L;               /* the main thread */
   int handler_ref;
 };
@@ -42,6 +53,8 @@ static void on_request(void *data, const struct lr_http_request *req) {
   set_str(L, "content_type", req->content_type);
   set_str(L, "client_id", req->client_id);
   set_str(L, "seq", req->seq);
+  set_str(L, "authorization", req->authorization);
+  set_str(L, "peer_cert", req->peer_cert);
   if (luaraft__pcall(L, 1, 0) != LUA_OK) {
     fprintf(stderr, "luaraft: HTTP handler failed: %s\n", lua_tostring(L, -1));
     static const char body[] = "{\"error\":\"internal\",\"message\":\"handler failed\"}";
@@ -56,16 +69,44 @@ static struct lhttp *check_open(lua_State *L) {
   return h;
 }
 
+/* opts[k]: a non-negative integer up to max, or 0 when absent. */
+static lua_Integer opt_count(lua_State *L, const char *k, lua_Integer max) {
+  lua_getfield(L, 3, k);
+  lua_Integer v = luaL_optinteger(L, -1, 0);
+  lua_pop(L, 1);
+  if (v < 0 || v > max) luaL_error(L, "http_listen: %s must be between 0 and %I", k, max);
+  return v;
+}
+
+/* opts[k] as a string kept alive by the options table, or NULL. */
+static const char *opt_str(lua_State *L, const char *k) {
+  lua_getfield(L, 3, k);
+  const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  lua_pop(L, 1);
+  return v;
+}
+
 static int l_listen(lua_State *L) {
   const char *addr = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   struct lr_http_options o = {0};
+  struct lr_tls_ctx_options t = {0};
+  bool client_certs = false;
   if (lua_istable(L, 3)) {
-    lua_getfield(L, 3, "max_body");
-    o.max_body = (size_t)luaL_optinteger(L, -1, 0);
-    lua_getfield(L, 3, "max_conns");
-    o.max_conns = (uint32_t)luaL_optinteger(L, -1, 0);
-    lua_pop(L, 2);
+    o.max_body = (size_t)opt_count(L, "max_body", UINT32_MAX);
+    o.max_conns = (uint32_t)opt_count(L, "max_conns", 1u << 20);
+    o.fd_reserve = (uint32_t)opt_count(L, "fd_reserve", 1u << 20);
+    o.header_timeout_ms = (uint32_t)opt_count(L, "header_timeout_ms", 86400000);
+    o.body_timeout_ms = (uint32_t)opt_count(L, "body_timeout_ms", 86400000);
+    o.idle_timeout_ms = (uint32_t)opt_count(L, "idle_timeout_ms", 86400000);
+    o.send_timeout_ms = (uint32_t)opt_count(L, "send_timeout_ms", 86400000);
+    o.linger_ms = (uint32_t)opt_count(L, "linger_ms", 86400000);
+    t.cert_file = opt_str(L, "tls_cert");
+    t.key_file = opt_str(L, "tls_key");
+    t.ca_file = opt_str(L, "tls_ca");
+    lua_getfield(L, 3, "tls_client_certs");
+    client_certs = lua_toboolean(L, -1);
+    lua_pop(L, 1);
   }
   struct lhttp *h = lua_newuserdatauv(L, sizeof *h, 0);
   memset(h, 0, sizeof *h);
@@ -74,10 +115,33 @@ static int l_listen(lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   h->L = lua_tothread(L, -1);
   lua_pop(L, 1);
-  char err[256];
+  char err[512];
+  if (t.cert_file || t.key_file) {
+    if (t.cert_file == NULL || t.key_file == NULL) {
+      lua_pushnil(L);
+      lua_pushstring(L, "HTTPS needs both tls_cert and tls_key");
+      return 2;
+    }
+    if (client_certs && t.ca_file == NULL) {
+      lua_pushnil(L);
+      lua_pushstring(L, "requiring client certificates needs tls_ca");
+      return 2;
+    }
+    /* the CA only matters when client certificates are asked for */
+    if (!client_certs) t.ca_file = NULL;
+    t.verify_peer = client_certs;
+    if (lr_tls_ctx_new(&t, &h->tls, err, sizeof err) != 0) {
+      lua_pushnil(L);
+      lua_pushstring(L, err);
+      return 2;
+    }
+    o.tls = h->tls;
+  }
   int rv = lr_http_listen(luaraft__loop(L), addr, &o, on_request, h, &h->srv, err, sizeof err);
   if (rv < 0) {
     h->srv = NULL;
+    lr_tls_ctx_free(h->tls);
+    h->tls = NULL;
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;
@@ -94,7 +158,8 @@ static int l_respond(lua_State *L) {
   const char *ctype = luaL_optstring(L, 4, "application/json");
   size_t len = 0;
   const char *body = luaL_optlstring(L, 5, "", &len);
-  lua_pushboolean(L, lr_http_respond(h->srv, (uint64_t)id, status, ctype, body, len) == 0);
+  const char *headers = luaL_optstring(L, 6, NULL);
+  lua_pushboolean(L, lr_http_respond_h(h->srv, (uint64_t)id, status, ctype, headers, body, len) == 0);
   return 1;
 }
 
@@ -108,7 +173,7 @@ static int l_stats(lua_State *L) {
   struct lhttp *h = check_open(L);
   struct lr_http_stats st;
   lr_http_stats(h->srv, &st);
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 10);
   lua_pushinteger(L, (lua_Integer)st.requests);
   lua_setfield(L, -2, "requests");
   lua_pushinteger(L, (lua_Integer)st.bad_requests);
@@ -117,6 +182,18 @@ static int l_stats(lua_State *L) {
   lua_setfield(L, -2, "too_large");
   lua_pushinteger(L, (lua_Integer)st.connections);
   lua_setfield(L, -2, "connections");
+  lua_pushinteger(L, (lua_Integer)st.timeouts);
+  lua_setfield(L, -2, "timeouts");
+  lua_pushinteger(L, (lua_Integer)st.rejected);
+  lua_setfield(L, -2, "rejected");
+  lua_pushinteger(L, (lua_Integer)st.evicted);
+  lua_setfield(L, -2, "evicted");
+  lua_pushinteger(L, (lua_Integer)st.tls_failures);
+  lua_setfield(L, -2, "tls_failures");
+  lua_pushinteger(L, (lua_Integer)st.open);
+  lua_setfield(L, -2, "open");
+  lua_pushinteger(L, (lua_Integer)st.max_conns);
+  lua_setfield(L, -2, "max_conns");
   return 1;
 }
 
@@ -126,11 +203,29 @@ static int l_close(lua_State *L) {
     lr_http_close(h->srv);
     h->srv = NULL;
   }
+  lr_tls_ctx_free(h->tls);
+  h->tls = NULL;
   if (h->handler_ref != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, h->handler_ref);
     h->handler_ref = LUA_NOREF;
   }
   return 0;
+}
+
+/* core.token_equal(a, b) -> boolean, in time that depends on neither
+ * content nor length: both are hashed to 32 bytes first (BLAKE2b), then
+ * compared with sodium_memcmp, so a client timing 401s learns nothing about
+ * how much of a token it guessed right, nor its length. */
+static int l_token_equal(lua_State *L) {
+  size_t na, nb;
+  const char *a = luaL_checklstring(L, 1, &na);
+  const char *b = luaL_checklstring(L, 2, &nb);
+  if (sodium_init() < 0) return luaL_error(L, "libsodium cannot start");
+  unsigned char ha[32], hb[32];
+  crypto_generichash(ha, sizeof ha, (const unsigned char *)a, na, NULL, 0);
+  crypto_generichash(hb, sizeof hb, (const unsigned char *)b, nb, NULL, 0);
+  lua_pushboolean(L, sodium_memcmp(ha, hb, sizeof ha) == 0);
+  return 1;
 }
 
 void luaraft__http_open(lua_State *L) {
@@ -148,4 +243,6 @@ void luaraft__http_open(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_listen);
   lua_setfield(L, -2, "http_listen");
+  lua_pushcfunction(L, l_token_equal);
+  lua_setfield(L, -2, "token_equal");
 }

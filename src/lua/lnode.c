@@ -340,7 +340,12 @@ static void read_guards(lua_State *L, int t, struct lr_sm_options *so) {
     so->digest_entries = LR_SM_DIGEST_OFF;
   else if (!lua_isnil(L, -1))
     so->digest_entries = (uint32_t)luaL_checkinteger(L, -1);
-  lua_pop(L, 3);
+  lua_getfield(L, t, "max_result_bytes"); /* false: no bound */
+  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+    so->max_result_bytes = LR_SM_RESULT_OFF;
+  else if (!lua_isnil(L, -1))
+    so->max_result_bytes = (size_t)luaL_checkinteger(L, -1);
+  lua_pop(L, 4);
 }
 
 static int l_node_new(lua_State *L) {

@@ -18,7 +18,7 @@
  *
  * The decoder trusts nothing: it checks every length against the bytes that
  * remain before it allocates, so arbitrary input costs at most O(input)
- * memory and never crashes; errors are LR_WIRE_E* codes with a message.
+ * memory and never crashes; errors are RAFT_E* codes (core/raft.h) with a message.
  */
 #ifndef LUARAFT_NET_WIRE_H
 #define LUARAFT_NET_WIRE_H

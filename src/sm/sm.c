@@ -21,6 +21,7 @@ const char *lr_sm_code(int status) {
   case LR_SM_APPLY_ERROR: return "apply_error";
   case LR_SM_BAD_REQUEST: return "bad_request";
   case LR_SM_HALTED: return "stopped";
+  case LR_SM_TOO_LARGE: return "too_large";
   default: return "none";
   }
 }
@@ -375,6 +376,7 @@ int lr_sm_new(const struct lr_sm_options *o, struct lr_sm **out, char *err,
   sm->budget = o->apply_budget ? o->apply_budget : LR_SM_BUDGET_DEFAULT;
   sm->o.memory_max = o->memory_max ? o->memory_max : LR_SM_MEMORY_DEFAULT;
   sm->digest_entries = o->digest_entries ? o->digest_entries : LR_SM_DIGEST_ENTRIES_DEFAULT;
+  sm->max_result = o->max_result_bytes ? o->max_result_bytes : LR_SM_RESULT_DEFAULT;
   if (sm->in_state) {
     /* no memory limit: the memory is the caller's state's; a counter that
      * never moves keeps the paths shared with the own mode simple */
@@ -444,6 +446,26 @@ static void set_message(struct lr_sm *sm, struct lr_sm_result *res, int status,
 
 static void set_halted(struct lr_sm *sm, struct lr_sm_result *res) {
   set_result(sm, res, LR_SM_HALTED, sm->reason, strlen(sm->reason));
+}
+
+/* Encodes the result on top of L into sm->out, within max_result_bytes.
+ * -> 0 encoded, 1 too large (res holds LR_SM_TOO_LARGE and a message),
+ * -1 not encodable (err set). A long string is refused before it is copied. */
+static int encode_result(struct lr_sm *sm, struct lr_sm_result *res, char *err, size_t errlen) {
+  lua_State *L = sm->L;
+  size_t n = 0;
+  int rc = 0;
+  if (lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) > sm->max_result)
+    n = lua_rawlen(L, -1);
+  else if ((rc = lr_encode(L, -1, &sm->out, err, errlen)) == 0 && sm->out.len > sm->max_result)
+    n = sm->out.len;
+  if (rc != 0) return -1;
+  if (n == 0) return 0;
+  char msg[200];
+  snprintf(msg, sizeof msg, "the result (%zu bytes) is over max_result_bytes (%zu) and was dropped",
+           n, sm->max_result);
+  set_result(sm, res, LR_SM_TOO_LARGE, msg, strlen(msg));
+  return 1;
 }
 
 /* What apply_protected needs; `decoding` tells a failed decode of the
@@ -525,12 +547,13 @@ static void call_apply(struct lr_sm *sm, const struct raft_entry *e,
     set_result(sm, res, LR_SM_OK, LR_CODEC_NIL, LR_CODEC_NIL_LEN);
     return;
   }
-  if (lr_encode(L, -1, &sm->out, err, sizeof err) != 0) {
-    lua_settop(L, S_TOP);
+  int enc = encode_result(sm, res, err, sizeof err);
+  lua_settop(L, S_TOP);
+  if (enc < 0) {
     set_message(sm, res, LR_SM_APPLY_ERROR, "apply returned a result that cannot be encoded: %s", err);
     return;
   }
-  lua_settop(L, S_TOP);
+  if (enc > 0) return; /* applied; the result was dropped (res says so) */
   res->status = LR_SM_OK;
   res->data = sm->out.data;
   res->len = sm->out.len;
@@ -780,12 +803,13 @@ int lr_sm_query(struct lr_sm *sm, const void *q, size_t qlen,
     return 0;
   }
   sm->out.len = 0;
-  if (lr_encode(L, -1, &sm->out, err, sizeof err) != 0) {
-    lua_settop(L, S_TOP);
+  int enc = encode_result(sm, res, err, sizeof err);
+  lua_settop(L, S_TOP);
+  if (enc < 0) {
     set_message(sm, res, LR_SM_BAD_REQUEST, "query returned a result that cannot be encoded: %s", err);
     return 0;
   }
-  lua_settop(L, S_TOP);
+  if (enc > 0) return 0;
   res->status = LR_SM_OK;
   res->data = sm->out.data;
   res->len = sm->out.len;

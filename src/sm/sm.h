@@ -102,6 +102,14 @@ int lr_env_decode(const void *p, size_t n, struct lr_env *e);
 #define LR_SM_DIGEST_ENTRIES_DEFAULT 1000
 #define LR_SM_DIGEST_OFF UINT32_MAX
 #define LR_SM_DIGEST_MAX 64 /* longer digest() strings are hashed */
+/* Results (encoded bytes) of apply/query over this are dropped (status
+ * LR_SM_TOO_LARGE): one huge result would otherwise be copied into the
+ * session table and then decoded, JSON-encoded and written by the host on
+ * the loop thread, stalling it for seconds (issue 11: 64 MB cost 3.4 s and
+ * the leadership). Set it the same on every node: the session table keeps
+ * what it decides. */
+#define LR_SM_RESULT_DEFAULT ((size_t)1 << 20)
+#define LR_SM_RESULT_OFF SIZE_MAX
 
 enum { LR_SM_LOG_ERROR = 1, LR_SM_LOG_WARN = 2, LR_SM_LOG_INFO = 3 };
 
@@ -125,6 +133,8 @@ struct lr_sm_options {
                               lr_sm_halted). 0: default; LR_SM_MEMORY_OFF */
   uint32_t digest_entries; /* checkpoint interval for digest(). 0: default;
                               LR_SM_DIGEST_OFF: never */
+  size_t max_result_bytes; /* bound on an encoded result (above). 0: default;
+                              LR_SM_RESULT_OFF: none */
   /* Loud lines (halts, divergence, digest errors). NULL: stderr. */
   void (*log)(void *ud, int level, const char *msg);
   void *log_ud;
@@ -139,9 +149,13 @@ enum {
   LR_SM_SKIPPED = 4,     /* a second copy of an envelope (same origin and
                             req) that the network duplicated on its way to
                             the leader: not applied, complete no waiter */
-  LR_SM_HALTED = 5       /* the runner is halted (lr_sm_halted): nothing was
+  LR_SM_HALTED = 5,      /* the runner is halted (lr_sm_halted): nothing was
                             applied or read; data: the reason. Code
                             "stopped" */
+  LR_SM_TOO_LARGE = 6    /* the result was over max_result_bytes and was
+                            dropped; an apply DID happen (the entry is
+                            applied, the state changed). data: a message.
+                            Code "too_large" */
 };
 /* The codes of API.md for the statuses above. */
 const char *lr_sm_code(int status);

@@ -163,6 +163,7 @@ struct lr_sm {
   struct lr__sm_mem *mem;  /* the allocator of L */
   uint64_t budget;         /* LR_SM_BUDGET_OFF: none */
   uint32_t digest_entries; /* LR_SM_DIGEST_OFF: none */
+  size_t max_result;       /* LR_SM_RESULT_OFF: none */
   int guards;
   bool halted, mem_exceeded;
   char reason[512];

@@ -100,7 +100,7 @@ static int read_sessions(struct lr__rd *r, uint32_t count, struct lr__sm_session
     size_t rlen = (size_t)lr__getn(r, 4);
     const char *res = lr__get(r, rlen);
     if (r->bad || client == NULL || res == NULL || clen > LR_ENV_CLIENT_MAX ||
-        status > LR_SM_BAD_REQUEST || seq == 0)
+        (status > LR_SM_BAD_REQUEST && status != LR_SM_TOO_LARGE) || seq == 0)
       return -1;
     if (lr__sm_sessions_get(t, client, clen) != NULL) return -1; /* duplicate */
     if (lr__sm_sessions_put(t, client, clen, seq, last, status, res, rlen)) return -1;
