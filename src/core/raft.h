@@ -285,52 +285,63 @@ int raft_step_down(struct raft *r, uint64_t now);
  * Refusals, in the order they are checked:
  *   RAFT_ENOTLEADER    this node is not the leader.
  *   RAFT_ETRANSFER     a leadership transfer is in progress.
- *   RAFT_ENOTREADY     transient, and only on a new leader: returned only
- *                      while this node leads and (a) has not yet committed an
- *                      entry of its current term (thesis 4.1 footnote, the
- *                      raft-dev single-server bug fix), or (b) the answer
- *                      depends on whether a voter or learner is reachable and
- *                      the leader has not heard from it yet, having led for
- *                      less than election_ms. (a) ends at the first commit of
- *                      the term (the NOOP, about one round trip), (b) at most
- *                      election_ms after the election. The host may retry
- *                      after the next commit (raft_update.commit grows) or
- *                      heartbeat_ms later; a retry after the node lost
- *                      leadership gets RAFT_ENOTLEADER.
+ *   RAFT_EBADCONF      id 0.
+ *   RAFT_ENOTREADY     the leader has not yet committed an entry of its
+ *                      current term (thesis 4.1 footnote: the raft-dev fix of
+ *                      single-server changes). See the contract below.
  *   RAFT_ECONFPENDING  the previous change is not committed yet.
- *   RAFT_EBADCONF      the change makes no sense: id 0, adding a member that
- *                      exists, promoting a non-learner, removing a
- *                      non-member or the last voter, an address already used
- *                      by another member.
- *   RAFT_EADDRESS      address longer than RAFT_ADDRESS_MAX bytes or with a
- *                      control character (the core sees addresses as opaque
- *                      text; the host checks host:port syntax).
+ *   RAFT_EBADCONF      the change makes no sense: adding a member that
+ *                      exists, promoting a non-learner, removing a non-member
+ *                      or the last voter, an address already used by another
+ *                      member.
+ *   RAFT_EADDRESS      address longer than RAFT_ADDRESS_MAX bytes or holding
+ *                      a control character. The core sees addresses as
+ *                      opaque text ("" allowed): host:port syntax and port
+ *                      range are the host's to check before calling.
  *   unless RAFT_CHANGE_FORCE:
  *   RAFT_ENOTCAUGHTUP  RAFT_PROMOTE of a learner that is not caught up: the
  *                      leader has not heard from it within election_ms, or
  *                      its match index is more than max_promote_lag entries
- *                      behind the leader's last index, or it needs a
- *                      snapshot (etcd: isLearnerReady).
+ *                      behind the leader's last index, or it needs a snapshot
+ *                      (etcd: isLearnerReady).
  *   RAFT_EUNSAFE       after the change fewer voters of the new configuration
  *                      would be reachable than its quorum. Reachable: the
  *                      leader itself and the voters it heard from within
- *                      election_ms; a voter being added that is not a member
- *                      yet is unreachable (etcd: IsReadyToAddVotingMember,
- *                      IsReadyToRemoveVotingMember). Adding or removing a
- *                      learner is never refused for this.
- * `why` (may be NULL) receives a sentence with the details of a refusal
- * ("learner 4 is not caught up: match 10 of 2000, last heard 350 ms ago");
- * it is set to "" on success.
+ *                      election_ms; a voter being added (not a member yet) is
+ *                      unreachable (etcd: IsReadyToAddVotingMember,
+ *                      IsReadyToRemoveVotingMember). Changes of learners only
+ *                      (add, remove) are never refused for this.
+ *   RAFT_ENOTREADY     instead of one of the two above, when the verdict
+ *                      depends on members this new leader has not heard from
+ *                      yet (it has led for less than election_ms).
+ * `why` (may be NULL) receives one sentence with the details of a refusal
+ * ("learner 4 is not caught up: match 10 of 2000 (at most 1000 behind), last
+ * heard 350 ms ago (at most 300)"); "" on success.
+ *
+ * RAFT_ENOTREADY contract: returned only while this node leads and either
+ * has not committed an entry of its current term (ends at that commit, about
+ * one round trip after the election) or has led for less than election_ms
+ * without hearing from a member the check depends on (ends election_ms after
+ * the election at the latest). It never means "another change is pending".
+ * The host may retry after the next commit (raft_update.commit grows) or
+ * heartbeat_ms later, within the request's timeout; once the node no longer
+ * leads, the retry gets RAFT_ENOTLEADER.
  *
  * Removal: the leader keeps replicating to the removed node (APPEND and
  * heartbeats, never counting it for commit or votes) until the removal has
- * committed and that node acknowledged a heartbeat carrying the commit, or it
- * has not answered for election_ms, so the node learns it was removed.
+ * committed and that node answered a heartbeat carrying that commit index, or
+ * it has not answered for election_ms: the node learns it was removed
+ * (raft_status.is_member false once the entry is in its log).
  * A leader that removes itself leads until the removal commits (thesis
- * 4.2.2); at that commit it sends the commit index to every member, sends
- * TIMEOUT_NOW to a voter whose log is complete (thesis 3.10) and steps down.
- * The entry is emitted to its own host as committed in that same update, so
- * the host can report the removal as done. */
+ * 4.2.2), counting only the new configuration. At that commit it sends the
+ * commit index to every member, sends TIMEOUT_NOW to a reachable voter whose
+ * log is complete (thesis 3.10) and steps down, so the others apply the
+ * removal and elect a leader at once. Its own host gets the entry in
+ * `committed` as usual (once its own write of it is durable, which may be in
+ * a later update, after the soft state already says follower): completing
+ * the request when that index is applied with the term it was appended in
+ * is how "remove of the leader reports success" is done.
+ */
 enum { RAFT_ADD_VOTER = 1, RAFT_ADD_LEARNER, RAFT_PROMOTE, RAFT_REMOVE };
 enum { RAFT_CHANGE_FORCE = 1 }; /* skip the ENOTCAUGHTUP and EUNSAFE checks */
 #define RAFT_ADDRESS_MAX 255
