@@ -20,6 +20,7 @@ void raft__become_follower(struct raft *r, raft_term term, raft_id leader)
   }
   raft__set_leader(r, leader);
   if (was_leader) {
+    raft__progress_release(r, true); /* removed nodes: the next leader's job */
     raft__reads_fail(r, RAFT_ENOTLEADER);
     r->transfer_to = 0;
     r->uncommitted = 0;
@@ -32,6 +33,21 @@ void raft__become_follower(struct raft *r, raft_term term, raft_id leader)
   }
 }
 
+/* A new leader whose newest CONFIG entry may not be committed replicates
+ * to the members that entry removed too, as the leader that appended it
+ * did (see raft__progress_rebuild). */
+static void add_leaving(struct raft *r)
+{
+  struct raft_config prev;
+  raft_index ci;
+  if (r->config_index <= r->commit || r->config_index <= 1 ||
+      raft__config_at(r, r->config_index - 1, &prev, &ci) != 0) {
+    return;
+  }
+  raft__progress_add_leaving(r, &prev, r->config_index);
+  raft_config_free(&prev);
+}
+
 /* Thesis 3.4: a leader sends heartbeats at once; thesis 6.4: it appends a
  * no-op entry so it learns which entries are committed (and so reads, which
  * wait for the first commit of its term, can be served). */
@@ -41,9 +57,11 @@ void raft__become_leader(struct raft *r)
   r->soft_dirty = true;
   raft__set_leader(r, r->o.id);
   raft__progress_reset(r);
+  r->leader_since = r->now;
   r->transfer_to = 0;
   r->uncommitted = 0;
   r->hb_due = r->now + r->o.heartbeat_ms;
+  add_leaving(r);
   if (raft__append_local(r, RAFT_ENTRY_NOOP, NULL, 0) != 0) {
     raft__become_follower(r, r->term, 0); /* UNTESTED: out of memory */
     return;

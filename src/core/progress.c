@@ -27,12 +27,29 @@ static void init_one(struct raft *r, struct raft__progress *p, raft_id id)
   p->last_resp = r->now;
 }
 
-/* Rebuilds the array after a configuration change, keeping what is known of
- * members that stay. Allocates before freeing, so ENOMEM changes nothing. */
+/* A leader keeps the record of a member its newest, uncommitted CONFIG
+ * entry removed (and of members removed earlier and not released yet), so
+ * it goes on replicating to them: a removed node must receive the entry that
+ * removes it, or it never learns (etcd does the same: the removed node is
+ * dropped from the progress map only when the change is applied). */
+static bool keep_leaving(const struct raft *r, const struct raft__progress *p)
+{
+  return r->role == RAFT_LEADER && p->id != r->o.id &&
+         (p->leave_index != 0 || r->config_index > r->commit);
+}
+
+/* Rebuilds the array after a configuration change (r->config and
+ * r->config_index are the new ones), keeping what is known of members that
+ * stay. Allocates before freeing, so ENOMEM changes nothing. */
 int raft__progress_rebuild(struct raft *r)
 {
   uint32_t n = r->config.n;
-  struct raft__progress *prs = raft_malloc((n ? n : 1) * sizeof *prs);
+  uint32_t extra = 0;
+  for (uint32_t i = 0; i < r->n_prs; i++) {
+    const struct raft__progress *p = &r->prs[i];
+    extra += raft_config_get(&r->config, p->id) == NULL && keep_leaving(r, p);
+  }
+  struct raft__progress *prs = raft_malloc((n + extra ? n + extra : 1) * sizeof *prs);
   if (prs == NULL) {
     return RAFT_ENOMEM;
   }
@@ -46,13 +63,102 @@ int raft__progress_rebuild(struct raft *r)
       init_one(r, &prs[i], m->id);
     }
     prs[i].role = m->role;
+    prs[i].leave_index = 0; /* a member again (re-added before release) */
+    prs[i].leave_round = 0;
+  }
+  uint32_t k = n;
+  for (uint32_t i = 0; i < r->n_prs; i++) {
+    struct raft__progress *p = &r->prs[i];
+    if (raft_config_get(&r->config, p->id) == NULL && keep_leaving(r, p)) {
+      prs[k] = *p;
+      p->infl.buf = NULL;
+      prs[k].role = 0;
+      if (prs[k].leave_index == 0) prs[k].leave_index = r->config_index;
+      k++;
+    }
   }
   for (uint32_t i = 0; i < r->n_prs; i++) {
     raft_free(r->prs[i].infl.buf);
   }
   raft_free(r->prs);
   r->prs = prs;
-  r->n_prs = n;
+  r->n_prs = k;
+  return 0;
+}
+
+/* A new leader whose newest CONFIG entry (at leave_index, not known to be
+ * committed) removed members of `prev`: it replicates to them as well. */
+int raft__progress_add_leaving(struct raft *r, const struct raft_config *prev,
+                               raft_index leave_index)
+{
+  uint32_t extra = 0;
+  for (uint32_t i = 0; i < prev->n; i++) {
+    raft_id id = prev->members[i].id;
+    extra += id != r->o.id && raft__progress_get(r, id) == NULL;
+  }
+  if (extra == 0) {
+    return 0;
+  }
+  struct raft__progress *prs = raft_realloc(r->prs, (r->n_prs + extra) * sizeof *prs);
+  if (prs == NULL) {
+    return RAFT_ENOMEM; /* UNTESTED: the removed node then learns nothing */
+  }
+  r->prs = prs;
+  for (uint32_t i = 0; i < prev->n; i++) {
+    raft_id id = prev->members[i].id;
+    if (id != r->o.id && raft__progress_get(r, id) == NULL) {
+      struct raft__progress *p = &r->prs[r->n_prs++];
+      init_one(r, p, id);
+      p->role = 0;
+      p->leave_index = leave_index;
+    }
+  }
+  return 0;
+}
+
+/* Drops the records of removed nodes that need nothing more (or all of them,
+ * when this node stops leading). Compacts in place: no allocation. */
+void raft__progress_release(struct raft *r, bool all)
+{
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < r->n_prs; i++) {
+    struct raft__progress *p = &r->prs[i];
+    bool drop = false;
+    if (p->leave_index != 0) {
+      bool knows = p->leave_round != 0 && p->acked_round >= p->leave_round;
+      bool silent = r->now - p->last_resp >= r->o.election_ms;
+      drop = all || r->role != RAFT_LEADER ||
+             (r->commit >= p->leave_index && (knows || silent));
+    }
+    if (drop) {
+      raft_free(p->infl.buf);
+    } else {
+      r->prs[k++] = *p;
+    }
+  }
+  r->n_prs = k;
+}
+
+void raft__progress_heard(struct raft *r, struct raft__progress *p)
+{
+  p->last_resp = r->now;
+  p->heard = true;
+}
+
+int raft__reach(const struct raft *r, const struct raft__progress *p)
+{
+  if (p == NULL) {
+    return 0;
+  }
+  if (p->id == r->o.id) {
+    return 1;
+  }
+  if (p->heard && r->now - p->last_resp < r->o.election_ms) {
+    return 1;
+  }
+  if (!p->heard && r->role == RAFT_LEADER && r->now - r->leader_since < r->o.election_ms) {
+    return -1;
+  }
   return 0;
 }
 
@@ -61,9 +167,11 @@ void raft__progress_reset(struct raft *r)
   for (uint32_t i = 0; i < r->n_prs; i++) {
     struct raft__progress *p = &r->prs[i];
     uint8_t role = p->role;
+    bool heard = p->vote != 0 && p->id != r->o.id; /* answered our vote request */
     struct raft__inflights infl = p->infl;
     init_one(r, p, p->id);
     p->role = role;
+    p->heard = heard;
     p->infl = infl;
     p->infl.n = 0;
     p->infl.start = 0;

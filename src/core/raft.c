@@ -22,6 +22,7 @@ int raft_options_check(struct raft_options *o, char *err, size_t errlen)
   if (o->snapshot_chunk_bytes == 0) o->snapshot_chunk_bytes = 256 << 10;
   if (o->snapshot_trailing == 0) o->snapshot_trailing = 100;
   if (o->transfer_timeout_ms == 0) o->transfer_timeout_ms = o->election_ms;
+  if (o->max_promote_lag == 0) o->max_promote_lag = 1000;
   if (o->id == 0) {
     msg = "id must be a positive integer";
   } else if (o->heartbeat_ms >= o->election_ms) {
@@ -528,6 +529,8 @@ uint32_t raft_progress(const struct raft *r, struct raft_progress_info *out, uin
     out[k].next = p->next;
     out[k].state = p->state;
     out[k].active = r->now - p->last_resp < r->o.election_ms || p->id == r->o.id;
+    out[k].role = p->role;
+    out[k].reachable = raft__reach(r, p) == 1;
     k++;
   }
   return k;

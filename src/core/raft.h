@@ -64,6 +64,14 @@ typedef uint64_t raft_index;
   X(STORAGE, -11, "storage", "storage write failed")                                               \
   X(NOLEASE, -12, "not_leader", "no valid leader lease (needs check_quorum)")                      \
   X(DROPPED, -13, "dropped", "request dropped")                                                    \
+  /* membership changes (raft_change_ex); raft_change_ex's `why` has the detail */                \
+  X(NOTREADY, -14, "busy",                                                                         \
+    "the new leader has not committed an entry of its term (or heard from every member) yet; "   \
+    "retry shortly")                                                                              \
+  X(NOTCAUGHTUP, -15, "busy",                                                                      \
+    "the learner is not caught up with the leader (or not heard from); retry when it is")        \
+  X(UNSAFE, -16, "bad_request",                                                                    \
+    "the change would leave fewer reachable voters than a quorum (force to override)")           \
   /* storage (src/store) */                                                                        \
   X(FULL, -20, "storage", "disk full")                                                             \
   X(CORRUPT, -21, "storage", "the database is corrupted")                                          \
@@ -224,6 +232,11 @@ struct raft_options {
   uint32_t snapshot_chunk_bytes;  /* default 256 KiB */
   uint32_t snapshot_trailing;     /* entries kept behind a snapshot, default 100 */
   uint32_t transfer_timeout_ms;   /* default election_ms */
+  /* Added: a learner is caught up enough to be promoted when the leader
+   * heard from it within election_ms and its match index is at most this
+   * many entries behind the leader's last index (see raft_change_ex).
+   * Default 1000. */
+  uint32_t max_promote_lag;
 };
 /* Fills zero fields with defaults and checks the rest; writes a sentence a user
  * understands to err ("election_ms must be greater than heartbeat_ms"). */
@@ -270,9 +283,85 @@ int raft_read_index(struct raft *r, uint64_t now, uint64_t ctx);
 int raft_lease_read(struct raft *r, uint64_t now, raft_index *index);
 int raft_transfer(struct raft *r, uint64_t now, raft_id target); /* 0: best */
 int raft_step_down(struct raft *r, uint64_t now);
+/* ---- membership changes (thesis 4.1-4.3; etcd's strict reconfig check) ----
+ *
+ * One server at a time. The leader appends a CONFIG entry and returns its
+ * index; the change is done when that index commits (the host waits for it,
+ * as for a proposal). The new configuration is in effect on each node as soon
+ * as the entry is in its log (thesis 4.1).
+ *
+ * Refusals, in the order they are checked:
+ *   RAFT_ENOTLEADER    this node is not the leader.
+ *   RAFT_ETRANSFER     a leadership transfer is in progress.
+ *   RAFT_EBADCONF      id 0.
+ *   RAFT_ENOTREADY     the leader has not yet committed an entry of its
+ *                      current term (thesis 4.1 footnote: the raft-dev fix of
+ *                      single-server changes). See the contract below.
+ *   RAFT_ECONFPENDING  the previous change is not committed yet.
+ *   RAFT_EBADCONF      the change makes no sense: adding a member that
+ *                      exists, promoting a non-learner, removing a non-member
+ *                      or the last voter, an address already used by another
+ *                      member.
+ *   RAFT_EADDRESS      address longer than RAFT_ADDRESS_MAX bytes or holding
+ *                      a control character. The core sees addresses as
+ *                      opaque text ("" allowed): host:port syntax and port
+ *                      range are the host's to check before calling.
+ *   unless RAFT_CHANGE_FORCE:
+ *   RAFT_ENOTCAUGHTUP  RAFT_PROMOTE of a learner that is not caught up: the
+ *                      leader has not heard from it within election_ms, or
+ *                      its match index is more than max_promote_lag entries
+ *                      behind the leader's last index, or it needs a snapshot
+ *                      (etcd: isLearnerReady).
+ *   RAFT_EUNSAFE       after the change fewer voters of the new configuration
+ *                      would be reachable than its quorum. Reachable: the
+ *                      leader itself and the voters it heard from within
+ *                      election_ms; a voter being added (not a member yet) is
+ *                      unreachable (etcd: IsReadyToAddVotingMember,
+ *                      IsReadyToRemoveVotingMember). Changes of learners only
+ *                      (add, remove) are never refused for this.
+ *   RAFT_ENOTREADY     instead of one of the two above, when the verdict
+ *                      depends on members this new leader has not heard from
+ *                      yet (it has led for less than election_ms).
+ * `why` (may be NULL) receives one sentence with the details of a refusal
+ * ("learner 4 is not caught up: match 10 of 2000 (at most 1000 behind), last
+ * heard 350 ms ago (at most 300)"); "" on success.
+ *
+ * RAFT_ENOTREADY contract: returned only while this node leads and either
+ * has not committed an entry of its current term (ends at that commit, about
+ * one round trip after the election) or has led for less than election_ms
+ * without hearing from a member the check depends on (ends election_ms after
+ * the election at the latest). It never means "another change is pending".
+ * The host may retry after the next commit (raft_update.commit grows) or
+ * heartbeat_ms later, within the request's timeout; once the node no longer
+ * leads, the retry gets RAFT_ENOTLEADER.
+ *
+ * Removal: the leader keeps replicating to the removed node (APPEND and
+ * heartbeats, never counting it for commit or votes) until the removal has
+ * committed and that node answered a heartbeat carrying that commit index, or
+ * it has not answered for election_ms: the node learns it was removed
+ * (raft_status.is_member false once the entry is in its log).
+ * A leader that removes itself leads until the removal commits (thesis
+ * 4.2.2), counting only the new configuration. At that commit it sends the
+ * commit index to every member, sends TIMEOUT_NOW to a reachable voter whose
+ * log is complete (thesis 3.10) and steps down, so the others apply the
+ * removal and elect a leader at once. Its own host gets the entry in
+ * `committed` as usual (once its own write of it is durable, which may be in
+ * a later update, after the soft state already says follower): completing
+ * the request when that index is applied with the term it was appended in
+ * is how "remove of the leader reports success" is done.
+ */
 enum { RAFT_ADD_VOTER = 1, RAFT_ADD_LEARNER, RAFT_PROMOTE, RAFT_REMOVE };
+enum { RAFT_CHANGE_FORCE = 1 }; /* skip the ENOTCAUGHTUP and EUNSAFE checks */
+#define RAFT_ADDRESS_MAX 255
+int raft_change_ex(struct raft *r, uint64_t now, int kind, raft_id id,
+                   const char *address, unsigned flags, raft_index *index,
+                   char *why, size_t whylen);
+/* raft_change_ex(..., 0, index, NULL, 0): the checked form */
 int raft_change(struct raft *r, uint64_t now, int kind, raft_id id,
                 const char *address, raft_index *index);
+/* raft_change_ex(..., RAFT_CHANGE_FORCE, index, NULL, 0) */
+int raft_change_force(struct raft *r, uint64_t now, int kind, raft_id id,
+                      const char *address, raft_index *index);
 /* The host took a snapshot of the state machine at applied index `index`
  * (data copied); the core compacts its log behind it (keeping
  * snapshot_trailing entries) and serves it to followers that are behind. */
@@ -332,6 +421,11 @@ struct raft_progress_info {
   raft_index match, next;
   int state;
   bool active;
+  /* Added: */
+  uint8_t role;     /* RAFT_VOTER, RAFT_LEARNER, or 0: removed by an entry the
+                       leader still replicates to it (see raft_change_ex) */
+  bool reachable;   /* heard from within election_ms since this node leads
+                       (the rule of RAFT_EUNSAFE); always true for itself */
 };
 struct raft_status {
   raft_id id;

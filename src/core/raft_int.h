@@ -79,6 +79,12 @@ struct raft__progress {
   bool snap_inflight;
   uint64_t snap_sent_at;
   int vote; /* election: 0 unknown, 1 granted, 2 rejected */
+  bool heard;           /* answered since this node leads (reachability) */
+  /* A node removed by an entry this leader appended: role 0, kept until the
+   * removal committed and the node answered a heartbeat that carried that
+   * commit (leave_round), or it went silent for election_ms. */
+  raft_index leave_index;
+  uint64_t leave_round;
 };
 int raft__progress_rebuild(struct raft *r);
 struct raft__progress *raft__progress_get(struct raft *r, raft_id id);
@@ -92,6 +98,14 @@ void raft__infl_clear(struct raft__progress *p);
 uint32_t raft__voters(const struct raft *r);
 uint32_t raft__quorum(const struct raft *r);
 bool raft__is_voter(const struct raft *r, raft_id id);
+/* Reachability for the membership checks: 1 heard from within election_ms
+ * (or p is this node), 0 not, -1 not known yet (not heard from since this
+ * node became leader, less than election_ms ago). */
+int raft__reach(const struct raft *r, const struct raft__progress *p);
+void raft__progress_heard(struct raft *r, struct raft__progress *p);
+int raft__progress_add_leaving(struct raft *r, const struct raft_config *prev,
+                               raft_index leave_index);
+void raft__progress_release(struct raft *r, bool all);
 
 /* ---- a read waiting on the leader --------------------------------------- */
 struct raft__read {
@@ -139,6 +153,7 @@ struct raft {
 
   /* leader */
   raft_index term_start; /* index of this term's NOOP */
+  uint64_t leader_since; /* when this node became leader */
   uint64_t uncommitted;  /* bytes of NORMAL entries past commit */
   raft_id transfer_to;
   uint64_t transfer_deadline;

@@ -113,6 +113,11 @@ void raft__bcast_heartbeat(struct raft *r)
     if (m == NULL) continue;
     m->commit = r->commit < p->match ? r->commit : p->match;
     m->context = r->round;
+    /* a removed node told that its removal committed: the round whose
+     * answer releases its record */
+    if (p->leave_index != 0 && p->leave_round == 0 && m->commit >= p->leave_index) {
+      p->leave_round = r->round;
+    }
   }
   r->hb_due = r->now + r->o.heartbeat_ms;
 }
@@ -319,7 +324,7 @@ void raft__recv_append_resp(struct raft *r, const struct raft_message *m)
   if (r->role != RAFT_LEADER || p == NULL || p->id == r->o.id) {
     return;
   }
-  p->last_resp = r->now;
+  raft__progress_heard(r, p);
   if (m->reject) {
     if (m->index <= p->match || (p->state == RAFT_PROGRESS_PROBE && m->index + 1 != p->next) ||
         p->state == RAFT_PROGRESS_SNAPSHOT) {
@@ -367,7 +372,7 @@ void raft__recv_heartbeat_resp(struct raft *r, const struct raft_message *m)
   if (r->role != RAFT_LEADER || p == NULL || p->id == r->o.id) {
     return;
   }
-  p->last_resp = r->now;
+  raft__progress_heard(r, p);
   if (m->context > r->round) {
     r->n_malformed++;
     return;
@@ -392,6 +397,7 @@ void raft__recv_heartbeat_resp(struct raft *r, const struct raft_message *m)
     raft__send_append(r, p, false);
   }
   raft__reads_on_ack(r);
+  raft__progress_release(r, false);
 }
 
 static void refuse(struct raft *r, const struct raft_message *m, int err)
@@ -476,5 +482,6 @@ void raft__leader_tick(struct raft *r)
         raft__send_snapshot(r, p);
       }
     }
+    raft__progress_release(r, false);
   }
 }

@@ -113,7 +113,7 @@ void raft__recv_snapshot_resp(struct raft *r, const struct raft_message *m)
       m->index != p->snap_index || !r->has_snap || r->snap.meta.index != p->snap_index) {
     return;
   }
-  p->last_resp = r->now;
+  raft__progress_heard(r, p);
   p->snap_inflight = false;
   if (m->done && !m->reject && m->offset == r->snap.len) {
     if (m->index > p->match) p->match = m->index;
