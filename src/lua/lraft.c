@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "codec/codec.h"
+#include "host/host.h" /* lr_log */
 #include "lua/lraft.h"
 
 struct luaraft__embedded {
@@ -30,6 +31,37 @@ int luaraft__pcall(lua_State *L, int nargs, int nresults) {
   int rc = lua_pcall(L, nargs, nresults, base);
   lua_remove(L, base);
   return rc;
+}
+
+/* Calls the function (and args) on top of the main thread in protected mode;
+ * an error is reported on stderr, never thrown through libuv. */
+void luaraft__call_main(lua_State *L, int nargs, const char *what) {
+  if (luaraft__pcall(L, nargs, 0) != LUA_OK) {
+    lr_log(LR_LOG_ERROR, 0, LR_LOG_ERROR, "error in %s: %s", what, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
+lua_State *luaraft__main_thread(lua_State *L) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  lua_State *M = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  return M;
+}
+
+/* A metatable with methods in __index and `gc` as both __gc and __close. */
+void luaraft__new_metatable(lua_State *L, const char *name, const luaL_Reg *methods,
+                             lua_CFunction gc) {
+  if (luaL_newmetatable(L, name)) {
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_pop(L, 1);
 }
 
 /* package.preload loader for an embedded module: upvalue 1 is its index. */
@@ -65,6 +97,7 @@ __attribute__((visibility("default"))) int luaopen_raft(lua_State *L) {
   luaraft__node_open(L);
   luaraft__http_open(L);
   luaraft__loop_open(L);
+  luaraft__handles_open(L);
   /* package.loaded["raft.core"] = core, for the pure-Lua parts */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_pushvalue(L, -2);

@@ -24,6 +24,15 @@ uv_loop_t *luaraft__loop(lua_State *L);
  * Every call into user Lua goes through here. */
 int luaraft__pcall(lua_State *L, int nargs, int nresults);
 
+/* Calls the function (and nargs args) on top of the main thread in protected
+ * mode; an error is logged, never thrown through libuv. */
+void luaraft__call_main(lua_State *L, int nargs, const char *what);
+lua_State *luaraft__main_thread(lua_State *L);
+/* A metatable with `methods` in __index and `gc` as __gc and __close. */
+void luaraft__new_metatable(lua_State *L, const char *name, const luaL_Reg *methods,
+                            lua_CFunction gc);
+void luaraft__handles_open(lua_State *L); /* timer, signal, log, wall_ms */
+
 /* node:metrics() of real and simulated nodes alike (the keys /metrics
  * exports): the driver's counters, the transport's, the leader's progress. */
 struct lr_drive_metrics;
