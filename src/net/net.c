@@ -1,5 +1,6 @@
 /* The TCP transport (net.h): listener, peers with their outbound
- * connections and backoff, inbound connections, the handshake, framing. */
+ * connections and backoff, inbound connections, framing and writes. The
+ * handshake is net_handshake.c. */
 #include <assert.h>
 #include <signal.h>
 #include <sodium.h>
@@ -8,111 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/net.h"
-#include "tls/tls.h"
+#include "net/net_int.h"
 
-#define READ_CHUNK 65536
-#define HANDSHAKE_BODY_MAX 512 /* HELLO: 96 fixed + 2 + an address of up to 255 */
 
-static_assert(HANDSHAKE_BODY_MAX >= LR_WIRE_HELLO_SIZE + 2 + LR_WIRE_ADDR_MAX, "a HELLO fits");
-static_assert(LR_NET_ADDRESS_MAX == LR_WIRE_ADDR_MAX, "peer addresses fit in a HELLO");
-
-enum { C_CONNECTING, C_TLS, C_HELLO_SENT, C_AWAIT_HELLO, C_AWAIT_AUTH, C_UP, C_REFUSING };
-
-#define QUIET_MAX 64 /* (who, reason) pairs whose repetitions are logged at debug level */
-#define QUIET_REMIND_MS (10 * 60 * 1000) /* ... with a reminder at warn level this often */
-
-struct frame {
-  struct frame *next;
-  uint8_t *data;
-  size_t len;
-};
-
-struct lr_net;
-struct peer;
-
-struct conn {
-  struct lr_net *net;
-  uv_tcp_t tcp;
-  uv_timer_t timer; /* handshake deadline */
-  uv_connect_t connect;
-  int state, handles;
-  bool closing, outbound, writing;
-  struct peer *peer; /* outbound: the owner (NULL once detached) */
-  raft_id remote;    /* who is on the other end, once known */
-  bool learn;        /* inbound from a node we did not know: add it once up */
-  char advertised[LR_NET_ADDRESS_MAX + 1]; /* inbound: the dialer's HELLO address */
-  uint8_t nonce_c[LR_WIRE_NONCE], nonce_s[LR_WIRE_NONCE];
-  uint64_t cluster; /* the cluster id this handshake speaks for */
-  struct lr_tls *tls; /* NULL without TLS */
-  uint8_t *cbuf;      /* TLS: ciphertext read buffer (READ_CHUNK) */
-  uint8_t *buf; /* read buffer (plaintext) */
-  size_t len, cap;
-  uint64_t inflight_bytes;
-  uint32_t inflight_frames;
-  char addr[LR_NET_ADDRESS_MAX + 1];
-  struct conn *next; /* inbound list */
-};
-
-struct peer {
-  struct lr_net *net;
-  raft_id id;
-  char address[LR_NET_ADDRESS_MAX + 1];
-  struct conn *conn;
-  uv_timer_t retry;
-  uint32_t backoff;
-  struct frame *head, *tail;
-  uint32_t n_frames;
-  uint64_t bytes;
-  bool up;
-  struct peer *next;
-};
-
-struct lr_net {
-  uv_loop_t *loop;
-  struct lr_net_options o;
-  uv_tcp_t listener;
-  bool closing;
-  int handles; /* open libuv handles, all kinds */
-  void (*close_cb)(void *data);
-  void *close_data;
-  struct peer *peers;
-  struct conn *inbound;
-  bool auth;
-  uint8_t key[crypto_auth_hmacsha256_KEYBYTES];
-  uint64_t rng;
-  raft_id faults[LR_NET_FAULTS_MAX];
-  size_t n_faults;
-  struct lr_wire_scratch scratch;
-  struct lr_net_stats st;
-  int port;
-  char self_addr[LR_NET_ADDRESS_MAX + 1]; /* advertised in our HELLOs */
-  struct lr_tls_ctx *tls; /* NULL without TLS */
-  struct {
-    uint64_t who, reason; /* hashes; reason 0: a free slot */
-    uint64_t logged_ms;   /* uv_now when last logged at warn level */
-    uint64_t repeats;     /* since then */
-  } quiet[QUIET_MAX];     /* (who, reason) pairs already logged */
-  uint32_t quiet_next;
-};
-
-struct wreq {
-  uv_write_t req;
-  struct conn *c;
-  struct frame *frames; /* NULL for a handshake write */
-  uint8_t *raw;
-  uint8_t *cipher; /* TLS: what was actually written */
-  uint32_t n;
-  uint64_t bytes;
-  bool close_after;
-  uv_buf_t bufs[];
-};
-
-static void conn_close(struct conn *c);
-static void peer_flush(struct peer *p);
-static void peer_connect(struct peer *p);
-
-__attribute__((format(printf, 3, 4))) static void logf_(struct lr_net *n, int level,
+__attribute__((format(printf, 3, 4))) void lr__net_logf(struct lr_net *n, int level,
                                                         const char *fmt, ...) {
   if (n->o.cb.log == NULL)
     return;
@@ -124,28 +24,28 @@ __attribute__((format(printf, 3, 4))) static void logf_(struct lr_net *n, int le
   n->o.cb.log(n->o.data, level, line);
 }
 
-static uint64_t rng_next(struct lr_net *n) { /* splitmix64 */
+uint64_t lr__net_rng_next(struct lr_net *n) { /* splitmix64 */
   uint64_t z = (n->rng += 0x9e3779b97f4a7c15ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
 }
 
-static bool faulted(const struct lr_net *n, raft_id id) {
+bool lr__net_faulted(const struct lr_net *n, raft_id id) {
   for (size_t i = 0; i < n->n_faults; i++)
     if (n->faults[i] == id)
       return true;
   return false;
 }
 
-static struct peer *peer_find(const struct lr_net *n, raft_id id) {
+struct peer *lr__net_peer_find(const struct lr_net *n, raft_id id) {
   for (struct peer *p = n->peers; p != NULL; p = p->next)
     if (p->id == id)
       return p;
   return NULL;
 }
 
-static void maybe_finish(struct lr_net *n) {
+void lr__net_maybe_finish(struct lr_net *n) {
   if (!n->closing || n->handles > 0)
     return;
   void (*cb)(void *) = n->close_cb;
@@ -159,7 +59,7 @@ static void maybe_finish(struct lr_net *n) {
 }
 
 /* "IP:PORT" or "[IPv6]:PORT" ("localhost" means 127.0.0.1). */
-static int parse_addr(const char *s, struct sockaddr_storage *sa) {
+int lr__net_parse_addr(const char *s, struct sockaddr_storage *sa) {
   char host[LR_NET_ADDRESS_MAX + 1];
   const char *colon = strrchr(s, ':');
   if (colon == NULL || colon == s || strlen(s) > LR_NET_ADDRESS_MAX)
@@ -182,30 +82,6 @@ static int parse_addr(const char *s, struct sockaddr_storage *sa) {
   return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)sa) == 0 ? 0 : RAFT_EADDRESS;
 }
 
-/* ---- handshake ------------------------------------------------------------------------ */
-/* The dialer's advertised address is covered too: a listener adds an
- * unknown (authenticated) dialer as a peer at that address. */
-static void mac(const struct lr_net *n, const struct conn *c, char side, raft_id dialer,
-                raft_id listener, const char *dialer_addr, uint8_t out[LR_WIRE_MAC]) {
-  crypto_auth_hmacsha256_state st;
-  uint8_t ids[24];
-  for (int i = 0; i < 8; i++) {
-    ids[i] = (uint8_t)(dialer >> (8 * i));
-    ids[8 + i] = (uint8_t)(listener >> (8 * i));
-    ids[16 + i] = (uint8_t)(c->cluster >> (8 * i));
-  }
-  char label[10] = "luaraft-";
-  label[8] = side;
-  crypto_auth_hmacsha256_init(&st, n->key, sizeof n->key);
-  crypto_auth_hmacsha256_update(&st, (const uint8_t *)label, 9);
-  crypto_auth_hmacsha256_update(&st, c->nonce_c, LR_WIRE_NONCE);
-  crypto_auth_hmacsha256_update(&st, c->nonce_s, LR_WIRE_NONCE);
-  crypto_auth_hmacsha256_update(&st, ids, sizeof ids);
-  uint8_t alen = (uint8_t)strlen(dialer_addr); /* at most 255 */
-  crypto_auth_hmacsha256_update(&st, &alen, 1);
-  crypto_auth_hmacsha256_update(&st, (const uint8_t *)dialer_addr, alen);
-  crypto_auth_hmacsha256_final(&st, out);
-}
 
 /* ---- writing ------------------------------------------------------------------------------ */
 static void on_write(uv_write_t *req, int status) {
@@ -234,12 +110,12 @@ static void on_write(uv_write_t *req, int status) {
   raft_free(w);
   if (status < 0 || close_after) {
     if (status < 0 && status != UV_ECANCELED && !c->closing)
-      logf_(n, LR_NET_LOG_INFO, "write to %s failed: %s", c->addr, uv_strerror(status));
-    conn_close(c);
+      lr__net_logf(n, LR_NET_LOG_INFO, "write to %s failed: %s", c->addr, uv_strerror(status));
+    lr__net_conn_close(c);
     return;
   }
   if (c->peer != NULL)
-    peer_flush(c->peer);
+    lr__net_peer_flush(c->peer);
 }
 
 /* Writes w's buffers: as they are, or through the TLS session (encrypted
@@ -263,11 +139,11 @@ static int conn_write(struct conn *c, struct wreq *w, uv_buf_t *bufs, unsigned n
 }
 
 /* TLS: sends what the session has pending (handshake flights, alerts). */
-static void tls_flush(struct conn *c, bool close_after) {
+void lr__net_tls_flush(struct conn *c, bool close_after) {
   size_t len = c->tls ? lr_tls_pending(c->tls) : 0;
   if (len == 0) {
     if (close_after)
-      conn_close(c);
+      lr__net_conn_close(c);
     return;
   }
   struct wreq *w = raft_malloc(sizeof *w + sizeof(uv_buf_t));
@@ -275,7 +151,7 @@ static void tls_flush(struct conn *c, bool close_after) {
   if (w == NULL || cipher == NULL) {
     raft_free(w);
     raft_free(cipher);
-    conn_close(c);
+    lr__net_conn_close(c);
     return;
   }
   memset(w, 0, sizeof *w);
@@ -288,16 +164,16 @@ static void tls_flush(struct conn *c, bool close_after) {
   if (uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, 1, on_write) != 0) {
     raft_free(w->cipher);
     raft_free(w);
-    conn_close(c);
+    lr__net_conn_close(c);
   }
 }
 
 /* Writes a handshake frame (owned buffer). */
-static void write_raw(struct conn *c, struct lr_wire_buf *b, bool close_after) {
+void lr__net_write_raw(struct conn *c, struct lr_wire_buf *b, bool close_after) {
   struct wreq *w = raft_malloc(sizeof *w + sizeof(uv_buf_t));
   if (w == NULL) {
     lr_wire_buf_free(b);
-    conn_close(c);
+    lr__net_conn_close(c);
     return;
   }
   memset(w, 0, sizeof *w);
@@ -312,11 +188,11 @@ static void write_raw(struct conn *c, struct lr_wire_buf *b, bool close_after) {
     raft_free(w->raw);
     raft_free(w->cipher);
     raft_free(w);
-    conn_close(c);
+    lr__net_conn_close(c);
   }
 }
 
-static void peer_flush(struct peer *p) {
+void lr__net_peer_flush(struct peer *p) {
   struct conn *c = p->conn;
   if (c == NULL || c->state != C_UP || c->writing || p->head == NULL)
     return;
@@ -358,7 +234,7 @@ static void peer_flush(struct peer *p) {
     }
     raft_free(w->cipher);
     raft_free(w);
-    conn_close(c);
+    lr__net_conn_close(c);
   }
 }
 
@@ -376,11 +252,11 @@ static void queue_free(struct peer *p) {
 int lr_net_send(struct lr_net *n, const struct raft_message *m) {
   if (n->closing)
     return RAFT_EINVAL;
-  if (faulted(n, m->to)) {
+  if (lr__net_faulted(n, m->to)) {
     n->st.frames_dropped_fault++;
     return RAFT_EFAULT;
   }
-  struct peer *p = peer_find(n, m->to);
+  struct peer *p = lr__net_peer_find(n, m->to);
   if (p == NULL) {
     n->st.frames_dropped++;
     return RAFT_ENOPEER;
@@ -393,7 +269,7 @@ int lr_net_send(struct lr_net *n, const struct raft_message *m) {
     return rv == RAFT_ENOMEM ? RAFT_ENOMEM : RAFT_EINVAL;
   }
   if (b.len - LR_WIRE_HEADER_SIZE > n->o.frame_max) {
-    logf_(n, LR_NET_LOG_WARN, "dropped a %s to peer %llu: %zu bytes exceed frame_max %u",
+    lr__net_logf(n, LR_NET_LOG_WARN, "dropped a %s to peer %llu: %zu bytes exceed frame_max %u",
           raft_msg_name(m->type), (unsigned long long)m->to, b.len, n->o.frame_max);
     lr_wire_buf_free(&b);
     n->st.frames_dropped++;
@@ -423,7 +299,7 @@ int lr_net_send(struct lr_net *n, const struct raft_message *m) {
   p->tail = f;
   p->n_frames++;
   p->bytes += f->len;
-  peer_flush(p);
+  lr__net_peer_flush(p);
   return 0;
 }
 
@@ -438,24 +314,24 @@ static void on_conn_handle_closed(uv_handle_t *h) {
     raft_free(c->buf);
     raft_free(c);
   }
-  maybe_finish(n);
+  lr__net_maybe_finish(n);
 }
 
 static void on_retry(uv_timer_t *t) {
-  peer_connect(t->data);
+  lr__net_peer_connect(t->data);
 }
 
-static void peer_schedule(struct peer *p) {
+void lr__net_peer_schedule(struct peer *p) {
   struct lr_net *n = p->net;
   if (n->closing)
     return;
   uint32_t b = p->backoff;
-  uint64_t delay = b / 2 + rng_next(n) % (b / 2 + 1);
+  uint64_t delay = b / 2 + lr__net_rng_next(n) % (b / 2 + 1);
   p->backoff = b * 2 > n->o.backoff_max_ms ? n->o.backoff_max_ms : b * 2;
   uv_timer_start(&p->retry, on_retry, delay, 0);
 }
 
-static void conn_close(struct conn *c) {
+void lr__net_conn_close(struct conn *c) {
   if (c->closing)
     return;
   struct lr_net *n = c->net;
@@ -467,11 +343,11 @@ static void conn_close(struct conn *c) {
     if (p->up) {
       p->up = false;
       n->st.peers_up--;
-      logf_(n, LR_NET_LOG_INFO, "peer %llu (%s) is down", (unsigned long long)p->id, p->address);
+      lr__net_logf(n, LR_NET_LOG_INFO, "peer %llu (%s) is down", (unsigned long long)p->id, p->address);
       if (n->o.cb.peer)
         n->o.cb.peer(n->o.data, p->id, false);
     }
-    peer_schedule(p);
+    lr__net_peer_schedule(p);
   }
   if (!c->outbound) {
     for (struct conn **pp = &n->inbound; *pp != NULL; pp = &(*pp)->next)
@@ -484,100 +360,9 @@ static void conn_close(struct conn *c) {
   uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
 
-/* Who is on the other end, for repetition: the node id once known, else
- * the remote IP (without the port, which changes with every dial). */
-static uint64_t who_hash(const struct conn *c, raft_id id) {
-  uint64_t h = 1469598103934665603ull; /* FNV-1a */
-  if (id != 0) {
-    h ^= id;
-    return h * 1099511628211ull;
-  }
-  const char *colon = strrchr(c->addr, ':');
-  size_t len = colon ? (size_t)(colon - c->addr) : strlen(c->addr);
-  for (size_t i = 0; i < len; i++)
-    h = (h ^ (uint8_t)c->addr[i]) * 1099511628211ull;
-  return h;
-}
 
-/* True when (who, reason) was logged at warn level within the last
- * QUIET_REMIND_MS; records it otherwise (with the repeats since, in
- * *repeats). Keyed by the peer and the reason's text, not cleared by a
- * successful handshake: two nodes of different clusters may share an id. */
-static bool quiet(struct lr_net *n, uint64_t who, const char *reason, uint64_t *repeats) {
-  uint64_t h = 1469598103934665603ull, now = uv_now(n->loop);
-  for (const char *p = reason; *p; p++)
-    h = (h ^ (uint8_t)*p) * 1099511628211ull;
-  h |= 1; /* 0 marks a free slot */
-  *repeats = 0;
-  for (uint32_t i = 0; i < QUIET_MAX; i++)
-    if (n->quiet[i].reason == h && n->quiet[i].who == who) {
-      if (now - n->quiet[i].logged_ms < QUIET_REMIND_MS) {
-        n->quiet[i].repeats++;
-        return true;
-      }
-      *repeats = n->quiet[i].repeats;
-      n->quiet[i].repeats = 0;
-      n->quiet[i].logged_ms = now;
-      return false;
-    }
-  uint32_t slot = n->quiet_next++ % QUIET_MAX;
-  n->quiet[slot].who = who;
-  n->quiet[slot].reason = h;
-  n->quiet[slot].logged_ms = now;
-  n->quiet[slot].repeats = 0;
-  return false;
-}
 
-/* The suffix of a warn line about a refusal. */
-static const char *quiet_note(uint64_t repeats, char *buf, size_t len) {
-  if (repeats == 0)
-    return " (repeats of this are logged at debug level)";
-  snprintf(buf, len, " (again: %llu times since the last warning; repeats at debug level)",
-           (unsigned long long)repeats);
-  return buf;
-}
 
-/* Logs (once per who and reason, then at debug level), counts, and refuses
- * (listener side, with `refuse` sent as the reason) or closes. */
-static void handshake_failed(struct conn *c, const char *refuse, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void handshake_failed(struct conn *c, const char *refuse, const char *fmt, ...) {
-  struct lr_net *n = c->net;
-  char line[400];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  n->st.handshake_failures++;
-  /* the line names the ephemeral port of an inbound connection: key on the
-   * reason's text after the address instead */
-  const char *reason = refuse != NULL ? refuse : line;
-  if (c->addr[0] != '\0' && strstr(line, c->addr) != NULL && refuse == NULL)
-    reason = strstr(line, c->addr) + strlen(c->addr);
-  raft_id who = c->outbound && c->peer ? c->peer->id : c->remote;
-  uint64_t repeats;
-  char note[96];
-  bool repeat = quiet(n, who_hash(c, who), reason, &repeats);
-  logf_(n, repeat ? LR_NET_LOG_DEBUG : LR_NET_LOG_WARN, "%s%s", line,
-        repeat ? "" : quiet_note(repeats, note, sizeof note));
-  if (refuse != NULL && !c->outbound) {
-    struct lr_wire_buf b = {0};
-    if (lr_wire_refuse_encode(refuse, &b) == 0) {
-      c->state = C_REFUSING;
-      uv_timer_stop(&c->timer);
-      uv_read_stop((uv_stream_t *)&c->tcp);
-      write_raw(c, &b, true);
-      return;
-    }
-    lr_wire_buf_free(&b);
-  }
-  conn_close(c);
-}
-
-static void on_handshake_timeout(uv_timer_t *t) {
-  struct conn *c = t->data;
-  handshake_failed(c, NULL, "handshake with %s timed out", c->addr);
-}
 
 static int conn_new(struct lr_net *n, bool outbound, struct conn **out) {
   struct conn *c = raft_malloc(sizeof *c);
@@ -595,221 +380,10 @@ static int conn_new(struct lr_net *n, bool outbound, struct conn **out) {
   return 0;
 }
 
-/* Checks the fields every HELLO must have right; NULL when fine. A cluster
- * mismatch is written into buf, naming both ids. */
-static const char *hello_problem(const struct lr_net *n, const struct lr_wire_hello *h, char *buf,
-                                 size_t buflen) {
-  if (h->magic != LR_WIRE_MAGIC)
-    return "not a luaraft peer (bad magic)";
-  if (h->proto != LR_WIRE_PROTO)
-    return "unsupported protocol version";
-  bool learning = n->o.cluster_id == 0 && n->o.learn_cluster && h->cluster_id != 0;
-  if (h->cluster_id == 0 && n->o.cluster_id != 0) {
-    snprintf(buf, buflen,
-             "node %llu has no cluster id yet (a joining node learns cluster %016llx when a "
-             "member that added it contacts it)",
-             (unsigned long long)h->from, (unsigned long long)n->o.cluster_id);
-    return buf;
-  }
-  if (h->cluster_id != n->o.cluster_id && !learning) {
-    snprintf(buf, buflen,
-             "cluster id mismatch: node %llu is in cluster %016llx, node %llu in cluster %016llx",
-             (unsigned long long)n->o.id, (unsigned long long)n->o.cluster_id,
-             (unsigned long long)h->from, (unsigned long long)h->cluster_id);
-    return buf;
-  }
-  if ((h->flags & LR_WIRE_HELLO_AUTH) && !n->auth)
-    return "the peer uses a secret and this node has none";
-  if (!(h->flags & LR_WIRE_HELLO_AUTH) && n->auth)
-    return "the peer has no secret and this node requires one";
-  return NULL;
-}
 
-static void conn_up(struct conn *c) {
-  struct lr_net *n = c->net;
-  if (c->cluster != n->o.cluster_id) {
-    if (n->o.cluster_id != 0) { /* learned from another connection meanwhile */
-      handshake_failed(c, NULL, "closing %s (node %llu): cluster id mismatch: this node is in "
-                       "cluster %016llx, it in cluster %016llx", c->addr,
-                       (unsigned long long)c->remote, (unsigned long long)n->o.cluster_id,
-                       (unsigned long long)c->cluster);
-      return;
-    }
-    if (n->o.cb.cluster != NULL && !n->o.cb.cluster(n->o.data, c->cluster, c->remote)) {
-      handshake_failed(c, NULL, "closing %s (node %llu): could not record cluster id %016llx",
-                       c->addr, (unsigned long long)c->remote, (unsigned long long)c->cluster);
-      return;
-    }
-    n->o.cluster_id = c->cluster;
-    logf_(n, LR_NET_LOG_INFO, "learned cluster id %016llx from node %llu",
-          (unsigned long long)c->cluster, (unsigned long long)c->remote);
-  }
-  c->state = C_UP;
-  uv_timer_stop(&c->timer);
-  if (c->outbound) {
-    struct peer *p = c->peer;
-    n->st.connects++;
-    n->st.peers_up++;
-    p->up = true;
-    p->backoff = n->o.backoff_min_ms;
-    logf_(n, LR_NET_LOG_INFO, "peer %llu (%s) is up", (unsigned long long)p->id, p->address);
-    if (n->o.cb.peer)
-      n->o.cb.peer(n->o.data, p->id, true);
-    if (c->peer != NULL) /* the callback may have removed it */
-      peer_flush(c->peer);
-  } else {
-    n->st.accepts++;
-    logf_(n, LR_NET_LOG_INFO, "peer %llu connected from %s", (unsigned long long)c->remote,
-          c->addr);
-    if (c->learn && peer_find(n, c->remote) == NULL) {
-      /* A node we did not know (one joining with --join, added by the
-       * leader before our configuration says so): answer it at the address
-       * it advertised. The next configuration change syncs peers again. */
-      c->learn = false;
-      if (lr_net_peer_set(n, c->remote, c->advertised) == 0) {
-        n->st.peers_learned++;
-        logf_(n, LR_NET_LOG_INFO, "node %llu is not a known peer: added it at its advertised "
-              "address %s", (unsigned long long)c->remote, c->advertised);
-      }
-    }
-  }
-}
 
-/* Listener side: the dialer's HELLO. */
-static void on_hello_in(struct conn *c, const uint8_t *p, size_t len) {
-  struct lr_net *n = c->net;
-  struct lr_wire_hello h, r;
-  if (lr_wire_hello_decode(p, len, &h) != 0) {
-    n->st.bad_frames++;
-    handshake_failed(c, "malformed hello", "refused %s: malformed hello", c->addr);
-    return;
-  }
-  char mismatch[LR_WIRE_REASON_MAX + 1];
-  const char *why = hello_problem(n, &h, mismatch, sizeof mismatch);
-  c->remote = h.from; /* for the log's repetition key; checked below */
-  if (why == NULL && h.to != n->o.id)
-    why = "wrong node id (the address belongs to another node)";
-  if (why == NULL && h.from == n->o.id)
-    why = "the dialer has this node's id";
-  struct sockaddr_storage sa;
-  bool unknown = why == NULL && peer_find(n, h.from) == NULL;
-  if (unknown && (h.addr[0] == '\0' || parse_addr(h.addr, &sa) != 0))
-    why = "unknown node id (and no address to answer it at)";
-  char learn_why[LR_WIRE_REASON_MAX + 1] = "unknown node id";
-  if (why == NULL && unknown && n->o.cb.learn != NULL &&
-      !n->o.cb.learn(n->o.data, h.from, learn_why, sizeof learn_why))
-    why = learn_why;
-  if (why != NULL) {
-    handshake_failed(c, why, "refused %s (node %llu): %s", c->addr, (unsigned long long)h.from,
-                     why);
-    return;
-  }
-  c->remote = h.from;
-  c->learn = unknown;
-  c->cluster = n->o.cluster_id != 0 ? n->o.cluster_id : h.cluster_id;
-  snprintf(c->advertised, sizeof c->advertised, "%s", h.addr);
-  memcpy(c->nonce_c, h.nonce, LR_WIRE_NONCE);
-  randombytes_buf(c->nonce_s, LR_WIRE_NONCE);
-  memset(&r, 0, sizeof r);
-  r.magic = LR_WIRE_MAGIC;
-  r.proto = LR_WIRE_PROTO;
-  r.flags = n->auth ? LR_WIRE_HELLO_AUTH : 0;
-  r.cluster_id = c->cluster;
-  r.from = n->o.id;
-  r.to = h.from;
-  memcpy(r.nonce, c->nonce_s, LR_WIRE_NONCE);
-  snprintf(r.addr, sizeof r.addr, "%s", n->self_addr);
-  if (n->auth)
-    mac(n, c, 's', h.from, n->o.id, c->advertised, r.mac);
-  struct lr_wire_buf b = {0};
-  if (lr_wire_hello_encode(&r, &b) != 0) {
-    lr_wire_buf_free(&b);
-    conn_close(c);
-    return;
-  }
-  write_raw(c, &b, false);
-  if (c->closing)
-    return;
-  if (n->auth)
-    c->state = C_AWAIT_AUTH;
-  else
-    conn_up(c);
-}
 
-/* Listener side: the dialer's proof. */
-static void on_auth_in(struct conn *c, const uint8_t *p, size_t len) {
-  struct lr_net *n = c->net;
-  uint8_t got[LR_WIRE_MAC], want[LR_WIRE_MAC];
-  if (lr_wire_auth_decode(p, len, got) != 0) {
-    n->st.bad_frames++;
-    handshake_failed(c, "malformed auth", "refused %s (node %llu): malformed auth", c->addr,
-                     (unsigned long long)c->remote);
-    return;
-  }
-  mac(n, c, 'c', c->remote, n->o.id, c->advertised, want);
-  if (crypto_verify_32(got, want) != 0) {
-    handshake_failed(c, "authentication failed", "refused %s (node %llu): authentication failed"
-                     " (wrong secret?)", c->addr, (unsigned long long)c->remote);
-    return;
-  }
-  conn_up(c);
-}
 
-/* Dialer side: the listener's HELLO or REFUSE. */
-static void on_hello_out(struct conn *c, uint8_t type, const uint8_t *p, size_t len) {
-  struct lr_net *n = c->net;
-  struct peer *pe = c->peer;
-  raft_id pid = pe ? pe->id : 0;
-  if (type == LR_WIRE_REFUSE) {
-    char reason[LR_WIRE_REASON_MAX + 1] = "?";
-    lr_wire_refuse_decode(p, len, reason);
-    handshake_failed(c, NULL, "peer %llu (%s) refused us: %s", (unsigned long long)pid, c->addr,
-                     reason);
-    if (n->o.cb.refused != NULL && pid != 0)
-      n->o.cb.refused(n->o.data, pid, reason);
-    return;
-  }
-  struct lr_wire_hello h;
-  if (type != LR_WIRE_HELLO || lr_wire_hello_decode(p, len, &h) != 0) {
-    n->st.bad_frames++;
-    handshake_failed(c, NULL, "peer %llu (%s) sent a malformed hello", (unsigned long long)pid,
-                     c->addr);
-    return;
-  }
-  char mismatch[LR_WIRE_REASON_MAX + 1];
-  const char *why = hello_problem(n, &h, mismatch, sizeof mismatch);
-  if (why == NULL && (h.from != pid || h.to != n->o.id))
-    why = "the address answers as another node";
-  if (why != NULL) {
-    handshake_failed(c, NULL, "peer %llu (%s): %s (it says node %llu)", (unsigned long long)pid,
-                     c->addr, why, (unsigned long long)h.from);
-    return;
-  }
-  c->remote = pid;
-  if (c->cluster == 0)
-    c->cluster = h.cluster_id; /* a learning node's first peer */
-  memcpy(c->nonce_s, h.nonce, LR_WIRE_NONCE);
-  if (n->auth) {
-    uint8_t want[LR_WIRE_MAC], mine[LR_WIRE_MAC];
-    mac(n, c, 's', n->o.id, pid, n->self_addr, want);
-    if (crypto_verify_32(h.mac, want) != 0) {
-      handshake_failed(c, NULL, "peer %llu (%s) failed authentication (wrong secret?)",
-                       (unsigned long long)pid, c->addr);
-      return;
-    }
-    mac(n, c, 'c', n->o.id, pid, n->self_addr, mine);
-    struct lr_wire_buf b = {0};
-    if (lr_wire_auth_encode(mine, &b) != 0) {
-      lr_wire_buf_free(&b);
-      conn_close(c);
-      return;
-    }
-    write_raw(c, &b, false);
-    if (c->closing)
-      return;
-  }
-  conn_up(c);
-}
 
 static void on_raft_frame(struct conn *c, const uint8_t *p, size_t len) {
   struct lr_net *n = c->net;
@@ -819,13 +393,13 @@ static void on_raft_frame(struct conn *c, const uint8_t *p, size_t len) {
     rv = RAFT_EMALFORMED;
   if (rv != 0) {
     n->st.bad_frames++;
-    logf_(n, LR_NET_LOG_WARN, "closing %s (node %llu): bad frame: %s", c->addr,
+    lr__net_logf(n, LR_NET_LOG_WARN, "closing %s (node %llu): bad frame: %s", c->addr,
           (unsigned long long)c->remote, raft_strerror(rv));
-    conn_close(c);
+    lr__net_conn_close(c);
     return;
   }
   n->st.frames_received++;
-  if (faulted(n, m.from)) {
+  if (lr__net_faulted(n, m.from)) {
     n->st.frames_dropped_fault++;
     return;
   }
@@ -839,13 +413,13 @@ static void on_frame(struct conn *c, uint8_t type, const uint8_t *p, size_t len)
     on_raft_frame(c, p, len);
     return;
   case C_AWAIT_HELLO:
-    on_hello_in(c, p, len);
+    lr__net_on_hello_in(c, p, len);
     return;
   case C_AWAIT_AUTH:
-    on_auth_in(c, p, len);
+    lr__net_on_auth_in(c, p, len);
     return;
   case C_HELLO_SENT:
-    on_hello_out(c, type, p, len);
+    lr__net_on_hello_out(c, type, p, len);
     return;
   default:
     return;
@@ -882,12 +456,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init((char *)c->buf + c->len, (unsigned)(c->cap - c->len));
 }
 
-static void process(struct conn *c);
-static void send_hello(struct conn *c);
 
 /* A TLS session failed: log once per who and reason, send the alert the
  * session made (if any), then close. */
-static void tls_failed(struct conn *c, const char *what) {
+void lr__net_tls_failed(struct conn *c, const char *what) {
   struct lr_net *n = c->net;
   n->st.tls_failures++;
   raft_id who = c->outbound && c->peer ? c->peer->id : c->remote;
@@ -900,38 +472,38 @@ static void tls_failed(struct conn *c, const char *what) {
              lr_tls_error(c->tls));
   uint64_t repeats;
   char note[96];
-  bool repeat = quiet(n, who_hash(c, who), lr_tls_error(c->tls), &repeats);
+  bool repeat = lr__net_quiet(n, lr__net_who_hash(c, who), lr_tls_error(c->tls), &repeats);
   if (c->state != C_UP)
     n->st.handshake_failures++;
-  logf_(n, repeat ? LR_NET_LOG_DEBUG : LR_NET_LOG_WARN, "%s%s", line,
-        repeat ? "" : quiet_note(repeats, note, sizeof note));
+  lr__net_logf(n, repeat ? LR_NET_LOG_DEBUG : LR_NET_LOG_WARN, "%s%s", line,
+        repeat ? "" : lr__net_quiet_note(repeats, note, sizeof note));
   c->state = C_REFUSING;
   uv_timer_stop(&c->timer);
   uv_read_stop((uv_stream_t *)&c->tcp);
-  tls_flush(c, true);
+  lr__net_tls_flush(c, true);
 }
 
 /* TLS: ciphertext in; handshake; plaintext appended to c->buf. */
 static void tls_read(struct conn *c, const uint8_t *data, size_t len) {
   if (lr_tls_feed(c->tls, data, len) != 0) {
-    conn_close(c);
+    lr__net_conn_close(c);
     return;
   }
   if (!lr_tls_established(c->tls)) {
     int rv = lr_tls_handshake(c->tls);
     if (rv == RAFT_ETLSAGAIN) {
-      tls_flush(c, false);
+      lr__net_tls_flush(c, false);
       return;
     }
     if (rv != 0) {
-      tls_failed(c, "handshake");
+      lr__net_tls_failed(c, "handshake");
       return;
     }
-    tls_flush(c, false);
+    lr__net_tls_flush(c, false);
     if (c->closing)
       return;
     if (c->outbound) {
-      send_hello(c);
+      lr__net_send_hello(c);
       if (c->closing)
         return;
     } else {
@@ -943,7 +515,7 @@ static void tls_read(struct conn *c, const uint8_t *data, size_t len) {
       size_t cap = c->cap ? c->cap * 2 : READ_CHUNK;
       uint8_t *p = raft_realloc(c->buf, cap);
       if (p == NULL) {
-        conn_close(c); /* UNTESTED */
+        lr__net_conn_close(c); /* UNTESTED */
         return;
       }
       c->buf = p;
@@ -952,23 +524,23 @@ static void tls_read(struct conn *c, const uint8_t *data, size_t len) {
     size_t got = 0;
     int rv = lr_tls_read(c->tls, c->buf + c->len, c->cap - c->len, &got);
     if (rv == RAFT_ETLSCLOSED) {
-      conn_close(c);
+      lr__net_conn_close(c);
       return;
     }
     if (rv != 0) {
-      tls_failed(c, c->state == C_UP ? "session" : "handshake");
+      lr__net_tls_failed(c, c->state == C_UP ? "session" : "handshake");
       return;
     }
     if (got == 0)
       break;
     c->len += got;
     /* frames as they complete, so a peer cannot make us buffer more than
-     * one frame of plaintext (process() enforces the frame limit) */
-    process(c);
+     * one frame of plaintext (lr__net_process() enforces the frame limit) */
+    lr__net_process(c);
     if (c->closing || c->state == C_REFUSING)
       return;
   }
-  tls_flush(c, false); /* e.g. a key update the peer asked for */
+  lr__net_tls_flush(c, false); /* e.g. a key update the peer asked for */
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -978,13 +550,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   if (nread < 0) {
     if (c->state != C_UP && c->state != C_REFUSING && nread == UV_EOF && c->outbound) {
-      handshake_failed(c, NULL, "peer %llu (%s) closed the connection during the handshake",
+      lr__net_handshake_failed(c, NULL, "peer %llu (%s) closed the connection during the handshake",
                        (unsigned long long)(c->peer ? c->peer->id : 0), c->addr);
       return;
     } else if (nread != UV_EOF) {
-      logf_(n, LR_NET_LOG_INFO, "connection %s: %s", c->addr, uv_strerror((int)nread));
+      lr__net_logf(n, LR_NET_LOG_INFO, "connection %s: %s", c->addr, uv_strerror((int)nread));
     }
-    conn_close(c);
+    lr__net_conn_close(c);
     return;
   }
   n->st.bytes_received += (uint64_t)nread;
@@ -993,11 +565,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   c->len += (size_t)nread;
-  process(c);
+  lr__net_process(c);
 }
 
 /* Handles the complete frames in c->buf. */
-static void process(struct conn *c) {
+void lr__net_process(struct conn *c) {
   struct lr_net *n = c->net;
   size_t off = 0;
   while (!c->closing && c->state != C_REFUSING && c->len - off >= LR_WIRE_HEADER_SIZE) {
@@ -1007,12 +579,12 @@ static void process(struct conn *c) {
     if (rv != 0) {
       n->st.bad_frames++;
       if (c->state == C_UP)
-        logf_(n, LR_NET_LOG_WARN, "closing %s (node %llu): bad frame: %s", c->addr,
+        lr__net_logf(n, LR_NET_LOG_WARN, "closing %s (node %llu): bad frame: %s", c->addr,
               (unsigned long long)c->remote, raft_strerror(rv));
       else
-        handshake_failed(c, NULL, "closing %s: not a luaraft peer (%s)", c->addr,
+        lr__net_handshake_failed(c, NULL, "closing %s: not a luaraft peer (%s)", c->addr,
                          raft_strerror(rv));
-      conn_close(c);
+      lr__net_conn_close(c);
       return;
     }
     size_t total = LR_WIRE_HEADER_SIZE + (size_t)h.len;
@@ -1035,20 +607,20 @@ static void process(struct conn *c) {
   }
 }
 
-static void conn_start(struct conn *c) {
+void lr__net_conn_start(struct conn *c) {
   struct lr_net *n = c->net;
   uv_tcp_nodelay(&c->tcp, 1);
   uv_tcp_keepalive(&c->tcp, 1, 10);
-  uv_timer_start(&c->timer, on_handshake_timeout, n->o.handshake_ms, 0);
+  uv_timer_start(&c->timer, lr__net_on_handshake_timeout, n->o.handshake_ms, 0);
   if (n->tls != NULL) {
     if (lr_tls_new(n->tls, c->outbound ? LR_TLS_CLIENT : LR_TLS_SERVER, NULL, &c->tls) != 0) {
-      conn_close(c); /* UNTESTED: out of memory */
+      lr__net_conn_close(c); /* UNTESTED: out of memory */
       return;
     }
     c->state = C_TLS;
   }
   if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
-    conn_close(c);
+    lr__net_conn_close(c);
 }
 
 /* ---- outbound --------------------------------------------------------------------------- */
@@ -1058,63 +630,39 @@ static void on_connect(uv_connect_t *req, int status) {
   if (c->closing)
     return;
   if (status < 0) {
-    logf_(n, LR_NET_LOG_DEBUG, "connecting to peer %llu (%s): %s",
+    lr__net_logf(n, LR_NET_LOG_DEBUG, "connecting to peer %llu (%s): %s",
           (unsigned long long)(c->peer ? c->peer->id : 0), c->addr, uv_strerror(status));
-    conn_close(c);
+    lr__net_conn_close(c);
     return;
   }
-  conn_start(c);
+  lr__net_conn_start(c);
   if (c->closing)
     return;
   if (c->tls != NULL) { /* the HELLO goes once the TLS handshake is done */
     if (lr_tls_handshake(c->tls) == RAFT_ETLSAGAIN)
-      tls_flush(c, false);
+      lr__net_tls_flush(c, false);
     else
-      tls_failed(c, "handshake");
+      lr__net_tls_failed(c, "handshake");
     return;
   }
-  send_hello(c);
+  lr__net_send_hello(c);
 }
 
-/* Dialer: the first luaraft frame. */
-static void send_hello(struct conn *c) {
-  struct lr_net *n = c->net;
-  struct lr_wire_hello h;
-  c->cluster = n->o.cluster_id;
-  memset(&h, 0, sizeof h);
-  h.magic = LR_WIRE_MAGIC;
-  h.proto = LR_WIRE_PROTO;
-  h.flags = n->auth ? LR_WIRE_HELLO_AUTH : 0;
-  h.cluster_id = c->cluster;
-  h.from = n->o.id;
-  h.to = c->peer->id;
-  randombytes_buf(c->nonce_c, LR_WIRE_NONCE);
-  memcpy(h.nonce, c->nonce_c, LR_WIRE_NONCE);
-  snprintf(h.addr, sizeof h.addr, "%s", n->self_addr);
-  struct lr_wire_buf b = {0};
-  if (lr_wire_hello_encode(&h, &b) != 0) {
-    lr_wire_buf_free(&b);
-    conn_close(c);
-    return;
-  }
-  c->state = C_HELLO_SENT;
-  write_raw(c, &b, false);
-}
 
-static void peer_connect(struct peer *p) {
+void lr__net_peer_connect(struct peer *p) {
   struct lr_net *n = p->net;
   if (n->closing || p->conn != NULL)
     return;
   struct sockaddr_storage sa;
-  if (parse_addr(p->address, &sa) != 0) {
-    logf_(n, LR_NET_LOG_ERROR, "peer %llu: bad address \"%s\" (want IP:PORT)",
+  if (lr__net_parse_addr(p->address, &sa) != 0) {
+    lr__net_logf(n, LR_NET_LOG_ERROR, "peer %llu: bad address \"%s\" (want IP:PORT)",
           (unsigned long long)p->id, p->address);
-    peer_schedule(p);
+    lr__net_peer_schedule(p);
     return;
   }
   struct conn *c;
   if (conn_new(n, true, &c) != 0) {
-    peer_schedule(p); /* UNTESTED */
+    lr__net_peer_schedule(p); /* UNTESTED */
     return;
   }
   c->peer = p;
@@ -1124,9 +672,9 @@ static void peer_connect(struct peer *p) {
   c->connect.data = c;
   int rv = uv_tcp_connect(&c->connect, &c->tcp, (struct sockaddr *)&sa, on_connect);
   if (rv != 0) {
-    logf_(n, LR_NET_LOG_DEBUG, "connecting to peer %llu (%s): %s", (unsigned long long)p->id,
+    lr__net_logf(n, LR_NET_LOG_DEBUG, "connecting to peer %llu (%s): %s", (unsigned long long)p->id,
           p->address, uv_strerror(rv));
-    conn_close(c);
+    lr__net_conn_close(c);
   }
 }
 
@@ -1135,7 +683,7 @@ static void on_retry_closed(uv_handle_t *h) {
   struct lr_net *n = p->net;
   n->handles--;
   raft_free(p);
-  maybe_finish(n);
+  lr__net_maybe_finish(n);
 }
 
 int lr_net_peer_set(struct lr_net *n, raft_id id, const char *address) {
@@ -1144,20 +692,20 @@ int lr_net_peer_set(struct lr_net *n, raft_id id, const char *address) {
   if (id == n->o.id)
     return 0;
   struct sockaddr_storage sa;
-  if (parse_addr(address, &sa) != 0)
+  if (lr__net_parse_addr(address, &sa) != 0)
     return RAFT_EADDRESS;
-  struct peer *p = peer_find(n, id);
+  struct peer *p = lr__net_peer_find(n, id);
   if (p != NULL) {
     if (strcmp(p->address, address) == 0)
       return 0;
-    logf_(n, LR_NET_LOG_INFO, "peer %llu moves from %s to %s", (unsigned long long)id, p->address,
+    lr__net_logf(n, LR_NET_LOG_INFO, "peer %llu moves from %s to %s", (unsigned long long)id, p->address,
           address);
     snprintf(p->address, sizeof p->address, "%s", address);
     if (p->conn != NULL)
-      conn_close(p->conn);
+      lr__net_conn_close(p->conn);
     p->backoff = n->o.backoff_min_ms;
     uv_timer_stop(&p->retry);
-    peer_connect(p);
+    lr__net_peer_connect(p);
     return 0;
   }
   p = raft_malloc(sizeof *p);
@@ -1174,7 +722,7 @@ int lr_net_peer_set(struct lr_net *n, raft_id id, const char *address) {
   p->next = n->peers;
   n->peers = p;
   n->st.peers++;
-  peer_connect(p);
+  lr__net_peer_connect(p);
   return 0;
 }
 
@@ -1195,12 +743,12 @@ int lr_net_peer_remove(struct lr_net *n, raft_id id) {
     }
     c->peer = NULL;
     p->conn = NULL;
-    conn_close(c);
+    lr__net_conn_close(c);
   }
   for (struct conn *c = n->inbound, *next; c != NULL; c = next) {
     next = c->next;
     if (c->remote == id)
-      conn_close(c);
+      lr__net_conn_close(c);
   }
   queue_free(p);
   uv_timer_stop(&p->retry);
@@ -1224,7 +772,7 @@ int lr_net_peers_sync(struct lr_net *n, const struct raft_config *c) {
 }
 
 bool lr_net_peer_up(const struct lr_net *n, raft_id id) {
-  const struct peer *p = peer_find(n, id);
+  const struct peer *p = lr__net_peer_find(n, id);
   return p != NULL && p->up;
 }
 
@@ -1237,7 +785,7 @@ static void on_connection(uv_stream_t *server, int status) {
   if (conn_new(n, false, &c) != 0)
     return; /* UNTESTED: the connection waits in the backlog */
   if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-    conn_close(c);
+    lr__net_conn_close(c);
     return;
   }
   struct sockaddr_storage sa;
@@ -1257,7 +805,7 @@ static void on_connection(uv_stream_t *server, int status) {
   c->state = C_AWAIT_HELLO; /* C_TLS first with TLS (conn_start) */
   c->next = n->inbound;
   n->inbound = c;
-  conn_start(c);
+  lr__net_conn_start(c);
 }
 
 /* ---- start / close ------------------------------------------------------------------------- */
@@ -1279,7 +827,7 @@ int lr_net_start(const struct lr_net_options *o, struct lr_net **out, char *err,
     return RAFT_EINVAL;
   }
   struct sockaddr_storage sa;
-  if (parse_addr(o->listen, &sa) != 0) {
+  if (lr__net_parse_addr(o->listen, &sa) != 0) {
     snprintf(err, errlen, "transport: bad listen address \"%s\" (want IP:PORT)", o->listen);
     return RAFT_EADDRESS;
   }
@@ -1358,7 +906,7 @@ int lr_net_port(const struct lr_net *n) {
 static void on_listener_closed(uv_handle_t *h) {
   struct lr_net *n = h->data;
   n->handles--;
-  maybe_finish(n);
+  lr__net_maybe_finish(n);
 }
 
 void lr_net_close(struct lr_net *n, void (*cb)(void *data), void *data) {
@@ -1372,9 +920,9 @@ void lr_net_close(struct lr_net *n, void (*cb)(void *data), void *data) {
   while (n->peers != NULL)
     lr_net_peer_remove(n, n->peers->id);
   while (n->inbound != NULL)
-    conn_close(n->inbound);
+    lr__net_conn_close(n->inbound);
   n->handles--;
-  maybe_finish(n);
+  lr__net_maybe_finish(n);
 }
 
 int lr_net_set_faults(struct lr_net *n, const raft_id *ids, size_t count) {
@@ -1389,13 +937,13 @@ int lr_net_set_faults(struct lr_net *n, const raft_id *ids, size_t count) {
    * was in flight on them is lost, and they are dialled again (and carry
    * nothing) until healed. */
   for (size_t i = 0; i < count; i++) {
-    struct peer *p = peer_find(n, ids[i]);
+    struct peer *p = lr__net_peer_find(n, ids[i]);
     if (p != NULL && p->conn != NULL)
-      conn_close(p->conn);
+      lr__net_conn_close(p->conn);
     for (struct conn *c = n->inbound, *next; c != NULL; c = next) {
       next = c->next;
       if (c->remote == ids[i])
-        conn_close(c);
+        lr__net_conn_close(c);
     }
   }
   return 0;
