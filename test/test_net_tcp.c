@@ -40,7 +40,7 @@ static void on_log(void *data, int level, const char *line) {
   struct node *nd = data;
   size_t n = strlen(nd->log);
   /* the level first, so a test can count warnings */
-  snprintf(nd->log + n, sizeof nd->log - n, "%c %s\n", "?EWID"[level >= 1 && level <= 4 ? level : 0], line);
+  snprintf(nd->log + n, sizeof nd->log - n, "%c %s\n", "EWID?"[level >= RAFT_LOG_ERROR && level <= RAFT_LOG_DEBUG ? level : 4], line);
 }
 
 static uint64_t learned_cluster;

@@ -109,6 +109,10 @@ const char *raft_strerror(int rv); /* human message */
 const char *raft_errname(int rv);  /* the table's name: "NOTLEADER", "FULL", ... */
 const char *raft_errcode(int rv);  /* API.md code: "busy", "not_leader", ... */
 
+/* Log levels, one enum for every layer (the core logs nothing itself; its
+ * users do, in one line format: src/drive, src/net, src/sm, the binding). */
+enum { RAFT_LOG_ERROR = 0, RAFT_LOG_WARN, RAFT_LOG_INFO, RAFT_LOG_DEBUG };
+
 /* Allocation goes through one hook so tests can make it fail. */
 struct raft_heap {
   void *(*malloc)(void *data, size_t n);

@@ -25,7 +25,7 @@ static void propose_digest(struct lr_drive *d) {
     raft_term term;
     int rv = raft_propose(d->raft, lr__drive_now(d), b.data, b.len, 0, &index, &term);
     if (rv < 0)
-      lr__drive_log(d, LR_LOG_DEBUG, "digest checkpoint not proposed: %s", raft_strerror(rv));
+      lr__drive_log(d, RAFT_LOG_DEBUG, "digest checkpoint not proposed: %s", raft_strerror(rv));
   }
   lr_buf_free(&b);
 }
@@ -40,7 +40,7 @@ void lr__drive_halted(struct lr_drive *d) {
   d->halted = true;
   struct lr_sm_status st;
   lr_sm_status(d->sm, &st);
-  lr__drive_log(d, LR_LOG_ERROR,
+  lr__drive_log(d, RAFT_LOG_ERROR,
                 "state machine halted: %s; this node applies and serves nothing more (stop it, "
                 "delete its data directory and start it again to recover from a replica)",
                 st.reason);
@@ -72,7 +72,7 @@ void lr__drive_apply(struct lr_drive *d, const struct raft_entry *e, uint32_t co
     raft_index applied = lr_sm_applied_index(d->sm);
     if (e[i].index <= applied) continue; /* covered by a restored snapshot */
     if (e[i].index != applied + 1) {
-      lr__drive_log(d, LR_LOG_ERROR, "entry %llu committed after applied index %llu",
+      lr__drive_log(d, RAFT_LOG_ERROR, "entry %llu committed after applied index %llu",
                     (unsigned long long)e[i].index, (unsigned long long)applied);
       lr__drive_fail(d, "committed entries skip an index");
       return;
@@ -110,7 +110,7 @@ void lr__drive_apply(struct lr_drive *d, const struct raft_entry *e, uint32_t co
       lr_sm_can_snapshot(d->sm)) {
     char err[256];
     if (lr__drive_take_snapshot(d, err, sizeof err) != 0)
-      lr__drive_log(d, LR_LOG_WARN, "snapshot failed: %s (applied index %llu)", err,
+      lr__drive_log(d, RAFT_LOG_WARN, "snapshot failed: %s (applied index %llu)", err,
                     (unsigned long long)applied);
   }
 }
@@ -146,12 +146,12 @@ int lr__drive_restore(struct lr_drive *d, const struct raft_snapshot *s, bool bo
   d->snap_index = s->meta.index;
   if (boot) d->snap_durable = d->snap_acked = s->meta.index; /* the core booted with it */
   if (boot) {
-    lr__drive_log(d, LR_LOG_INFO, "restored snapshot at index %llu",
+    lr__drive_log(d, RAFT_LOG_INFO, "restored snapshot at index %llu",
                   (unsigned long long)s->meta.index);
     return 0;
   }
   d->metrics.snapshots_restored++;
-  lr__drive_log(d, LR_LOG_INFO, "restored snapshot at index %llu (term %llu) from the leader",
+  lr__drive_log(d, RAFT_LOG_INFO, "restored snapshot at index %llu (term %llu) from the leader",
                 (unsigned long long)s->meta.index, (unsigned long long)s->meta.term);
   if (lr__drive_subscribed(d, LR_EV_SNAPSHOT)) {
     struct lr_event ev = {

@@ -98,7 +98,7 @@ void lr__items_free(struct lr__item *it) {
 void lr__drive_fail(struct lr_drive *d, const char *why) {
   if (d->failed) return;
   d->failed = true;
-  lr__drive_log(d, LR_LOG_ERROR, "node stopped: %s", why);
+  lr__drive_log(d, RAFT_LOG_ERROR, "node stopped: %s", why);
   lr__waiters_fail_all(d, "stopped", why);
   struct lr_event ev = {
       .type = LR_EV_FAIL_ALL, .code = "stopped", .data = why, .len = strlen(why), .has_data = true};
@@ -186,7 +186,7 @@ static void soft_state(struct lr_drive *d, const struct raft_update *u) {
   struct lr_event st = {.type = LR_EV_STATE, .role = u->role, .leader = u->leader, .term = d->term};
   lr__drive_event(d, &st);
   if (u->role != d->role) {
-    lr__drive_log(d, LR_LOG_INFO, "role %s -> %s (term %llu)", raft_role_name(d->role),
+    lr__drive_log(d, RAFT_LOG_INFO, "role %s -> %s (term %llu)", raft_role_name(d->role),
                   raft_role_name(u->role), (unsigned long long)d->term);
     if (u->role == RAFT_CANDIDATE) d->metrics.elections++;
     d->role = u->role;
@@ -197,10 +197,10 @@ static void soft_state(struct lr_drive *d, const struct raft_update *u) {
   }
   if (u->leader != d->leader) {
     if (u->leader)
-      lr__drive_log(d, LR_LOG_INFO, "leader is %llu (term %llu)", (unsigned long long)u->leader,
+      lr__drive_log(d, RAFT_LOG_INFO, "leader is %llu (term %llu)", (unsigned long long)u->leader,
                     (unsigned long long)d->term);
     else
-      lr__drive_log(d, LR_LOG_INFO, "no leader (term %llu)", (unsigned long long)d->term);
+      lr__drive_log(d, RAFT_LOG_INFO, "no leader (term %llu)", (unsigned long long)d->term);
     raft_id old = d->leader;
     d->leader = u->leader;
     d->metrics.leader_changes++;
@@ -223,7 +223,7 @@ static void log_config(struct lr_drive *d, const struct raft_config *c) {
     if (w < 0) break;
     off += (size_t)w;
   }
-  lr__drive_log(d, LR_LOG_INFO, "members: %s", line);
+  lr__drive_log(d, RAFT_LOG_INFO, "members: %s", line);
 }
 
 /* Says so when this node leaves the configuration (removed: it no longer
@@ -233,11 +233,11 @@ static void note_membership(struct lr_drive *d) {
   const struct raft_member *me = raft_config_get(&d->config, d->id);
   if (me != NULL && !d->was_member) {
     d->was_member = true;
-    lr__drive_log(d, LR_LOG_INFO, "this node is a member of the cluster (%s)",
+    lr__drive_log(d, RAFT_LOG_INFO, "this node is a member of the cluster (%s)",
                   me->role == RAFT_LEARNER ? "learner" : "voter");
   } else if (me == NULL && d->was_member) {
     d->was_member = false;
-    lr__drive_log(d, LR_LOG_WARN,
+    lr__drive_log(d, RAFT_LOG_WARN,
                   "this node was removed from the cluster: it no longer takes part (no votes, "
                   "no campaigns, no replication); stop it, or add it back with add_member");
   }
@@ -432,7 +432,7 @@ static void write_failed(struct lr_drive *d, struct lr__item *it) {
   if (d->backoff_ms > LR__BACKOFF_MAX_MS) d->backoff_ms = LR__BACKOFF_MAX_MS;
   d->retry_at = now + d->backoff_ms;
   if (now >= d->fail_log_at) {
-    lr__drive_log(d, LR_LOG_ERROR,
+    lr__drive_log(d, RAFT_LOG_ERROR,
                   "storage: %s (%llu failed writes since the last report; the next write in "
                   "%u ms)",
                   msg, (unsigned long long)d->fails_unlogged, d->backoff_ms);
@@ -471,9 +471,9 @@ static void done_item(struct lr_drive *d, struct lr__item *it) {
     d->snap_acked = it->snap_index;
     int rv = raft_snapshot_taken(d->raft, it->snap_index, it->snapshot->data, it->snapshot->len);
     if (rv != 0)
-      lr__drive_log(d, LR_LOG_WARN, "snapshot at %llu refused by the core: %s",
+      lr__drive_log(d, RAFT_LOG_WARN, "snapshot at %llu refused by the core: %s",
                     (unsigned long long)it->snap_index, raft_strerror(rv));
-    lr__drive_log(d, LR_LOG_INFO, "snapshot taken at index %llu (term %llu)",
+    lr__drive_log(d, RAFT_LOG_INFO, "snapshot taken at index %llu (term %llu)",
                   (unsigned long long)it->snap_index, (unsigned long long)it->snap_term);
     if (lr__drive_subscribed(d, LR_EV_SNAPSHOT)) {
       struct lr_event ev = {.type = LR_EV_SNAPSHOT, .index = it->snap_index, .term = it->snap_term};
@@ -526,7 +526,7 @@ void lr_drive_written(struct lr_drive *d, int rv, double latency_ms) {
     d->durable_seq = it->seq;
     if (v.snap) d->snap_durable = v.snap->index;
     if (d->fails_in_row > 0)
-      lr__drive_log(d, LR_LOG_WARN, "storage: writes succeed again after %llu failed",
+      lr__drive_log(d, RAFT_LOG_WARN, "storage: writes succeed again after %llu failed",
                     (unsigned long long)d->fails_in_row);
     d->fails_in_row = d->fails_unlogged = 0;
     d->backoff_ms = 0;
@@ -582,7 +582,7 @@ void lr_drive_tick(struct lr_drive *d) {
     raft_tick(d->raft, now);
     if (raft_deadline(d->raft) <= now && !d->stale_deadline_logged) {
       d->stale_deadline_logged = true;
-      lr__drive_log(d, LR_LOG_DEBUG, "core deadline %llu still <= now %llu after a tick",
+      lr__drive_log(d, RAFT_LOG_DEBUG, "core deadline %llu still <= now %llu after a tick",
                     (unsigned long long)raft_deadline(d->raft), (unsigned long long)now);
     }
   }
@@ -595,12 +595,12 @@ void lr_drive_recv(struct lr_drive *d, const struct raft_message *m) {
   if (d->removed && (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
                      m->type == RAFT_MSG_SNAPSHOT)) {
     d->removed = false;
-    lr__drive_log(d, LR_LOG_INFO, "node %llu leads this node again: taking part again",
+    lr__drive_log(d, RAFT_LOG_INFO, "node %llu leads this node again: taking part again",
                   (unsigned long long)m->from);
   }
   int rv = raft_step(d->raft, lr__drive_now(d), m);
   if (rv != 0 && rv != RAFT_EMALFORMED)
-    lr__drive_log(d, LR_LOG_DEBUG, "step %s from %llu: %s", raft_msg_name(m->type),
+    lr__drive_log(d, RAFT_LOG_DEBUG, "step %s from %llu: %s", raft_msg_name(m->type),
                   (unsigned long long)m->from, raft_strerror(rv));
   lr_drive_run(d);
 }
@@ -611,7 +611,7 @@ void lr_drive_set_removed(struct lr_drive *d, raft_id by, raft_index theirs) {
   raft_status(d->raft, &rs);
   if (theirs < rs.config_index) return; /* it has not caught up with our configuration */
   d->removed = true;
-  lr__drive_log(d, LR_LOG_WARN,
+  lr__drive_log(d, RAFT_LOG_WARN,
                 "node %llu (configuration index %llu) says this node is not a member: it was "
                 "removed from the cluster and takes no part any more (no campaigns) unless a "
                 "leader contacts it again; stop it, or add it back with add_member",

@@ -81,7 +81,6 @@ struct lr_event {
   const struct raft_config *config; /* LR_EV_MEMBERS, valid during the call */
 };
 
-enum { LR_LOG_ERROR = 0, LR_LOG_WARN, LR_LOG_INFO, LR_LOG_DEBUG };
 
 /* ---- metrics -------------------------------------------------------------- */
 #define LR_FSYNC_BUCKETS 12

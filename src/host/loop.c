@@ -30,7 +30,7 @@ const char *lr_log_level_name(int level) {
 
 void lr_log(int threshold, raft_id id, int level, const char *fmt, ...) {
   static const char *const tags[] = {"ERROR", "WARN ", "INFO ", "DEBUG"};
-  if (level > threshold || level < 0 || level > LR_LOG_DEBUG) return;
+  if (level > threshold || level < 0 || level > RAFT_LOG_DEBUG) return;
   char line[1024], stamp[32];
   uint64_t ms = lr_wall_ms();
   time_t secs = (time_t)(ms / 1000);

@@ -33,10 +33,7 @@ static int check_options(const struct lr_node_options *o, char *err, size_t errl
 
 static void sm_log(void *ud, int level, const char *msg) {
   struct lr_node *n = ud;
-  int l = level == LR_SM_LOG_ERROR  ? LR_LOG_ERROR
-          : level == LR_SM_LOG_WARN ? LR_LOG_WARN
-                                    : LR_LOG_INFO;
-  LR__LOG(n, l, "state machine: %s", msg);
+  LR__LOG(n, level, "state machine: %s", msg); /* one log-level enum (raft.h) */
 }
 
 bool lr_node_sm_status(const struct lr_node *n, struct lr_sm_status *st) {
@@ -167,7 +164,7 @@ static int open_raft(struct lr_node *n, const struct lr_node_options *o, struct 
     lr_store_state_free(&st);
     if (make_cluster_id(n, o, err, errlen) != 0) return -1;
     if (bootstrap(n, &o->peers, err, errlen) != 0) return -1;
-    LR__LOG(n, LR_LOG_INFO, "bootstrapped a new cluster of %u members, cluster id %016llx",
+    LR__LOG(n, RAFT_LOG_INFO, "bootstrapped a new cluster of %u members, cluster id %016llx",
             o->peers.n, (unsigned long long)lr_store_cluster_id(n->store));
     if (lr_store_load(n->store, &st, err, errlen) != 0) return -1;
   }
@@ -211,7 +208,7 @@ static int open_raft(struct lr_node *n, const struct lr_node_options *o, struct 
     rv = lr_drive_new(&dopt, &n->drive, err, errlen);
   }
   if (rv == 0)
-    LR__LOG(n, LR_LOG_INFO, "loaded term %llu, log up to %llu%s", (unsigned long long)st.term,
+    LR__LOG(n, RAFT_LOG_INFO, "loaded term %llu, log up to %llu%s", (unsigned long long)st.term,
             (unsigned long long)st.last_index, o->join && st.fresh ? ", waiting to be added" : "");
   lr_store_state_free(&st);
   return rv == 0 ? 0 : -1;
@@ -378,11 +375,11 @@ int lr_node_start(const struct lr_node_options *o, lr_event_cb cb, void *cbdata,
     return -1; /* freed by the close callbacks */
   }
   if (n->cluster_id)
-    LR__LOG(n, LR_LOG_INFO, "started: cluster %016llx, storage %s, election %u ms, heartbeat %u ms%s",
+    LR__LOG(n, RAFT_LOG_INFO, "started: cluster %016llx, storage %s, election %u ms, heartbeat %u ms%s",
             (unsigned long long)n->cluster_id, lr_store_path(n->store), o->election_ms,
             o->heartbeat_ms, o->tls_cert ? ", peer TLS" : "");
   else
-    LR__LOG(n, LR_LOG_INFO, "started: cluster id not known yet (learned from the first peer "
+    LR__LOG(n, RAFT_LOG_INFO, "started: cluster id not known yet (learned from the first peer "
             "that contacts this node), storage %s, election %u ms, heartbeat %u ms%s",
             lr_store_path(n->store), o->election_ms, o->heartbeat_ms,
             o->tls_cert ? ", peer TLS" : "");
@@ -401,7 +398,7 @@ fail:
 
 void lr_node_stop(struct lr_node *n) {
   if (n == NULL || n->stopping) return;
-  LR__LOG(n, LR_LOG_INFO, "stopping");
+  LR__LOG(n, RAFT_LOG_INFO, "stopping");
   n->stopping = true;
   uv_close((uv_handle_t *)&n->timer, on_handle_closed);
   uv_close((uv_handle_t *)&n->flush, on_handle_closed);
@@ -477,12 +474,12 @@ static void note_snapshot_chunk(struct lr_node *n, const struct raft_message *m)
   uint64_t now = lr_now_ms();
   if (m->offset == 0 && m->snap.index != n->snap_in_index) {
     n->snap_in_index = m->snap.index;
-    LR__LOG(n, LR_LOG_INFO, "receiving a snapshot at index %llu (%llu bytes) from node %llu",
+    LR__LOG(n, RAFT_LOG_INFO, "receiving a snapshot at index %llu (%llu bytes) from node %llu",
             (unsigned long long)m->snap.index, (unsigned long long)m->total,
             (unsigned long long)m->from);
   } else if (m->offset > 0 && m->snap.index == n->snap_in_index &&
              now - n->snap_in_last_ms >= 200) {
-    LR__LOG(n, LR_LOG_INFO,
+    LR__LOG(n, RAFT_LOG_INFO,
             "snapshot at index %llu: chunk at offset %llu of %llu after %llu ms without one "
             "(the transfer continues where it stopped)",
             (unsigned long long)m->snap.index, (unsigned long long)m->offset,

@@ -12,17 +12,13 @@ static void on_message(void *data, const struct raft_message *m) {
 static void on_peer(void *data, raft_id id, bool up) {
   struct lr_node *n = data;
   const char *addr = lr_node_address(n, id);
-  LR__LOG(n, LR_LOG_DEBUG, "peer %llu (%s) %s", (unsigned long long)id, addr ? addr : "?",
+  LR__LOG(n, RAFT_LOG_DEBUG, "peer %llu (%s) %s", (unsigned long long)id, addr ? addr : "?",
           up ? "up" : "down");
 }
 
 static void on_log(void *data, int level, const char *line) {
   struct lr_node *n = data;
-  int l = level == LR_NET_LOG_ERROR  ? LR_LOG_ERROR
-          : level == LR_NET_LOG_WARN ? LR_LOG_WARN
-          : level == LR_NET_LOG_INFO ? LR_LOG_INFO
-                                     : LR_LOG_DEBUG;
-  LR__LOG(n, l, "net: %s", line);
+  LR__LOG(n, level, "net: %s", line); /* one log-level enum (raft.h) */
 }
 
 /* Members learn members from configurations; only a node that is not (or
@@ -57,12 +53,12 @@ static bool on_cluster(void *data, uint64_t cluster_id, raft_id from) {
   struct lr_node *n = data;
   char err[LR_STORE_ERR_MAX];
   if (lr_store_set_cluster_id(n->store, cluster_id, err, sizeof err) != 0) {
-    LR__LOG(n, LR_LOG_ERROR, "cannot record cluster id %016llx: %s",
+    LR__LOG(n, RAFT_LOG_ERROR, "cannot record cluster id %016llx: %s",
             (unsigned long long)cluster_id, err);
     return false;
   }
   n->cluster_id = cluster_id;
-  LR__LOG(n, LR_LOG_INFO, "joined cluster %016llx (learned from node %llu)",
+  LR__LOG(n, RAFT_LOG_INFO, "joined cluster %016llx (learned from node %llu)",
           (unsigned long long)cluster_id, (unsigned long long)from);
   return true;
 }
@@ -113,7 +109,7 @@ void lr__tr_send(struct lr_node *n, const struct raft_message *m) {
   if (m->type == RAFT_MSG_SNAPSHOT_RESP && m->reject && m->offset > 0 &&
       m->offset != n->snap_in_resume_logged) {
     n->snap_in_resume_logged = m->offset;
-    LR__LOG(n, LR_LOG_INFO, "snapshot at index %llu: asking node %llu to resume from offset %llu",
+    LR__LOG(n, RAFT_LOG_INFO, "snapshot at index %llu: asking node %llu to resume from offset %llu",
             (unsigned long long)m->index, (unsigned long long)m->to,
             (unsigned long long)m->offset);
   }

@@ -231,7 +231,7 @@ static int l_node_new(lua_State *L) {
   o.tls_ca = opt_str(L, 1, "tls_ca", NULL);
   o.allow_faults = opt_bool(L, 1, "allow_faults", false);
   const char *level = opt_str(L, 1, "log_level", NULL);
-  o.log_level = level ? lr_log_level_parse(level) : LR_LOG_INFO;
+  o.log_level = level ? lr_log_level_parse(level) : RAFT_LOG_INFO;
   if (o.log_level < 0) return luaL_error(L, "log_level must be error, warn, info or debug");
   o.sm_path = opt_str(L, 1, "sm_path", NULL);
   o.sm_chunk = opt_str(L, 1, "sm_chunk", &len);

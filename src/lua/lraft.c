@@ -37,7 +37,7 @@ int luaraft__pcall(lua_State *L, int nargs, int nresults) {
  * an error is reported on stderr, never thrown through libuv. */
 void luaraft__call_main(lua_State *L, int nargs, const char *what) {
   if (luaraft__pcall(L, nargs, 0) != LUA_OK) {
-    lr_log(LR_LOG_ERROR, 0, LR_LOG_ERROR, "error in %s: %s", what, lua_tostring(L, -1));
+    lr_log(RAFT_LOG_ERROR, 0, RAFT_LOG_ERROR, "error in %s: %s", what, lua_tostring(L, -1));
     lua_pop(L, 1);
   }
 }

@@ -273,11 +273,12 @@ static int sim_read(lua_State *L) {
   static const char *const kinds[] = {"linearizable", "lease", "stale", "barrier", NULL};
   struct lsim *ls = check(L);
   raft_id node = check_id(L, 2);
-  int kind = luaL_checkoption(L, 3, "linearizable", kinds) + 1;
+  /* the order of LR_READ_* (drive.h), the one read-mode enum */
+  int mode = luaL_checkoption(L, 3, "linearizable", kinds);
   lua_Integer timeout = luaL_optinteger(L, 5, 5000);
   size_t len;
   const char *q = encode_arg(L, ls, 4, &len);
-  uint64_t id = lr_sim_read(ls->s, node, kind, q, len, (uint64_t)(timeout > 0 ? timeout : 1));
+  uint64_t id = lr_sim_read(ls->s, node, mode, q, len, (uint64_t)(timeout > 0 ? timeout : 1));
   lua_pushinteger(L, (lua_Integer)id);
   return 1;
 }

@@ -110,7 +110,7 @@ static void on_write(uv_write_t *req, int status) {
   raft_free(w);
   if (status < 0 || close_after) {
     if (status < 0 && status != UV_ECANCELED && !c->closing)
-      lr__net_logf(n, LR_NET_LOG_INFO, "write to %s failed: %s", c->addr, uv_strerror(status));
+      lr__net_logf(n, RAFT_LOG_INFO, "write to %s failed: %s", c->addr, uv_strerror(status));
     lr__net_conn_close(c);
     return;
   }
@@ -269,7 +269,7 @@ int lr_net_send(struct lr_net *n, const struct raft_message *m) {
     return rv == RAFT_ENOMEM ? RAFT_ENOMEM : RAFT_EINVAL;
   }
   if (b.len - LR_WIRE_HEADER_SIZE > n->o.frame_max) {
-    lr__net_logf(n, LR_NET_LOG_WARN, "dropped a %s to peer %llu: %zu bytes exceed frame_max %u",
+    lr__net_logf(n, RAFT_LOG_WARN, "dropped a %s to peer %llu: %zu bytes exceed frame_max %u",
           raft_msg_name(m->type), (unsigned long long)m->to, b.len, n->o.frame_max);
     lr_wire_buf_free(&b);
     n->st.frames_dropped++;
@@ -343,7 +343,7 @@ void lr__net_conn_close(struct conn *c) {
     if (p->up) {
       p->up = false;
       n->st.peers_up--;
-      lr__net_logf(n, LR_NET_LOG_INFO, "peer %llu (%s) is down", (unsigned long long)p->id, p->address);
+      lr__net_logf(n, RAFT_LOG_INFO, "peer %llu (%s) is down", (unsigned long long)p->id, p->address);
       if (n->o.cb.peer)
         n->o.cb.peer(n->o.data, p->id, false);
     }
@@ -393,7 +393,7 @@ static void on_raft_frame(struct conn *c, const uint8_t *p, size_t len) {
     rv = RAFT_EMALFORMED;
   if (rv != 0) {
     n->st.bad_frames++;
-    lr__net_logf(n, LR_NET_LOG_WARN, "closing %s (node %llu): bad frame: %s", c->addr,
+    lr__net_logf(n, RAFT_LOG_WARN, "closing %s (node %llu): bad frame: %s", c->addr,
           (unsigned long long)c->remote, raft_strerror(rv));
     lr__net_conn_close(c);
     return;
@@ -475,7 +475,7 @@ void lr__net_tls_failed(struct conn *c, const char *what) {
   bool repeat = lr__net_quiet(n, lr__net_who_hash(c, who), lr_tls_error(c->tls), &repeats);
   if (c->state != C_UP)
     n->st.handshake_failures++;
-  lr__net_logf(n, repeat ? LR_NET_LOG_DEBUG : LR_NET_LOG_WARN, "%s%s", line,
+  lr__net_logf(n, repeat ? RAFT_LOG_DEBUG : RAFT_LOG_WARN, "%s%s", line,
         repeat ? "" : lr__net_quiet_note(repeats, note, sizeof note));
   c->state = C_REFUSING;
   uv_timer_stop(&c->timer);
@@ -554,7 +554,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
                        (unsigned long long)(c->peer ? c->peer->id : 0), c->addr);
       return;
     } else if (nread != UV_EOF) {
-      lr__net_logf(n, LR_NET_LOG_INFO, "connection %s: %s", c->addr, uv_strerror((int)nread));
+      lr__net_logf(n, RAFT_LOG_INFO, "connection %s: %s", c->addr, uv_strerror((int)nread));
     }
     lr__net_conn_close(c);
     return;
@@ -579,7 +579,7 @@ void lr__net_process(struct conn *c) {
     if (rv != 0) {
       n->st.bad_frames++;
       if (c->state == C_UP)
-        lr__net_logf(n, LR_NET_LOG_WARN, "closing %s (node %llu): bad frame: %s", c->addr,
+        lr__net_logf(n, RAFT_LOG_WARN, "closing %s (node %llu): bad frame: %s", c->addr,
               (unsigned long long)c->remote, raft_strerror(rv));
       else
         lr__net_handshake_failed(c, NULL, "closing %s: not a luaraft peer (%s)", c->addr,
@@ -630,7 +630,7 @@ static void on_connect(uv_connect_t *req, int status) {
   if (c->closing)
     return;
   if (status < 0) {
-    lr__net_logf(n, LR_NET_LOG_DEBUG, "connecting to peer %llu (%s): %s",
+    lr__net_logf(n, RAFT_LOG_DEBUG, "connecting to peer %llu (%s): %s",
           (unsigned long long)(c->peer ? c->peer->id : 0), c->addr, uv_strerror(status));
     lr__net_conn_close(c);
     return;
@@ -655,7 +655,7 @@ void lr__net_peer_connect(struct peer *p) {
     return;
   struct sockaddr_storage sa;
   if (lr__net_parse_addr(p->address, &sa) != 0) {
-    lr__net_logf(n, LR_NET_LOG_ERROR, "peer %llu: bad address \"%s\" (want IP:PORT)",
+    lr__net_logf(n, RAFT_LOG_ERROR, "peer %llu: bad address \"%s\" (want IP:PORT)",
           (unsigned long long)p->id, p->address);
     lr__net_peer_schedule(p);
     return;
@@ -672,7 +672,7 @@ void lr__net_peer_connect(struct peer *p) {
   c->connect.data = c;
   int rv = uv_tcp_connect(&c->connect, &c->tcp, (struct sockaddr *)&sa, on_connect);
   if (rv != 0) {
-    lr__net_logf(n, LR_NET_LOG_DEBUG, "connecting to peer %llu (%s): %s", (unsigned long long)p->id,
+    lr__net_logf(n, RAFT_LOG_DEBUG, "connecting to peer %llu (%s): %s", (unsigned long long)p->id,
           p->address, uv_strerror(rv));
     lr__net_conn_close(c);
   }
@@ -698,7 +698,7 @@ int lr_net_peer_set(struct lr_net *n, raft_id id, const char *address) {
   if (p != NULL) {
     if (strcmp(p->address, address) == 0)
       return 0;
-    lr__net_logf(n, LR_NET_LOG_INFO, "peer %llu moves from %s to %s", (unsigned long long)id, p->address,
+    lr__net_logf(n, RAFT_LOG_INFO, "peer %llu moves from %s to %s", (unsigned long long)id, p->address,
           address);
     snprintf(p->address, sizeof p->address, "%s", address);
     if (p->conn != NULL)

@@ -74,7 +74,6 @@
 #define LR_NET_FAULTS_MAX 64
 #define LR_NET_ADDRESS_MAX 255
 
-enum { LR_NET_LOG_ERROR = 1, LR_NET_LOG_WARN, LR_NET_LOG_INFO, LR_NET_LOG_DEBUG };
 
 struct lr_net_callbacks {
   /* A decoded message from an authenticated peer; m and everything it points

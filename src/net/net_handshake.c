@@ -106,7 +106,7 @@ void lr__net_handshake_failed(struct conn *c, const char *refuse, const char *fm
   uint64_t repeats;
   char note[96];
   bool repeat = lr__net_quiet(n, lr__net_who_hash(c, who), reason, &repeats);
-  lr__net_logf(n, repeat ? LR_NET_LOG_DEBUG : LR_NET_LOG_WARN, "%s%s", line,
+  lr__net_logf(n, repeat ? RAFT_LOG_DEBUG : RAFT_LOG_WARN, "%s%s", line,
         repeat ? "" : lr__net_quiet_note(repeats, note, sizeof note));
   if (refuse != NULL && !c->outbound) {
     struct lr_wire_buf b = {0};
@@ -173,7 +173,7 @@ void lr__net_conn_up(struct conn *c) {
       return;
     }
     n->o.cluster_id = c->cluster;
-    lr__net_logf(n, LR_NET_LOG_INFO, "learned cluster id %016llx from node %llu",
+    lr__net_logf(n, RAFT_LOG_INFO, "learned cluster id %016llx from node %llu",
           (unsigned long long)c->cluster, (unsigned long long)c->remote);
   }
   c->state = C_UP;
@@ -184,14 +184,14 @@ void lr__net_conn_up(struct conn *c) {
     n->st.peers_up++;
     p->up = true;
     p->backoff = n->o.backoff_min_ms;
-    lr__net_logf(n, LR_NET_LOG_INFO, "peer %llu (%s) is up", (unsigned long long)p->id, p->address);
+    lr__net_logf(n, RAFT_LOG_INFO, "peer %llu (%s) is up", (unsigned long long)p->id, p->address);
     if (n->o.cb.peer)
       n->o.cb.peer(n->o.data, p->id, true);
     if (c->peer != NULL) /* the callback may have removed it */
       lr__net_peer_flush(c->peer);
   } else {
     n->st.accepts++;
-    lr__net_logf(n, LR_NET_LOG_INFO, "peer %llu connected from %s", (unsigned long long)c->remote,
+    lr__net_logf(n, RAFT_LOG_INFO, "peer %llu connected from %s", (unsigned long long)c->remote,
           c->addr);
     if (c->learn && lr__net_peer_find(n, c->remote) == NULL) {
       /* A node we did not know (one joining with --join, added by the
@@ -200,7 +200,7 @@ void lr__net_conn_up(struct conn *c) {
       c->learn = false;
       if (lr_net_peer_set(n, c->remote, c->advertised) == 0) {
         n->st.peers_learned++;
-        lr__net_logf(n, LR_NET_LOG_INFO, "node %llu is not a known peer: added it at its advertised "
+        lr__net_logf(n, RAFT_LOG_INFO, "node %llu is not a known peer: added it at its advertised "
               "address %s", (unsigned long long)c->remote, c->advertised);
       }
     }

@@ -459,7 +459,7 @@ uint64_t lr_sim_propose_many(struct lr_sim *s, raft_id node, const char *cmd, si
   return first;
 }
 
-uint64_t lr_sim_read(struct lr_sim *s, raft_id node, int consistency, const char *q,
+uint64_t lr_sim_read(struct lr_sim *s, raft_id node, int mode, const char *q,
                      size_t len, uint64_t timeout_ms) {
   lr__sim_flush(s);
   uint64_t id;
@@ -470,10 +470,6 @@ uint64_t lr_sim_read(struct lr_sim *s, raft_id node, int consistency, const char
   struct lr__sim_waiter *w = request(s, node, W_READ, timeout_ms, &id, &slot);
   if (w == NULL || halted(s, &s->nodes[slot], id)) return id;
   struct lr__sim_node *n = &s->nodes[slot];
-  int mode = consistency == LR_SIM_READ_STALE   ? LR_READ_STALE
-             : consistency == LR_SIM_READ_LEASE ? LR_READ_LEASE
-             : consistency == LR_SIM_BARRIER    ? LR_READ_BARRIER
-                                                : LR_READ_LINEARIZABLE;
   int rv = lr_drive_read(n->d, id, mode, q, len);
   if (rv < 0) lr__sim_complete_err(s, id, rv, n->leader);
   lr__sim_node_drain(s, (uint32_t)slot);

@@ -48,8 +48,6 @@ struct lr_sim_options {
   size_t node_memory_max[LR_SIM_NODES_MAX];
 };
 
-enum { LR_SIM_READ_LINEARIZABLE = 1, LR_SIM_READ_LEASE, LR_SIM_READ_STALE,
-       LR_SIM_BARRIER };
 
 struct lr_sim_completion {
   uint64_t id;
@@ -90,7 +88,8 @@ uint64_t lr_sim_propose(struct lr_sim *s, raft_id node, const char *cmd, size_t 
 uint64_t lr_sim_propose_many(struct lr_sim *s, raft_id node, const char *cmd, size_t len,
                              uint32_t n, const char *client, size_t client_len,
                              uint64_t seq, uint64_t timeout_ms);
-uint64_t lr_sim_read(struct lr_sim *s, raft_id node, int consistency,
+/* mode: LR_READ_* (drive.h) */
+uint64_t lr_sim_read(struct lr_sim *s, raft_id node, int mode,
                      const char *q, size_t len, uint64_t timeout_ms);
 /* kind: RAFT_ADD_VOTER / RAFT_ADD_LEARNER / RAFT_PROMOTE / RAFT_REMOVE */
 uint64_t lr_sim_change(struct lr_sim *s, raft_id node, int kind, raft_id target,

@@ -242,7 +242,7 @@ static void io_event(void *data, const struct lr_event *ev) {
 /* The driver's loud lines (a snapshot that failed, a halt) go to the trace. */
 static void io_log(void *data, int level, const char *line) {
   struct lr__sim_node *n = data;
-  if (level <= LR_LOG_WARN && n->sim->o.trace)
+  if (level <= RAFT_LOG_WARN && n->sim->o.trace)
     lr_sim_trace_line(n->sim, "n%llu %s", (unsigned long long)n->id, line);
 }
 

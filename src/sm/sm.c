@@ -71,7 +71,7 @@ void lr__sm_halt(struct lr_sm *sm, bool memory, const char *fmt, ...) {
   va_end(ap);
   char line[600];
   snprintf(line, sizeof line, "state machine HALTED: %s", sm->reason);
-  sm_log(sm, LR_SM_LOG_ERROR, line);
+  sm_log(sm, RAFT_LOG_ERROR, line);
 }
 
 static void halt_memory(struct lr_sm *sm) {
@@ -586,7 +586,7 @@ static void take_digest(struct lr_sm *sm, raft_index index) {
   } else if (rc != LUA_OK || lua_type(L, -1) != LUA_TSTRING) {
     snprintf(line, sizeof line, "digest at %llu skipped: %s", (unsigned long long)index,
              rc != LUA_OK ? lua_tostring(L, -1) : "digest() must return a string");
-    sm_log(sm, LR_SM_LOG_WARN, line);
+    sm_log(sm, RAFT_LOG_WARN, line);
   } else {
     size_t n;
     const char *p = lua_tolstring(L, -1, &n);

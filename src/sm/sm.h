@@ -111,7 +111,6 @@ int lr_env_decode(const void *p, size_t n, struct lr_env *e);
 #define LR_SM_RESULT_DEFAULT ((size_t)1 << 20)
 #define LR_SM_RESULT_OFF SIZE_MAX
 
-enum { LR_SM_LOG_ERROR = 1, LR_SM_LOG_WARN = 2, LR_SM_LOG_INFO = 3 };
 
 struct lr_sm_options {
   uint64_t id;             /* node id, for messages and digest reports */
