@@ -41,13 +41,20 @@ int raft_options_check(struct raft_options *o, char *err, size_t errlen)
   return 0;
 }
 
-/* splitmix64: small, fast and good enough for election jitter. */
-uint64_t raft__random(struct raft *r)
+/* splitmix64: small, fast and good enough for election jitter; the one
+ * copy in the tree (the simulator seeds from it, the transport jitters
+ * reconnects with it). */
+uint64_t raft_splitmix64(uint64_t *state)
 {
-  uint64_t z = (r->rng += 0x9e3779b97f4a7c15ULL);
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
+}
+
+uint64_t raft__random(struct raft *r)
+{
+  return raft_splitmix64(&r->rng);
 }
 
 void raft__set_term(struct raft *r, raft_term term)

@@ -113,6 +113,11 @@ const char *raft_errcode(int rv);  /* API.md code: "busy", "not_leader", ... */
  * users do, in one line format: src/drive, src/net, src/sm, the binding). */
 enum { RAFT_LOG_ERROR = 0, RAFT_LOG_WARN, RAFT_LOG_INFO, RAFT_LOG_DEBUG };
 
+/* The project's one small PRNG step (splitmix64): advances *state and
+ * returns the next value. The core's own randomness comes from it, seeded by
+ * raft_options.seed. */
+uint64_t raft_splitmix64(uint64_t *state);
+
 /* Allocation goes through one hook so tests can make it fail. */
 struct raft_heap {
   void *(*malloc)(void *data, size_t n);

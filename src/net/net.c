@@ -24,11 +24,8 @@ __attribute__((format(printf, 3, 4))) void lr__net_logf(struct lr_net *n, int le
   n->o.cb.log(n->o.data, level, line);
 }
 
-uint64_t lr__net_rng_next(struct lr_net *n) { /* splitmix64 */
-  uint64_t z = (n->rng += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+uint64_t lr__net_rng_next(struct lr_net *n) {
+  return raft_splitmix64(&n->rng);
 }
 
 bool lr__net_faulted(const struct lr_net *n, raft_id id) {

@@ -8,12 +8,6 @@
 #include "sim/sim_int.h"
 
 /* ---- PRNG: xoshiro256**, seeded through splitmix64 ----------------------- */
-static uint64_t splitmix64(uint64_t *x) {
-  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 uint64_t lr__sim_rand(struct lr_sim *s) {
@@ -757,7 +751,7 @@ int lr_sim_new(const struct lr_sim_options *o, struct lr_sim **out, char *err,
   if (o->sm.chunkname)
     s->o.sm.chunkname = s->sm_chunkname = dup_str(o->sm.chunkname, strlen(o->sm.chunkname));
   uint64_t x = o->seed;
-  for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
+  for (int i = 0; i < 4; i++) s->rng[i] = raft_splitmix64(&x);
   s->lo = o->net_lo;
   s->hi = o->net_hi < o->net_lo ? o->net_lo : o->net_hi;
   lr_buf_init(&s->trace);
