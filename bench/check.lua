@@ -3,7 +3,7 @@
 --                 half of them applied), built from a sequential execution
 --                 with overlapping intervals (linearizable by construction)
 --   violation     the same history with one read made stale (it returns the
---                 value of a write that two later completed writes replaced)
+--                 value of a write that nine later completed writes replaced)
 --   one key       the same 5,000 ops on a single key
 --   sim           a simulator history (issue 10's fault mix, run until it has
 --                 5,000 ops), every outcome as the simulator recorded it
@@ -72,7 +72,7 @@ local function corrupt(h)
         if w.kind == "propose" and w.cmd.key == op.q.key and w.cmd.op == "set" and w.done
             and w.err == nil and w.cmd.value ~= op.result then
           seen[#seen + 1] = w.cmd.value
-          if #seen == 3 then
+          if #seen == 10 then
             op.result = w.cmd.value
             return copy, i
           end

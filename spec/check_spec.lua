@@ -509,7 +509,7 @@ describe("raft.check.linearizable input validation", function()
   end)
 
   it("raises on an unknown model name or a malformed model", function()
-    raises("unknown model 'bank'", {}, "bank")
+    raises("unknown model 'nope'", {}, "nope")
     raises("model must be", {}, { init = function() return 0 end })
   end)
 

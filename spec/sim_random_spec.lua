@@ -47,18 +47,18 @@ local function run(seed, nnodes, opts)
     local key = rng.pick(KEYS)
     local node = rng.pick(live())
     local r = rng.int(1, 10)
-    local opts = { node = node, timeout = rng.int(500, 3000) }
+    local o = { node = node, timeout = rng.int(500, 3000) }
     if r <= 3 then
-      c.ticket = sim:read({ key = key }, opts)
+      c.ticket = sim:read({ key = key }, o)
     elseif r <= 5 then
-      c.ticket = sim:propose({ op = "set", key = key, value = rng.int(1, 5) }, opts)
+      c.ticket = sim:propose({ op = "set", key = key, value = rng.int(1, 5) }, o)
     elseif r <= 6 then
-      c.ticket = sim:propose({ op = "del", key = key }, opts)
+      c.ticket = sim:propose({ op = "del", key = key }, o)
     elseif r <= 8 then
       c.ticket = sim:propose({ op = "cas", key = key, old = rng.int(0, 3) > 0 and rng.int(1, 5) or nil,
-                               new = rng.int(1, 5) }, opts)
+                               new = rng.int(1, 5) }, o)
     else
-      c.ticket = sim:propose({ op = "incr", key = key, by = rng.int(1, 3) }, opts)
+      c.ticket = sim:propose({ op = "incr", key = key, by = rng.int(1, 3) }, o)
     end
   end
 
@@ -360,6 +360,46 @@ describe("raft.sim randomized regressions", function()
     sim:close()
     assert.is_true(appends < 50000, appends .. " APPEND messages")
   end)
+end)
+
+-- Seeds of the widened mixes: every history checked, none may fail or be
+-- inconclusive (the checker must decide them all).
+local function mixed_seeds(from, count, mix)
+  it(("keeps Raft safety and linearizability for seeds %d..%d of the %s mixes"):format(
+    from, from + count - 1, mix or "widened"), function()
+    local failures, kinds = {}, {}
+    for seed = from, from + count - 1 do
+      local ok, msg, sim, info = mixed(seed, { mix = mix })
+      if sim then sim:close() end
+      kinds[info.mix.name .. "/" .. info.mix.target] = true
+      if ok ~= true then
+        print((ok == nil and "INCONCLUSIVE " or "FAILED ") .. msg)
+        failures[#failures + 1] = msg
+      end
+    end
+    assert(#failures == 0, table.concat(failures, "\n"))
+    if not mix then -- the seeds really do spread over the mixes
+      for _, k in ipairs { "issue10/random", "mixed/random", "mixed/any", "mixed/sticky" } do
+        assert(kinds[k], "no seed ran " .. k)
+      end
+    end
+  end)
+end
+
+describe("raft.sim randomized, widened fault mixes", function()
+  it("picks its mix from the seed: the same seed, the same mix; different seeds, different mixes", function()
+    assert.same(mix_for(12345), mix_for(12345))
+    local names = {}
+    for seed = 1, 400 do
+      local m = mix_for(seed)
+      names[("%s %d %d %d %s %.2f"):format(m.name, m.nodes, m.clients, m.keys, m.target, m.drop)] = true
+    end
+    local n = 0
+    for _ in pairs(names) do n = n + 1 end
+    assert.is_true(n > 200, n .. " distinct mixes in 400 seeds")
+  end)
+  mixed_seeds(1, 300)
+  mixed_seeds(100001, 150, "issue10")
 end)
 
 describe("raft.sim randomized", function()

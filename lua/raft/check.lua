@@ -402,7 +402,13 @@ end
 local function resolve_model(model)
   if model == "kv" then return make_kv() end
   if type(model) == "string" then
-    return nil, "unknown model '" .. model .. "' (the built-in model is \"kv\")"
+    local found, models = pcall(require, "raft.check_models")
+    if found and type(models[model]) == "table" then
+      model = models[model]
+    else
+      return nil, "unknown model '" .. model .. "' (the built-in models are \"kv\" and those of " ..
+        "raft.check_models: \"bank\")"
+    end
   end
   if type(model) ~= "table" or type(model.init) ~= "function"
       or type(model.step) ~= "function" then
@@ -414,6 +420,7 @@ local function resolve_model(model)
     hash = model.hash or serialize,
     blind = model.blind,
     prune = model.prune,
+    validate = model.validate,
     impossible = model.impossible,
     start_states = model.start_states,
     partition = model.partition,
@@ -581,8 +588,15 @@ local function subset_words(a, b, nw)
 end
 
 -- Records (R, U, s) and returns true, or returns false if it is dominated by
--- a configuration already recorded.
-local function cache_visit(cache, sh, z, rbits, nrw, ubits, nuw)
+-- a configuration already recorded. zu is a Zobrist hash of U: exact repeats
+-- are found in O(1) through it (exact[zu], words compared), and the subset
+-- test runs against a short list of minimal sets only (at most ANTICHAIN of
+-- them): with a hundred ops of unknown outcome the full antichain of every
+-- (R, s) grows large and scanning it made each step cost milliseconds.
+-- Keeping fewer sets only prunes less; it never prunes a configuration that
+-- is not dominated.
+local ANTICHAIN = 8
+local function cache_visit(cache, sh, z, rbits, nrw, ubits, nuw, zu)
   local by_z = cache[sh]
   if not by_z then
     by_z = {}
@@ -601,13 +615,25 @@ local function cache_visit(cache, sh, z, rbits, nrw, ubits, nuw)
     end
   end
   if not entry then
-    entry = { r = table.move(rbits, 1, nrw, 1, {}), us = {} }
+    entry = { r = table.move(rbits, 1, nrw, 1, {}), us = {}, exact = {} }
     entries[#entries + 1] = entry
+  end
+  local same = entry.exact[zu]
+  if same then
+    for _, u in ipairs(same) do
+      if same_words(u, ubits, nuw) then return false end
+    end
   end
   local us, kept = entry.us, 0
   for _, u in ipairs(us) do
     if subset_words(u, ubits, nuw) then return false end
   end
+  local copy = table.move(ubits, 1, nuw, 1, {})
+  if not same then
+    same = {}
+    entry.exact[zu] = same
+  end
+  same[#same + 1] = copy
   -- Drop the recorded sets the new one dominates: they add no pruning.
   for j = 1, #us do
     local u = us[j]
@@ -617,7 +643,7 @@ local function cache_visit(cache, sh, z, rbits, nrw, ubits, nuw)
       us[kept] = u
     end
   end
-  us[kept + 1] = table.move(ubits, 1, nuw, 1, {})
+  if kept < ANTICHAIN then us[kept + 1] = copy end
   return true
 end
 
@@ -669,7 +695,7 @@ local function search(ops, m, max_steps, start_state)
   local nxt, prv, ev_op, ev_call, ret = L.nxt, L.prv, L.op, L.call, L.ret
   local hash = m.prepare and m.prepare(ops) or m.hash
   -- Each op has a bit in rbits (required) or ubits (optional); zob hashes R.
-  local word, mask, zob, unknown, omittable = {}, {}, {}, {}, {}
+  local word, mask, zob, zobu, unknown, omittable = {}, {}, {}, {}, {}, {}
   local rnd = splitmix64(n)
   local nr, nu = 0, 0
   for i, op in ipairs(ops) do
@@ -677,11 +703,11 @@ local function search(ops, m, max_steps, start_state)
     if op.unknown or op.optional then
       nu = nu + 1
       k = nu
-      zob[i] = 0
+      zob[i], zobu[i] = 0, rnd()
     else
       nr = nr + 1
       k = nr
-      zob[i] = rnd()
+      zob[i], zobu[i] = rnd(), 0
     end
     word[i], mask[i] = (k - 1) // 64 + 1, 1 << ((k - 1) % 64)
     unknown[i] = op.unknown or op.optional or false
@@ -700,7 +726,8 @@ local function search(ops, m, max_steps, start_state)
   local sh = hash(state)
   local z = 0
   local cache = {}
-  cache_visit(cache, sh, z, rbits, nrw, ubits, nuw)
+  local zu = 0
+  cache_visit(cache, sh, z, rbits, nrw, ubits, nuw, zu)
   local stack_ev, stack_state, stack_hash, stack_variant, depth = {}, {}, {}, {}, 0
   local next_variant = 1
   local best_prefix, best_state, agree = {}, state, 0
@@ -736,12 +763,12 @@ local function search(ops, m, max_steps, start_state)
           local w, b = word[i], mask[i]
           bits[w] = bits[w] | b
           if not (unknown[i] and nh == sh)
-              and cache_visit(cache, nh, z ~ zob[i], rbits, nrw, ubits, nuw) then
+              and cache_visit(cache, nh, z ~ zob[i], rbits, nrw, ubits, nuw, zu ~ zobu[i]) then
             depth = depth + 1
             stack_ev[depth], stack_state[depth], stack_hash[depth] = entry, state, sh
             stack_variant[depth] = variant
             if blind[i] then used[blind[i]] = used[blind[i]] + 1 end
-            state, sh, z = new_state, nh, z ~ zob[i]
+            state, sh, z, zu = new_state, nh, z ~ zob[i], zu ~ zobu[i]
             if not unknown[i] then required_left = required_left - 1 end
             -- Lift the call and its return out of the list.
             local r = ret[i]
@@ -783,7 +810,7 @@ local function search(ops, m, max_steps, start_state)
       stack_ev[depth], stack_state[depth], stack_hash[depth], stack_variant[depth] = nil, nil, nil, nil
       depth = depth - 1
       if agree > depth then agree = depth end
-      z = z ~ zob[i]
+      z, zu = z ~ zob[i], zu ~ zobu[i]
       local bits = unknown[i] and ubits or rbits
       bits[word[i]] = bits[word[i]] & ~mask[i]
       if not unknown[i] then required_left = required_left + 1 end
@@ -989,6 +1016,12 @@ local function refute_by_windows(ops, m, budget, near)
     local b = math.min(#calls, a + WINDOW_OPS - 1)
     local t0, t1 = calls[a] - 0.5, calls[b] + 0.5
     local w, nreq = window_ops(ops, t0, t1)
+    -- The pruning rules hold for a window too (their proofs take any
+    -- linearization of a list of ops, whatever state it starts from, and
+    -- count omittable ops as completed ones), and inside a window far more
+    -- unknown-outcome writes are unobserved.
+    w = generic_prune(w)
+    if m.prune then w = m.prune(w) end
     local starts = nreq > 0 and m.start_states(w)
     if starts then
       local refuted, last = true, nil
