@@ -36,8 +36,14 @@ Runs N `luaraft run` processes on loopback; Ctrl-C stops them all.
   ctl = [[
 usage: luaraft ctl [--http ADDR] COMMAND   (ADDR default $LUARAFT_HTTP or 127.0.0.1:8001)
   status | members | propose DATA | read QUERY [--consistency C] |
-  add ID ADDR [--learner] | promote ID | remove ID | transfer ID | snapshot | metrics
+  add ID ADDR [--learner] | promote ID | remove ID | transfer ID | snapshot | metrics |
+  kill-leader [--signal KILL|STOP|TERM]
 DATA and QUERY are JSON (sent as application/json) or any other string.
+kill-leader asks the nodes of --http (a comma-separated list, e.g.
+127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003) for their status, picks the
+leader a majority of the answers follow in the highest term, and sends the
+signal to that node's pid (from /v1/status) after checking that the pid is a
+luaraft process on this machine; it prints what it did.
 ]],
   bench = [[
 usage: luaraft bench [--http ADDR ...] [--clients 64] [--requests N] [--size 100]
@@ -401,8 +407,73 @@ local CTL_SPEC = {
   timeout = { key = "timeout", kind = "int" },
   ["client-id"] = { key = "client", kind = "string" },
   seq = { key = "seq", kind = "int" },
+  signal = { key = "signal", kind = "string" },
   help = { key = "help", kind = "flag" },
 }
+
+-- `luaraft ctl kill-leader`: find the leader among the --http nodes and
+-- signal its process. Only a pid that /v1/status reported and that is a
+-- luaraft process here is signalled, so it cannot hit another program.
+local function ctl_kill_leader(o)
+  local uv = require "luv"
+  local cjson = require "cjson.safe"
+  local sig = (o.signal or "KILL"):upper():gsub("^SIG", "")
+  if sig ~= "KILL" and sig ~= "STOP" and sig ~= "TERM" then
+    return die("ctl", "--signal must be KILL, STOP or TERM")
+  end
+  local statuses = {}
+  for addr in tostring(o.http or "127.0.0.1:8001"):gmatch("[^,%s]+") do
+    local host, port = http_target(addr)
+    if not host then return die("ctl", "--http must be HOST:PORT[,HOST:PORT...]") end
+    local client = require("raft.http_client").new(host, port)
+    local status, body = client:request("GET", "/v1/status", nil, nil, o.timeout or 3)
+    client:close()
+    local st = status == 200 and cjson.decode(body)
+    if type(st) == "table" then
+      st.http = addr
+      statuses[#statuses + 1] = st
+    else
+      io.stderr:write(("luaraft ctl: %s: %s\n"):format(addr, tostring(body)))
+    end
+  end
+  uv.run("nowait")
+  local best
+  for _, st in ipairs(statuses) do
+    if st.role == "leader" and (not best or st.term > best.term) then
+      local follow = 0
+      for _, other in ipairs(statuses) do
+        if other.term == st.term and other.leader == st.id then follow = follow + 1 end
+      end
+      if follow > #statuses // 2 then best = st end
+    end
+  end
+  if not best then
+    io.stderr:write("luaraft ctl: kill-leader: no node of --http is a leader that a majority of " ..
+      "the answering nodes follow (list every node with --http A,B,C)\n")
+    return 1
+  end
+  local pid = math.tointeger(best.pid)
+  if not pid then
+    io.stderr:write("luaraft ctl: kill-leader: node " .. tostring(best.id) .. " reports no pid\n")
+    return 1
+  end
+  local f = io.open("/proc/" .. pid .. "/cmdline")
+  local cmdline = f and f:read("a") or ""
+  if f then f:close() end
+  if not cmdline:find("luaraft", 1, true) or not cmdline:find("run", 1, true) then
+    io.stderr:write(("luaraft ctl: kill-leader: pid %d (node %s at %s) is not a luaraft run " ..
+      "process on this machine; not signalled\n"):format(pid, tostring(best.id), best.http))
+    return 1
+  end
+  local ok, err = uv.kill(pid, "sig" .. sig:lower())
+  if ok ~= 0 and ok ~= true then
+    io.stderr:write(("luaraft ctl: kill-leader: kill %d: %s\n"):format(pid, tostring(err or ok)))
+    return 1
+  end
+  io.stdout:write(("sent SIG%s to node %d (pid %d, %s), the leader of term %d\n"):format(
+    sig, best.id, pid, best.http, best.term))
+  return 0
+end
 
 -- command -> method, path, body, headers | nil, message
 local function ctl_request(o, pos)
@@ -446,6 +517,10 @@ function cli.ctl(args)
   local o, pos = parse(args, CTL_SPEC)
   if not o then return die("ctl", pos .. " (try luaraft ctl --help)") end
   if o.help then io.stdout:write(USAGE.ctl) return 0 end
+  if pos[1] == "kill-leader" then
+    if #pos ~= 1 then return die("ctl", "'kill-leader' takes no arguments") end
+    return ctl_kill_leader(o)
+  end
   local method, path, body, headers = ctl_request(o, pos)
   if not method then return die("ctl", path .. " (try luaraft ctl --help)") end
   local host, port = http_target(o.http or "127.0.0.1:8001")

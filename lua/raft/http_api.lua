@@ -130,8 +130,22 @@ routes["POST /v1/read"] = function(node, srv, req, params)
   json(srv, req, 200, { result = result == nil and cjson.null or result })
 end
 
+-- The serving process's pid (so `luaraft ctl kill-leader` and scripts can
+-- signal exactly the leader's process): luv's, else Linux's /proc.
+local PID = (function()
+  local ok, uv = pcall(require, "luv")
+  if ok and type(uv) == "table" and uv.os_getpid then return uv.os_getpid() end
+  local f = io.open("/proc/self/stat")
+  if not f then return nil end
+  local pid = f:read("n")
+  f:close()
+  return pid
+end)()
+
 routes["GET /v1/status"] = function(node, srv, req)
-  json(srv, req, 200, node:status())
+  local st = node:status()
+  st.pid = PID -- the leader's id is st.leader
+  json(srv, req, 200, st)
 end
 
 routes["GET /v1/members"] = function(node, srv, req)
