@@ -30,8 +30,9 @@ usage: luaraft run --id ID --peers ID=HOST:PORT,... [flags] SCRIPT.lua
   cluster = [[
 usage: luaraft cluster [--nodes 3] [--port 7001] [--http-port 8001] [--data ./data]
                        [--storage KIND] [--election-ms N] [--heartbeat-ms N]
-                       [--log-level LEVEL] [--secret-file FILE] SCRIPT.lua
-Runs N `luaraft run` processes on loopback; Ctrl-C stops them all.
+                       [--log-level LEVEL] [--secret-file FILE] [--no-restart] SCRIPT.lua
+Runs N `luaraft run` processes on loopback (supervised by raft.cluster); a node
+that dies is restarted on its data unless --no-restart; Ctrl-C stops them all.
 ]],
   ctl = [[
 usage: luaraft ctl [--http ADDR] COMMAND   (ADDR default $LUARAFT_HTTP or 127.0.0.1:8001)
@@ -296,6 +297,7 @@ local CLUSTER_SPEC = {
   ["log-level"] = { key = "log_level", kind = "string" },
   ["secret-file"] = { key = "secret_file", kind = "string" },
   ["snapshot-entries"] = { key = "snapshot_entries", kind = "int" },
+  ["no-restart"] = { key = "no_restart", kind = "flag" },
   help = { key = "help", kind = "flag" },
 }
 
@@ -310,79 +312,67 @@ function cli.cluster(args)
   if n < 1 or n > 64 then return die("cluster", "--nodes must be 1 to 64") end
   local port, http_port, data = o.port or 7001, o.http_port or 8001, o.data or "./data"
   local uv = require "luv"
-  local exe = uv.exepath()
-  local peers = {}
-  for i = 1, n do peers[i] = i .. "=127.0.0.1:" .. (port + i - 1) end
-  local procs, running = {}, 0
-  local stopping = false
-  local function pipe_lines(pipe, prefix, out)
-    local buf = ""
-    pipe:read_start(function(err, chunk)
-      if err or not chunk then
-        if #buf > 0 then out:write(prefix .. buf .. "\n") end
-        pipe:close()
-        return
-      end
-      buf = buf .. chunk
-      for line in buf:gmatch("([^\n]*)\n") do out:write(prefix .. line .. "\n") end
-      buf = buf:match("([^\n]*)$")
-      out:flush()
-    end)
-  end
-  for i = 1, n do
-    local a = { "run", "--id", tostring(i), "--peers", table.concat(peers, ","),
-      "--http", "127.0.0.1:" .. (http_port + i - 1), "--data", data .. "/" .. i }
-    for _, k in ipairs { "storage", "election_ms", "heartbeat_ms", "log_level", "secret_file", "snapshot_entries" } do
-      if o[k] then
-        a[#a + 1] = "--" .. k:gsub("_", "-")
-        a[#a + 1] = tostring(o[k])
-      end
-    end
-    a[#a + 1] = pos[1]
-    local stdout, stderr = uv.new_pipe(false), uv.new_pipe(false)
-    local handle, pid
-    handle, pid = uv.spawn(exe, { args = a, stdio = { nil, stdout, stderr } }, function(code, signal)
-      running = running - 1
-      if not stopping then
-        io.stderr:write(("[cluster] node %d exited (code %d, signal %d)\n"):format(i, code, signal))
-      end
-      handle:close()
-    end)
-    if not handle then
-      io.stderr:write("luaraft cluster: cannot start node " .. i .. ": " .. tostring(pid) .. "\n")
-      stdout:close()
-      stderr:close()
-    else
-      running = running + 1
-      procs[i] = { handle = handle, pid = pid }
-      local prefix = ("[n%d] "):format(i)
-      pipe_lines(stdout, prefix, io.stdout)
-      pipe_lines(stderr, prefix, io.stderr)
-      io.stderr:write(("[cluster] node %d: pid %d, peer 127.0.0.1:%d, http 127.0.0.1:%d, data %s/%d\n"):format(
-        i, pid, port + i - 1, http_port + i - 1, data, i))
+  -- The supervision is raft.cluster's: the same start, restart and stop as
+  -- scripts get, with the nodes' output prefixed by their id.
+  local extra = {}
+  for _, k in ipairs { "storage", "secret_file" } do
+    if o[k] then
+      extra[#extra + 1] = "--" .. k:gsub("_", "-")
+      extra[#extra + 1] = tostring(o[k])
     end
   end
-  local sigs = {}
-  local function stop_all()
-    if stopping then return end
-    stopping = true
-    io.stderr:write("[cluster] stopping " .. running .. " nodes\n")
-    for _, p in pairs(procs) do pcall(uv.kill, p.pid, "sigterm") end
-    local t = uv.new_timer()
-    t:start(5000, 0, function() -- a node that does not stop in 5 s is killed
-      for _, p in pairs(procs) do pcall(uv.kill, p.pid, "sigkill") end
-      t:close()
-    end)
-    t:unref()
-    for _, s in ipairs(sigs) do s:close() end
+  local function say(fmt, ...) io.stderr:write("[cluster] " .. fmt:format(...) .. "\n") end
+  local restart = not o.no_restart
+  local c
+  ok, serr = pcall(function()
+    c = require("raft.cluster").new {
+      nodes = n, state_machine = pos[1], binary = uv.exepath(), dir = data,
+      port = port, http_port = http_port, faults = false, args = extra,
+      election_ms = o.election_ms, heartbeat_ms = o.heartbeat_ms,
+      snapshot_entries = o.snapshot_entries, log_level = o.log_level,
+      output = function(id, line, is_err)
+        local out = is_err and io.stderr or io.stdout
+        out:write(("[n%d] %s\n"):format(id, line))
+        out:flush()
+      end,
+      restart_dead = restart,
+      on_exit = function(id, code, signal, err)
+        if err then
+          say("node %d could not be restarted: %s", id, tostring(err))
+        else
+          say("node %d exited (code %d, signal %d)%s", id, code or -1, signal or 0,
+            restart and "; restarting it" or " (--no-restart: left down)")
+        end
+      end,
+      on_restart = function(id, pid) say("node %d restarted: pid %d", id, pid) end,
+    }
+  end)
+  if not ok then
+    io.stderr:write("luaraft cluster: " .. tostring(serr) .. "\n")
+    return 1
   end
+  for _, id in ipairs(c:ids()) do
+    say("node %d: pid %d, peer %s, http %s, data %s/%d", id, c:pid(id), c:address(id),
+      c:http_address(id), data, id)
+  end
+  local sigs, stopping = {}, false
   for _, name in ipairs { "sigint", "sigterm" } do
-    local s = uv.new_signal()
-    s:start(name, stop_all)
-    sigs[#sigs + 1] = s
+    local sg = uv.new_signal()
+    sg:start(name, function()
+      if stopping then return end
+      stopping = true
+      uv.stop()
+    end)
+    sigs[#sigs + 1] = sg
   end
-  if running == 0 then stop_all() end
   uv.run("default")
+  local running = 0
+  for _, id in ipairs(c:ids()) do
+    if c.procs[id] and not c.procs[id].exited then running = running + 1 end
+  end
+  say("stopping %d nodes", running)
+  for _, sg in ipairs(sigs) do sg:close() end
+  c:close(5) -- SIGTERM, then SIGKILL for a node that does not stop in 5 s
   return 0
 end
 

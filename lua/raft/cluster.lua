@@ -91,7 +91,12 @@ local function mkdtemp()
 end
 
 -- raft.cluster { nodes = 3 | {ids}, state_machine = path, election_ms,
---   heartbeat_ms, snapshot_entries, secret, binary, dir, log_level }
+--   heartbeat_ms, snapshot_entries, secret, binary, dir, log_level,
+--   port, http_port (first ports; default: free ones), faults (false: no
+--   --allow-faults), args (more `run` flags), output = fn(id, line, is_stderr)
+--   (default: a log file per node), restart_dead (restart a node that exits
+--   unless this script stopped it), on_exit = fn(id, code, signal) }
+-- docs/cluster.md is the reference.
 function cluster.new(opts)
   assert(type(opts) == "table", "raft.cluster: options table expected")
   assert(type(opts.state_machine) == "string", "raft.cluster: state_machine must be a path")
@@ -109,9 +114,9 @@ function cluster.new(opts)
     procs = {}, peer = {}, http = {}, clients = {}, members = {},
     ops = {}, t0 = now_ms(),
   }, Cluster)
-  for _, id in ipairs(ids) do
-    self.peer[id] = "127.0.0.1:" .. free_port()
-    self.http[id] = "127.0.0.1:" .. free_port()
+  for i, id in ipairs(ids) do
+    self.peer[id] = "127.0.0.1:" .. (opts.port and opts.port + i - 1 or free_port())
+    self.http[id] = "127.0.0.1:" .. (opts.http_port and opts.http_port + i - 1 or free_port())
     self.members[#self.members + 1] = id
   end
   if opts.secret then
@@ -139,7 +144,7 @@ end
 function Cluster:_start(id, join, restart)
   local o = self.opts
   local args = { "run", "--id", tostring(id), "--http", self.http[id],
-    "--data", self.dir .. "/" .. id, "--allow-faults",
+    "--data", self.dir .. "/" .. id,
     "--election-ms", tostring(o.election_ms or 300),
     "--heartbeat-ms", tostring(o.heartbeat_ms or 50),
     "--log-level", o.log_level or "info" }
@@ -160,19 +165,70 @@ function Cluster:_start(id, join, restart)
     args[#args + 1] = "--secret-file"
     args[#args + 1] = self.secret_file
   end
+  if o.faults ~= false then args[#args + 1] = "--allow-faults" end
   for _, a in ipairs(o.args or {}) do args[#args + 1] = tostring(a) end -- more `run` flags
   args[#args + 1] = o.state_machine
-  local log = assert(uv.fs_open(self.dir .. "/node-" .. id .. ".log", "a", tonumber("644", 8)))
-  local handle, pid = uv.spawn(self.binary, { args = args, stdio = { nil, log, log } },
+  local stdio, pipes, log
+  if o.output then
+    pipes = { uv.new_pipe(false), uv.new_pipe(false) }
+    stdio = { nil, pipes[1], pipes[2] }
+  else
+    log = assert(uv.fs_open(self.dir .. "/node-" .. id .. ".log", "a", tonumber("644", 8)))
+    stdio = { nil, log, log }
+  end
+  local rec
+  local handle, pid = uv.spawn(self.binary, { args = args, stdio = stdio },
     function(code, signal)
-      local p = self.procs[id]
-      if p then p.exited, p.code, p.signal = true, code, signal end
+      rec.exited, rec.code, rec.signal = true, code, signal
+      self:_exited(id, rec)
     end)
-  uv.fs_close(log)
-  if not handle then error("raft.cluster: cannot start " .. self.binary .. ": " .. tostring(pid)) end
-  self.procs[id] = { handle = handle, pid = pid, exited = false }
+  if log then uv.fs_close(log) end
+  if not handle then
+    for _, pp in ipairs(pipes or {}) do pp:close() end
+    error("raft.cluster: cannot start " .. self.binary .. ": " .. tostring(pid))
+  end
+  rec = { handle = handle, pid = pid, exited = false, joined = join or nil, started_ms = now_ms() }
+  self.procs[id] = rec
+  if pipes then
+    for k, pipe in ipairs(pipes) do
+      local buf = ""
+      pipe:read_start(function(err, chunk)
+        if err or not chunk then
+          if #buf > 0 then o.output(id, buf, k == 2) end
+          buf = ""
+          if not pipe:is_closing() then pipe:close() end
+          return
+        end
+        buf = buf .. chunk
+        for line in buf:gmatch("([^\n]*)\n") do o.output(id, line, k == 2) end
+        buf = buf:match("([^\n]*)$")
+      end)
+    end
+  end
   self:_close_clients(id)
   return pid
+end
+
+-- A node process ended. With restart_dead, one that this script did not
+-- stop or kill is started again on its data (after 0.5 s, doubling up to
+-- 30 s while it keeps dying within 10 s of its start).
+function Cluster:_exited(id, rec)
+  local o = self.opts
+  if o.on_exit and not rec.expected and not self.closed then o.on_exit(id, rec.code, rec.signal) end
+  if not o.restart_dead or rec.expected or self.closed then return end
+  local quick = now_ms() - rec.started_ms < 10000
+  local delay = quick and math.min(30000, (self.backoff and self.backoff[id] or 250) * 2) or 500
+  self.backoff = self.backoff or {}
+  self.backoff[id] = delay
+  local timer = uv.new_timer()
+  timer:start(delay, 0, function()
+    timer:close()
+    if self.closed or self.procs[id] ~= rec then return end
+    if not rec.handle:is_closing() then rec.handle:close() end
+    local ok, err = pcall(self._start, self, id, rec.joined, true)
+    if ok and o.on_restart then o.on_restart(id, self.procs[id].pid) end
+    if not ok and o.on_exit then o.on_exit(id, nil, nil, err) end
+  end)
 end
 
 function Cluster:log(id)
@@ -414,6 +470,7 @@ end
 function Cluster:kill(id)
   local p = assert(self.procs[id], "raft.cluster: no node " .. tostring(id))
   if p.exited then return end
+  p.expected = true
   if p.paused then uv.kill(p.pid, "sigcont") end
   uv.kill(p.pid, "sigkill")
   reap(self, id)
@@ -422,6 +479,7 @@ end
 function Cluster:stop(id)
   local p = assert(self.procs[id], "raft.cluster: no node " .. tostring(id))
   if p.exited then return end
+  p.expected = true
   if p.paused then uv.kill(p.pid, "sigcont"); p.paused = false end
   uv.kill(p.pid, "sigterm")
   reap(self, id)
@@ -434,8 +492,8 @@ end
 function Cluster:restart(id, timeout)
   local p = self.procs[id]
   if p and not p.exited then self:stop(id) end
+  if p and not p.handle:is_closing() then p.handle:close() end
   self:_start(id, p and p.joined, p ~= nil)
-  if p and p.joined then self.procs[id].joined = true end
   return self:_wait_serving(id, timeout)
 end
 
@@ -496,7 +554,6 @@ function Cluster:add_node(id, opts)
   self.http[id] = "127.0.0.1:" .. free_port()
   self.members[#self.members + 1] = id
   self:_start(id, true)
-  self.procs[id].joined = true
   local timeout = opts.timeout or 10
   if not opts.add then
     local deadline = now_ms() + timeout * 1000
@@ -528,11 +585,30 @@ function Cluster:history()
   return list
 end
 
-function Cluster:close()
+-- c:close([grace_s]): stops every node (SIGTERM first when grace_s is
+-- given, SIGKILL for those still running after it) and removes the folder
+-- it made.
+function Cluster:close(grace)
   if self.closed then return end
   self.closed = true
+  if type(grace) == "number" and grace > 0 then
+    for _, p in pairs(self.procs) do
+      if not p.exited then
+        p.expected = true
+        if p.paused then uv.kill(p.pid, "sigcont") end
+        uv.kill(p.pid, "sigterm")
+      end
+    end
+    local deadline = now_ms() + grace * 1000
+    local function all_done()
+      for _, p in pairs(self.procs) do if not p.exited then return false end end
+      return true
+    end
+    while not all_done() and now_ms() < deadline do uv.run("once") end
+  end
   for id, p in pairs(self.procs) do
     if not p.exited then
+      p.expected = true
       if p.paused then uv.kill(p.pid, "sigcont") end
       uv.kill(p.pid, "sigkill")
     end
@@ -549,7 +625,7 @@ function Cluster:close()
   end
 end
 
-Cluster.__gc = Cluster.close
-Cluster.__close = Cluster.close
+Cluster.__gc = function(self) self:close() end
+Cluster.__close = function(self) self:close() end
 
 return cluster
