@@ -36,22 +36,26 @@ local function count_unknown(h)
   return u
 end
 
--- A generated history with exactly `want_unknown` writes of unknown outcome
--- (gen.history draws them at a rate; pick the seed's rate that lands close
--- and then trim or top up).
+-- A generated history with exactly `want_unknown` writes of unknown outcome:
+-- gen.history draws them at a rate (below the target), then completed writes
+-- spread over the history are turned into timeouts until the count is
+-- reached (a write that happened may be reported as unknown: the history
+-- stays linearizable).
 local function generated(keys)
-  local writes_pct = 60 -- about 60 % of gen's ops are writes
-  local rate = math.ceil(want_unknown * 100 / (n * writes_pct / 100))
-  local h = gen.history(42, { n = n, keys = keys, spread = 40, unknown = rate })
+  local h = gen.history(42, { n = n, keys = keys, spread = 40, unknown = 10 })
   local u = count_unknown(h)
-  -- Too many: turn the last surplus unknown writes that were not applied into
-  -- failed-for-sure ones is not possible without knowing which applied, so
-  -- regenerate with a lower rate until at most want_unknown.
-  local r = rate
-  while u > want_unknown and r > 1 do
-    r = r - 1
-    h = gen.history(42, { n = n, keys = keys, spread = 40, unknown = r })
-    u = count_unknown(h)
+  local stride = 7
+  while u < want_unknown do
+    local changed = false
+    for i = stride, #h, stride do
+      local op = h[i]
+      if u < want_unknown and op.kind == "propose" and op.done and op.err == nil then
+        op.done, op.result, op.err = nil, nil, { code = "timeout", message = "timeout" }
+        u, changed = u + 1, true
+      end
+    end
+    if not changed then break end
+    stride = stride + 2
   end
   return h, u
 end
