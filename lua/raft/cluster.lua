@@ -421,7 +421,7 @@ end
 -- (it has heard from one), or timeout_s passes. While no majority of the
 -- nodes runs (restarting a stopped cluster one node at a time) there is no
 -- leader to hear from, so then HTTP up is enough. -> the last status.
-function Cluster:_wait_serving(id, timeout)
+function Cluster:_wait_serving(id, timeout, member)
   local deadline = now_ms() + (timeout or 10) * 1000
   local last
   local live = 0
@@ -438,7 +438,10 @@ function Cluster:_wait_serving(id, timeout)
     local st = self:node(id):status(1)
     if st then
       last = st
-      if not can_have_leader or (st.leader ~= nil and st.leader ~= 0) then return st end
+      if not can_have_leader or (st.leader ~= nil and st.leader ~= 0
+          and (not member or st.is_member)) then
+        return st
+      end
     end
     sleep(0.02)
   until now_ms() > deadline
@@ -546,7 +549,7 @@ end
 -- c:node(leader):add_member(id, c:address(id), {learner = true})). With
 -- `add`, it is added through the current leader (as a learner, then
 -- promoted for "voter") and add_node returns once it has heard from the
--- leader, or timeout passed.
+-- leader and knows it is a member, or timeout passed.
 function Cluster:add_node(id, opts)
   opts = opts or {}
   assert(not self.peer[id], "raft.cluster: node " .. tostring(id) .. " exists")
@@ -567,7 +570,7 @@ function Cluster:add_node(id, opts)
   end
   local l = assert(self:leader(timeout))
   assert(self:node(l):add_member(id, self.peer[id], { learner = true }))
-  self:_wait_serving(id, timeout)
+  self:_wait_serving(id, timeout, true) -- and it applied its own membership
   if opts.add == "voter" then
     local ok, err
     self:wait_for(function()
