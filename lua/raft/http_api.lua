@@ -131,10 +131,9 @@ routes["POST /v1/read"] = function(node, srv, req, params)
 end
 
 -- The serving process's pid (so `luaraft ctl kill-leader` and scripts can
--- signal exactly the leader's process): luv's, else Linux's /proc.
+-- signal exactly the leader's process), from Linux's /proc (not luv: loading
+-- it here would attach to the host's libuv loop).
 local PID = (function()
-  local ok, uv = pcall(require, "luv")
-  if ok and type(uv) == "table" and uv.os_getpid then return uv.os_getpid() end
   local f = io.open("/proc/self/stat")
   if not f then return nil end
   local pid = f:read("n")
