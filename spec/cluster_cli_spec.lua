@@ -38,8 +38,13 @@ local function port_block(n)
   error("no free port block")
 end
 
+local http_client = require "raft.http_client"
 local function status(addr)
-  local code, body = procs.http(addr, "GET", "/v1/status", nil, nil, 1)
+  local host, port = addr:match("^(.*):(%d+)$")
+  local client = http_client.new(host, tonumber(port))
+  local code, body = client:request("GET", "/v1/status", nil, nil, 1)
+  client:close()
+  uv.run("nowait")
   if code ~= 200 then return nil end
   return cjson.decode(body)
 end
@@ -51,10 +56,16 @@ local function run_cluster(flags)
     "--http-port", tostring(http), "--data", dir .. "/data" }
   for _, f in ipairs(flags) do argv[#argv + 1] = f end
   argv[#argv + 1] = "examples/kv.lua"
-  local pid = procs.spawn(argv, dir .. "/out")
+  -- started through libuv (not a shell in the background), so this
+  -- process's loop reaps it
+  local log = assert(uv.fs_open(dir .. "/out", "a", tonumber("644", 8)))
+  local exe = table.remove(argv, 1)
+  local handle, pid = uv.spawn(exe, { args = argv, stdio = { nil, log, log } }, function() end)
+  uv.fs_close(log)
+  assert(handle, pid)
   local addrs = {}
   for i = 1, 3 do addrs[i] = "127.0.0.1:" .. (http + i - 1) end
-  return { pid = pid, dir = dir, addrs = addrs }
+  return { pid = pid, handle = handle, dir = dir, addrs = addrs }
 end
 
 local function node_pids(cl)
@@ -75,6 +86,9 @@ local function finish(cl)
   end, 20)
   procs.kill(cl.pid, "KILL")
   for _, p in pairs(pids) do procs.kill(p, "KILL") end
+  wait(function() return not alive(cl.pid) end, 5)
+  if not cl.handle:is_closing() then cl.handle:close() end
+  uv.run("nowait")
   local out = procs.read_file(cl.dir .. "/out") or ""
   procs.rmdir(cl.dir)
   return stopped, out
