@@ -201,6 +201,176 @@ local function kv_hash_for(ops)
   end
 end
 
+
+-- Pruning for the kv model (see "Pruning" below for the generic part and for
+-- what "sound" means here). Returns the ops that can change the verdict.
+--
+-- (1) An unknown-outcome cas whose `old` is a value nothing can produce (not
+--     nil, not written by any set or cas, not a number while the key sees an
+--     incr) can never swap: wherever it is placed it leaves the state as it
+--     was, so it is a no-op, and an optional no-op is dropped without changing
+--     any linearization.
+-- (2) An unknown-outcome set (or cas) writing a value v that nothing observes
+--     (no completed read returns v, no cas compares with v, and v is not a
+--     number while the key sees an incr), on a key with no completed del that
+--     returned true and no completed cas that returned false: take any
+--     linearization L that places it, and remove it. The state differs only on
+--     the stretch after it up to the next op that replaces the state; there,
+--     L's ops saw v and now see the previous state s. None of them is a
+--     completed read (it would have returned the unobserved v), a completed
+--     del (it would have returned true), a completed cas (it would have
+--     compared v with its old, failed, and returned false) or a completed incr
+--     (v is not a number there, so it could not succeed). What remains there
+--     is sets and dels of unknown outcome (they do not look at the state), and
+--     unknown cas and incr that were no-ops on v: remove those too (optional
+--     no-ops), and L without them is a linearization that does not use the
+--     write. So the write is never needed.
+local function kv_prune(ops)
+  local observed, produced, numbers = {}, {}, false
+  local del_true, cas_false = false, false
+  for _, op in ipairs(ops) do
+    if op.kind == "read" then
+      if not op.unknown and op.result ~= nil and op.result == op.result then
+        observed[op.result] = true
+      end
+    else
+      local cmd = op.cmd
+      if cmd.op == "set" then
+        if cmd.value ~= nil and cmd.value == cmd.value then produced[cmd.value] = true end
+      elseif cmd.op == "cas" then
+        if cmd.old ~= nil and cmd.old == cmd.old then observed[cmd.old] = true end
+        if cmd.new ~= nil and cmd.new == cmd.new then produced[cmd.new] = true end
+        if not op.unknown and op.result == false then cas_false = true end
+      elseif cmd.op == "incr" then
+        numbers = true
+      elseif cmd.op == "del" then
+        if not op.unknown and op.result == true then del_true = true end
+      end
+    end
+  end
+  local function is_observed(v)
+    if v == nil then return true end
+    if v ~= v then return false end
+    return observed[v] or (numbers and type(v) == "number")
+  end
+  local kept = {}
+  for _, op in ipairs(ops) do
+    local keep = true
+    if op.unknown and op.kind == "propose" then
+      local cmd = op.cmd
+      if cmd.op == "cas" and cmd.old ~= nil and (cmd.old ~= cmd.old
+          or not (produced[cmd.old] or (numbers and type(cmd.old) == "number"))) then
+        keep = false -- (1)
+      elseif not del_true and not cas_false then
+        local v
+        if cmd.op == "set" then v = cmd.value elseif cmd.op == "cas" then v = cmd.new end
+        if (cmd.op == "set" or cmd.op == "cas") and not is_observed(v) then
+          keep = false -- (2)
+        end
+      end
+    end
+    if keep then kept[#kept + 1] = op end
+  end
+  return kept
+end
+
+-- A completed op that no linearization can explain on its own: a read that
+-- returns a value nothing writes (not nil, not the value of any set or cas
+-- on the key, not a number while the key sees an incr), or a cas that
+-- swapped from such a value. Every state of the key is nil or a value some
+-- op wrote, so no order helps. Returns the op or nil.
+local function kv_impossible(ops)
+  local produced, numbers = {}, false
+  for _, op in ipairs(ops) do
+    if op.kind == "propose" then
+      local cmd = op.cmd
+      if cmd.op == "set" and cmd.value ~= nil and cmd.value == cmd.value then
+        produced[cmd.value] = true
+      elseif cmd.op == "cas" and cmd.new ~= nil and cmd.new == cmd.new then
+        produced[cmd.new] = true
+      elseif cmd.op == "incr" then
+        numbers = true
+      end
+    end
+  end
+  local function possible(v)
+    if v == nil then return true end
+    if v ~= v then return false end
+    return produced[v] or (numbers and type(v) == "number")
+  end
+  for _, op in ipairs(ops) do
+    if not op.unknown and not op.optional then
+      if op.kind == "read" and not possible(op.result) then
+        return op, "returns " .. kv_value_text(op.result) .. ", a value no operation on the key writes"
+      elseif op.kind == "propose" and op.cmd.op == "cas" and op.result == true
+          and not possible(op.cmd.old) then
+        return op, "swapped from " .. kv_value_text(op.cmd.old) ..
+          ", a value no operation on the key writes"
+      end
+    end
+  end
+  return nil
+end
+
+-- Every state a window of ops could start from, up to equivalence (see
+-- refute_by_windows): nil, each value the window observes, and one value it
+-- does not observe (all unobserved values behave alike under set, del, cas
+-- and reads, see kv_hash_for). With incrs (by non-negative integers, B in
+-- all) a number c only matters through the numbers reached from it, c + S
+-- with S in 0..B, meeting a number x that an op compares with (a read's
+-- result, a cas's old, a completed incr's result minus its by): so the
+-- numbers x - S are listed, plus one number that meets none of them (all
+-- such numbers behave alike). Returns nil when it cannot list them (other
+-- increments, or too many).
+local UNOBSERVED = "\0raft.check: a value no operation observes"
+local MAX_STARTS = 400
+local function kv_start_states(ops)
+  local list, seen = { { nil } }, {}
+  local compared, total_by, has_incr = {}, 0, false
+  local function add(v)
+    if v ~= nil and v == v and not seen[v] then
+      seen[v] = true
+      list[#list + 1] = { v }
+    end
+  end
+  for _, op in ipairs(ops) do
+    if op.kind == "read" then
+      if not op.unknown then
+        add(op.result)
+        if type(op.result) == "number" then compared[#compared + 1] = op.result end
+      end
+    else
+      local cmd = op.cmd
+      if cmd.op == "incr" then
+        local by = cmd.by or 1
+        if math.type(by) ~= "integer" or by < 0 then return nil end
+        has_incr, total_by = true, total_by + by
+        if not op.unknown and not op.optional and type(op.result) == "number" then
+          compared[#compared + 1] = op.result - by
+        end
+      elseif cmd.op == "cas" then
+        add(cmd.old)
+        if type(cmd.old) == "number" then compared[#compared + 1] = cmd.old end
+      end
+    end
+  end
+  local fresh = UNOBSERVED
+  while seen[fresh] do fresh = fresh .. "\0" end
+  list[#list + 1] = { fresh }
+  if has_incr then
+    local far = 0
+    for _, x in ipairs(compared) do
+      if math.abs(x) > far then far = math.abs(x) end
+      for d = 0, total_by do
+        add(x - d)
+        if #list > MAX_STARTS then return nil end
+      end
+    end
+    list[#list + 1] = { -(far + total_by + 1) * 2 - 1 } -- meets no compared number
+  end
+  return list
+end
+
 local function make_kv()
   return {
     init = function() return nil end,
@@ -211,6 +381,9 @@ local function make_kv()
       return op.cmd.key
     end,
     validate = kv_validate,
+    prune = kv_prune,
+    impossible = kv_impossible,
+    start_states = kv_start_states,
     describe = kv_describe,
     describe_state = kv_value_text,
     -- A set or del overwrites the state without looking at it.
@@ -229,7 +402,13 @@ end
 local function resolve_model(model)
   if model == "kv" then return make_kv() end
   if type(model) == "string" then
-    return nil, "unknown model '" .. model .. "' (the built-in model is \"kv\")"
+    local found, models = pcall(require, "raft.check_models")
+    if found and type(models[model]) == "table" then
+      model = models[model]
+    else
+      return nil, "unknown model '" .. model .. "' (the built-in models are \"kv\" and those of " ..
+        "raft.check_models: \"bank\")"
+    end
   end
   if type(model) ~= "table" or type(model.init) ~= "function"
       or type(model.step) ~= "function" then
@@ -240,9 +419,13 @@ local function resolve_model(model)
     step = model.step,
     hash = model.hash or serialize,
     blind = model.blind,
+    prune = model.prune,
+    validate = model.validate,
+    impossible = model.impossible,
+    start_states = model.start_states,
     partition = model.partition,
     describe = model.describe or generic_describe,
-    describe_state = serialize,
+    describe_state = model.describe_state or serialize,
     partition_noun = "partition",
   }
 end
@@ -366,7 +549,7 @@ local function build_events(ops)
     if a.t ~= b.t then return a.t < b.t end
     if a.call ~= b.call then return a.call end
     -- Optional ops' returns (at infinity) after required ones.
-    local ua, ub = ops[a.op].unknown, ops[b.op].unknown
+    local ua, ub = ops[a.op].unknown or ops[a.op].optional, ops[b.op].unknown or ops[b.op].optional
     if ua ~= ub then return ub end
     return a.op < b.op
   end)
@@ -405,8 +588,15 @@ local function subset_words(a, b, nw)
 end
 
 -- Records (R, U, s) and returns true, or returns false if it is dominated by
--- a configuration already recorded.
-local function cache_visit(cache, sh, z, rbits, nrw, ubits, nuw)
+-- a configuration already recorded. zu is a Zobrist hash of U: exact repeats
+-- are found in O(1) through it (exact[zu], words compared), and the subset
+-- test runs against a short list of minimal sets only (at most ANTICHAIN of
+-- them): with a hundred ops of unknown outcome the full antichain of every
+-- (R, s) grows large and scanning it made each step cost milliseconds.
+-- Keeping fewer sets only prunes less; it never prunes a configuration that
+-- is not dominated.
+local ANTICHAIN = 8
+local function cache_visit(cache, sh, z, rbits, nrw, ubits, nuw, zu)
   local by_z = cache[sh]
   if not by_z then
     by_z = {}
@@ -425,13 +615,25 @@ local function cache_visit(cache, sh, z, rbits, nrw, ubits, nuw)
     end
   end
   if not entry then
-    entry = { r = table.move(rbits, 1, nrw, 1, {}), us = {} }
+    entry = { r = table.move(rbits, 1, nrw, 1, {}), us = {}, exact = {} }
     entries[#entries + 1] = entry
+  end
+  local same = entry.exact[zu]
+  if same then
+    for _, u in ipairs(same) do
+      if same_words(u, ubits, nuw) then return false end
+    end
   end
   local us, kept = entry.us, 0
   for _, u in ipairs(us) do
     if subset_words(u, ubits, nuw) then return false end
   end
+  local copy = table.move(ubits, 1, nuw, 1, {})
+  if not same then
+    same = {}
+    entry.exact[zu] = same
+  end
+  same[#same + 1] = copy
   -- Drop the recorded sets the new one dominates: they add no pruning.
   for j = 1, #us do
     local u = us[j]
@@ -441,7 +643,7 @@ local function cache_visit(cache, sh, z, rbits, nrw, ubits, nuw)
       us[kept] = u
     end
   end
-  us[kept + 1] = table.move(ubits, 1, nuw, 1, {})
+  if kept < ANTICHAIN then us[kept + 1] = copy end
   return true
 end
 
@@ -487,28 +689,29 @@ end
 -- alone gives the same state with one optional op left unused), and one
 -- placed out of order in its class (see blind_classes).
 -- An optional op that leaves the state as it was is skipped as well.
-local function search(ops, m, max_steps)
+local function search(ops, m, max_steps, start_state)
   local n = #ops
   local L = build_events(ops)
   local nxt, prv, ev_op, ev_call, ret = L.nxt, L.prv, L.op, L.call, L.ret
   local hash = m.prepare and m.prepare(ops) or m.hash
   -- Each op has a bit in rbits (required) or ubits (optional); zob hashes R.
-  local word, mask, zob, unknown = {}, {}, {}, {}
+  local word, mask, zob, zobu, unknown, omittable = {}, {}, {}, {}, {}, {}
   local rnd = splitmix64(n)
   local nr, nu = 0, 0
   for i, op in ipairs(ops) do
     local k
-    if op.unknown then
+    if op.unknown or op.optional then
       nu = nu + 1
       k = nu
-      zob[i] = 0
+      zob[i], zobu[i] = 0, rnd()
     else
       nr = nr + 1
       k = nr
-      zob[i] = rnd()
+      zob[i], zobu[i] = rnd(), 0
     end
     word[i], mask[i] = (k - 1) // 64 + 1, 1 << ((k - 1) % 64)
-    unknown[i] = op.unknown
+    unknown[i] = op.unknown or op.optional or false
+    omittable[i] = op.omittable or false
   end
   local blind, rank, used = blind_classes(ops, m, hash)
   local nrw, nuw = (nr + 63) // 64, (nu + 63) // 64
@@ -518,12 +721,15 @@ local function search(ops, m, max_steps)
 
   local required_left, best_required = nr, 0
   local step = m.step
-  local state = m.init()
+  local state
+  if start_state ~= nil then state = start_state[1] else state = m.init() end
   local sh = hash(state)
   local z = 0
   local cache = {}
-  cache_visit(cache, sh, z, rbits, nrw, ubits, nuw)
-  local stack_ev, stack_state, stack_hash, depth = {}, {}, {}, 0
+  local zu = 0
+  cache_visit(cache, sh, z, rbits, nrw, ubits, nuw, zu)
+  local stack_ev, stack_state, stack_hash, stack_variant, depth = {}, {}, {}, {}, 0
+  local next_variant = 1
   local best_prefix, best_state, agree = {}, state, 0
   local steps = 0
   local phase, entry = 1, nxt[0]
@@ -542,18 +748,27 @@ local function search(ops, m, max_steps)
         if max_steps and steps > max_steps then
           return nil, { prefix = best_prefix, state = best_state, steps = steps }
         end
-        local ok, new_state = step(state, ops[i])
+        -- variant 1: the op's step; variant 2 (omittable ops only): left out.
+        local variant = next_variant
+        next_variant = 1
+        local ok, new_state
+        if variant == 1 then
+          ok, new_state = step(state, ops[i])
+        else
+          ok, new_state = true, state
+        end
         if ok then
-          local nh = hash(new_state)
+          local nh = variant == 1 and hash(new_state) or sh
           local bits = unknown[i] and ubits or rbits
           local w, b = word[i], mask[i]
           bits[w] = bits[w] | b
           if not (unknown[i] and nh == sh)
-              and cache_visit(cache, nh, z ~ zob[i], rbits, nrw, ubits, nuw) then
+              and cache_visit(cache, nh, z ~ zob[i], rbits, nrw, ubits, nuw, zu ~ zobu[i]) then
             depth = depth + 1
             stack_ev[depth], stack_state[depth], stack_hash[depth] = entry, state, sh
+            stack_variant[depth] = variant
             if blind[i] then used[blind[i]] = used[blind[i]] + 1 end
-            state, sh, z = new_state, nh, z ~ zob[i]
+            state, sh, z, zu = new_state, nh, z ~ zob[i], zu ~ zobu[i]
             if not unknown[i] then required_left = required_left - 1 end
             -- Lift the call and its return out of the list.
             local r = ret[i]
@@ -575,6 +790,10 @@ local function search(ops, m, max_steps)
             bits[w] = bits[w] & ~b
           end
         end
+        if not lifted and variant == 1 and omittable[i] then
+          -- try leaving it out at the same place
+          next_variant, lifted = 2, true
+        end
       end
       if not lifted then entry = nxt[entry] end
     elseif phase == 1 then
@@ -587,10 +806,11 @@ local function search(ops, m, max_steps)
       local top = stack_ev[depth]
       local i = ev_op[top]
       state, sh = stack_state[depth], stack_hash[depth]
-      stack_ev[depth], stack_state[depth], stack_hash[depth] = nil, nil, nil
+      local variant = stack_variant[depth]
+      stack_ev[depth], stack_state[depth], stack_hash[depth], stack_variant[depth] = nil, nil, nil, nil
       depth = depth - 1
       if agree > depth then agree = depth end
-      z = z ~ zob[i]
+      z, zu = z ~ zob[i], zu ~ zobu[i]
       local bits = unknown[i] and ubits or rbits
       bits[word[i]] = bits[word[i]] & ~mask[i]
       if not unknown[i] then required_left = required_left + 1 end
@@ -600,7 +820,11 @@ local function search(ops, m, max_steps)
       nxt[prv[r]], prv[nxt[r]] = r, r
       nxt[prv[top]], prv[nxt[top]] = top, top
       phase = unknown[i] and 2 or 1
-      entry = nxt[top]
+      if omittable[i] and variant == 1 then
+        entry, next_variant = top, 2 -- now try leaving it out here
+      else
+        entry = nxt[top]
+      end
     end
   end
   return true, { steps = steps }
@@ -633,7 +857,7 @@ end
 local function frontier(ops, in_prefix)
   local first_return = INF
   for i, op in ipairs(ops) do
-    if not in_prefix[i] and not op.unknown and op.return_ms < first_return then
+    if not in_prefix[i] and not op.unknown and not op.optional and op.return_ms < first_return then
       first_return = op.return_ms
     end
   end
@@ -644,7 +868,7 @@ local function frontier(ops, in_prefix)
   return list
 end
 
-local function counterexample(part, m, detail, gave_up)
+local function counterexample(part, m, detail, gave_up, head_override)
   local ops = part.ops
   local originals, prefix_ops, in_prefix = {}, {}, {}
   for i, op in ipairs(ops) do originals[i] = op.original end
@@ -656,7 +880,7 @@ local function counterexample(part, m, detail, gave_up)
   end
   local next_ops, next_lines, optional_lines = {}, {}, {}
   for _, i in ipairs(frontier(ops, in_prefix)) do
-    if ops[i].unknown then
+    if ops[i].unknown or ops[i].optional then
       optional_lines[#optional_lines + 1] = "  " .. op_text(m, ops[i])
     else
       next_ops[#next_ops + 1] = ops[i].original
@@ -676,6 +900,7 @@ local function counterexample(part, m, detail, gave_up)
   else
     head = "no linearization of " .. #ops .. " operations" .. where
   end
+  if head_override then head = head_override .. where end
   local msg = head .. "; the longest linearizable prefix has " ..
     #detail.prefix .. " of them" .. (#lines > 0 and ":\n" or "\n") ..
     table.concat(lines, "\n") .. (#lines > 0 and "\n" or "") .. "after it the state is " ..
@@ -695,30 +920,252 @@ end
 
 ------------------------------------------------------------------------
 
+------------------------------------------------------------------------
+-- Pruning, refutation by windows, and the search budget.
+--
+-- Sound means: the pruned history is linearizable if and only if the
+-- original is. Generic pruning (every model): an op of unknown outcome
+-- invoked after every required op has returned is dropped. In a
+-- linearization L, every required op precedes it (each returned before it was
+-- invoked), so cutting L just before the first such op leaves a linearization
+-- that places every required op and is valid up to there; the cut-off tail
+-- holds only optional ops. The model may prune more (model.prune; kv's is
+-- above), and name completed ops that no order can explain
+-- (model.impossible), which are a violation without any search.
+local function generic_prune(ops)
+  local last = -INF
+  for _, op in ipairs(ops) do
+    if not op.unknown and op.return_ms > last then last = op.return_ms end
+  end
+  local kept = {}
+  for _, op in ipairs(ops) do
+    if not (op.unknown and op.call_ms > last) then kept[#kept + 1] = op end
+  end
+  return kept
+end
+
+-- Window refutation. A full search must explore every configuration before a
+-- violation to refute a history, which on thousands of ops with hundreds of
+-- unknown outcomes can be far too many. A window [t0, t1] of the history is:
+-- required, the completed ops invoked after t0 that returned before t1;
+-- omittable (placed within their interval with their result checked, or left
+-- out), the other completed ops invoked before t1 that returned after t0;
+-- optional as ever,
+-- the unknown-outcome ops invoked before t1; and any starting state.
+-- If no starting state lets the window linearize, neither does the history.
+-- Proof: take a linearization L of the history. Let i be the first op in L
+-- invoked after t0 and j the last op in L that returned before t1. Every op
+-- after i in L returned after t0 (an op that returned before i was invoked
+-- would have to precede i), and every op before j was invoked before t1 (it
+-- was not invoked after j returned). So L[i..j] holds only ops of the window,
+-- holds every required op of it (each is invoked after t0, so at or after i,
+-- and returned before t1, so at or before j), is valid from the state L
+-- reaches before i, and keeps each op inside its interval. The window search
+-- tries every order of the window's ops that leaves out only omittable and
+-- optional ones (an omitted op is lifted as a no-op no later than its
+-- return), L[i..j] among them: if it finds none from any starting
+-- state, L cannot exist. Starting states come from model.start_states(ops),
+-- which must list one state of every class the window's ops can tell apart
+-- (or return nil: then this model is not refuted by windows).
+local WINDOW_OPS, WINDOW_STEPS = 16, 30000
+
+local function window_ops(ops, t0, t1)
+  local w, nreq = {}, 0
+  for _, op in ipairs(ops) do
+    if op.call_ms < t1 and op.return_ms > t0 then
+      if op.unknown then
+        w[#w + 1] = op
+      elseif op.call_ms > t0 and op.return_ms < t1 then
+        w[#w + 1] = op
+        nreq = nreq + 1
+      else
+        local c = {}
+        for k, v in pairs(op) do c[k] = v end
+        c.omittable = true
+        w[#w + 1] = c
+      end
+    end
+  end
+  return w, nreq
+end
+
+-- Returns the refuted window { ops, t0, t1, detail } or nil, and the steps used.
+-- Windows are tried nearest first to `near` (where the full search got
+-- stuck: the violation, if any, is usually there).
+local function refute_by_windows(ops, m, budget, near)
+  if not m.start_states then return nil, 0 end
+  local calls = {}
+  for _, op in ipairs(ops) do
+    if not op.unknown then calls[#calls + 1] = op.call_ms end
+  end
+  table.sort(calls)
+  local used = 0
+  local stride = WINDOW_OPS // 2
+  local starts_at = {}
+  for a = 1, math.max(1, #calls - stride), stride do starts_at[#starts_at + 1] = a end
+  local function dist(a)
+    local b = math.min(#calls, a + WINDOW_OPS - 1)
+    local mid = (calls[a] + calls[b]) / 2
+    return math.abs(mid - near)
+  end
+  if near then
+    table.sort(starts_at, function(x, y) return dist(x) < dist(y) end)
+  end
+  for _, a in ipairs(starts_at) do
+    if used >= budget then break end
+    local b = math.min(#calls, a + WINDOW_OPS - 1)
+    local t0, t1 = calls[a] - 0.5, calls[b] + 0.5
+    local w, nreq = window_ops(ops, t0, t1)
+    -- The pruning rules hold for a window too (their proofs take any
+    -- linearization of a list of ops, whatever state it starts from, and
+    -- count omittable ops as completed ones), and inside a window far more
+    -- unknown-outcome writes are unobserved.
+    w = generic_prune(w)
+    if m.prune then w = m.prune(w) end
+    local starts = nreq > 0 and m.start_states(w)
+    if starts then
+      local refuted, last = true, nil
+      for _, box in ipairs(starts) do
+        local ok, detail = search(w, m, WINDOW_STEPS, box)
+        used = used + detail.steps
+        if ok ~= false then
+          refuted = false
+          break
+        end
+        last = detail
+      end
+      if refuted then return { ops = w, t0 = t0, t1 = t1, detail = last }, used end
+    end
+  end
+  return nil, used
+end
+
+local DEFAULT_MAX_STEPS = 5000000
+local FIRST_TRY = 100000
+
+local function count_unknown(ops)
+  local u = 0
+  for _, op in ipairs(ops) do if op.unknown then u = u + 1 end end
+  return u
+end
+
+-- Decides one partition: "ok" | "violation", cex | "inconclusive", info;
+-- and the steps it took.
+local function decide(part, m, max_steps, first_try)
+  local ops = generic_prune(part.ops)
+  if m.prune then ops = m.prune(ops) end
+  local pruned = { key = part.key, ops = ops }
+  if m.impossible then
+    local bad, why = m.impossible(ops)
+    if bad then
+      local lines = "  " .. op_text(m, bad)
+      local where = m.partition and (" on " .. m.partition_noun .. " " .. key_text(part.key)) or ""
+      local all = {}
+      for i, op in ipairs(part.ops) do all[i] = op.original end
+      return "violation", {
+        key = m.partition and part.key or nil, ops = all, linearized = {},
+        next = { bad.original }, impossible = bad.original,
+        message = "no linearization" .. where .. ": operation #" .. bad.index .. " " .. why ..
+          ", so no order of the history explains it:\n" .. lines,
+      }, 0
+    end
+  end
+  local ok, detail = search(ops, m, math.min(max_steps, first_try))
+  local steps = detail.steps
+  if ok == true then return "ok", nil, steps end
+  if ok == false then return "violation", counterexample(pruned, m, detail), steps end
+  -- Where the search got stuck: the earliest return among the required ops
+  -- its longest linearizable prefix could not place.
+  local in_prefix, near = {}, nil
+  for _, i in ipairs(detail.prefix) do in_prefix[i] = true end
+  for i, op in ipairs(ops) do
+    if not in_prefix[i] and not op.unknown and (near == nil or op.return_ms < near) then
+      near = op.return_ms
+    end
+  end
+  local win, used = refute_by_windows(ops, m, max_steps // 5, near)
+  steps = steps + used
+  if win then
+    local lines, req, others = {}, {}, 0
+    for _, op in ipairs(win.ops) do
+      if op.unknown or op.omittable then
+        others = others + 1
+      else
+        req[#req + 1] = op.original
+        lines[#lines + 1] = "  " .. op_text(m, op)
+      end
+    end
+    local where = m.partition and (" on " .. m.partition_noun .. " " .. key_text(part.key)) or ""
+    local all = {}
+    for i, op in ipairs(part.ops) do all[i] = op.original end
+    local cex = {
+      key = m.partition and part.key or nil, ops = all, window_ops = req, linearized = {}, next = req,
+      message = ("no linearization%s: from no starting state can the %d operations that " ..
+        "ran between %s ms and %s ms be ordered (with %d more that overlap that window or " ..
+        "have an unknown outcome, each placed or left out):\n%s"):format(where, #req,
+        number_text(win.t0), number_text(win.t1), others, table.concat(lines, "\n")),
+    }
+    cex.window = { t0 = win.t0, t1 = win.t1 }
+    return "violation", cex, steps
+  end
+  local rest = max_steps - steps
+  if rest > 0 then
+    ok, detail = search(ops, m, rest)
+    steps = steps + detail.steps
+    if ok == true then return "ok", nil, steps end
+    if ok == false then return "violation", counterexample(pruned, m, detail), steps end
+  end
+  local reason = ("the search reached its limit of %d steps on %d operations (%d of unknown " ..
+    "outcome) without finding a linearization or proving there is none"):format(
+    max_steps, #ops, count_unknown(ops))
+  return "inconclusive", { key = m.partition and part.key or nil, reason = reason,
+    steps = steps, ops = #ops, unknown = count_unknown(ops) }, steps
+end
+
+-- check.linearizable(history, model [, opts]) -> true | false, cex | nil, cex
+-- nil means inconclusive (cex.inconclusive = { key, reason, steps, ops,
+-- unknown }; cex.gave_up = true as before): never a violation.
 function check.linearizable(history, model, opts)
   local m, err = resolve_model(model)
   if not m then error(WHERE .. err, 2) end
   if opts ~= nil and type(opts) ~= "table" then
     error(WHERE .. "opts must be a table", 2)
   end
-  local max_steps = opts and opts.max_steps
+  local max_steps = opts and opts.max_steps or DEFAULT_MAX_STEPS
   local parts
   parts, err = partition_history(history, m)
   if not parts then error(WHERE .. err, 2) end
   local stats = opts and opts.stats
   if stats then stats.steps, stats.partitions = 0, #parts end
-  local failed, stuck
+  -- Smallest partitions first: a violation found there is the easiest to read.
+  table.sort(parts, function(a, b) return #a.ops < #b.ops end)
+  local failed, stuck = nil, {}
   for _, part in ipairs(parts) do
-    local ok, detail = search(part.ops, m, max_steps)
-    if stats then stats.steps = stats.steps + detail.steps end
-    if ok == false and (not failed or #part.ops < #failed.part.ops) then
-      failed = { part = part, detail = detail }
-    elseif ok == nil and not stuck then
-      stuck = { part = part, detail = detail }
+    local verdict, info, steps = decide(part, m, max_steps, opts and opts.first_steps or FIRST_TRY)
+    if stats then stats.steps = stats.steps + steps end
+    if verdict == "violation" then
+      failed = info
+      break
+    elseif verdict == "inconclusive" then
+      stuck[#stuck + 1] = info
     end
   end
-  if failed then return false, counterexample(failed.part, m, failed.detail) end
-  if stuck then return nil, counterexample(stuck.part, m, stuck.detail, true) end
+  if failed then return false, failed end
+  if #stuck > 0 then
+    local first = stuck[1]
+    local lines = {}
+    for _, inc in ipairs(stuck) do
+      local where = inc.key ~= nil and (m.partition_noun .. " " .. key_text(inc.key)) or "the history"
+      lines[#lines + 1] = "  " .. where .. ": " .. inc.reason
+    end
+    return nil, {
+      key = first.key, gave_up = true, inconclusive = first, all_inconclusive = stuck,
+      message = "inconclusive (this is not a violation: the checker could not decide) on " ..
+        #stuck .. " " .. (m.partition and m.partition_noun or "partition") ..
+        (#stuck == 1 and "" or "s") .. ":\n" .. table.concat(lines, "\n") ..
+        "\n(raise opts.max_steps to search further)",
+    }
+  end
   return true
 end
 

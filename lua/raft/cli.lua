@@ -54,14 +54,21 @@ HTTP (docs/http.md, docs/security.md):
   cluster = [[
 usage: luaraft cluster [--nodes 3] [--port 7001] [--http-port 8001] [--data ./data]
                        [--storage KIND] [--election-ms N] [--heartbeat-ms N]
-                       [--log-level LEVEL] [--secret-file FILE] SCRIPT.lua
-Runs N `luaraft run` processes on loopback; Ctrl-C stops them all.
+                       [--log-level LEVEL] [--secret-file FILE] [--no-restart] SCRIPT.lua
+Runs N `luaraft run` processes on loopback (supervised by raft.cluster); a node
+that dies is restarted on its data unless --no-restart; Ctrl-C stops them all.
 ]],
   ctl = [[
 usage: luaraft ctl [--http ADDR] COMMAND   (ADDR default $LUARAFT_HTTP or 127.0.0.1:8001)
   status | members | propose DATA | read QUERY [--consistency C] |
-  add ID ADDR [--learner] | promote ID | remove ID | transfer ID | snapshot | metrics
+  add ID ADDR [--learner] | promote ID | remove ID | transfer ID | snapshot | metrics |
+  kill-leader [--signal KILL|STOP|TERM]
 DATA and QUERY are JSON (sent as application/json) or any other string.
+kill-leader asks the nodes of --http (a comma-separated list, e.g.
+127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003) for their status, picks the
+leader a majority of the answers follow in the highest term, and sends the
+signal to that node's pid (from /v1/status) after checking that the pid is a
+luaraft process on this machine; it prints what it did.
 ]],
   bench = [[
 usage: luaraft bench [--http ADDR ...] [--clients 64] [--requests N] [--size 100]
@@ -416,6 +423,7 @@ local CLUSTER_SPEC = {
   ["log-level"] = { key = "log_level", kind = "string" },
   ["secret-file"] = { key = "secret_file", kind = "string" },
   ["snapshot-entries"] = { key = "snapshot_entries", kind = "int" },
+  ["no-restart"] = { key = "no_restart", kind = "flag" },
   help = { key = "help", kind = "flag" },
 }
 
@@ -430,79 +438,67 @@ function cli.cluster(args)
   if n < 1 or n > 64 then return die("cluster", "--nodes must be 1 to 64") end
   local port, http_port, data = o.port or 7001, o.http_port or 8001, o.data or "./data"
   local uv = require "luv"
-  local exe = uv.exepath()
-  local peers = {}
-  for i = 1, n do peers[i] = i .. "=127.0.0.1:" .. (port + i - 1) end
-  local procs, running = {}, 0
-  local stopping = false
-  local function pipe_lines(pipe, prefix, out)
-    local buf = ""
-    pipe:read_start(function(err, chunk)
-      if err or not chunk then
-        if #buf > 0 then out:write(prefix .. buf .. "\n") end
-        pipe:close()
-        return
-      end
-      buf = buf .. chunk
-      for line in buf:gmatch("([^\n]*)\n") do out:write(prefix .. line .. "\n") end
-      buf = buf:match("([^\n]*)$")
-      out:flush()
-    end)
-  end
-  for i = 1, n do
-    local a = { "run", "--id", tostring(i), "--peers", table.concat(peers, ","),
-      "--http", "127.0.0.1:" .. (http_port + i - 1), "--data", data .. "/" .. i }
-    for _, k in ipairs { "storage", "election_ms", "heartbeat_ms", "log_level", "secret_file", "snapshot_entries" } do
-      if o[k] then
-        a[#a + 1] = "--" .. k:gsub("_", "-")
-        a[#a + 1] = tostring(o[k])
-      end
-    end
-    a[#a + 1] = pos[1]
-    local stdout, stderr = uv.new_pipe(false), uv.new_pipe(false)
-    local handle, pid
-    handle, pid = uv.spawn(exe, { args = a, stdio = { nil, stdout, stderr } }, function(code, signal)
-      running = running - 1
-      if not stopping then
-        io.stderr:write(("[cluster] node %d exited (code %d, signal %d)\n"):format(i, code, signal))
-      end
-      handle:close()
-    end)
-    if not handle then
-      io.stderr:write("luaraft cluster: cannot start node " .. i .. ": " .. tostring(pid) .. "\n")
-      stdout:close()
-      stderr:close()
-    else
-      running = running + 1
-      procs[i] = { handle = handle, pid = pid }
-      local prefix = ("[n%d] "):format(i)
-      pipe_lines(stdout, prefix, io.stdout)
-      pipe_lines(stderr, prefix, io.stderr)
-      io.stderr:write(("[cluster] node %d: pid %d, peer 127.0.0.1:%d, http 127.0.0.1:%d, data %s/%d\n"):format(
-        i, pid, port + i - 1, http_port + i - 1, data, i))
+  -- The supervision is raft.cluster's: the same start, restart and stop as
+  -- scripts get, with the nodes' output prefixed by their id.
+  local extra = {}
+  for _, k in ipairs { "storage", "secret_file" } do
+    if o[k] then
+      extra[#extra + 1] = "--" .. k:gsub("_", "-")
+      extra[#extra + 1] = tostring(o[k])
     end
   end
-  local sigs = {}
-  local function stop_all()
-    if stopping then return end
-    stopping = true
-    io.stderr:write("[cluster] stopping " .. running .. " nodes\n")
-    for _, p in pairs(procs) do pcall(uv.kill, p.pid, "sigterm") end
-    local t = uv.new_timer()
-    t:start(5000, 0, function() -- a node that does not stop in 5 s is killed
-      for _, p in pairs(procs) do pcall(uv.kill, p.pid, "sigkill") end
-      t:close()
-    end)
-    t:unref()
-    for _, s in ipairs(sigs) do s:close() end
+  local function say(fmt, ...) io.stderr:write("[cluster] " .. fmt:format(...) .. "\n") end
+  local restart = not o.no_restart
+  local c
+  ok, serr = pcall(function()
+    c = require("raft.cluster").new {
+      nodes = n, state_machine = pos[1], binary = uv.exepath(), dir = data,
+      port = port, http_port = http_port, faults = false, args = extra,
+      election_ms = o.election_ms, heartbeat_ms = o.heartbeat_ms,
+      snapshot_entries = o.snapshot_entries, log_level = o.log_level,
+      output = function(id, line, is_err)
+        local out = is_err and io.stderr or io.stdout
+        out:write(("[n%d] %s\n"):format(id, line))
+        out:flush()
+      end,
+      restart_dead = restart,
+      on_exit = function(id, code, signal, err)
+        if err then
+          say("node %d could not be restarted: %s", id, tostring(err))
+        else
+          say("node %d exited (code %d, signal %d)%s", id, code or -1, signal or 0,
+            restart and "; restarting it" or " (--no-restart: left down)")
+        end
+      end,
+      on_restart = function(id, pid) say("node %d restarted: pid %d", id, pid) end,
+    }
+  end)
+  if not ok then
+    io.stderr:write("luaraft cluster: " .. tostring(serr) .. "\n")
+    return 1
   end
+  for _, id in ipairs(c:ids()) do
+    say("node %d: pid %d, peer %s, http %s, data %s/%d", id, c:pid(id), c:address(id),
+      c:http_address(id), data, id)
+  end
+  local sigs, stopping = {}, false
   for _, name in ipairs { "sigint", "sigterm" } do
-    local s = uv.new_signal()
-    s:start(name, stop_all)
-    sigs[#sigs + 1] = s
+    local sg = uv.new_signal()
+    sg:start(name, function()
+      if stopping then return end
+      stopping = true
+      uv.stop()
+    end)
+    sigs[#sigs + 1] = sg
   end
-  if running == 0 then stop_all() end
   uv.run("default")
+  local running = 0
+  for _, id in ipairs(c:ids()) do
+    if c.procs[id] and not c.procs[id].exited then running = running + 1 end
+  end
+  say("stopping %d nodes", running)
+  for _, sg in ipairs(sigs) do sg:close() end
+  c:close(5) -- SIGTERM, then SIGKILL for a node that does not stop in 5 s
   return 0
 end
 
@@ -527,8 +523,73 @@ local CTL_SPEC = {
   timeout = { key = "timeout", kind = "int" },
   ["client-id"] = { key = "client", kind = "string" },
   seq = { key = "seq", kind = "int" },
+  signal = { key = "signal", kind = "string" },
   help = { key = "help", kind = "flag" },
 }
+
+-- `luaraft ctl kill-leader`: find the leader among the --http nodes and
+-- signal its process. Only a pid that /v1/status reported and that is a
+-- luaraft process here is signalled, so it cannot hit another program.
+local function ctl_kill_leader(o)
+  local uv = require "luv"
+  local cjson = require "cjson.safe"
+  local sig = (o.signal or "KILL"):upper():gsub("^SIG", "")
+  if sig ~= "KILL" and sig ~= "STOP" and sig ~= "TERM" then
+    return die("ctl", "--signal must be KILL, STOP or TERM")
+  end
+  local statuses = {}
+  for addr in tostring(o.http or "127.0.0.1:8001"):gmatch("[^,%s]+") do
+    local host, port = http_target(addr)
+    if not host then return die("ctl", "--http must be HOST:PORT[,HOST:PORT...]") end
+    local client = require("raft.http_client").new(host, port)
+    local status, body = client:request("GET", "/v1/status", nil, nil, o.timeout or 3)
+    client:close()
+    local st = status == 200 and cjson.decode(body)
+    if type(st) == "table" then
+      st.http = addr
+      statuses[#statuses + 1] = st
+    else
+      io.stderr:write(("luaraft ctl: %s: %s\n"):format(addr, tostring(body)))
+    end
+  end
+  uv.run("nowait")
+  local best
+  for _, st in ipairs(statuses) do
+    if st.role == "leader" and (not best or st.term > best.term) then
+      local follow = 0
+      for _, other in ipairs(statuses) do
+        if other.term == st.term and other.leader == st.id then follow = follow + 1 end
+      end
+      if follow > #statuses // 2 then best = st end
+    end
+  end
+  if not best then
+    io.stderr:write("luaraft ctl: kill-leader: no node of --http is a leader that a majority of " ..
+      "the answering nodes follow (list every node with --http A,B,C)\n")
+    return 1
+  end
+  local pid = math.tointeger(best.pid)
+  if not pid then
+    io.stderr:write("luaraft ctl: kill-leader: node " .. tostring(best.id) .. " reports no pid\n")
+    return 1
+  end
+  local f = io.open("/proc/" .. pid .. "/cmdline")
+  local cmdline = f and f:read("a") or ""
+  if f then f:close() end
+  if not cmdline:find("luaraft", 1, true) or not cmdline:find("run", 1, true) then
+    io.stderr:write(("luaraft ctl: kill-leader: pid %d (node %s at %s) is not a luaraft run " ..
+      "process on this machine; not signalled\n"):format(pid, tostring(best.id), best.http))
+    return 1
+  end
+  local ok, err = uv.kill(pid, "sig" .. sig:lower())
+  if ok ~= 0 and ok ~= true then
+    io.stderr:write(("luaraft ctl: kill-leader: kill %d: %s\n"):format(pid, tostring(err or ok)))
+    return 1
+  end
+  io.stdout:write(("sent SIG%s to node %d (pid %d, %s), the leader of term %d\n"):format(
+    sig, best.id, pid, best.http, best.term))
+  return 0
+end
 
 -- command -> method, path, body, headers | nil, message
 local function ctl_request(o, pos)
@@ -572,6 +633,10 @@ function cli.ctl(args)
   local o, pos = parse(args, CTL_SPEC)
   if not o then return die("ctl", pos .. " (try luaraft ctl --help)") end
   if o.help then io.stdout:write(USAGE.ctl) return 0 end
+  if pos[1] == "kill-leader" then
+    if #pos ~= 1 then return die("ctl", "'kill-leader' takes no arguments") end
+    return ctl_kill_leader(o)
+  end
   local method, path, body, headers = ctl_request(o, pos)
   if not method then return die("ctl", path .. " (try luaraft ctl --help)") end
   local host, port = http_target(o.http or "127.0.0.1:8001")

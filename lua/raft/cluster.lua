@@ -53,14 +53,33 @@ local function free_port()
   return port
 end
 
--- $LUARAFT_RELEASE_BUILD/luaraft, else $LUARAFT_BUILD/luaraft, else the
--- luaraft running this script, else build/luaraft.
-local function default_binary()
+-- The binary, as docs/cluster.md says: opts.binary, else $LUARAFT_BIN, else
+-- $LUARAFT_RELEASE_BUILD/luaraft or $LUARAFT_BUILD/luaraft (the build trees
+-- the test scripts name), else the luaraft running this script (arg[-1], or
+-- the executable's path), else "luaraft" looked up on PATH.
+local function running_luaraft()
+  local a = rawget(_G, "arg")
+  local candidates = { a and a[-1], uv.exepath() }
+  for _, p in ipairs(candidates) do
+    if type(p) == "string" and (p:match("/luaraft$") or p == "luaraft") then
+      if p:sub(1, 1) ~= "/" and p:find("/", 1, true) then
+        p = uv.cwd() .. "/" .. p -- relative to where we started
+      end
+      return p
+    end
+  end
+  return nil
+end
+
+function cluster.find_binary(opts)
+  if opts and opts.binary then return opts.binary, "option" end
+  local env = os.getenv("LUARAFT_BIN")
+  if env and env ~= "" then return env, "LUARAFT_BIN" end
   local build = os.getenv("LUARAFT_RELEASE_BUILD") or os.getenv("LUARAFT_BUILD")
-  if build then return build .. "/luaraft" end
-  local exe = uv.exepath()
-  if exe and exe:match("/luaraft$") then return exe end
-  return "build/luaraft"
+  if build and build ~= "" then return build .. "/luaraft", "LUARAFT_BUILD" end
+  local self_exe = running_luaraft()
+  if self_exe then return self_exe, "running" end
+  return "luaraft", "PATH" -- uv.spawn searches PATH for a name without a slash
 end
 
 local function mkdtemp()
@@ -72,7 +91,12 @@ local function mkdtemp()
 end
 
 -- raft.cluster { nodes = 3 | {ids}, state_machine = path, election_ms,
---   heartbeat_ms, snapshot_entries, secret, binary, dir, log_level }
+--   heartbeat_ms, snapshot_entries, secret, binary, dir, log_level,
+--   port, http_port (first ports; default: free ones), faults (false: no
+--   --allow-faults), args (more `run` flags), output = fn(id, line, is_stderr)
+--   (default: a log file per node), restart_dead (restart a node that exits
+--   unless this script stopped it), on_exit = fn(id, code, signal) }
+-- docs/cluster.md is the reference.
 function cluster.new(opts)
   assert(type(opts) == "table", "raft.cluster: options table expected")
   assert(type(opts.state_machine) == "string", "raft.cluster: state_machine must be a path")
@@ -84,15 +108,15 @@ function cluster.new(opts)
   end
   local self = setmetatable({
     opts = opts,
-    binary = opts.binary or default_binary(),
+    binary = (cluster.find_binary(opts)),
     dir = opts.dir or mkdtemp(),
     owns_dir = opts.dir == nil,
     procs = {}, peer = {}, http = {}, clients = {}, members = {},
     ops = {}, t0 = now_ms(),
   }, Cluster)
-  for _, id in ipairs(ids) do
-    self.peer[id] = "127.0.0.1:" .. free_port()
-    self.http[id] = "127.0.0.1:" .. free_port()
+  for i, id in ipairs(ids) do
+    self.peer[id] = "127.0.0.1:" .. (opts.port and opts.port + i - 1 or free_port())
+    self.http[id] = "127.0.0.1:" .. (opts.http_port and opts.http_port + i - 1 or free_port())
     self.members[#self.members + 1] = id
   end
   if opts.secret then
@@ -120,7 +144,7 @@ end
 function Cluster:_start(id, join, restart)
   local o = self.opts
   local args = { "run", "--id", tostring(id), "--http", self.http[id],
-    "--data", self.dir .. "/" .. id, "--allow-faults",
+    "--data", self.dir .. "/" .. id,
     "--election-ms", tostring(o.election_ms or 300),
     "--heartbeat-ms", tostring(o.heartbeat_ms or 50),
     "--log-level", o.log_level or "info" }
@@ -141,19 +165,70 @@ function Cluster:_start(id, join, restart)
     args[#args + 1] = "--secret-file"
     args[#args + 1] = self.secret_file
   end
+  if o.faults ~= false then args[#args + 1] = "--allow-faults" end
   for _, a in ipairs(o.args or {}) do args[#args + 1] = tostring(a) end -- more `run` flags
   args[#args + 1] = o.state_machine
-  local log = assert(uv.fs_open(self.dir .. "/node-" .. id .. ".log", "a", tonumber("644", 8)))
-  local handle, pid = uv.spawn(self.binary, { args = args, stdio = { nil, log, log } },
+  local stdio, pipes, log
+  if o.output then
+    pipes = { uv.new_pipe(false), uv.new_pipe(false) }
+    stdio = { nil, pipes[1], pipes[2] }
+  else
+    log = assert(uv.fs_open(self.dir .. "/node-" .. id .. ".log", "a", tonumber("644", 8)))
+    stdio = { nil, log, log }
+  end
+  local rec
+  local handle, pid = uv.spawn(self.binary, { args = args, stdio = stdio },
     function(code, signal)
-      local p = self.procs[id]
-      if p then p.exited, p.code, p.signal = true, code, signal end
+      rec.exited, rec.code, rec.signal = true, code, signal
+      self:_exited(id, rec)
     end)
-  uv.fs_close(log)
-  if not handle then error("raft.cluster: cannot start " .. self.binary .. ": " .. tostring(pid)) end
-  self.procs[id] = { handle = handle, pid = pid, exited = false }
+  if log then uv.fs_close(log) end
+  if not handle then
+    for _, pp in ipairs(pipes or {}) do pp:close() end
+    error("raft.cluster: cannot start " .. self.binary .. ": " .. tostring(pid))
+  end
+  rec = { handle = handle, pid = pid, exited = false, joined = join or nil, started_ms = now_ms() }
+  self.procs[id] = rec
+  if pipes then
+    for k, pipe in ipairs(pipes) do
+      local buf = ""
+      pipe:read_start(function(err, chunk)
+        if err or not chunk then
+          if #buf > 0 then o.output(id, buf, k == 2) end
+          buf = ""
+          if not pipe:is_closing() then pipe:close() end
+          return
+        end
+        buf = buf .. chunk
+        for line in buf:gmatch("([^\n]*)\n") do o.output(id, line, k == 2) end
+        buf = buf:match("([^\n]*)$")
+      end)
+    end
+  end
   self:_close_clients(id)
   return pid
+end
+
+-- A node process ended. With restart_dead, one that this script did not
+-- stop or kill is started again on its data (after 0.5 s, doubling up to
+-- 30 s while it keeps dying within 10 s of its start).
+function Cluster:_exited(id, rec)
+  local o = self.opts
+  if o.on_exit and not rec.expected and not self.closed then o.on_exit(id, rec.code, rec.signal) end
+  if not o.restart_dead or rec.expected or self.closed then return end
+  local quick = now_ms() - rec.started_ms < 10000
+  local delay = quick and math.min(30000, (self.backoff and self.backoff[id] or 250) * 2) or 500
+  self.backoff = self.backoff or {}
+  self.backoff[id] = delay
+  local timer = uv.new_timer()
+  timer:start(delay, 0, function()
+    timer:close()
+    if self.closed or self.procs[id] ~= rec then return end
+    if not rec.handle:is_closing() then rec.handle:close() end
+    local ok, err = pcall(self._start, self, id, rec.joined, true)
+    if ok and o.on_restart then o.on_restart(id, self.procs[id].pid) end
+    if not ok and o.on_exit then o.on_exit(id, nil, nil, err) end
+  end)
 end
 
 function Cluster:log(id)
@@ -299,20 +374,82 @@ local function alive(self, id)
   return p and not p.exited and not p.paused
 end
 
--- c:leader([timeout_s]) -> id: waits until the live nodes agree on a leader
--- that says it is the leader.
+-- c:leader([timeout_s]) -> id: a leader that a majority of the live nodes
+-- follow in its current term, waiting up to timeout_s (default 10) for one.
+-- A node that only believes it leads (isolated by a partition, paused, or
+-- deposed without knowing it) is not returned: it must say it is the leader,
+-- and more than half of the voters of its configuration that are alive
+-- (itself included) must name it as leader in the same term; and those must
+-- be a majority of the live nodes too.
 function Cluster:leader(timeout)
   local deadline = now_ms() + (timeout or 10) * 1000
   repeat
+    local st = {}
+    local live = 0
     for _, id in ipairs(self.members) do
       if alive(self, id) then
-        local st = self:node(id):status(1)
-        if st and st.role == "leader" then return id end
+        live = live + 1
+        st[id] = self:node(id):status(1)
+      end
+    end
+    for id, s in pairs(st) do
+      if s.role == "leader" then
+        local voters = 0
+        for _, mem in ipairs(s.members or {}) do
+          if mem.role ~= "learner" then voters = voters + 1 end
+        end
+        if voters == 0 then voters = #self.members end
+        -- a follower counts only if this cluster's own partition lets it
+        -- hear the leader (right after c:partition the cut-off followers
+        -- still name the old leader until their election timeout)
+        local cut = self.cut or {}
+        local follow = 0
+        for oid, o in pairs(st) do
+          local reachable = oid == id or not ((cut[id] and cut[id][oid]) or (cut[oid] and cut[oid][id]))
+          if reachable and o.term == s.term and o.leader == id then follow = follow + 1 end
+        end
+        if follow > voters // 2 and follow > live // 2 then return id end
       end
     end
     sleep(0.05)
   until now_ms() > deadline
-  return nil, errors.new("timeout", "no leader within " .. (timeout or 10) .. " s")
+  return nil, errors.new("timeout", "no leader that a majority of the live nodes follow within " ..
+    (timeout or 10) .. " s")
+end
+
+-- Waits until node id serves: its HTTP API answers and it knows a leader
+-- (it has heard from one), or timeout_s passes. While no majority of the
+-- nodes runs (restarting a stopped cluster one node at a time) there is no
+-- leader to hear from, so then HTTP up is enough. -> the last status.
+function Cluster:_wait_serving(id, timeout, member)
+  local deadline = now_ms() + (timeout or 10) * 1000
+  local last
+  local live = 0
+  for _, m in ipairs(self.members) do
+    if alive(self, m) then live = live + 1 end
+  end
+  local can_have_leader = live > #self.members // 2
+  repeat
+    local p = self.procs[id]
+    if not p or p.exited then
+      error("raft.cluster: node " .. id .. " exited while starting (code " ..
+        tostring(p and p.code) .. "); its log:\n" .. self:log(id):sub(-2000), 3)
+    end
+    local st = self:node(id):status(1)
+    if st then
+      last = st
+      if not can_have_leader or (st.leader ~= nil and st.leader ~= 0
+          and (not member or st.is_member)) then
+        return st
+      end
+    end
+    sleep(0.02)
+  until now_ms() > deadline
+  -- the HTTP API must at least be up
+  if not last then
+    error("raft.cluster: node " .. id .. " did not serve HTTP within " .. (timeout or 10) .. " s", 3)
+  end
+  return last
 end
 
 -- c:wait_for(fn, timeout_s): polls fn() every 50 ms until it returns truthy.
@@ -336,6 +473,7 @@ end
 function Cluster:kill(id)
   local p = assert(self.procs[id], "raft.cluster: no node " .. tostring(id))
   if p.exited then return end
+  p.expected = true
   if p.paused then uv.kill(p.pid, "sigcont") end
   uv.kill(p.pid, "sigkill")
   reap(self, id)
@@ -344,16 +482,22 @@ end
 function Cluster:stop(id)
   local p = assert(self.procs[id], "raft.cluster: no node " .. tostring(id))
   if p.exited then return end
+  p.expected = true
   if p.paused then uv.kill(p.pid, "sigcont"); p.paused = false end
   uv.kill(p.pid, "sigterm")
   reap(self, id)
 end
 
-function Cluster:restart(id)
+-- c:restart(id [, timeout_s]): stops the node if it runs, starts it on its
+-- data, and returns once it serves: its HTTP API answers and it has heard
+-- from a leader, or timeout_s (default 10) passed (a node that cannot reach a
+-- majority has no leader to hear from). Returns its status.
+function Cluster:restart(id, timeout)
   local p = self.procs[id]
   if p and not p.exited then self:stop(id) end
+  if p and not p.handle:is_closing() then p.handle:close() end
   self:_start(id, p and p.joined, p ~= nil)
-  if p and p.joined then self.procs[id].joined = true end
+  return self:_wait_serving(id, timeout)
 end
 
 function Cluster:pause(id)
@@ -367,6 +511,10 @@ function Cluster:resume(id)
 end
 
 local function set_faults(self, id, drop)
+  self.cut = self.cut or {}
+  local set = {}
+  for _, other in ipairs(drop) do set[other] = true end
+  self.cut[id] = set
   if not alive(self, id) then return end
   local _, err = self:call(id, "POST", "/v1/faults", cjson.encode { drop = drop }, nil, 2)
   if err and err.code ~= "timeout" then error("raft.cluster: faults on node " .. id .. ": " .. tostring(err)) end
@@ -394,15 +542,43 @@ function Cluster:heal()
   for _, id in ipairs(self.members) do set_faults(self, id, {}) end
 end
 
--- c:add_node(id): starts an empty node with --join; then add it through the
--- leader with c:node(leader):add_member(id, c:address(id), {learner = true}).
-function Cluster:add_node(id)
+-- c:add_node(id [, { add = "learner" | "voter", timeout = s }]): starts an
+-- empty node with --join and returns its peer address once it serves.
+-- Without `add` it returns when its HTTP API answers (it cannot hear from a
+-- leader before it is a member: add it with
+-- c:node(leader):add_member(id, c:address(id), {learner = true})). With
+-- `add`, it is added through the current leader (as a learner, then
+-- promoted for "voter") and add_node returns once it has heard from the
+-- leader and knows it is a member, or timeout passed.
+function Cluster:add_node(id, opts)
+  opts = opts or {}
   assert(not self.peer[id], "raft.cluster: node " .. tostring(id) .. " exists")
   self.peer[id] = "127.0.0.1:" .. free_port()
   self.http[id] = "127.0.0.1:" .. free_port()
   self.members[#self.members + 1] = id
   self:_start(id, true)
-  self.procs[id].joined = true
+  local timeout = opts.timeout or 10
+  if not opts.add then
+    local deadline = now_ms() + timeout * 1000
+    while not self:node(id):status(1) do
+      if self.procs[id].exited or now_ms() > deadline then
+        error("raft.cluster: node " .. id .. " did not serve HTTP; its log:\n" .. self:log(id):sub(-2000), 2)
+      end
+      sleep(0.02)
+    end
+    return self.peer[id]
+  end
+  local l = assert(self:leader(timeout))
+  assert(self:node(l):add_member(id, self.peer[id], { learner = true }))
+  self:_wait_serving(id, timeout, true) -- and it applied its own membership
+  if opts.add == "voter" then
+    local ok, err
+    self:wait_for(function()
+      ok, err = self:node(assert(self:leader(timeout))):promote(id)
+      return ok
+    end, timeout)
+    if not ok then error("raft.cluster: promote " .. id .. ": " .. tostring(err), 2) end
+  end
   return self.peer[id]
 end
 
@@ -412,11 +588,30 @@ function Cluster:history()
   return list
 end
 
-function Cluster:close()
+-- c:close([grace_s]): stops every node (SIGTERM first when grace_s is
+-- given, SIGKILL for those still running after it) and removes the folder
+-- it made.
+function Cluster:close(grace)
   if self.closed then return end
   self.closed = true
+  if type(grace) == "number" and grace > 0 then
+    for _, p in pairs(self.procs) do
+      if not p.exited then
+        p.expected = true
+        if p.paused then uv.kill(p.pid, "sigcont") end
+        uv.kill(p.pid, "sigterm")
+      end
+    end
+    local deadline = now_ms() + grace * 1000
+    local function all_done()
+      for _, p in pairs(self.procs) do if not p.exited then return false end end
+      return true
+    end
+    while not all_done() and now_ms() < deadline do uv.run("once") end
+  end
   for id, p in pairs(self.procs) do
     if not p.exited then
+      p.expected = true
       if p.paused then uv.kill(p.pid, "sigcont") end
       uv.kill(p.pid, "sigkill")
     end
@@ -433,7 +628,7 @@ function Cluster:close()
   end
 end
 
-Cluster.__gc = Cluster.close
-Cluster.__close = Cluster.close
+Cluster.__gc = function(self) self:close() end
+Cluster.__close = function(self) self:close() end
 
 return cluster

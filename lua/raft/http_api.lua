@@ -193,8 +193,21 @@ routes["POST /v1/read"] = function(node, srv, req, params)
   end
 end
 
+-- The serving process's pid (so `luaraft ctl kill-leader` and scripts can
+-- signal exactly the leader's process), from Linux's /proc (not luv: loading
+-- it here would attach to the host's libuv loop).
+local PID = (function()
+  local f = io.open("/proc/self/stat")
+  if not f then return nil end
+  local pid = f:read("n")
+  f:close()
+  return pid
+end)()
+
 routes["GET /v1/status"] = function(node, srv, req)
-  json(srv, req, 200, node:status())
+  local st = node:status()
+  st.pid = PID -- the leader's id is st.leader
+  json(srv, req, 200, st)
 end
 
 routes["GET /v1/members"] = function(node, srv, req)
