@@ -7,7 +7,8 @@ local procs = require "support.procs"
 local KV = "examples/kv.lua"
 
 describe("luaraft cluster, ctl and bench", function()
-  local dir, pid, port, hport
+  local dir, pid, hport
+  local hports = {}
   local bin = procs.binary()
 
   local function ctl(args, addr)
@@ -16,12 +17,18 @@ describe("luaraft cluster, ctl and bench", function()
 
   setup(function()
     dir = procs.mkdtemp()
-    -- three consecutive free ports are not guaranteed: pick a random base
-    -- in a quiet range and hope; the spec fails clearly if it is taken
-    port = 30000 + math.random(0, 9000)
-    hport = port + 1000
-    pid = procs.spawn({ bin, "cluster", "--nodes", "3", "--port", port, "--http-port", hport,
+    -- free ports (--port 0): the cluster prints each node's addresses
+    pid = procs.spawn({ bin, "cluster", "--nodes", "3", "--port", 0, "--http-port", 0,
       "--data", dir .. "/data", "--election-ms", "200", "--heartbeat-ms", "40", KV }, dir .. "/cluster.log")
+    local deadline = os.time() + 30
+    repeat
+      for id, http in (procs.read_file(dir .. "/cluster.log") or ""):gmatch("%[cluster%] node (%d+): pid %d+, peer %S+, http 127%.0%.0%.1:(%d+)") do
+        hports[tonumber(id)] = tonumber(http)
+      end
+      if not hports[3] then procs.run("sleep 0.1") end
+    until hports[3] or os.time() > deadline
+    assert(hports[1] and hports[2] and hports[3], procs.read_file(dir .. "/cluster.log"))
+    hport = hports[1]
   end)
 
   teardown(function()
@@ -41,10 +48,10 @@ describe("luaraft cluster, ctl and bench", function()
     local deadline = os.time() + 15
     repeat
       for i = 0, 2 do
-        local code, out = ctl("status", hport + i)
+        local code, out = ctl("status", hports[i + 1])
         if code == 0 then
           local st = cjson.decode(out)
-          if st.role == "leader" then leader_http = hport + i end
+          if st.role == "leader" then leader_http = hports[i + 1] end
         end
       end
       if not leader_http then procs.run("sleep 0.2") end
@@ -56,10 +63,10 @@ describe("luaraft cluster, ctl and bench", function()
   end)
 
   it("proposes, reads and lists members with ctl", function()
-    local code, out = ctl([[propose '{"op":"set","key":"c","value":"v"}']], hport + 1)
+    local code, out = ctl([[propose '{"op":"set","key":"c","value":"v"}']], hports[2])
     assert.equal(0, code, out)
     assert.equal(true, cjson.decode(out).result)
-    code, out = ctl([[read '{"key":"c"}']], hport + 2)
+    code, out = ctl([[read '{"key":"c"}']], hports[3])
     assert.equal(0, code, out)
     assert.equal("v", cjson.decode(out).result)
     code, out = ctl("members")

@@ -53,6 +53,7 @@ HTTP (docs/http.md, docs/security.md):
 ]],
   cluster = [[
 usage: luaraft cluster [--nodes 3] [--port 7001] [--http-port 8001] [--data ./data]
+                       (--port 0 / --http-port 0: free ports, printed per node)
                        [--storage KIND] [--election-ms N] [--heartbeat-ms N]
                        [--log-level LEVEL] [--secret-file FILE] [--no-restart] SCRIPT.lua
 Runs N `luaraft run` processes on loopback (supervised by raft.cluster); a node
@@ -453,7 +454,9 @@ function cli.cluster(args)
   ok, serr = pcall(function()
     c = require("raft.cluster").new {
       nodes = n, state_machine = pos[1], binary = uv.exepath(), dir = data,
-      port = port, http_port = http_port, faults = false, args = extra,
+      -- 0: free ports, each found by binding port 0 (printed below)
+      port = port ~= 0 and port or nil, http_port = http_port ~= 0 and http_port or nil,
+      faults = false, args = extra,
       election_ms = o.election_ms, heartbeat_ms = o.heartbeat_ms,
       snapshot_entries = o.snapshot_entries, log_level = o.log_level,
       output = function(id, line, is_err)
