@@ -4,6 +4,9 @@
 --   luaraft ctl [--http ADDR] COMMAND  talk to a node over HTTP
 --   luaraft bench [flags]              committed writes per second, latency
 -- main(command, ...) returns the exit code: 0 ok, 1 failure, 2 usage error.
+
+-- every option's default is defined once, in raft.options
+local D = require("raft.options").default
 local cli = {}
 
 local USAGE = {
@@ -319,7 +322,7 @@ local function run_options(o, pos)
     -- their addresses) in the configuration it stored.
     local dir = o.data or ("data/" .. o.id)
     if o.join then return nil, "--join needs --peers with this node's own address (" .. o.id .. "=HOST:PORT)" end
-    local f = (o.storage or "sqlite") == "sqlite" and io.open(dir .. "/raft.db", "rb")
+    local f = (o.storage or D("storage")) == "sqlite" and io.open(dir .. "/raft.db", "rb")
     if f then f:close() end
     if not f then
       return nil, "--peers is required (ID=HOST:PORT,..., including this node) unless " .. dir ..
@@ -327,13 +330,13 @@ local function run_options(o, pos)
     end
   end
   if o.http and not valid_addr(o.http) then return nil, "--http must be HOST:PORT, not '" .. o.http .. "'" end
-  local storage = o.storage or "sqlite"
+  local storage = o.storage or D("storage")
   if storage ~= "sqlite" and storage ~= "memory" then return nil, "--storage must be sqlite or memory, not '" .. storage .. "'" end
-  local level = o.log_level or "info"
+  local level = o.log_level or D("log_level")
   if not ({ error = 1, warn = 1, info = 1, debug = 1 })[level] then
     return nil, "--log-level must be error, warn, info or debug, not '" .. level .. "'"
   end
-  local election, heartbeat = o.election_ms or 300, o.heartbeat_ms or 50
+  local election, heartbeat = o.election_ms or D("election_ms"), o.heartbeat_ms or D("heartbeat_ms")
   if heartbeat <= 0 then return nil, "--heartbeat-ms must be positive" end
   if election <= heartbeat then return nil, "--election-ms must be greater than --heartbeat-ms" end
   local secret
@@ -368,7 +371,7 @@ local function run_options(o, pos)
     storage = storage, data_dir = o.data or ("data/" .. o.id),
     election_ms = election, heartbeat_ms = heartbeat,
     pre_vote = not o.no_pre_vote, check_quorum = not o.no_check_quorum,
-    snapshot_entries = o.snapshot_entries or 10000, secret = secret,
+    snapshot_entries = o.snapshot_entries or D("snapshot_entries"), secret = secret,
     cluster_name = o.cluster_name, tls_ca = o.tls_ca,
     tls_cert = o.tls_ca and o.tls_cert, tls_key = o.tls_ca and o.tls_key, -- peers: with a CA only
     allow_faults = o.allow_faults or false, log_level = level,

@@ -13,6 +13,8 @@
 -- through POST /v1/faults; each has its own data folder under a temporary
 -- directory that close() removes (also when the script errors, via __gc and
 -- __close).
+-- every option's default is defined once, in raft.options
+local D = require("raft.options").default
 local uv = require "luv"
 local cjson = require "cjson.safe"
 local errors = require "raft.errors"
@@ -145,9 +147,9 @@ function Cluster:_start(id, join, restart)
   local o = self.opts
   local args = { "run", "--id", tostring(id), "--http", self.http[id],
     "--data", self.dir .. "/" .. id,
-    "--election-ms", tostring(o.election_ms or 300),
-    "--heartbeat-ms", tostring(o.heartbeat_ms or 50),
-    "--log-level", o.log_level or "info" }
+    "--election-ms", tostring(o.election_ms or D("election_ms")),
+    "--heartbeat-ms", tostring(o.heartbeat_ms or D("heartbeat_ms")),
+    "--log-level", o.log_level or D("log_level") }
   if join then
     -- a joining node's --peers names only itself: its listen address
     args[#args + 1] = "--join"

@@ -171,6 +171,15 @@ function options.resolve(kind, given)
   return out
 end
 
+--- options.default(name) -> the default of a SPEC option (a copy for tables)
+function options.default(name)
+  local spec = SPEC[name]
+  if not spec then error("raft.options: no option " .. tostring(name), 2) end
+  local d = spec[2]
+  if type(d) == "table" then d = { table.unpack(d) } end
+  return d
+end
+
 --- options.flag(name) -> "--election-ms"
 function options.flag(name) return "--" .. name:gsub("_", "-") end
 
