@@ -81,8 +81,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct client *c = s->data;
   if (nread < 0) {
     c->eof = true;
-    if (!uv_is_closing((uv_handle_t *)&c->tcp))
-      uv_close((uv_handle_t *)&c->tcp, on_closed);
+    if (!uv_is_closing((uv_handle_t *)&c->tcp)) uv_close((uv_handle_t *)&c->tcp, on_closed);
   }
 }
 
@@ -108,24 +107,20 @@ static void on_connect(uv_connect_t *req, int status) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (srv[0] == NULL)
-    start();
-  if (size < 3)
-    return 0;
+  if (srv[0] == NULL) start();
+  if (size < 3) return 0;
   int which = data[0] % SERVERS;
   bool fix_crc = data[0] & 4;
   size_t a = data[1], b = data[2];
   size -= 3;
   uint8_t *copy = malloc(size ? size : 1);
-  if (copy == NULL)
-    abort();
+  if (copy == NULL) abort();
   memcpy(copy, data + 3, size);
   data = copy;
   for (size_t off = 0; fix_crc && off + 12 <= size;) {
     size_t len = (size_t)copy[off] | (size_t)copy[off + 1] << 8 | (size_t)copy[off + 2] << 16 |
                  (size_t)copy[off + 3] << 24;
-    if (len > size - off - 12)
-      break;
+    if (len > size - off - 12) break;
     uLong crc = crc32(0L, copy + off + 4, 4);
     crc = crc32(crc, copy + off + 12, (uInt)len);
     for (int i = 0; i < 4; i++)
@@ -133,13 +128,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     off += 12 + len;
   }
   /* up to three deliveries: [0, a), [a, a + b), the rest */
-  if (a > size)
-    a = size;
-  if (b > size - a)
-    b = size - a;
+  if (a > size) a = size;
+  if (b > size - a) b = size - a;
   struct client *c = calloc(1, sizeof *c);
-  if (c == NULL)
-    abort();
+  if (c == NULL) abort();
   c->tcp.data = c;
   c->connect.data = c;
   size_t cuts[4] = {0, a, a + b, size};
@@ -149,8 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uv_tcp_init(&loop, &c->tcp);
   struct sockaddr_in sa;
   uv_ip4_addr("127.0.0.1", port[which], &sa);
-  if (uv_tcp_connect(&c->connect, &c->tcp, (struct sockaddr *)&sa, on_connect) != 0)
-    abort();
+  if (uv_tcp_connect(&c->connect, &c->tcp, (struct sockaddr *)&sa, on_connect) != 0) abort();
   /* the listener closes after our FIN (or refuses, or times out the
    * handshake): it must, or this spins until libFuzzer's timeout */
   while (!c->closed)

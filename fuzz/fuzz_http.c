@@ -52,8 +52,10 @@ static void log_field(const char *name, const char *v) {
   char buf[64];
   int n = snprintf(buf, sizeof buf, "%s=", name);
   logf_(buf, (size_t)n);
-  if (v) logf_(v, strlen(v));
-  else logf_("(none)", 6);
+  if (v)
+    logf_(v, strlen(v));
+  else
+    logf_("(none)", 6);
   logf_("|", 1);
 }
 
@@ -137,7 +139,8 @@ static size_t run_one(const uint8_t *p, const size_t *lens, size_t nchunks, char
     if (spins > 1000) usleep(10);
   }
   close(fd);
-  for (int i = 0; i < 4; i++) uv_run(loop, UV_RUN_NOWAIT);
+  for (int i = 0; i < 4; i++)
+    uv_run(loop, UV_RUN_NOWAIT);
   return got;
 }
 
@@ -171,7 +174,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t got2 = run_one(req, lens, 2, out2, sizeof out2);
     if (seen_len != seen1_len || memcmp(seen, seen1, seen_len) != 0 || got2 != got1 ||
         memcmp(out, out2, got1) != 0) {
-      fprintf(stderr, "fuzz_http: split at %zu of %zu changed the outcome\n--- whole:\n%.*s\n%.*s\n--- split:\n%.*s\n%.*s\n",
+      fprintf(stderr,
+              "fuzz_http: split at %zu of %zu changed the outcome\n--- whole:\n%.*s\n%.*s\n--- "
+              "split:\n%.*s\n%.*s\n",
               at, n, (int)seen1_len, seen1, (int)got1, out, (int)seen_len, seen, (int)got2, out2);
       abort();
     }

@@ -33,8 +33,7 @@ struct in {
 };
 
 static bool take(struct in *in, void *out, size_t k) {
-  if (in->n < k)
-    return false;
+  if (in->n < k) return false;
   memcpy(out, in->p, k);
   in->p += k;
   in->n -= k;
@@ -42,8 +41,7 @@ static bool take(struct in *in, void *out, size_t k) {
 }
 static uint64_t u(struct in *in, size_t k, bool *ok) {
   uint8_t b[8] = {0};
-  if (!take(in, b, k))
-    *ok = false;
+  if (!take(in, b, k)) *ok = false;
   uint64_t v = 0;
   for (size_t i = 0; i < k; i++)
     v |= (uint64_t)b[i] << (8 * i);
@@ -53,8 +51,7 @@ static uint64_t u(struct in *in, size_t k, bool *ok) {
 static void setup(void) {
   const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
   snprintf(dir, sizeof dir, "%s/luaraft-fuzz-store-XXXXXX", base);
-  if (mkdtemp(dir) == NULL)
-    abort();
+  if (mkdtemp(dir) == NULL) abort();
 }
 
 static void fresh(void) {
@@ -75,14 +72,12 @@ static void fresh(void) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (dir[0] == 0)
-    setup();
+  if (dir[0] == 0) setup();
   fresh();
   char path[128];
   snprintf(path, sizeof path, "%s/raft.db", dir);
   sqlite3 *db;
-  if (sqlite3_open(path, &db) != SQLITE_OK)
-    abort();
+  if (sqlite3_open(path, &db) != SQLITE_OK) abort();
   sqlite3_stmt *ins, *snap, *meta;
   sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?)", -1, &ins, NULL);
   sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO snapshot VALUES (1, ?, ?, ?, ?, ?, ?)", -1, &snap,
@@ -97,8 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if ((tag & 3) == 0) {
       uint64_t idx = u(&in, 2, &ok), term = u(&in, 1, &ok), type = u(&in, 1, &ok);
       size_t len = (size_t)u(&in, 1, &ok);
-      if (!ok || !take(&in, buf, len))
-        break;
+      if (!ok || !take(&in, buf, len)) break;
       uint32_t crc = (tag & 4) ? lr__store_entry_crc(idx, term, (uint8_t)type, buf, len)
                                : (uint32_t)u(&in, 4, &ok);
       sqlite3_bind_int64(ins, 1, (sqlite3_int64)idx);
@@ -112,8 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       uint64_t idx = u(&in, 2, &ok), term = u(&in, 1, &ok), cidx = u(&in, 2, &ok);
       size_t clen = (size_t)u(&in, 1, &ok);
       size_t cbytes = clen;
-      if (!ok)
-        break;
+      if (!ok) break;
       if (tag & 8) { /* a valid configuration of clen % 5 voters */
         struct raft_config c = {0};
         struct raft_member m[4];
@@ -126,8 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         uint8_t *enc = NULL;
         size_t elen = 0;
-        if (raft_config_encode(&c, &enc, &elen) != 0 || elen > sizeof conf)
-          abort();
+        if (raft_config_encode(&c, &enc, &elen) != 0 || elen > sizeof conf) abort();
         memcpy(conf, enc, elen);
         raft_free(enc);
         cbytes = elen;
@@ -135,8 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         break;
       }
       size_t dlen = (size_t)u(&in, 1, &ok);
-      if (!ok || !take(&in, buf, dlen))
-        break;
+      if (!ok || !take(&in, buf, dlen)) break;
       uint32_t crc = (tag & 4) ? lr__store_snap_crc(idx, term, cidx, conf, cbytes, buf, dlen)
                                : (uint32_t)u(&in, 4, &ok);
       sqlite3_bind_int64(snap, 1, (sqlite3_int64)idx);
@@ -165,8 +156,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct lr_store *s;
   char err[LR_STORE_ERR_MAX] = "";
   if (lr_store_open(&o, &s, err, sizeof err) != 0) {
-    if (err[0] == 0)
-      abort(); /* a refusal always says why */
+    if (err[0] == 0) abort(); /* a refusal always says why */
     return 0;
   }
   struct lr_store_state st;
@@ -175,8 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* what loads is a contiguous log after the snapshot */
     raft_index next = st.has_snapshot ? st.snapshot.meta.index + 1 : 0;
     for (uint32_t i = 0; i < st.n_entries; i++) {
-      if (next != 0 && st.entries[i].index != next)
-        abort();
+      if (next != 0 && st.entries[i].index != next) abort();
       next = st.entries[i].index + 1;
     }
     lr_store_state_free(&st);

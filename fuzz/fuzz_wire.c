@@ -15,7 +15,8 @@
 #include "net/wire.h"
 
 static void put_le32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)(v >> (8 * i));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

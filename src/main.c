@@ -73,7 +73,8 @@ static int run_script(lua_State *L, char **argv, int argc, int script) {
   if (report(L, luaL_loadfile(L, argv[script])) != LUA_OK) return 1;
   int n = argc - script - 1;
   luaL_checkstack(L, n, "too many arguments");
-  for (int i = script + 1; i < argc; i++) lua_pushstring(L, argv[i]);
+  for (int i = script + 1; i < argc; i++)
+    lua_pushstring(L, argv[i]);
   return report(L, luaraft__pcall(L, n, 0)) == LUA_OK ? 0 : 1;
 }
 
@@ -84,7 +85,8 @@ static int run_command(lua_State *L, char **argv, int argc) {
   lua_pushliteral(L, "raft.cli");
   if (report(L, luaraft__pcall(L, 1, 1)) != LUA_OK) return 1;
   lua_getfield(L, -1, "main");
-  for (int i = 1; i < argc; i++) lua_pushstring(L, argv[i]);
+  for (int i = 1; i < argc; i++)
+    lua_pushstring(L, argv[i]);
   if (report(L, luaraft__pcall(L, argc - 1, 1)) != LUA_OK) return 1;
   return lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
 }
@@ -111,8 +113,8 @@ int main(int argc, char **argv) {
   if (open_state(&L) != 0) return 1;
   int rc;
   const char *cmd = argv[1];
-  if (strcmp(cmd, "run") == 0 || strcmp(cmd, "cluster") == 0 ||
-      strcmp(cmd, "ctl") == 0 || strcmp(cmd, "bench") == 0 || strcmp(cmd, "trace") == 0)
+  if (strcmp(cmd, "run") == 0 || strcmp(cmd, "cluster") == 0 || strcmp(cmd, "ctl") == 0 ||
+      strcmp(cmd, "bench") == 0 || strcmp(cmd, "trace") == 0)
     rc = run_command(L, argv, argc);
   else
     rc = run_script(L, argv, argc, 1);

@@ -18,8 +18,7 @@ struct cap {
   uint64_t last_to_leader_at;
 };
 
-static bool capture(struct fx *f, const struct raft_message *m, void *arg)
-{
+static bool capture(struct fx *f, const struct raft_message *m, void *arg) {
   struct cap *c = arg;
   if (m->from == c->from && m->type == c->type) {
     c->count++;
@@ -29,15 +28,13 @@ static bool capture(struct fx *f, const struct raft_message *m, void *arg)
   return true;
 }
 
-static raft_index last_index(struct fx *f, raft_id id)
-{
+static raft_index last_index(struct fx *f, raft_id id) {
   return fx_last(f, id);
 }
 
 /* Thesis 3.4: the first election completes one pre-vote and one vote round
  * trip (4 ms at 1 ms latency) after the earliest randomized timeout. */
-static void test_elects_leader_after_earliest_timeout(void **state)
-{
+static void test_elects_leader_after_earliest_timeout(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -56,8 +53,7 @@ static void test_elects_leader_after_earliest_timeout(void **state)
 
 /* Thesis 3.4: timeouts are random in [election_ms, 2 * election_ms) and
  * depend on the seed, so nodes rarely time out together. */
-static void test_election_timeouts_are_randomized_in_range(void **state)
-{
+static void test_election_timeouts_are_randomized_in_range(void **state) {
   (void)state;
   uint64_t seen[64];
   int distinct = 0;
@@ -69,7 +65,8 @@ static void test_election_timeouts_are_randomized_in_range(void **state)
     uint64_t d = raft_deadline(fx_r(&f, 1));
     assert_true(d >= 100 && d < 200);
     bool dup = false;
-    for (int k = 0; k < distinct; k++) dup |= seen[k] == d;
+    for (int k = 0; k < distinct; k++)
+      dup |= seen[k] == d;
     if (!dup) seen[distinct++] = d;
     fx_free(&f);
   }
@@ -78,8 +75,7 @@ static void test_election_timeouts_are_randomized_in_range(void **state)
 
 /* Thesis 3.6.1: a vote goes only to a candidate whose log is at least as
  * up-to-date as the voter's. */
-static void test_rejects_vote_from_candidate_with_stale_log(void **state)
-{
+static void test_rejects_vote_from_candidate_with_stale_log(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -89,7 +85,8 @@ static void test_rejects_vote_from_candidate_with_stale_log(void **state)
   raft_id l = fx_run_until_leader(&f, 1000);
   raft_index idx;
   assert_int_equal(fx_propose(&f, l, "x", &idx), 0);
-  for (raft_id i = 1; i <= 3; i++) assert_true(fx_run_until_applied(&f, i, idx, 1000));
+  for (raft_id i = 1; i <= 3; i++)
+    assert_true(fx_run_until_applied(&f, i, idx, 1000));
   raft_id v = l % 3 + 1, c = v % 3 + 1;
   if (c == l) c = c % 3 + 1;
   fx_isolate(&f, v, true);
@@ -97,8 +94,8 @@ static void test_rejects_vote_from_candidate_with_stale_log(void **state)
   f.filter = capture;
   f.filter_arg = &cap;
   raft_term t = fx_term(&f, v);
-  struct raft_message m = {.type = RAFT_MSG_VOTE, .from = c, .to = v, .term = t + 1,
-                           .index = 1, .log_term = 1};
+  struct raft_message m = {
+      .type = RAFT_MSG_VOTE, .from = c, .to = v, .term = t + 1, .index = 1, .log_term = 1};
   assert_int_equal(raft_step(fx_r(&f, v), f.now, &m), 0);
   fx_drain(&f, v);
   assert_int_equal(cap.count, 1);
@@ -117,8 +114,7 @@ static void test_rejects_vote_from_candidate_with_stale_log(void **state)
 
 /* Thesis 3.4: "each server will vote for at most one candidate in a given
  * term"; the vote is durable before the response leaves (msgs_after). */
-static void test_grants_one_vote_per_term_and_persists_it_first(void **state)
-{
+static void test_grants_one_vote_per_term_and_persists_it_first(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -129,8 +125,8 @@ static void test_grants_one_vote_per_term_and_persists_it_first(void **state)
   struct cap cap = {1, RAFT_MSG_VOTE_RESP, 0, {0}, 0};
   f.filter = capture;
   f.filter_arg = &cap;
-  struct raft_message m = {.type = RAFT_MSG_VOTE, .from = 2, .to = 1, .term = 1,
-                           .index = 1, .log_term = 1};
+  struct raft_message m = {
+      .type = RAFT_MSG_VOTE, .from = 2, .to = 1, .term = 1, .index = 1, .log_term = 1};
   raft_step(fx_r(&f, 1), f.now, &m);
   fx_drain(&f, 1);
   assert_int_equal(cap.count, 0); /* held until the vote is on disk */
@@ -152,8 +148,7 @@ static void test_grants_one_vote_per_term_and_persists_it_first(void **state)
 
 /* Thesis 9.6: with pre-vote, a partitioned node cannot raise its term, so
  * when it comes back it does not depose a working leader. */
-static void test_prevote_keeps_rejoining_node_from_disrupting_leader(void **state)
-{
+static void test_prevote_keeps_rejoining_node_from_disrupting_leader(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -179,8 +174,7 @@ struct last_heard {
   uint64_t at;
 };
 
-static bool note_arrival(struct fx *f, const struct raft_message *m, void *arg)
-{
+static bool note_arrival(struct fx *f, const struct raft_message *m, void *arg) {
   struct last_heard *h = arg;
   if (m->to == h->leader && !f->cut[m->from][m->to]) h->at = f->now + f->latency;
   return true;
@@ -188,8 +182,7 @@ static bool note_arrival(struct fx *f, const struct raft_message *m, void *arg)
 
 /* Thesis 6.2: a leader that has not heard from a quorum for an election
  * timeout steps down, exactly election_ms after the last answer arrived. */
-static void test_leader_steps_down_without_quorum(void **state)
-{
+static void test_leader_steps_down_without_quorum(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -210,8 +203,7 @@ static void test_leader_steps_down_without_quorum(void **state)
 /* Thesis 4.2.3: a follower that heard from its leader within the election
  * timeout ignores (pre)votes of a higher term - unless the request carries
  * the leadership-transfer flag (context = 1). */
-static void test_follower_in_lease_ignores_vote_unless_transfer(void **state)
-{
+static void test_follower_in_lease_ignores_vote_unless_transfer(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -225,8 +217,12 @@ static void test_follower_in_lease_ignores_vote_unless_transfer(void **state)
   f.filter = capture;
   f.filter_arg = &cap;
   fx_isolate(&f, c, true);
-  struct raft_message m = {.type = RAFT_MSG_VOTE, .from = c, .to = v, .term = t + 1,
-                           .index = last_index(&f, v) + 5, .log_term = t};
+  struct raft_message m = {.type = RAFT_MSG_VOTE,
+                           .from = c,
+                           .to = v,
+                           .term = t + 1,
+                           .index = last_index(&f, v) + 5,
+                           .log_term = t};
   raft_step(fx_r(&f, v), f.now, &m);
   fx_drain(&f, v);
   assert_int_equal(cap.count, 0);
@@ -244,8 +240,7 @@ static void test_follower_in_lease_ignores_vote_unless_transfer(void **state)
  * lost its leader must not count as "in lease"; when the leader becomes
  * unreachable from everyone after a partial partition, the others still
  * elect a leader. */
-static void test_prevote_checkquorum_partial_partition_elects_leader(void **state)
-{
+static void test_prevote_checkquorum_partial_partition_elects_leader(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -263,13 +258,18 @@ static void test_prevote_checkquorum_partial_partition_elects_leader(void **stat
    * pre-candidate has no leader and so no lease (the etcd#9586 deadlock is
    * two pre-candidates ignoring each other "in lease") */
   uint64_t d = raft_deadline(fx_r(&f, a));
-  while (raft_deadline(fx_r(&f, a)) == d) fx_step(&f);
+  while (raft_deadline(fx_r(&f, a)) == d)
+    fx_step(&f);
   assert_int_equal(fx_role(&f, a), RAFT_PRE_CANDIDATE);
   struct cap cap = {a, RAFT_MSG_PRE_VOTE_RESP, 0, {0}, 0};
   f.filter = capture;
   f.filter_arg = &cap;
-  struct raft_message pv = {.type = RAFT_MSG_PRE_VOTE, .from = b, .to = a, .term = t + 1,
-                            .index = fx_last(&f, a), .log_term = t};
+  struct raft_message pv = {.type = RAFT_MSG_PRE_VOTE,
+                            .from = b,
+                            .to = a,
+                            .term = t + 1,
+                            .index = fx_last(&f, a),
+                            .log_term = t};
   raft_step(fx_r(&f, a), f.now, &pv);
   fx_drain(&f, a);
   assert_int_equal(cap.count, 1);
@@ -278,7 +278,8 @@ static void test_prevote_checkquorum_partial_partition_elects_leader(void **stat
   fx_isolate(&f, l, true);
   uint64_t start = f.now;
   raft_id nl = 0;
-  while (f.now < start + 1000 && (nl = fx_leader(&f)) == l) fx_step(&f);
+  while (f.now < start + 1000 && (nl = fx_leader(&f)) == l)
+    fx_step(&f);
   nl = fx_run_until_leader(&f, 1000);
   assert_true(nl == a || nl == b);
   assert_true(f.now < start + 500);
@@ -287,16 +288,15 @@ static void test_prevote_checkquorum_partial_partition_elects_leader(void **stat
 
 /* etcd#8243: a node with a stale term whose pre-votes are answered with a
  * newer term adopts it, so it can take part in the next election. */
-static void test_stale_precandidate_learns_newer_term(void **state)
-{
+static void test_stale_precandidate_learns_newer_term(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
   o.check_quorum = false;
   fx_init(&f, 3, 0, &o);
   fx_isolate(&f, 1, true);
-  struct raft_message m = {.type = RAFT_MSG_PRE_VOTE_RESP, .from = 2, .to = 1, .term = 7,
-                           .reject = true};
+  struct raft_message m = {
+      .type = RAFT_MSG_PRE_VOTE_RESP, .from = 2, .to = 1, .term = 7, .reject = true};
   raft_step(fx_r(&f, 1), f.now, &m);
   fx_drain(&f, 1);
   assert_int_equal(fx_term(&f, 1), 7);
@@ -304,8 +304,8 @@ static void test_stale_precandidate_learns_newer_term(void **state)
   struct cap cap = {1, RAFT_MSG_PRE_VOTE_RESP, 0, {0}, 0};
   f.filter = capture;
   f.filter_arg = &cap;
-  struct raft_message pv = {.type = RAFT_MSG_PRE_VOTE, .from = 3, .to = 1, .term = 3,
-                            .index = 1, .log_term = 1};
+  struct raft_message pv = {
+      .type = RAFT_MSG_PRE_VOTE, .from = 3, .to = 1, .term = 3, .index = 1, .log_term = 1};
   raft_step(fx_r(&f, 1), f.now, &pv);
   fx_drain(&f, 1);
   assert_int_equal(cap.count, 1);
@@ -316,8 +316,7 @@ static void test_stale_precandidate_learns_newer_term(void **state)
 
 /* Thesis 3.4: a cluster recovers from a leader crash and keeps one leader
  * per term (the fixture aborts on two). */
-static void test_new_leader_after_leader_crash(void **state)
-{
+static void test_new_leader_after_leader_crash(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -336,8 +335,7 @@ static void test_new_leader_after_leader_crash(void **state)
   fx_free(&f);
 }
 
-int main(void)
-{
+int main(void) {
   const struct CMUnitTest tests[] = {
       FX_TEST(test_elects_leader_after_earliest_timeout),
       FX_TEST(test_election_timeouts_are_randomized_in_range),

@@ -10,8 +10,7 @@
 
 #include "lib/core_fixture.h"
 
-static raft_id setup(struct fx *f, uint32_t n, uint32_t extra, struct raft_options *o)
-{
+static raft_id setup(struct fx *f, uint32_t n, uint32_t extra, struct raft_options *o) {
   fx_init(f, n, extra, o);
   raft_id l = fx_run_until_leader(f, 1000);
   assert_true(l != 0);
@@ -19,15 +18,13 @@ static raft_id setup(struct fx *f, uint32_t n, uint32_t extra, struct raft_optio
   return l;
 }
 
-static const struct raft_config *config_of(struct fx *f, raft_id id)
-{
+static const struct raft_config *config_of(struct fx *f, raft_id id) {
   struct raft_status s;
   raft_status(fx_r(f, id), &s);
   return s.config;
 }
 
-static int raft_get_role(struct raft *r, raft_id id)
-{
+static int raft_get_role(struct raft *r, raft_id id) {
   struct raft_status s;
   raft_status(r, &s);
   const struct raft_member *m = raft_config_get(s.config, id);
@@ -36,8 +33,7 @@ static int raft_get_role(struct raft *r, raft_id id)
 
 /* Thesis 4.2.1: a new server joins as a learner, catches up, is promoted;
  * learners never campaign, even when they hear no leader. */
-static void test_add_learner_then_promote(void **state)
-{
+static void test_add_learner_then_promote(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -68,8 +64,7 @@ static void test_add_learner_then_promote(void **state)
 
 /* Thesis 4.1: one change at a time (RAFT_ECONFPENDING while one is
  * uncommitted); the first-commit rule has its own code (next test). */
-static void test_one_change_at_a_time(void **state)
-{
+static void test_one_change_at_a_time(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -78,20 +73,21 @@ static void test_one_change_at_a_time(void **state)
   raft_index ci;
   fx_run(&f, 20);
   assert_int_equal(raft_change(fx_r(&f, l), f.now, RAFT_ADD_LEARNER, 4, "", &ci), 0);
-  assert_int_equal(raft_change(fx_r(&f, l), f.now, RAFT_ADD_LEARNER, 5, "", &ci), RAFT_ECONFPENDING);
+  assert_int_equal(raft_change(fx_r(&f, l), f.now, RAFT_ADD_LEARNER, 5, "", &ci),
+                   RAFT_ECONFPENDING);
   fx_drain(&f, l);
   fx_run(&f, 20);
   assert_int_equal(raft_change(fx_r(&f, l), f.now, RAFT_ADD_LEARNER, 4, "", &ci), RAFT_EBADCONF);
   assert_int_equal(raft_change(fx_r(&f, l), f.now, RAFT_PROMOTE, 1, "", &ci), RAFT_EBADCONF);
   assert_int_equal(raft_change(fx_r(&f, l), f.now, RAFT_REMOVE, 6, "", &ci), RAFT_EBADCONF);
-  assert_int_equal(raft_change(fx_r(&f, l % 3 + 1), f.now, RAFT_ADD_LEARNER, 5, "", &ci), RAFT_ENOTLEADER);
+  assert_int_equal(raft_change(fx_r(&f, l % 3 + 1), f.now, RAFT_ADD_LEARNER, 5, "", &ci),
+                   RAFT_ENOTLEADER);
   fx_free(&f);
 }
 
 /* Thesis 4.2.2: a leader that removes itself keeps leading until the
  * change commits, then steps down; the rest elect a new leader. */
-static void test_removed_leader_steps_down_after_commit(void **state)
-{
+static void test_removed_leader_steps_down_after_commit(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -117,8 +113,7 @@ static void test_removed_leader_steps_down_after_commit(void **state)
 
 /* Thesis 4.1: a configuration takes effect when appended; if the entry is
  * truncated the node reverts to the previous configuration. */
-static void test_config_reverts_when_its_entry_is_truncated(void **state)
-{
+static void test_config_reverts_when_its_entry_is_truncated(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -150,8 +145,7 @@ static void test_config_reverts_when_its_entry_is_truncated(void **state)
 
 /* Thesis 3.10: the leader catches the target up, then sends TIMEOUT_NOW;
  * proposals are refused with RAFT_ETRANSFER meanwhile. */
-static void test_transfer_catches_target_up_then_hands_over(void **state)
-{
+static void test_transfer_catches_target_up_then_hands_over(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -159,7 +153,8 @@ static void test_transfer_catches_target_up_then_hands_over(void **state)
   raft_id t = l % 3 + 1;
   fx_isolate(&f, t, true);
   raft_index idx;
-  for (int i = 0; i < 10; i++) fx_propose(&f, l, "x", &idx);
+  for (int i = 0; i < 10; i++)
+    fx_propose(&f, l, "x", &idx);
   fx_run(&f, 5);
   fx_reset_sent(&f);
   assert_int_equal(raft_transfer(fx_r(&f, l), f.now, t), 0);
@@ -176,8 +171,7 @@ static void test_transfer_catches_target_up_then_hands_over(void **state)
 
 /* A transfer that does not complete is abandoned after
  * transfer_timeout_ms, and the leader accepts proposals again. */
-static void test_transfer_aborts_after_timeout(void **state)
-{
+static void test_transfer_aborts_after_timeout(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -201,8 +195,7 @@ static void test_transfer_aborts_after_timeout(void **state)
 }
 
 /* raft_step_down gives up leadership at once. */
-static void test_step_down(void **state)
-{
+static void test_step_down(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -217,8 +210,7 @@ static void test_step_down(void **state)
 
 /* raft_config_decode is strict: truncation, trailing bytes, duplicates,
  * bad roles, zero ids and NULs in addresses are all RAFT_EMALFORMED. */
-static void test_config_decode_is_strict(void **state)
-{
+static void test_config_decode_is_strict(void **state) {
   (void)state;
   struct raft_member m[2] = {{1, RAFT_VOTER, "a:1"}, {2, RAFT_LEARNER, ""}};
   struct raft_config c = {m, 2}, d;
@@ -262,9 +254,8 @@ static void test_config_decode_is_strict(void **state)
 
 /* ---- the membership safety rules (issue 10; etcd's strict reconfig check) */
 
-static int change(struct fx *f, raft_id l, int kind, raft_id id, const char *addr,
-                  unsigned flags, raft_index *ci, char *why)
-{
+static int change(struct fx *f, raft_id l, int kind, raft_id id, const char *addr, unsigned flags,
+                  raft_index *ci, char *why) {
   int rv = raft_change_ex(fx_r(f, l), f->now, kind, id, addr, flags, ci, why, 256);
   fx_drain(f, l);
   return rv;
@@ -275,24 +266,21 @@ struct counter {
   raft_id to;
   uint64_t n;
 };
-static bool count_to(struct fx *f, const struct raft_message *m, void *arg)
-{
+static bool count_to(struct fx *f, const struct raft_message *m, void *arg) {
   (void)f;
   struct counter *c = arg;
   c->n += m->to == c->to;
   return true;
 }
 
-static bool has_member(struct fx *f, raft_id on, raft_id id)
-{
+static bool has_member(struct fx *f, raft_id on, raft_id id) {
   return raft_config_get(config_of(f, on), id) != NULL;
 }
 
 /* Thesis 4.1 footnote (raft-dev bug fix): a new leader makes no change before
  * it committed an entry of its term. That refusal says so (RAFT_ENOTREADY,
  * transient), not "a change is already in progress". */
-static void test_new_leader_refuses_change_with_notready_until_own_term_commit(void **state)
-{
+static void test_new_leader_refuses_change_with_notready_until_own_term_commit(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -305,7 +293,8 @@ static void test_new_leader_refuses_change_with_notready_until_own_term_commit(v
   assert_string_equal(raft_errcode(RAFT_ENOTREADY), "busy");
   assert_non_null(strstr(raft_strerror(RAFT_ENOTREADY), "has not committed an entry of its term"));
   /* it ends by itself at the first commit of the term */
-  while (fx_commit(&f, l) < fx_last(&f, l)) assert_true(fx_step(&f));
+  while (fx_commit(&f, l) < fx_last(&f, l))
+    assert_true(fx_step(&f));
   assert_int_equal(change(&f, l, RAFT_ADD_LEARNER, 4, "node4", 0, &ci, why), 0);
   assert_string_equal(why, "");
   fx_free(&f);
@@ -313,8 +302,7 @@ static void test_new_leader_refuses_change_with_notready_until_own_term_commit(v
 
 /* etcd isLearnerReady: promote refuses a learner the leader never heard
  * from; force overrides it. */
-static void test_promote_refuses_learner_never_heard_from(void **state)
-{
+static void test_promote_refuses_learner_never_heard_from(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -338,8 +326,7 @@ static void test_promote_refuses_learner_never_heard_from(void **state)
 
 /* A learner that was caught up but went silent for election_ms (crashed)
  * is not promoted: "heard from within election_ms" is part of caught up. */
-static void test_promote_refuses_learner_silent_for_election_ms(void **state)
-{
+static void test_promote_refuses_learner_silent_for_election_ms(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -362,8 +349,7 @@ static void test_promote_refuses_learner_silent_for_election_ms(void **state)
 /* Caught up also means close to the leader's log: at most max_promote_lag
  * entries behind its last index. The learner's disk is slow here, so it
  * answers heartbeats but acknowledges no entries. */
-static void test_promote_refuses_learner_behind_by_more_than_max_promote_lag(void **state)
-{
+static void test_promote_refuses_learner_behind_by_more_than_max_promote_lag(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -375,7 +361,8 @@ static void test_promote_refuses_learner_behind_by_more_than_max_promote_lag(voi
   assert_true(fx_run_until_applied(&f, 4, ci, 1000));
   fx_run(&f, 20);
   fx_set_manual(&f, 4, true);
-  for (int i = 0; i < 10; i++) fx_propose(&f, l, "x", &idx);
+  for (int i = 0; i < 10; i++)
+    fx_propose(&f, l, "x", &idx);
   fx_run(&f, 20);
   assert_true(fx_commit(&f, l) >= idx);
   assert_int_equal(change(&f, l, RAFT_PROMOTE, 4, NULL, 0, &ci, why), RAFT_ENOTCAUGHTUP);
@@ -389,8 +376,7 @@ static void test_promote_refuses_learner_behind_by_more_than_max_promote_lag(voi
 /* etcd IsReadyToAddVotingMember: adding a voter that never connected while
  * one voter is down would leave 2 reachable of 4 (quorum 3): refused unless
  * forced; a learner can be added. */
-static void test_add_voter_refused_when_reachable_voters_fall_below_quorum(void **state)
-{
+static void test_add_voter_refused_when_reachable_voters_fall_below_quorum(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -415,8 +401,7 @@ static void test_add_voter_refused_when_reachable_voters_fall_below_quorum(void 
 
 /* The same rule on a single-voter cluster: a second voter that never
  * connected makes the quorum 2 of which 1 is reachable. Forcing works. */
-static void test_add_voter_to_single_node_cluster_needs_force(void **state)
-{
+static void test_add_voter_to_single_node_cluster_needs_force(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -437,8 +422,7 @@ static void test_add_voter_to_single_node_cluster_needs_force(void **state)
 
 /* The boundary of the rule: with every voter up, a voter that has not
  * connected yet may be added to three (3 reachable of 4, quorum 3). */
-static void test_add_voter_allowed_while_quorum_stays_reachable(void **state)
-{
+static void test_add_voter_allowed_while_quorum_stays_reachable(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -453,8 +437,7 @@ static void test_add_voter_allowed_while_quorum_stays_reachable(void **state)
 /* etcd IsReadyToRemoveVotingMember: with one voter of three down, removing a
  * reachable one leaves 1 reachable of 2: refused; removing the down one
  * leaves 2 of 2: allowed. */
-static void test_remove_refused_when_remaining_reachable_voters_fall_below_quorum(void **state)
-{
+static void test_remove_refused_when_remaining_reachable_voters_fall_below_quorum(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -477,8 +460,7 @@ static void test_remove_refused_when_remaining_reachable_voters_fall_below_quoru
 /* Right after an election the leader has not heard from every voter; when
  * the verdict depends on such a voter the answer is RAFT_ENOTREADY (it
  * settles within election_ms), not a premature RAFT_EUNSAFE. */
-static void test_young_leader_answers_notready_when_reachability_unknown(void **state)
-{
+static void test_young_leader_answers_notready_when_reachability_unknown(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -486,7 +468,8 @@ static void test_young_leader_answers_notready_when_reachability_unknown(void **
   fx_isolate(&f, 3, true);
   raft_id l = fx_run_until_leader(&f, 1000);
   assert_true(l == 1 || l == 2);
-  while (fx_commit(&f, l) < fx_last(&f, l)) assert_true(fx_step(&f));
+  while (fx_commit(&f, l) < fx_last(&f, l))
+    assert_true(fx_step(&f));
   raft_id other = l == 1 ? 2 : 1;
   raft_index ci;
   char why[256];
@@ -502,8 +485,7 @@ static void test_young_leader_answers_notready_when_reachability_unknown(void **
  * commits (etcd removes the progress only when the change is applied), so
  * that node receives the entry, learns it is no longer a member, and never
  * campaigns; afterwards the leader stops sending to it. */
-static void test_removed_follower_learns_its_removal(void **state)
-{
+static void test_removed_follower_learns_its_removal(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -534,8 +516,7 @@ static void test_removed_follower_learns_its_removal(void **state)
  * remaining voter's answers cut, the removal does not commit although the
  * removed node acknowledges it. A removed node that then stays silent for
  * election_ms after the commit is let go. */
-static void test_removed_node_is_not_counted_and_released_when_silent(void **state)
-{
+static void test_removed_node_is_not_counted_and_released_when_silent(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -555,20 +536,21 @@ static void test_removed_node_is_not_counted_and_released_when_silent(void **sta
   struct raft_progress_info pi[8];
   uint32_t n = raft_progress(fx_r(&f, l), pi, 8);
   bool kept = false;
-  for (uint32_t i = 0; i < n; i++) kept |= pi[i].id == x && pi[i].role == 0;
+  for (uint32_t i = 0; i < n; i++)
+    kept |= pi[i].id == x && pi[i].role == 0;
   assert_true(kept);
   fx_run(&f, 150);
   n = raft_progress(fx_r(&f, l), pi, 8);
   assert_int_equal(n, 2);
-  for (uint32_t i = 0; i < n; i++) assert_true(pi[i].id != x);
+  for (uint32_t i = 0; i < n; i++)
+    assert_true(pi[i].id != x);
   fx_free(&f);
 }
 
 /* A new leader whose log ends in an uncommitted removal replicates to the
  * removed node as well: it learns its removal even though the leader that
  * appended the entry is gone. */
-static void test_next_leader_replicates_uncommitted_removal_to_removed_node(void **state)
-{
+static void test_next_leader_replicates_uncommitted_removal_to_removed_node(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -585,7 +567,8 @@ static void test_next_leader_replicates_uncommitted_removal_to_removed_node(void
   assert_true(fx_commit(&f, l) < ci); /* L and A: not a quorum of four */
   assert_int_equal(raft_transfer(fx_r(&f, l), f.now, a), 0);
   fx_drain(&f, l);
-  while (fx_leader(&f) != a) assert_true(fx_step(&f));
+  while (fx_leader(&f) != a)
+    assert_true(fx_step(&f));
   fx_crash(&f, l);
   fx_heal(&f);
   assert_true(fx_run_until_applied(&f, x, ci, 1000));
@@ -597,8 +580,7 @@ static void test_next_leader_replicates_uncommitted_removal_to_removed_node(void
  * commits; it first tells the others the commit index and sends TIMEOUT_NOW
  * to an up-to-date voter (thesis 3.10), so the remaining nodes apply the
  * removal and elect a leader without waiting out an election timeout. */
-static void test_leader_removal_is_applied_by_the_rest_at_once(void **state)
-{
+static void test_leader_removal_is_applied_by_the_rest_at_once(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -622,8 +604,7 @@ static void test_leader_removal_is_applied_by_the_rest_at_once(void **state)
   fx_free(&f);
 }
 
-static bool drop_timeout_now(struct fx *f, const struct raft_message *m, void *arg)
-{
+static bool drop_timeout_now(struct fx *f, const struct raft_message *m, void *arg) {
   (void)f;
   (void)arg;
   return m->type != RAFT_MSG_TIMEOUT_NOW;
@@ -632,8 +613,7 @@ static bool drop_timeout_now(struct fx *f, const struct raft_message *m, void *a
 /* Same, with TIMEOUT_NOW lost: the removed leader sent the commit index
  * before stepping down, so the others apply the removal before any new
  * election (which then takes an election timeout). */
-static void test_leader_removal_commit_reaches_the_rest_without_an_election(void **state)
-{
+static void test_leader_removal_commit_reaches_the_rest_without_an_election(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -653,8 +633,7 @@ static void test_leader_removal_commit_reaches_the_rest_without_an_election(void
 /* The core sees addresses as opaque text but keeps them bounded and
  * printable, and refuses two members on one address (etcd: a peer URL
  * that exists). host:port syntax is the host's job. */
-static void test_address_checks(void **state)
-{
+static void test_address_checks(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -675,8 +654,7 @@ static void test_address_checks(void **state)
   fx_free(&f);
 }
 
-int main(void)
-{
+int main(void) {
   const struct CMUnitTest tests[] = {
       FX_TEST(test_add_learner_then_promote),
       FX_TEST(test_one_change_at_a_time),

@@ -8,8 +8,7 @@
 
 #include "lib/core_fixture.h"
 
-static raft_id setup(struct fx *f, uint32_t n, struct raft_options *o)
-{
+static raft_id setup(struct fx *f, uint32_t n, struct raft_options *o) {
   fx_init(f, n, 0, o);
   raft_id l = fx_run_until_leader(f, 1000);
   assert_true(l != 0);
@@ -19,8 +18,7 @@ static raft_id setup(struct fx *f, uint32_t n, struct raft_options *o)
 
 /* Thesis 6.4: a read is answered after one heartbeat round confirms
  * leadership (2 ms round trip here), at the commit index of its arrival. */
-static void test_read_index_answered_after_heartbeat_round(void **state)
-{
+static void test_read_index_answered_after_heartbeat_round(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -41,14 +39,14 @@ static void test_read_index_answered_after_heartbeat_round(void **state)
 }
 
 /* Many reads queued together share one heartbeat round. */
-static void test_read_index_batches_reads_in_one_round(void **state)
-{
+static void test_read_index_batches_reads_in_one_round(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
   raft_id l = setup(&f, 3, &o);
   fx_reset_sent(&f);
-  for (uint64_t c = 1; c <= 50; c++) raft_read_index(fx_r(&f, l), f.now, c);
+  for (uint64_t c = 1; c <= 50; c++)
+    raft_read_index(fx_r(&f, l), f.now, c);
   fx_drain(&f, l);
   assert_int_equal(fx_sent(&f, l, RAFT_MSG_HEARTBEAT), 2);
   fx_run(&f, 2);
@@ -58,8 +56,7 @@ static void test_read_index_batches_reads_in_one_round(void **state)
 
 /* A leader cut off from its quorum never answers: the read fails when it
  * steps down (check-quorum), with RAFT_ENOTLEADER. */
-static void test_read_fails_when_leadership_lost(void **state)
-{
+static void test_read_fails_when_leadership_lost(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -79,16 +76,14 @@ struct drop_to {
   raft_id to;
 };
 
-static bool drop_append_resp(struct fx *f, const struct raft_message *m, void *arg)
-{
+static bool drop_append_resp(struct fx *f, const struct raft_message *m, void *arg) {
   struct drop_to *d = arg;
   return !(m->type == RAFT_MSG_APPEND_RESP && m->to == d->to);
 }
 
 /* tikv#9239, thesis 6.4 step 1: a new leader answers reads only after it
  * committed an entry of its own term - also right after a transfer. */
-static void test_new_leader_answers_reads_after_own_term_commit(void **state)
-{
+static void test_new_leader_answers_reads_after_own_term_commit(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -101,7 +96,8 @@ static void test_new_leader_answers_reads_after_own_term_commit(void **state)
   f.filter = drop_append_resp;
   f.filter_arg = &d;
   int steps = 0;
-  while (fx_role(&f, t) != RAFT_LEADER && steps++ < 100) fx_step(&f);
+  while (fx_role(&f, t) != RAFT_LEADER && steps++ < 100)
+    fx_step(&f);
   assert_int_equal(fx_role(&f, t), RAFT_LEADER);
   (void)other;
   raft_read_index(fx_r(&f, t), f.now, 3);
@@ -119,8 +115,7 @@ static void test_new_leader_answers_reads_after_own_term_commit(void **state)
 }
 
 /* Followers forward READ_INDEX to the leader and get the read index. */
-static void test_follower_forwards_read_index(void **state)
-{
+static void test_follower_forwards_read_index(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -141,8 +136,7 @@ static void test_follower_forwards_read_index(void **state)
 
 /* Thesis 6.4.1: a lease read needs check-quorum and a quorum that answered
  * heartbeats sent less than election_ms ago. */
-static void test_lease_read_needs_check_quorum_and_fresh_quorum(void **state)
-{
+static void test_lease_read_needs_check_quorum_and_fresh_quorum(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -170,8 +164,7 @@ static void test_lease_read_needs_check_quorum_and_fresh_quorum(void **state)
 }
 
 /* A single voter confirms reads by itself. */
-static void test_single_voter_answers_reads_at_once(void **state)
-{
+static void test_single_voter_answers_reads_at_once(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -182,8 +175,7 @@ static void test_single_voter_answers_reads_at_once(void **state)
   fx_free(&f);
 }
 
-int main(void)
-{
+int main(void) {
   const struct CMUnitTest tests[] = {
       FX_TEST(test_read_index_answered_after_heartbeat_round),
       FX_TEST(test_read_index_batches_reads_in_one_round),

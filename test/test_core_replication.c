@@ -16,8 +16,7 @@ struct appends {
   bool drop;
 };
 
-static bool count_appends(struct fx *f, const struct raft_message *m, void *arg)
-{
+static bool count_appends(struct fx *f, const struct raft_message *m, void *arg) {
   struct appends *a = arg;
   if (m->type == RAFT_MSG_APPEND && m->from == a->from && (a->to == 0 || m->to == a->to)) {
     a->count++;
@@ -28,8 +27,7 @@ static bool count_appends(struct fx *f, const struct raft_message *m, void *arg)
   return true;
 }
 
-static raft_id setup(struct fx *f, uint32_t n, struct raft_options *o)
-{
+static raft_id setup(struct fx *f, uint32_t n, struct raft_options *o) {
   fx_init(f, n, 0, o);
   raft_id l = fx_run_until_leader(f, 1000);
   assert_true(l != 0);
@@ -39,8 +37,7 @@ static raft_id setup(struct fx *f, uint32_t n, struct raft_options *o)
 
 /* Thesis 3.5: entries proposed together travel in one APPEND per follower
  * (batching), and every node applies them in order. */
-static void test_batches_many_entries_per_append(void **state)
-{
+static void test_batches_many_entries_per_append(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -57,13 +54,13 @@ static void test_batches_many_entries_per_append(void **state)
   fx_drain(&f, l);
   assert_int_equal(a.count, 1);
   assert_int_equal(a.max_entries, 200);
-  for (raft_id i = 1; i <= 3; i++) assert_true(fx_run_until_applied(&f, i, idx, 1000));
+  for (raft_id i = 1; i <= 3; i++)
+    assert_true(fx_run_until_applied(&f, i, idx, 1000));
   fx_free(&f);
 }
 
 /* max_append_bytes bounds each APPEND. */
-static void test_append_size_is_bounded(void **state)
-{
+static void test_append_size_is_bounded(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -74,18 +71,19 @@ static void test_append_size_is_bounded(void **state)
   f.filter_arg = &a;
   raft_index idx = 0;
   raft_term t;
-  for (int i = 0; i < 100; i++) raft_propose(fx_r(&f, l), f.now, "0123456789", 10, 0, &idx, &t);
+  for (int i = 0; i < 100; i++)
+    raft_propose(fx_r(&f, l), f.now, "0123456789", 10, 0, &idx, &t);
   fx_drain(&f, l);
   assert_int_equal(a.max_entries, 10);
   assert_int_equal(a.count, 10);
-  for (raft_id i = 1; i <= 3; i++) assert_true(fx_run_until_applied(&f, i, idx, 1000));
+  for (raft_id i = 1; i <= 3; i++)
+    assert_true(fx_run_until_applied(&f, i, idx, 1000));
   fx_free(&f);
 }
 
 /* Thesis 10.2.1 pipelining: a follower in replicate state gets APPENDs
  * without waiting for answers, but never more than max_inflight_msgs. */
-static void test_pipeline_window_is_bounded(void **state)
-{
+static void test_pipeline_window_is_bounded(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -99,7 +97,8 @@ static void test_pipeline_window_is_bounded(void **state)
   f.filter_arg = &a;
   raft_index idx;
   raft_term t;
-  for (int i = 0; i < 20; i++) raft_propose(fx_r(&f, l), f.now, "0123456789", 10, 0, &idx, &t);
+  for (int i = 0; i < 20; i++)
+    raft_propose(fx_r(&f, l), f.now, "0123456789", 10, 0, &idx, &t);
   fx_drain(&f, l);
   assert_int_equal(a.count, 4);
   fx_run(&f, 5);
@@ -112,8 +111,7 @@ static void test_pipeline_window_is_bounded(void **state)
 /* Fast backtracking (thesis 5.3 note; etcd findConflictByTerm): a follower
  * with a long divergent suffix is repaired in a few round trips, not one
  * per entry. */
-static void test_fast_backtracking_skips_conflicting_terms(void **state)
-{
+static void test_fast_backtracking_skips_conflicting_terms(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -121,14 +119,16 @@ static void test_fast_backtracking_skips_conflicting_terms(void **state)
   raft_id a = l % 3 + 1, b = a % 3 + 1;
   /* the leader appends 100 entries nobody else gets, then is deposed */
   fx_isolate(&f, l, true);
-  for (int i = 0; i < 100; i++) fx_propose(&f, l, "lost", NULL);
+  for (int i = 0; i < 100; i++)
+    fx_propose(&f, l, "lost", NULL);
   raft_id nl = fx_run_until_leader(&f, 2000);
   while (nl == l || nl == 0) {
     fx_step(&f);
     nl = fx_leader(&f);
   }
   raft_index idx;
-  for (int i = 0; i < 100; i++) fx_propose(&f, nl, "kept", &idx);
+  for (int i = 0; i < 100; i++)
+    fx_propose(&f, nl, "kept", &idx);
   assert_true(fx_run_until_applied(&f, a, idx, 1000));
   assert_true(fx_run_until_applied(&f, b, idx, 1000));
   struct appends c = {nl, l, 0, 0, 0, false};
@@ -140,16 +140,14 @@ static void test_fast_backtracking_skips_conflicting_terms(void **state)
   fx_free(&f);
 }
 
-static int step_as(struct raft *r, uint64_t now, struct raft_message m)
-{
+static int step_as(struct raft *r, uint64_t now, struct raft_message m) {
   return raft_step(r, now, &m);
 }
 
 /* Thesis 3.6.2: a leader never commits an entry of an older term by
  * counting replicas; it commits once an entry of its own term is on a
  * quorum (and then the older ones with it). */
-static void test_commits_only_by_counting_current_term_entries(void **state)
-{
+static void test_commits_only_by_counting_current_term_entries(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -170,7 +168,8 @@ static void test_commits_only_by_counting_current_term_entries(void **state)
   fx_run(&f, 400);
   raft_term t = fx_term(&f, l);
   assert_int_equal(fx_role(&f, l), RAFT_CANDIDATE);
-  step_as(r, f.now, (struct raft_message){.type = RAFT_MSG_VOTE_RESP, .from = a, .to = l, .term = t});
+  step_as(r, f.now,
+          (struct raft_message){.type = RAFT_MSG_VOTE_RESP, .from = a, .to = l, .term = t});
   fx_drain(&f, l);
   assert_int_equal(fx_role(&f, l), RAFT_LEADER);
   raft_index noop = fx_last(&f, l);
@@ -178,10 +177,14 @@ static void test_commits_only_by_counting_current_term_entries(void **state)
   raft_index c0 = fx_commit(&f, l);
   assert_true(c0 < old);
   /* a has the old entry: a quorum holds it, yet it is not committed */
-  step_as(r, f.now, (struct raft_message){.type = RAFT_MSG_APPEND_RESP, .from = a, .to = l, .term = t, .index = old});
+  step_as(r, f.now,
+          (struct raft_message){
+              .type = RAFT_MSG_APPEND_RESP, .from = a, .to = l, .term = t, .index = old});
   fx_drain(&f, l);
   assert_int_equal(fx_commit(&f, l), c0);
-  step_as(r, f.now, (struct raft_message){.type = RAFT_MSG_APPEND_RESP, .from = a, .to = l, .term = t, .index = noop});
+  step_as(r, f.now,
+          (struct raft_message){
+              .type = RAFT_MSG_APPEND_RESP, .from = a, .to = l, .term = t, .index = noop});
   fx_drain(&f, l);
   assert_int_equal(fx_commit(&f, l), noop);
   fx_free(&f);
@@ -189,8 +192,7 @@ static void test_commits_only_by_counting_current_term_entries(void **state)
 
 /* Thesis 10.2.1: the leader sends its APPENDs before its own write is
  * durable, and counts itself only once raft_persisted says so. */
-static void test_leader_counts_itself_only_once_persisted(void **state)
-{
+static void test_leader_counts_itself_only_once_persisted(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -213,8 +215,7 @@ static void test_leader_counts_itself_only_once_persisted(void **state)
 }
 
 /* Followers apply committed entries only up to their durable index. */
-static void test_follower_applies_only_persisted_entries(void **state)
-{
+static void test_follower_applies_only_persisted_entries(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -235,8 +236,7 @@ static void test_follower_applies_only_persisted_entries(void **state)
 
 /* Limits: an entry over max_entry_bytes is RAFT_ETOOLARGE; past
  * max_uncommitted_bytes proposals are RAFT_EBUSY until commits catch up. */
-static void test_proposal_limits(void **state)
-{
+static void test_proposal_limits(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -258,8 +258,7 @@ static void test_proposal_limits(void **state)
 
 /* A follower forwards a proposal to its leader (returns 1); the entry is
  * applied everywhere. Without a leader: RAFT_ENOTLEADER. */
-static void test_follower_forwards_proposal(void **state)
-{
+static void test_follower_forwards_proposal(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -278,8 +277,7 @@ static void test_follower_forwards_proposal(void **state)
 
 /* A forwarded proposal the leader refuses comes back as a prop_error with
  * the leader's error code and the follower's context. */
-static void test_forwarded_proposal_refusal_reaches_follower(void **state)
-{
+static void test_forwarded_proposal_refusal_reaches_follower(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -304,16 +302,15 @@ static void test_forwarded_proposal_refusal_reaches_follower(void **state)
  * steps down, and gets the second. Refusing it would tell the proposer "not
  * applied" about an entry that commits; the node stays silent because its
  * log holds that copy. A node without the copy still refuses. */
-static void test_duplicate_proposal_is_not_refused_by_the_node_that_appended_it(void **state)
-{
+static void test_duplicate_proposal_is_not_refused_by_the_node_that_appended_it(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
   raft_id l = setup(&f, 3, &o);
   raft_id a = l % 3 + 1, b = a % 3 + 1;
   struct raft_entry e = {.type = RAFT_ENTRY_NORMAL, .len = 5, .data = (uint8_t *)"dup-1"};
-  struct raft_message m = {.type = RAFT_MSG_PROPOSE, .from = a, .to = l, .context = 9,
-                           .n_entries = 1, .entries = &e};
+  struct raft_message m = {
+      .type = RAFT_MSG_PROPOSE, .from = a, .to = l, .context = 9, .n_entries = 1, .entries = &e};
   assert_int_equal(raft_step(fx_r(&f, l), f.now, &m), 0);
   fx_drain(&f, l);
   fx_run(&f, 30);
@@ -336,8 +333,7 @@ static void test_duplicate_proposal_is_not_refused_by_the_node_that_appended_it(
 
 /* canonical/raft#320, tarantool#9399: a leader whose own write fails steps
  * down at once, stops heartbeating, and the cluster moves on. */
-static void test_leader_steps_down_when_own_write_fails(void **state)
-{
+static void test_leader_steps_down_when_own_write_fails(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -355,20 +351,19 @@ static void test_leader_steps_down_when_own_write_fails(void **state)
   assert_true(nl != 0);
   raft_index idx;
   fx_propose(&f, nl, "after", &idx);
-  for (raft_id i = 1; i <= 3; i++) assert_true(fx_run_until_applied(&f, i, idx, 1000));
+  for (raft_id i = 1; i <= 3; i++)
+    assert_true(fx_run_until_applied(&f, i, idx, 1000));
   fx_free(&f);
 }
 
 /* A follower that loses messages (random drops) still converges. */
-static bool drop_some(struct fx *f, const struct raft_message *m, void *arg)
-{
+static bool drop_some(struct fx *f, const struct raft_message *m, void *arg) {
   uint64_t *seed = arg;
   *seed = *seed * 6364136223846793005ULL + 1442695040888963407ULL;
   return (*seed >> 33) % 5 != 0;
 }
 
-static void test_converges_despite_message_loss(void **state)
-{
+static void test_converges_despite_message_loss(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -387,12 +382,12 @@ static void test_converges_despite_message_loss(void **state)
   fx_run(&f, 500);
   raft_id ld = fx_run_until_leader(&f, 1000);
   fx_propose(&f, ld, "last", &idx);
-  for (raft_id i = 1; i <= 3; i++) assert_true(fx_run_until_applied(&f, i, idx, 2000));
+  for (raft_id i = 1; i <= 3; i++)
+    assert_true(fx_run_until_applied(&f, i, idx, 2000));
   fx_free(&f);
 }
 
-int main(void)
-{
+int main(void) {
   const struct CMUnitTest tests[] = {
       FX_TEST(test_batches_many_entries_per_append),
       FX_TEST(test_append_size_is_bounded),

@@ -10,8 +10,7 @@
 
 #include "lib/core_fixture.h"
 
-static raft_id setup(struct fx *f, struct raft_options *o)
-{
+static raft_id setup(struct fx *f, struct raft_options *o) {
   fx_init(f, 3, 0, o);
   raft_id l = fx_run_until_leader(f, 1000);
   assert_true(l != 0);
@@ -19,8 +18,7 @@ static raft_id setup(struct fx *f, struct raft_options *o)
   return l;
 }
 
-static uint64_t malformed(struct fx *f, raft_id id)
-{
+static uint64_t malformed(struct fx *f, raft_id id) {
   struct raft_status s;
   raft_status(fx_r(f, id), &s);
   return s.n_malformed;
@@ -28,8 +26,7 @@ static uint64_t malformed(struct fx *f, raft_id id)
 
 /* Messages that cannot be valid are refused with RAFT_EMALFORMED and
  * counted; none of them changes the node. */
-static void test_malformed_messages_are_counted_and_ignored(void **state)
-{
+static void test_malformed_messages_are_counted_and_ignored(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -45,11 +42,32 @@ static void test_malformed_messages_are_counted_and_ignored(void **state)
       {.type = RAFT_MSG_APPEND, .from = 0, .to = x, .term = t},
       {.type = RAFT_MSG_APPEND, .from = x, .to = x, .term = t},
       {.type = RAFT_MSG_APPEND, .from = l, .to = x, .term = 0},
-      {.type = RAFT_MSG_APPEND, .from = l, .to = x, .term = t, .index = 1, .log_term = 1, .n_entries = 1, .entries = &e},
-      {.type = RAFT_MSG_APPEND, .from = l, .to = x, .term = t, .index = 1, .log_term = 1, .n_entries = 1, .entries = &nodata},
+      {.type = RAFT_MSG_APPEND,
+       .from = l,
+       .to = x,
+       .term = t,
+       .index = 1,
+       .log_term = 1,
+       .n_entries = 1,
+       .entries = &e},
+      {.type = RAFT_MSG_APPEND,
+       .from = l,
+       .to = x,
+       .term = t,
+       .index = 1,
+       .log_term = 1,
+       .n_entries = 1,
+       .entries = &nodata},
       {.type = RAFT_MSG_APPEND, .from = l, .to = x, .term = t, .n_entries = 3, .entries = NULL},
       {.type = RAFT_MSG_APPEND, .from = l, .to = x, .term = t, .log_term = t + 5},
-      {.type = RAFT_MSG_SNAPSHOT, .from = l, .to = x, .term = t, .total = 10, .offset = 8, .chunk_len = 5, .chunk = (const uint8_t *)"hello"},
+      {.type = RAFT_MSG_SNAPSHOT,
+       .from = l,
+       .to = x,
+       .term = t,
+       .total = 10,
+       .offset = 8,
+       .chunk_len = 5,
+       .chunk = (const uint8_t *)"hello"},
       {.type = RAFT_MSG_SNAPSHOT, .from = l, .to = x, .term = t, .total = (uint64_t)1 << 50},
       {.type = RAFT_MSG_PROPOSE, .from = l, .to = x, .n_entries = 2, .entries = &e},
       {.type = RAFT_MSG_VOTE_RESP, .from = l, .to = x, .term = t, .n_entries = 1, .entries = &e},
@@ -66,27 +84,26 @@ static void test_malformed_messages_are_counted_and_ignored(void **state)
   assert_int_equal(fx_commit(&f, x), commit);
   assert_int_equal(fx_term(&f, x), t);
   /* answers with absurd contents from a peer are ignored too */
-  struct raft_message resp = {.type = RAFT_MSG_APPEND_RESP, .from = x, .to = l,
-                              .term = fx_term(&f, l), .index = 1000000};
+  struct raft_message resp = {
+      .type = RAFT_MSG_APPEND_RESP, .from = x, .to = l, .term = fx_term(&f, l), .index = 1000000};
   assert_int_equal(raft_step(fx_r(&f, l), f.now, &resp), 0);
   assert_int_equal(malformed(&f, l), 1);
   fx_drain(&f, l);
   raft_index idx;
   fx_propose(&f, l, "still fine", &idx);
-  for (raft_id i = 1; i <= 3; i++) assert_true(fx_run_until_applied(&f, i, idx, 100));
+  for (raft_id i = 1; i <= 3; i++)
+    assert_true(fx_run_until_applied(&f, i, idx, 100));
   fx_free(&f);
 }
 
-static uint64_t rnd(uint64_t *s)
-{
+static uint64_t rnd(uint64_t *s) {
   *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
   return *s >> 33;
 }
 
 /* Random garbage never crashes a node nor breaks the cluster's safety
  * (the fixture checks every applied entry against the others). */
-static void test_random_messages_never_crash(void **state)
-{
+static void test_random_messages_never_crash(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -139,35 +156,32 @@ static void test_random_messages_never_crash(void **state)
   l = fx_run_until_leader(&f, 2000);
   raft_index idx;
   fx_propose(&f, l, "end", &idx);
-  for (raft_id i = 1; i <= 3; i++) assert_true(fx_run_until_applied(&f, i, idx, 2000));
+  for (raft_id i = 1; i <= 3; i++)
+    assert_true(fx_run_until_applied(&f, i, idx, 2000));
   fx_free(&f);
 }
 
 static int fail_after = -1;
-static void *hook_malloc(void *d, size_t n)
-{
+static void *hook_malloc(void *d, size_t n) {
   (void)d;
   if (fail_after == 0) return NULL;
   if (fail_after > 0) fail_after--;
   return malloc(n);
 }
-static void *hook_realloc(void *d, void *p, size_t n)
-{
+static void *hook_realloc(void *d, void *p, size_t n) {
   (void)d;
   if (fail_after == 0) return NULL;
   if (fail_after > 0) fail_after--;
   return realloc(p, n);
 }
-static void hook_free(void *d, void *p)
-{
+static void hook_free(void *d, void *p) {
   (void)d;
   free(p);
 }
 
 /* Every allocation failure while creating a node or proposing returns
  * RAFT_ENOMEM (no crash, no leak), and the node keeps working after. */
-static void test_allocation_failure_returns_enomem(void **state)
-{
+static void test_allocation_failure_returns_enomem(void **state) {
   (void)state;
   struct raft_heap h = {hook_malloc, hook_realloc, hook_free, NULL};
   raft_heap_set(&h);
@@ -224,8 +238,7 @@ static void test_allocation_failure_returns_enomem(void **state)
 }
 
 /* raft_options_check fills defaults and explains what is wrong. */
-static void test_options_are_checked_with_clear_messages(void **state)
-{
+static void test_options_are_checked_with_clear_messages(void **state) {
   (void)state;
   struct raft_options o = {0};
   char err[128];
@@ -245,8 +258,7 @@ static void test_options_are_checked_with_clear_messages(void **state)
   assert_string_equal(raft_msg_name(RAFT_MSG_HEARTBEAT), "HEARTBEAT");
 }
 
-int main(void)
-{
+int main(void) {
   const struct CMUnitTest tests[] = {
       FX_TEST(test_malformed_messages_are_counted_and_ignored),
       FX_TEST(test_random_messages_never_crash),

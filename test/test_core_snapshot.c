@@ -15,8 +15,7 @@ struct snaps {
   int drop_nth; /* drop the nth chunk once (1-based), 0: none */
 };
 
-static bool watch(struct fx *f, const struct raft_message *m, void *arg)
-{
+static bool watch(struct fx *f, const struct raft_message *m, void *arg) {
   struct snaps *s = arg;
   if (m->type == RAFT_MSG_SNAPSHOT && m->to == s->to) {
     s->chunks++;
@@ -34,8 +33,7 @@ static bool watch(struct fx *f, const struct raft_message *m, void *arg)
   return true;
 }
 
-static raft_id setup(struct fx *f, struct raft_options *o)
-{
+static raft_id setup(struct fx *f, struct raft_options *o) {
   fx_init(f, 3, 0, o);
   raft_id l = fx_run_until_leader(f, 1000);
   assert_true(l != 0);
@@ -44,15 +42,15 @@ static raft_id setup(struct fx *f, struct raft_options *o)
 }
 
 /* Thesis 5.1: after a snapshot the log keeps snapshot_trailing entries. */
-static void test_snapshot_compacts_log_keeping_trailing_entries(void **state)
-{
+static void test_snapshot_compacts_log_keeping_trailing_entries(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
   o.snapshot_trailing = 5;
   raft_id l = setup(&f, &o);
   raft_index idx;
-  for (int i = 0; i < 30; i++) fx_propose(&f, l, "x", &idx);
+  for (int i = 0; i < 30; i++)
+    fx_propose(&f, l, "x", &idx);
   assert_true(fx_run_until_applied(&f, l, idx, 100));
   assert_int_equal(raft_snapshot_taken(fx_r(&f, l), 20, "0123456789abcdef", 16), 0);
   assert_null(raft_log_entry(fx_r(&f, l), 15));
@@ -67,8 +65,7 @@ static void test_snapshot_compacts_log_keeping_trailing_entries(void **state)
 /* Thesis 5.3: a follower whose next entry was compacted away gets the
  * snapshot in snapshot_chunk_bytes chunks, one in flight at a time, then
  * catches up from the log. */
-static void test_lagging_follower_gets_snapshot_in_chunks(void **state)
-{
+static void test_lagging_follower_gets_snapshot_in_chunks(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -98,8 +95,7 @@ static void test_lagging_follower_gets_snapshot_in_chunks(void **state)
 
 /* A lost chunk is sent again and the transfer resumes where the follower
  * is, not from the start. */
-static void test_snapshot_transfer_resumes_after_lost_chunk(void **state)
-{
+static void test_snapshot_transfer_resumes_after_lost_chunk(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -125,14 +121,19 @@ static void test_snapshot_transfer_resumes_after_lost_chunk(void **state)
 }
 
 static void install_by_hand(struct fx *f, raft_id to, raft_id from, raft_term term,
-                            raft_index index, raft_term snap_term, const struct raft_config *c)
-{
+                            raft_index index, raft_term snap_term, const struct raft_config *c) {
   uint8_t data[16];
   memcpy(data, &index, 8);
   /* the chain hash at `index`, as the leader's state machine has it */
   memcpy(data + 8, &f->chain[index], 8);
-  struct raft_message m = {.type = RAFT_MSG_SNAPSHOT, .from = from, .to = to, .term = term,
-                           .total = 16, .chunk_len = 16, .chunk = data, .done = true};
+  struct raft_message m = {.type = RAFT_MSG_SNAPSHOT,
+                           .from = from,
+                           .to = to,
+                           .term = term,
+                           .total = 16,
+                           .chunk_len = 16,
+                           .chunk = data,
+                           .done = true};
   m.snap.index = index;
   m.snap.term = snap_term;
   m.snap.config = *c;
@@ -144,15 +145,15 @@ static void install_by_hand(struct fx *f, raft_id to, raft_id from, raft_term te
 /* hashicorp/raft#697, thesis 5.3 step 7: a snapshot installed over a log
  * whose entry at the snapshot index has another term discards the whole
  * log, including the divergent suffix after it. */
-static void test_snapshot_over_divergent_suffix_discards_it(void **state)
-{
+static void test_snapshot_over_divergent_suffix_discards_it(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
   raft_id l = setup(&f, &o);
   raft_id x = l % 3 + 1;
   raft_index idx;
-  for (int i = 0; i < 5; i++) fx_propose(&f, l, "x", &idx);
+  for (int i = 0; i < 5; i++)
+    fx_propose(&f, l, "x", &idx);
   assert_true(fx_run_until_applied(&f, x, idx, 100));
   /* x gets a divergent suffix from a leader of an old term */
   fx_isolate(&f, x, true);
@@ -161,8 +162,14 @@ static void test_snapshot_over_divergent_suffix_discards_it(void **state)
   for (int i = 0; i < 3; i++) {
     bad[i] = (struct raft_entry){t, idx + 1 + i, RAFT_ENTRY_NORMAL, 3, (uint8_t *)"bad"};
   }
-  struct raft_message app = {.type = RAFT_MSG_APPEND, .from = l, .to = x, .term = t,
-                             .index = idx, .log_term = t, .n_entries = 3, .entries = bad,
+  struct raft_message app = {.type = RAFT_MSG_APPEND,
+                             .from = l,
+                             .to = x,
+                             .term = t,
+                             .index = idx,
+                             .log_term = t,
+                             .n_entries = 3,
+                             .entries = bad,
                              .commit = idx};
   raft_step(fx_r(&f, x), f.now, &app);
   fx_drain(&f, x);
@@ -187,15 +194,15 @@ static void test_snapshot_over_divergent_suffix_discards_it(void **state)
 
 /* Thesis 5.3 step 6: if the log has the snapshot's last entry with the
  * same term, the entries after it are kept. */
-static void test_snapshot_over_matching_log_keeps_suffix(void **state)
-{
+static void test_snapshot_over_matching_log_keeps_suffix(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
   raft_id l = setup(&f, &o);
   raft_id x = l % 3 + 1;
   raft_index idx;
-  for (int i = 0; i < 5; i++) fx_propose(&f, l, "x", &idx);
+  for (int i = 0; i < 5; i++)
+    fx_propose(&f, l, "x", &idx);
   assert_true(fx_run_until_applied(&f, l, idx, 100));
   fx_isolate(&f, x, true);
   /* x has every entry but has not learned they are committed */
@@ -214,8 +221,7 @@ static void test_snapshot_over_matching_log_keeps_suffix(void **state)
 }
 
 /* A node restarted from its snapshot and log rejoins and stays in sync. */
-static void test_restart_from_snapshot(void **state)
-{
+static void test_restart_from_snapshot(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -227,14 +233,16 @@ static void test_restart_from_snapshot(void **state)
     fx_propose(&f, l, "x", &idx);
     fx_run(&f, 1);
   }
-  for (raft_id i = 1; i <= 3; i++) assert_true(fx_run_until_applied(&f, i, idx, 100));
+  for (raft_id i = 1; i <= 3; i++)
+    assert_true(fx_run_until_applied(&f, i, idx, 100));
   for (raft_id i = 1; i <= 3; i++) {
     fx_restart(&f, i);
     fx_run(&f, 300);
   }
   l = fx_run_until_leader(&f, 1000);
   fx_propose(&f, l, "y", &idx);
-  for (raft_id i = 1; i <= 3; i++) assert_true(fx_run_until_applied(&f, i, idx, 1000));
+  for (raft_id i = 1; i <= 3; i++)
+    assert_true(fx_run_until_applied(&f, i, idx, 1000));
   fx_free(&f);
 }
 
@@ -243,8 +251,7 @@ static void test_restart_from_snapshot(void **state)
  * snapshot, with a bounded number of messages. (The livelock of soak seed
  * 516192, where backtracking stopped at the snapshot boundary, is replayed
  * by spec/sim_random_spec.lua: it needs duplicating links to show.) */
-static void test_conflict_behind_the_leaders_snapshot_sends_the_snapshot(void **state)
-{
+static void test_conflict_behind_the_leaders_snapshot_sends_the_snapshot(void **state) {
   (void)state;
   struct fx f;
   struct raft_options o = fx_opts();
@@ -253,7 +260,8 @@ static void test_conflict_behind_the_leaders_snapshot_sends_the_snapshot(void **
   raft_id b = a % 3 + 1, c = b % 3 + 1;
   fx_isolate(&f, a, true);
   raft_index idx;
-  for (int i = 0; i < 40; i++) fx_propose(&f, a, "old", &idx); /* never committed */
+  for (int i = 0; i < 40; i++)
+    fx_propose(&f, a, "old", &idx); /* never committed */
   raft_id l = 0;
   for (int i = 0; i < 100 && l == 0; i++) {
     fx_run(&f, 20);
@@ -261,14 +269,16 @@ static void test_conflict_behind_the_leaders_snapshot_sends_the_snapshot(void **
     if (fx_role(&f, c) == RAFT_LEADER) l = c;
   }
   assert_true(l != 0);
-  for (int i = 0; i < 10; i++) fx_propose(&f, l, "new", &idx);
+  for (int i = 0; i < 10; i++)
+    fx_propose(&f, l, "new", &idx);
   assert_true(fx_run_until_applied(&f, l, idx, 500));
   assert_true(idx < fx_last(&f, a)); /* the divergent suffix reaches past it */
   uint8_t snap[16];
   memcpy(snap, &f.nodes[l].applied, 8);
   memcpy(snap + 8, &f.nodes[l].hash, 8);
   assert_int_equal(raft_snapshot_taken(fx_r(&f, l), idx, snap, sizeof snap), 0);
-  for (int i = 0; i < 5; i++) fx_propose(&f, l, "more", &idx);
+  for (int i = 0; i < 5; i++)
+    fx_propose(&f, l, "more", &idx);
   fx_run(&f, 50);
   fx_reset_sent(&f);
   fx_isolate(&f, a, false);
@@ -278,8 +288,7 @@ static void test_conflict_behind_the_leaders_snapshot_sends_the_snapshot(void **
   fx_free(&f);
 }
 
-int main(void)
-{
+int main(void) {
   const struct CMUnitTest tests[] = {
       FX_TEST(test_snapshot_compacts_log_keeping_trailing_entries),
       FX_TEST(test_lagging_follower_gets_snapshot_in_chunks),

@@ -22,8 +22,7 @@ struct node {
 
 static void on_msg(void *data, const struct raft_message *m) {
   struct node *nd = data;
-  if (nd->expect[m->type].type == m->type)
-    net_msg_check(&nd->expect[m->type], m);
+  if (nd->expect[m->type].type == m->type) net_msg_check(&nd->expect[m->type], m);
   nd->got[m->type]++;
   nd->total++;
 }
@@ -40,7 +39,8 @@ static void on_log(void *data, int level, const char *line) {
   struct node *nd = data;
   size_t n = strlen(nd->log);
   /* the level first, so a test can count warnings */
-  snprintf(nd->log + n, sizeof nd->log - n, "%c %s\n", "EWID?"[level >= RAFT_LOG_ERROR && level <= RAFT_LOG_DEBUG ? level : 4], line);
+  snprintf(nd->log + n, sizeof nd->log - n, "%c %s\n",
+           "EWID?"[level >= RAFT_LOG_ERROR && level <= RAFT_LOG_DEBUG ? level : 4], line);
 }
 
 static uint64_t learned_cluster;
@@ -69,10 +69,15 @@ static void node_start(uv_loop_t *loop, struct node *nd, raft_id id, const struc
   nd->id = id;
   char listen[64];
   snprintf(listen, sizeof listen, "127.0.0.1:%d", o ? o->port : 0);
-  struct lr_net_options no = {
-      .loop = loop, .id = id, .cluster_id = o ? o->cluster : 0, .listen = listen,
-      .seed = id, .backoff_min_ms = 10, .backoff_max_ms = 100,
-      .cb = {on_msg, on_peer, on_log}, .data = nd};
+  struct lr_net_options no = {.loop = loop,
+                              .id = id,
+                              .cluster_id = o ? o->cluster : 0,
+                              .listen = listen,
+                              .seed = id,
+                              .backoff_min_ms = 10,
+                              .backoff_max_ms = 100,
+                              .cb = {on_msg, on_peer, on_log},
+                              .data = nd};
   if (o) {
     no.secret = o->secret;
     no.secret_len = o->secret ? strlen(o->secret) : 0;
@@ -87,19 +92,16 @@ static void node_start(uv_loop_t *loop, struct node *nd, raft_id id, const struc
     no.cb.cluster = on_cluster;
   }
   char err[256];
-  if (lr_net_start(&no, &nd->net, err, sizeof err) != 0)
-    fail_msg("lr_net_start: %s", err);
+  if (lr_net_start(&no, &nd->net, err, sizeof err) != 0) fail_msg("lr_net_start: %s", err);
 }
 
 static void node_close(uv_loop_t *loop, struct node *nd) {
-  if (nd->net == NULL)
-    return;
+  if (nd->net == NULL) return;
   lr_net_close(nd->net, on_closed, nd);
   assert_true(net_run_until(loop, &nd->closed, 2000));
   nd->net = NULL;
   for (int t = 0; t <= RAFT_MSG_TYPE_MAX; t++)
-    if (nd->expect[t].type)
-      net_msg_free(&nd->expect[t]);
+    if (nd->expect[t].type) net_msg_free(&nd->expect[t]);
 }
 
 static void link_to(struct node *a, struct node *b) {
@@ -276,8 +278,7 @@ static void test_tcp_oversize_frame_closes_connection(void **state) {
   struct lr_net_stats s;
   for (int i = 0; i < 100; i++) {
     lr_net_stats(b.net, &s);
-    if (s.bad_frames > 0 && a.downs > 0)
-      break;
+    if (s.bad_frames > 0 && a.downs > 0) break;
     uv_run(&loop, UV_RUN_ONCE);
   }
   assert_int_equal(s.bad_frames, 1);
@@ -381,8 +382,7 @@ static void test_tcp_repeated_refusal_logged_once(void **state) {
   for (int i = 0; i < 300; i++) {
     uv_run(&loop, UV_RUN_ONCE);
     lr_net_stats(b.net, &sb);
-    if (sb.handshake_failures >= 5)
-      break;
+    if (sb.handshake_failures >= 5) break;
   }
   assert_true(sb.handshake_failures >= 5);
   if (count(a.log, "W peer 2") != 1 || count(b.log, "W refused") != 1)
@@ -433,16 +433,17 @@ static void sh(const char *fmt, ...) {
 }
 
 static void tls_files(void) {
-  if (tls_dir[0])
-    return;
+  if (tls_dir[0]) return;
   snprintf(tls_dir, sizeof tls_dir, "/tmp/luaraft-net-tls-XXXXXX");
   assert_non_null(mkdtemp(tls_dir));
   const char *gen = "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
   sh("cd %s && for ca in ca other; do %s -x509 -days 2 -subj /CN=$ca -keyout $ca.key -out $ca.pem;"
-     " done >/dev/null 2>&1", tls_dir, gen);
+     " done >/dev/null 2>&1",
+     tls_dir, gen);
   sh("cd %s && for n in a:ca b:ca evil:other; do name=${n%%:*}; ca=${n#*:}; %s -subj /CN=$name "
      "-keyout $name.key -out $name.csr && openssl x509 -req -in $name.csr -CA $ca.pem -CAkey "
-     "$ca.key -CAcreateserial -days 2 -out $name.pem; done >/dev/null 2>&1", tls_dir, gen);
+     "$ca.key -CAcreateserial -days 2 -out $name.pem; done >/dev/null 2>&1",
+     tls_dir, gen);
 }
 
 static void tls_opts(struct opts *o, const char *name, const char *ca, char files[3][128]) {
@@ -502,10 +503,11 @@ static void test_tcp_unknown_node_added_at_advertised_address(void **state) {
   assert_int_equal(s.peers_learned, 1);
   assert_int_equal(s.peers, 1);
   char want[128];
-  snprintf(want, sizeof want, "node 1 is not a known peer: added it at its advertised address "
-           "127.0.0.1:%d", lr_net_port(a.net));
-  if (!log_has(&b, want))
-    fail_msg("B's log lacks \"%s\":\n%s", want, b.log);
+  snprintf(want, sizeof want,
+           "node 1 is not a known peer: added it at its advertised address "
+           "127.0.0.1:%d",
+           lr_net_port(a.net));
+  if (!log_has(&b, want)) fail_msg("B's log lacks \"%s\":\n%s", want, b.log);
   /* b answers a over its own outbound connection to the learned address */
   net_msg_make(&back, RAFT_MSG_VOTE_RESP, 1, 0, 0, 0);
   back.from = 2, back.to = 1;
@@ -672,8 +674,8 @@ static void test_tcp_peers_follow_configuration(void **state) {
   assert_int_equal(lr_net_peer_set(a.net, 2, "127.0.0.1:1"), 0);
   char addr[64];
   snprintf(addr, sizeof addr, "127.0.0.1:%d", lr_net_port(b.net));
-  struct raft_member mem[3] = {{1, RAFT_VOTER, "127.0.0.1:9"}, {2, RAFT_VOTER, addr},
-                               {3, RAFT_LEARNER, "127.0.0.1:2"}};
+  struct raft_member mem[3] = {
+      {1, RAFT_VOTER, "127.0.0.1:9"}, {2, RAFT_VOTER, addr}, {3, RAFT_LEARNER, "127.0.0.1:2"}};
   struct raft_config conf = {mem, 3};
   assert_int_equal(lr_net_peers_sync(a.net, &conf), 0);
   assert_true(net_run_until_fn(&loop, up_reached, &a, 3000));
@@ -741,8 +743,7 @@ int main(void) {
   if (tls_dir[0]) {
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tls_dir);
-    if (system(cmd) != 0)
-      rc = 1;
+    if (system(cmd) != 0) rc = 1;
   }
   return rc;
 }

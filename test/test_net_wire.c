@@ -114,8 +114,7 @@ static void test_wire_survives_bit_flips(void **state) {
     }
     int rv = lr_wire_decode(b.data, b.len, &d, &s);
     assert_true(rv < 0); /* crc32 detects up to 3 flipped bits; 4 almost surely */
-    if (b.len > LR_WIRE_HEADER_SIZE)
-      net_frame_fix_crc(b.data, b.len);
+    if (b.len > LR_WIRE_HEADER_SIZE) net_frame_fix_crc(b.data, b.len);
     lr_wire_fuzz_one(b.data, b.len);
     lr_wire_scratch_free(&s);
     lr_wire_buf_free(&b);

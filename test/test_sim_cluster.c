@@ -23,7 +23,8 @@ static int setup(void **state) {
   fputs("local n = 0\nreturn { apply = function(cmd) n = n + 1 return n end,\n"
         "query = function() return n end,\n"
         "snapshot = function() return tostring(n) end,\n"
-        "restore = function(d) n = tonumber(d) end }\n", f);
+        "restore = function(d) n = tonumber(d) end }\n",
+        f);
   fclose(f);
   return 0;
 }
@@ -36,7 +37,8 @@ static struct lr_sim *new_sim(uint64_t seed) {
   struct lr_sim_options o;
   memset(&o, 0, sizeof o);
   o.n_nodes = 3;
-  for (int i = 0; i < 3; i++) o.ids[i] = (raft_id)i + 1;
+  for (int i = 0; i < 3; i++)
+    o.ids[i] = (raft_id)i + 1;
   o.seed = seed;
   o.raft.election_ms = 300;
   o.raft.heartbeat_ms = 50;
@@ -55,7 +57,8 @@ static struct lr_sim *new_sim(uint64_t seed) {
 }
 
 static raft_id elect(struct lr_sim *s) {
-  for (int i = 0; i < 100 && lr_sim_leader(s) == 0; i++) lr_sim_run(s, lr_sim_now(s) + 100);
+  for (int i = 0; i < 100 && lr_sim_leader(s) == 0; i++)
+    lr_sim_run(s, lr_sim_now(s) + 100);
   assert_int_not_equal(lr_sim_leader(s), 0);
   return lr_sim_leader(s);
 }

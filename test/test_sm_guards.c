@@ -53,8 +53,12 @@ static void logf_(void *ud, int level, const char *msg) {
 }
 
 static struct lr_sm *new_sm(uint64_t budget, size_t memory, uint32_t digest_entries) {
-  struct lr_sm_options o = {.id = 1, .path = path, .apply_budget = budget, .memory_max = memory,
-                            .digest_entries = digest_entries, .log = logf_};
+  struct lr_sm_options o = {.id = 1,
+                            .path = path,
+                            .apply_budget = budget,
+                            .memory_max = memory,
+                            .digest_entries = digest_entries,
+                            .log = logf_};
   struct lr_sm *sm;
   char err[256];
   if (lr_sm_new(&o, &sm, err, sizeof err) != 0) fail_msg("lr_sm_new: %s", err);
@@ -75,8 +79,11 @@ static int apply_cmd(struct lr_sm *sm, raft_index index, const char *cmd,
   lua_close(L);
   struct lr_env env = {.origin = 2, .req = 0, .cmd = c.data, .cmd_len = c.len};
   assert_int_equal(lr_env_encode(&env, &b), 0);
-  struct raft_entry e = {.term = 1, .index = index, .type = RAFT_ENTRY_NORMAL,
-                         .len = (uint32_t)b.len, .data = (uint8_t *)b.data};
+  struct raft_entry e = {.term = 1,
+                         .index = index,
+                         .type = RAFT_ENTRY_NORMAL,
+                         .len = (uint32_t)b.len,
+                         .data = (uint8_t *)b.data};
   int rc = lr_sm_apply(sm, &e, res);
   lr_buf_free(&c);
   lr_buf_free(&b);
@@ -85,7 +92,8 @@ static int apply_cmd(struct lr_sm *sm, raft_index index, const char *cmd,
 
 static void apply_config(struct lr_sm *sm, raft_index index, uint32_t voters) {
   struct raft_member m[5];
-  for (uint32_t i = 0; i < voters; i++) m[i] = (struct raft_member){i + 1, RAFT_VOTER, ""};
+  for (uint32_t i = 0; i < voters; i++)
+    m[i] = (struct raft_member){i + 1, RAFT_VOTER, ""};
   struct raft_config c = {m, voters};
   struct raft_entry e;
   assert_int_equal(raft_bootstrap_entry(&c, &e), 0);
@@ -96,18 +104,21 @@ static void apply_config(struct lr_sm *sm, raft_index index, uint32_t voters) {
 }
 
 /* A DIGEST report from node about index, digest d. */
-static void report(struct lr_sm *sm, raft_index at, uint64_t node, raft_index index,
-                   const char *d, struct lr_sm_result *res) {
+static void report(struct lr_sm *sm, raft_index at, uint64_t node, raft_index index, const char *d,
+                   struct lr_sm_result *res) {
   char cmd[80];
-  for (int i = 0; i < 8; i++) cmd[i] = (char)(index >> (8 * i));
+  for (int i = 0; i < 8; i++)
+    cmd[i] = (char)(index >> (8 * i));
   memcpy(cmd + 8, d, strlen(d));
-  struct lr_env env = {.origin = node, .kind = LR_ENV_DIGEST, .cmd = cmd,
-                       .cmd_len = 8 + strlen(d)};
+  struct lr_env env = {.origin = node, .kind = LR_ENV_DIGEST, .cmd = cmd, .cmd_len = 8 + strlen(d)};
   struct lr_buf b;
   lr_buf_init(&b);
   assert_int_equal(lr_env_encode(&env, &b), 0);
-  struct raft_entry e = {.term = 1, .index = at, .type = RAFT_ENTRY_NORMAL,
-                         .len = (uint32_t)b.len, .data = (uint8_t *)b.data};
+  struct raft_entry e = {.term = 1,
+                         .index = at,
+                         .type = RAFT_ENTRY_NORMAL,
+                         .len = (uint32_t)b.len,
+                         .data = (uint8_t *)b.data};
   assert_int_equal(lr_sm_apply(sm, &e, res), 0);
   lr_buf_free(&b);
 }
@@ -172,7 +183,8 @@ static void test_digest_majority_condemns_only_the_odd_one(void **state) {
   struct lr_sm *sm = new_sm(0, 0, 4);
   struct lr_sm_result res;
   apply_config(sm, 1, 3);
-  for (raft_index i = 2; i <= 4; i++) assert_int_equal(apply_cmd(sm, i, "x", &res), 0);
+  for (raft_index i = 2; i <= 4; i++)
+    assert_int_equal(apply_cmd(sm, i, "x", &res), 0);
   assert_true(lr_sm_digest_due(sm));
   struct lr_buf b;
   lr_buf_init(&b);

@@ -16,19 +16,18 @@
 #include "lib/tmpfile.h"
 #include "sm/sm.h"
 
-static const char *KV =
-    "local kv = {}\n"
-    "return {\n"
-    "  apply = function(cmd, meta)\n"
-    "    if cmd == 'boom' then error('boom at ' .. meta.index) end\n"
-    "    if cmd == 'fn' then return print end\n"
-    "    if type(cmd) == 'table' then kv[cmd.k] = cmd.v return cmd.v end\n"
-    "    return meta.time\n"
-    "  end,\n"
-    "  query = function(q) return kv[q] end,\n"
-    "  snapshot = function() return raft.encode(kv) end,\n"
-    "  restore = function(d) kv = raft.decode(d) end,\n"
-    "}\n";
+static const char *KV = "local kv = {}\n"
+                        "return {\n"
+                        "  apply = function(cmd, meta)\n"
+                        "    if cmd == 'boom' then error('boom at ' .. meta.index) end\n"
+                        "    if cmd == 'fn' then return print end\n"
+                        "    if type(cmd) == 'table' then kv[cmd.k] = cmd.v return cmd.v end\n"
+                        "    return meta.time\n"
+                        "  end,\n"
+                        "  query = function(q) return kv[q] end,\n"
+                        "  snapshot = function() return raft.encode(kv) end,\n"
+                        "  restore = function(d) kv = raft.decode(d) end,\n"
+                        "}\n";
 
 static char path[256];
 
@@ -67,14 +66,22 @@ static void entry(struct raft_entry *e, struct lr_buf *b, raft_index index, uint
   struct lr_buf cmd;
   lr_buf_init(&cmd);
   encode(expr, &cmd);
-  struct lr_env env = {.origin = 1, .req = req, .time_ms = 1000 + index, .client = client,
-                       .client_len = client ? strlen(client) : 0, .seq = seq,
-                       .cmd = cmd.data, .cmd_len = cmd.len};
+  struct lr_env env = {.origin = 1,
+                       .req = req,
+                       .time_ms = 1000 + index,
+                       .client = client,
+                       .client_len = client ? strlen(client) : 0,
+                       .seq = seq,
+                       .cmd = cmd.data,
+                       .cmd_len = cmd.len};
   b->len = 0;
   assert_int_equal(lr_env_encode(&env, b), 0);
   lr_buf_free(&cmd);
-  *e = (struct raft_entry){.term = 1, .index = index, .type = RAFT_ENTRY_NORMAL,
-                           .len = (uint32_t)b->len, .data = (uint8_t *)b->data};
+  *e = (struct raft_entry){.term = 1,
+                           .index = index,
+                           .type = RAFT_ENTRY_NORMAL,
+                           .len = (uint32_t)b->len,
+                           .data = (uint8_t *)b->data};
 }
 
 /* decodes res into a Lua string via tostring, for comparisons */
@@ -92,8 +99,14 @@ static void result_text(const struct lr_sm_result *res, char *out, size_t n) {
 static void test_envelope_round_trip_and_strictness(void **state) {
   struct lr_buf b;
   lr_buf_init(&b);
-  struct lr_env e = {.origin = 7, .req = 9, .time_ms = 123, .client = "c", .client_len = 1,
-                     .seq = 4, .cmd = "xyz", .cmd_len = 3};
+  struct lr_env e = {.origin = 7,
+                     .req = 9,
+                     .time_ms = 123,
+                     .client = "c",
+                     .client_len = 1,
+                     .seq = 4,
+                     .cmd = "xyz",
+                     .cmd_len = 3};
   assert_int_equal(lr_env_encode(&e, &b), 0);
   struct lr_env d;
   assert_int_equal(lr_env_decode(b.data, b.len, &d), 0);
@@ -104,7 +117,8 @@ static void test_envelope_round_trip_and_strictness(void **state) {
   assert_memory_equal(d.client, "c", 1);
   assert_memory_equal(d.cmd, "xyz", 3);
   /* every truncation and one trailing byte are refused */
-  for (size_t n = 0; n < b.len; n++) assert_int_equal(lr_env_decode(b.data, n, &d), -1);
+  for (size_t n = 0; n < b.len; n++)
+    assert_int_equal(lr_env_decode(b.data, n, &d), -1);
   lr_buf_append(&b, "!", 1);
   assert_int_equal(lr_env_decode(b.data, b.len, &d), -1);
   b.len--;
@@ -155,8 +169,8 @@ static void test_apply_error_is_deterministic_result(void **state) {
   assert_int_equal(lr_sm_apply(sm, &e, &res), 0);
   assert_int_equal(res.status, LR_SM_APPLY_ERROR);
   /* a malformed envelope is a bad request, and the index still advances */
-  struct raft_entry bad = {.term = 1, .index = 3, .type = RAFT_ENTRY_NORMAL, .len = 2,
-                           .data = (uint8_t *)"xx"};
+  struct raft_entry bad = {
+      .term = 1, .index = 3, .type = RAFT_ENTRY_NORMAL, .len = 2, .data = (uint8_t *)"xx"};
   assert_int_equal(lr_sm_apply(sm, &bad, &res), 0);
   assert_int_equal(res.status, LR_SM_BAD_REQUEST);
   assert_int_equal(lr_sm_applied_index(sm), 3);
@@ -287,7 +301,7 @@ static void test_result_over_the_bound_is_dropped_but_applied(void **state) {
   assert_int_equal(res.status, LR_SM_TOO_LARGE);
   entry(&e, &b, 2, 2, NULL, 0, "{k = 'x', v = string.rep('y', 10)}");
   lr_sm_apply(sm, &e, &res);
-  assert_int_equal(res.status, LR_SM_OK); /* under it: delivered */
+  assert_int_equal(res.status, LR_SM_OK);                  /* under it: delivered */
   entry(&e, &b, 3, 3, "big", 1, "{k = 'x', v = 'retry'}"); /* retry: the same verdict */
   lr_sm_apply(sm, &e, &res);
   assert_true(res.duplicate);

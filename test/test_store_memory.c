@@ -12,12 +12,10 @@ static void test_memory_bounded_under_endless_writes(void **state) {
   uint64_t max = 0;
   for (raft_index i = 1; i <= 20000; i += 10) {
     assert_int_equal(store_append(s, 1, 1, i, 10, 1, 100), 0);
-    if ((i + 9) % 1000 == 0)
-      assert_int_equal(store_snapshot(s, i + 9, 1, 1000), 0);
+    if ((i + 9) % 1000 == 0) assert_int_equal(store_snapshot(s, i + 9, 1, 1000), 0);
     struct lr_store_stats ss;
     lr_store_stats(s, &ss);
-    if (ss.file_bytes > max)
-      max = ss.file_bytes;
+    if (ss.file_bytes > max) max = ss.file_bytes;
   }
   assert_in_range(max, 1, 120 * 1000);
   lr_store_close(s);

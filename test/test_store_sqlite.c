@@ -35,8 +35,7 @@ static void raw_exec(const char *dir, const char *sql) {
   sqlite3 *db;
   assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
   char *msg = NULL;
-  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-    fail_msg("raw sql: %s", msg);
+  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("raw sql: %s", msg);
   sqlite3_close(db);
 }
 
@@ -143,31 +142,28 @@ static void crash_run(int kill_it, uint32_t checkpoint_every) {
   assert_true(pid >= 0);
   if (pid == 0) {
     close(fds[0]);
-    struct lr_store_options o = {.kind = LR_STORE_SQLITE, .dir = dir, .node_id = 1,
-                                 .cluster_id = 7, .checkpoint_every = checkpoint_every};
+    struct lr_store_options o = {.kind = LR_STORE_SQLITE,
+                                 .dir = dir,
+                                 .node_id = 1,
+                                 .cluster_id = 7,
+                                 .checkpoint_every = checkpoint_every};
     struct lr_store *s;
     char err[256];
-    if (lr_store_open(&o, &s, err, sizeof err) != 0)
-      _exit(3);
+    if (lr_store_open(&o, &s, err, sizeof err) != 0) _exit(3);
     for (raft_index i = 1;; i++) {
-      if (store_append(s, i, 1, i, 1, i, 200) != 0)
-        _exit(4);
+      if (store_append(s, i, 1, i, 1, i, 200) != 0) _exit(4);
       uint64_t v = i;
-      if (write(fds[1], &v, sizeof v) != sizeof v)
-        _exit(5);
+      if (write(fds[1], &v, sizeof v) != sizeof v) _exit(5);
       /* Half the due checkpoints run idle, half before the next batch. */
-      if (i % 2 == 0 && lr_store_idle(s) != 0)
-        _exit(6);
-      if (!kill_it && i == 300)
-        _exit(0); /* no close, no checkpoint */
+      if (i % 2 == 0 && lr_store_idle(s) != 0) _exit(6);
+      if (!kill_it && i == 300) _exit(0); /* no close, no checkpoint */
     }
   }
   close(fds[1]);
   uint64_t acked = 0, v;
   while (read(fds[0], &v, sizeof v) == sizeof v) {
     acked = v;
-    if (kill_it && acked == 200)
-      kill(pid, SIGKILL);
+    if (kill_it && acked == 200) kill(pid, SIGKILL);
   }
   close(fds[0]);
   int status;
@@ -217,8 +213,7 @@ static void test_sqlite_full_disk_fails_batch_cleanly(void **state) {
   int rv = 0;
   for (int i = 0; i < 100 && rv == 0; i++) {
     rv = store_append(s, 0, 0, next, 4, 1, 3000);
-    if (rv == 0)
-      next += 4;
+    if (rv == 0) next += 4;
   }
   assert_int_equal(rv, RAFT_EFULL);
   /* The failed batch's message says what happened. */
@@ -234,8 +229,7 @@ static void test_sqlite_full_disk_fails_batch_cleanly(void **state) {
   lr_store_batch_result(b, &msg, NULL, NULL);
   assert_non_null(strstr(msg, "disk full"));
   /* Space returns: the same batch now goes through. */
-  assert_int_equal(lr_store_sqlite_exec(s, "PRAGMA max_page_count = 1000000", err, sizeof err),
-                   0);
+  assert_int_equal(lr_store_sqlite_exec(s, "PRAGMA max_page_count = 1000000", err, sizeof err), 0);
   assert_int_equal(lr_store_batch_write(s, b), 0);
   lr_store_batch_free(b);
   next += 4;
@@ -261,14 +255,11 @@ static void test_sqlite_file_bounded_under_endless_writes(void **state) {
   const raft_index total = 40000;
   for (raft_index i = 1; i <= total; i += 20) {
     assert_int_equal(store_append(s, 1, 1, i, 20, 1, 512), 0);
-    if ((i + 19) % 2000 == 0)
-      assert_int_equal(store_snapshot(s, i + 19, 1, 20000), 0);
+    if ((i + 19) % 2000 == 0) assert_int_equal(store_snapshot(s, i + 19, 1, 20000), 0);
     struct lr_store_stats ss;
     lr_store_stats(s, &ss);
-    if (i > 10000 && i <= 20000 && ss.file_bytes > max_early)
-      max_early = ss.file_bytes;
-    if (i > 30000 && ss.file_bytes > max_late)
-      max_late = ss.file_bytes;
+    if (i > 10000 && i <= 20000 && ss.file_bytes > max_early) max_early = ss.file_bytes;
+    if (i > 30000 && ss.file_bytes > max_late) max_late = ss.file_bytes;
   }
   /* At most 2000 + 100 entries of 512 bytes are live (~1.1 MB); the WAL
    * adds up to wal_autocheckpoint pages between truncations. */
@@ -281,19 +272,20 @@ static void test_sqlite_file_bounded_under_endless_writes(void **state) {
 }
 
 static struct lr_store *open_every(const char *dir, uint32_t checkpoint_every) {
-  struct lr_store_options o = {.kind = LR_STORE_SQLITE, .dir = dir, .node_id = 1,
-                               .cluster_id = 7, .checkpoint_every = checkpoint_every};
+  struct lr_store_options o = {.kind = LR_STORE_SQLITE,
+                               .dir = dir,
+                               .node_id = 1,
+                               .cluster_id = 7,
+                               .checkpoint_every = checkpoint_every};
   struct lr_store *s;
   char err[256] = "";
-  if (lr_store_open(&o, &s, err, sizeof err) != 0)
-    fail_msg("lr_store_open: %s", err);
+  if (lr_store_open(&o, &s, err, sizeof err) != 0) fail_msg("lr_store_open: %s", err);
   return s;
 }
 
 static void load_ok(struct lr_store *s, struct lr_store_state *st) {
   char err[256] = "";
-  if (lr_store_load(s, st, err, sizeof err) != 0)
-    fail_msg("lr_store_load: %s", err);
+  if (lr_store_load(s, st, err, sizeof err) != 0) fail_msg("lr_store_load: %s", err);
 }
 
 /* 10,000 one-entry batches (what a leader writes at 1 client): the WAL is
@@ -320,13 +312,10 @@ static void test_sqlite_wal_reused_not_regrown(void **state) {
     }
     struct lr_store_stats ss;
     lr_store_stats(s, &ss);
-    if (ss.checkpoints > 0 && ss.wal_bytes < prev)
-      shrinks++;
+    if (ss.checkpoints > 0 && ss.wal_bytes < prev) shrinks++;
     prev = ss.wal_bytes;
-    if (ss.wal_bytes > wal_max)
-      wal_max = ss.wal_bytes;
-    if (ss.wal_frames > frames_max)
-      frames_max = ss.wal_frames;
+    if (ss.wal_bytes > wal_max) wal_max = ss.wal_bytes;
+    if (ss.wal_frames > frames_max) frames_max = ss.wal_frames;
   }
   struct lr_store_stats ss;
   lr_store_stats(s, &ss);
@@ -451,16 +440,15 @@ static void test_sqlite_hard_state_written_when_changed(void **state) {
  * reopen reads from the database: after appends, a failed batch, a
  * follower's truncation, a snapshot and a compaction; and a batch that would
  * leave a gap is still refused. */
-static void expect_bounds(struct lr_store **s, const char *dir, raft_index first,
-                          raft_index last, raft_index snap) {
+static void expect_bounds(struct lr_store **s, const char *dir, raft_index first, raft_index last,
+                          raft_index snap) {
   for (int pass = 0; pass < 2; pass++) {
     struct lr_store_stats ss;
     lr_store_stats(*s, &ss);
     assert_int_equal(ss.first_index, first);
     assert_int_equal(ss.last_index, last);
     assert_int_equal(ss.snapshot_index, snap);
-    if (pass == 0)
-      *s = store_reopen(*s, LR_STORE_SQLITE, dir);
+    if (pass == 0) *s = store_reopen(*s, LR_STORE_SQLITE, dir);
   }
 }
 
@@ -477,7 +465,7 @@ static void test_sqlite_bounds_follow_every_batch(void **state) {
   assert_int_equal(store_append(s, 0, 0, 11, 10, 1, 8), RAFT_ESTORAGE);
   assert_int_equal(store_append(s, 0, 0, 21, 1, 1, 8), RAFT_EINVAL); /* gap */
   assert_int_equal(store_append(s, 0, 0, 11, 10, 1, 8), 0);
-  assert_int_equal(store_append(s, 2, 0, 15, 2, 2, 8), 0); /* truncates 15..20 */
+  assert_int_equal(store_append(s, 2, 0, 15, 2, 2, 8), 0);           /* truncates 15..20 */
   assert_int_equal(store_append(s, 0, 0, 18, 1, 2, 8), RAFT_EINVAL); /* gap */
   expect_bounds(&s, dir, 1, 16, 0);
   assert_int_equal(store_append(s, 0, 0, 17, 4, 2, 8), 0);

@@ -41,8 +41,7 @@ static void make_cert(const char *ca, const char *name) {
 
 static int setup(void **state) {
   snprintf(dir, sizeof dir, "/tmp/luaraft-tls-XXXXXX");
-  if (mkdtemp(dir) == NULL)
-    return -1;
+  if (mkdtemp(dir) == NULL) return -1;
   make_ca("ca1");
   make_ca("ca2");
   make_cert("ca1", "a");
@@ -65,8 +64,7 @@ static struct lr_tls_ctx *ctx(const char *name, const char *ca) {
   struct lr_tls_ctx_options o = {cert, key, caf, true};
   struct lr_tls_ctx *c = NULL;
   int rv = lr_tls_ctx_new(&o, &c, err, sizeof err);
-  if (rv != 0)
-    fail_msg("%s", err);
+  if (rv != 0) fail_msg("%s", err);
   return c;
 }
 
@@ -80,17 +78,14 @@ static void pump(struct lr_tls *x, struct lr_tls *y, int *rx, int *ry) {
       assert_int_equal(lr_tls_feed(y, buf, n), 0);
       moved = true;
     }
-    if (!lr_tls_established(y))
-      *ry = lr_tls_handshake(y);
+    if (!lr_tls_established(y)) *ry = lr_tls_handshake(y);
     while (lr_tls_pending(y)) {
       size_t n = lr_tls_take(y, buf, sizeof buf);
       assert_int_equal(lr_tls_feed(x, buf, n), 0);
       moved = true;
     }
-    if (!lr_tls_established(x))
-      *rx = lr_tls_handshake(x);
-    if (!moved && lr_tls_pending(x) == 0)
-      return;
+    if (!lr_tls_established(x)) *rx = lr_tls_handshake(x);
+    if (!moved && lr_tls_pending(x) == 0) return;
   }
 }
 
@@ -147,7 +142,8 @@ static void test_tls_foreign_ca_refused(void **state) {
   assert_false(lr_tls_established(c));
   assert_false(lr_tls_established(s));
   assert_int_equal(rc, RAFT_ETLSVERIFY);
-  if (strstr(lr_tls_error(c), "certificate verify failed") == NULL) fail_msg("client error: %s", lr_tls_error(c));
+  if (strstr(lr_tls_error(c), "certificate verify failed") == NULL)
+    fail_msg("client error: %s", lr_tls_error(c));
   lr_tls_free(c);
   lr_tls_free(s);
   /* The evil one trusting ca1 gets past its own check, but the server still
@@ -178,7 +174,8 @@ static void test_tls_bad_files_named(void **state) {
   snprintf(key, sizeof key, "%s/b.key", dir);
   struct lr_tls_ctx_options m = {cert, key, NULL, false};
   assert_int_equal(lr_tls_ctx_new(&m, &c, err, sizeof err), RAFT_ETLSCONFIG);
-  if (strstr(err, "mismatch") == NULL && strstr(err, "does not match") == NULL) fail_msg("err: %s", err);
+  if (strstr(err, "mismatch") == NULL && strstr(err, "does not match") == NULL)
+    fail_msg("err: %s", err);
   struct lr_tls_ctx_options v = {NULL, NULL, NULL, true};
   assert_int_equal(lr_tls_ctx_new(&v, &c, err, sizeof err), RAFT_EINVAL);
   assert_null(c);

@@ -50,12 +50,12 @@ struct conn {
   enum conn_state state;
   enum timer_kind timer_kind;
   uint32_t slot, gen;
-  bool started;     /* a byte of the current request arrived */
+  bool started; /* a byte of the current request arrived */
   bool keep_alive;
-  bool peer_eof;    /* the client shut down its side */
-  bool reading;     /* uv_read_start is in effect */
-  bool shut;        /* uv_shutdown requested */
-  uint32_t writes;  /* uv_write requests in flight */
+  bool peer_eof;   /* the client shut down its side */
+  bool reading;    /* uv_read_start is in effect */
+  bool shut;       /* uv_shutdown requested */
+  uint32_t writes; /* uv_write requests in flight */
   uint64_t last_active;
   size_t header_bytes, lingered;
   char *url;
@@ -73,7 +73,7 @@ struct conn {
    * all there (on_headers_complete): by then http-parser has checked every
    * byte of them, so the answer does not depend on where TCP split the
    * request (fuzz/fuzz_http.c checks this at every byte). */
-  bool too_big;  /* over max_header: the URL is no longer stored */
+  bool too_big;      /* over max_header: the URL is no longer stored */
   int dup, long_hdr; /* the first header seen twice / over HEADER_VALUE_MAX, or H_OTHER */
   char values[H_COUNT][HEADER_VALUE_MAX];
   size_t value_len[H_COUNT];
@@ -108,25 +108,44 @@ struct write_req {
 
 static const char *reason(int status) {
   switch (status) {
-  case 100: return "Continue";
-  case 200: return "OK";
-  case 201: return "Created";
-  case 204: return "No Content";
-  case 307: return "Temporary Redirect";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 408: return "Request Timeout";
-  case 413: return "Payload Too Large";
-  case 415: return "Unsupported Media Type";
-  case 421: return "Misdirected Request";
-  case 422: return "Unprocessable Entity";
-  case 500: return "Internal Server Error";
-  case 503: return "Service Unavailable";
-  case 504: return "Gateway Timeout";
-  default: return "Status";
+  case 100:
+    return "Continue";
+  case 200:
+    return "OK";
+  case 201:
+    return "Created";
+  case 204:
+    return "No Content";
+  case 307:
+    return "Temporary Redirect";
+  case 400:
+    return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 408:
+    return "Request Timeout";
+  case 413:
+    return "Payload Too Large";
+  case 415:
+    return "Unsupported Media Type";
+  case 421:
+    return "Misdirected Request";
+  case 422:
+    return "Unprocessable Entity";
+  case 500:
+    return "Internal Server Error";
+  case 503:
+    return "Service Unavailable";
+  case 504:
+    return "Gateway Timeout";
+  default:
+    return "Status";
   }
 }
 
@@ -265,9 +284,9 @@ static int send_reply(struct conn *c, int status, const char *ctype, const char 
                       const char *body, size_t len, bool close_after) {
   char head[512];
   int n = snprintf(head, sizeof head,
-                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
-                   status, reason(status), ctype ? ctype : "application/json", len,
-                   headers ? headers : "", close_after ? "Connection: close\r\n" : "");
+                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", status,
+                   reason(status), ctype ? ctype : "application/json", len, headers ? headers : "",
+                   close_after ? "Connection: close\r\n" : "");
   if (n < 0 || (size_t)n >= sizeof head) return UV_EINVAL;
   /* one write for head and body: a small reply goes out in one segment */
   char *all = malloc((size_t)n + len);
@@ -406,7 +425,8 @@ static void on_timer(uv_timer_t *t) {
 static int append(char **buf, size_t *len, size_t *cap, const char *p, size_t n) {
   if (*len + n + 1 > *cap) {
     size_t ncap = *cap ? *cap : 64;
-    while (ncap < *len + n + 1) ncap *= 2;
+    while (ncap < *len + n + 1)
+      ncap *= 2;
     char *nb = realloc(*buf, ncap);
     if (nb == NULL) return -1;
     *buf = nb;
@@ -466,7 +486,8 @@ static int on_header_field(http_parser *p, const char *at, size_t n) {
 static int classify(struct conn *c) {
   if (c->field_long) return H_OTHER;
   for (int i = 0; i < H_COUNT; i++)
-    if (strlen(hdr_names[i]) == c->field_len && strncasecmp(c->field, hdr_names[i], c->field_len) == 0)
+    if (strlen(hdr_names[i]) == c->field_len &&
+        strncasecmp(c->field, hdr_names[i], c->field_len) == 0)
       return i;
   return H_OTHER;
 }
@@ -740,7 +761,7 @@ static void resume(struct conn *c) {
     free(data);
     if (c->state != CONN_READING) return; /* another complete request, or refused */
   }
-  if (c->peer_eof) { /* nothing more will come */
+  if (c->peer_eof) {                              /* nothing more will come */
     if (c->started) c->srv->stats.bad_requests++; /* an incomplete pipelined request */
     finish(c);
     return;
@@ -890,7 +911,8 @@ static int parse_addr(const char *addr, struct sockaddr_in *sa, char *err, size_
 static uint32_t fd_cap(const struct lr_http_options *o) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return UINT32_MAX;
-  rlim_t room = rl.rlim_cur > o->fd_reserve + REJECT_SLOTS ? rl.rlim_cur - o->fd_reserve - REJECT_SLOTS : 0;
+  rlim_t room =
+      rl.rlim_cur > o->fd_reserve + REJECT_SLOTS ? rl.rlim_cur - o->fd_reserve - REJECT_SLOTS : 0;
   if (room < 8) room = 8; /* a node with almost no descriptors still answers someone */
   return room > UINT32_MAX ? UINT32_MAX : (uint32_t)room;
 }

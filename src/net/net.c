@@ -11,11 +11,9 @@
 
 #include "net/net_int.h"
 
-
 __attribute__((format(printf, 3, 4))) void lr__net_logf(struct lr_net *n, int level,
                                                         const char *fmt, ...) {
-  if (n->o.cb.log == NULL)
-    return;
+  if (n->o.cb.log == NULL) return;
   char line[512];
   va_list ap;
   va_start(ap, fmt);
@@ -30,55 +28,46 @@ uint64_t lr__net_rng_next(struct lr_net *n) {
 
 bool lr__net_faulted(const struct lr_net *n, raft_id id) {
   for (size_t i = 0; i < n->n_faults; i++)
-    if (n->faults[i] == id)
-      return true;
+    if (n->faults[i] == id) return true;
   return false;
 }
 
 struct peer *lr__net_peer_find(const struct lr_net *n, raft_id id) {
   for (struct peer *p = n->peers; p != NULL; p = p->next)
-    if (p->id == id)
-      return p;
+    if (p->id == id) return p;
   return NULL;
 }
 
 void lr__net_maybe_finish(struct lr_net *n) {
-  if (!n->closing || n->handles > 0)
-    return;
+  if (!n->closing || n->handles > 0) return;
   void (*cb)(void *) = n->close_cb;
   void *data = n->close_data;
   lr_wire_scratch_free(&n->scratch);
   sodium_memzero(n->key, sizeof n->key);
   lr_tls_ctx_free(n->tls);
   raft_free(n);
-  if (cb != NULL)
-    cb(data);
+  if (cb != NULL) cb(data);
 }
 
 /* "IP:PORT" or "[IPv6]:PORT" ("localhost" means 127.0.0.1). */
 int lr__net_parse_addr(const char *s, struct sockaddr_storage *sa) {
   char host[LR_NET_ADDRESS_MAX + 1];
   const char *colon = strrchr(s, ':');
-  if (colon == NULL || colon == s || strlen(s) > LR_NET_ADDRESS_MAX)
-    return RAFT_EADDRESS;
+  if (colon == NULL || colon == s || strlen(s) > LR_NET_ADDRESS_MAX) return RAFT_EADDRESS;
   size_t hl = (size_t)(colon - s);
   memcpy(host, s, hl);
   host[hl] = '\0';
   char *end;
   long port = strtol(colon + 1, &end, 10);
-  if (*end != '\0' || colon[1] == '\0' || port < 0 || port > 65535)
-    return RAFT_EADDRESS;
-  if (strcmp(host, "localhost") == 0)
-    strcpy(host, "127.0.0.1");
+  if (*end != '\0' || colon[1] == '\0' || port < 0 || port > 65535) return RAFT_EADDRESS;
+  if (strcmp(host, "localhost") == 0) strcpy(host, "127.0.0.1");
   memset(sa, 0, sizeof *sa);
   if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
     host[hl - 1] = '\0';
-    return uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)sa) == 0 ? 0
-                                                                            : RAFT_EADDRESS;
+    return uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)sa) == 0 ? 0 : RAFT_EADDRESS;
   }
   return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)sa) == 0 ? 0 : RAFT_EADDRESS;
 }
-
 
 /* ---- writing ------------------------------------------------------------------------------ */
 static void on_write(uv_write_t *req, int status) {
@@ -111,8 +100,7 @@ static void on_write(uv_write_t *req, int status) {
     lr__net_conn_close(c);
     return;
   }
-  if (c->peer != NULL)
-    lr__net_peer_flush(c->peer);
+  if (c->peer != NULL) lr__net_peer_flush(c->peer);
 }
 
 /* Writes w's buffers: as they are, or through the TLS session (encrypted
@@ -121,12 +109,10 @@ static void on_write(uv_write_t *req, int status) {
 static int conn_write(struct conn *c, struct wreq *w, uv_buf_t *bufs, unsigned nbufs) {
   if (c->tls != NULL) {
     for (unsigned i = 0; i < nbufs; i++)
-      if (lr_tls_write(c->tls, bufs[i].base, bufs[i].len) != 0)
-        return -1;
+      if (lr_tls_write(c->tls, bufs[i].base, bufs[i].len) != 0) return -1;
     size_t len = lr_tls_pending(c->tls);
     w->cipher = raft_malloc(len ? len : 1);
-    if (w->cipher == NULL)
-      return -1;
+    if (w->cipher == NULL) return -1;
     len = lr_tls_take(c->tls, w->cipher, len);
     w->bufs[0] = uv_buf_init((char *)w->cipher, (unsigned)len);
     bufs = w->bufs;
@@ -139,8 +125,7 @@ static int conn_write(struct conn *c, struct wreq *w, uv_buf_t *bufs, unsigned n
 void lr__net_tls_flush(struct conn *c, bool close_after) {
   size_t len = c->tls ? lr_tls_pending(c->tls) : 0;
   if (len == 0) {
-    if (close_after)
-      lr__net_conn_close(c);
+    if (close_after) lr__net_conn_close(c);
     return;
   }
   struct wreq *w = raft_malloc(sizeof *w + sizeof(uv_buf_t));
@@ -191,15 +176,13 @@ void lr__net_write_raw(struct conn *c, struct lr_wire_buf *b, bool close_after) 
 
 void lr__net_peer_flush(struct peer *p) {
   struct conn *c = p->conn;
-  if (c == NULL || c->state != C_UP || c->writing || p->head == NULL)
-    return;
+  if (c == NULL || c->state != C_UP || c->writing || p->head == NULL) return;
   uint32_t k = p->n_frames > 256 ? 256 : p->n_frames; /* one write, up to 256 frames */
   /* with TLS, one more slot: the ciphertext buffer goes in bufs[0] after
    * the plaintext is encrypted, so the plaintext slots start at 1 */
   unsigned base = c->tls != NULL ? 1 : 0;
   struct wreq *w = raft_malloc(sizeof *w + sizeof(uv_buf_t) * (k + base));
-  if (w == NULL)
-    return; /* UNTESTED: retried at the next send */
+  if (w == NULL) return; /* UNTESTED: retried at the next send */
   memset(w, 0, sizeof *w);
   w->c = c;
   struct frame *f = p->head, *last = NULL;
@@ -211,8 +194,7 @@ void lr__net_peer_flush(struct peer *p) {
   w->n = k;
   last->next = NULL;
   p->head = f;
-  if (f == NULL)
-    p->tail = NULL;
+  if (f == NULL) p->tail = NULL;
   p->n_frames -= k;
   p->bytes -= w->bytes;
   c->inflight_bytes += w->bytes;
@@ -247,8 +229,7 @@ static void queue_free(struct peer *p) {
 }
 
 int lr_net_send(struct lr_net *n, const struct raft_message *m) {
-  if (n->closing)
-    return RAFT_EINVAL;
+  if (n->closing) return RAFT_EINVAL;
   if (lr__net_faulted(n, m->to)) {
     n->st.frames_dropped_fault++;
     return RAFT_EFAULT;
@@ -267,7 +248,7 @@ int lr_net_send(struct lr_net *n, const struct raft_message *m) {
   }
   if (b.len - LR_WIRE_HEADER_SIZE > n->o.frame_max) {
     lr__net_logf(n, RAFT_LOG_WARN, "dropped a %s to peer %llu: %zu bytes exceed frame_max %u",
-          raft_msg_name(m->type), (unsigned long long)m->to, b.len, n->o.frame_max);
+                 raft_msg_name(m->type), (unsigned long long)m->to, b.len, n->o.frame_max);
     lr_wire_buf_free(&b);
     n->st.frames_dropped++;
     return RAFT_ETOOBIG;
@@ -320,8 +301,7 @@ static void on_retry(uv_timer_t *t) {
 
 void lr__net_peer_schedule(struct peer *p) {
   struct lr_net *n = p->net;
-  if (n->closing)
-    return;
+  if (n->closing) return;
   uint32_t b = p->backoff;
   uint64_t delay = b / 2 + lr__net_rng_next(n) % (b / 2 + 1);
   p->backoff = b * 2 > n->o.backoff_max_ms ? n->o.backoff_max_ms : b * 2;
@@ -329,8 +309,7 @@ void lr__net_peer_schedule(struct peer *p) {
 }
 
 void lr__net_conn_close(struct conn *c) {
-  if (c->closing)
-    return;
+  if (c->closing) return;
   struct lr_net *n = c->net;
   c->closing = true;
   struct peer *p = c->peer;
@@ -340,9 +319,9 @@ void lr__net_conn_close(struct conn *c) {
     if (p->up) {
       p->up = false;
       n->st.peers_up--;
-      lr__net_logf(n, RAFT_LOG_INFO, "peer %llu (%s) is down", (unsigned long long)p->id, p->address);
-      if (n->o.cb.peer)
-        n->o.cb.peer(n->o.data, p->id, false);
+      lr__net_logf(n, RAFT_LOG_INFO, "peer %llu (%s) is down", (unsigned long long)p->id,
+                   p->address);
+      if (n->o.cb.peer) n->o.cb.peer(n->o.data, p->id, false);
     }
     lr__net_peer_schedule(p);
   }
@@ -357,14 +336,9 @@ void lr__net_conn_close(struct conn *c) {
   uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
 
-
-
-
-
 static int conn_new(struct lr_net *n, bool outbound, struct conn **out) {
   struct conn *c = raft_malloc(sizeof *c);
-  if (c == NULL)
-    return RAFT_ENOMEM;
+  if (c == NULL) return RAFT_ENOMEM;
   memset(c, 0, sizeof *c);
   c->net = n;
   c->outbound = outbound;
@@ -377,21 +351,15 @@ static int conn_new(struct lr_net *n, bool outbound, struct conn **out) {
   return 0;
 }
 
-
-
-
-
-
 static void on_raft_frame(struct conn *c, const uint8_t *p, size_t len) {
   struct lr_net *n = c->net;
   struct raft_message m;
   int rv = lr_wire_decode(p, len, &m, &n->scratch);
-  if (rv == 0 && m.from != c->remote)
-    rv = RAFT_EMALFORMED;
+  if (rv == 0 && m.from != c->remote) rv = RAFT_EMALFORMED;
   if (rv != 0) {
     n->st.bad_frames++;
     lr__net_logf(n, RAFT_LOG_WARN, "closing %s (node %llu): bad frame: %s", c->addr,
-          (unsigned long long)c->remote, raft_strerror(rv));
+                 (unsigned long long)c->remote, raft_strerror(rv));
     lr__net_conn_close(c);
     return;
   }
@@ -400,8 +368,7 @@ static void on_raft_frame(struct conn *c, const uint8_t *p, size_t len) {
     n->st.frames_dropped_fault++;
     return;
   }
-  if (n->o.cb.message)
-    n->o.cb.message(n->o.data, &m);
+  if (n->o.cb.message) n->o.cb.message(n->o.data, &m);
 }
 
 static void on_frame(struct conn *c, uint8_t type, const uint8_t *p, size_t len) {
@@ -426,8 +393,7 @@ static void on_frame(struct conn *c, uint8_t type, const uint8_t *p, size_t len)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   struct conn *c = h->data;
   if (c->tls != NULL) { /* ciphertext: a fixed buffer, fed to the session at once */
-    if (c->cbuf == NULL)
-      c->cbuf = raft_malloc(READ_CHUNK);
+    if (c->cbuf == NULL) c->cbuf = raft_malloc(READ_CHUNK);
     *buf = c->cbuf ? uv_buf_init((char *)c->cbuf, READ_CHUNK) : uv_buf_init(NULL, 0);
     return;
   }
@@ -435,10 +401,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   if (c->len >= LR_WIRE_HEADER_SIZE) {
     /* A frame header is in: make room for the whole frame (its length was
      * checked against frame_max in on_read). */
-    size_t need = LR_WIRE_HEADER_SIZE + (size_t)(c->buf[0] | c->buf[1] << 8 | c->buf[2] << 16 |
-                                                 (size_t)c->buf[3] << 24);
-    if (need > c->len && need - c->len > want)
-      want = need - c->len;
+    size_t need = LR_WIRE_HEADER_SIZE +
+                  (size_t)(c->buf[0] | c->buf[1] << 8 | c->buf[2] << 16 | (size_t)c->buf[3] << 24);
+    if (need > c->len && need - c->len > want) want = need - c->len;
   }
   if (c->cap - c->len < want) {
     size_t cap = c->len + want;
@@ -453,7 +418,6 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init((char *)c->buf + c->len, (unsigned)(c->cap - c->len));
 }
 
-
 /* A TLS session failed: log once per who and reason, send the alert the
  * session made (if any), then close. */
 void lr__net_tls_failed(struct conn *c, const char *what) {
@@ -465,15 +429,13 @@ void lr__net_tls_failed(struct conn *c, const char *what) {
     snprintf(line, sizeof line, "TLS %s with peer %llu (%s) failed: %s", what,
              (unsigned long long)who, c->addr, lr_tls_error(c->tls));
   else
-    snprintf(line, sizeof line, "TLS %s with %s failed: %s", what, c->addr,
-             lr_tls_error(c->tls));
+    snprintf(line, sizeof line, "TLS %s with %s failed: %s", what, c->addr, lr_tls_error(c->tls));
   uint64_t repeats;
   char note[96];
   bool repeat = lr__net_quiet(n, lr__net_who_hash(c, who), lr_tls_error(c->tls), &repeats);
-  if (c->state != C_UP)
-    n->st.handshake_failures++;
+  if (c->state != C_UP) n->st.handshake_failures++;
   lr__net_logf(n, repeat ? RAFT_LOG_DEBUG : RAFT_LOG_WARN, "%s%s", line,
-        repeat ? "" : lr__net_quiet_note(repeats, note, sizeof note));
+               repeat ? "" : lr__net_quiet_note(repeats, note, sizeof note));
   c->state = C_REFUSING;
   uv_timer_stop(&c->timer);
   uv_read_stop((uv_stream_t *)&c->tcp);
@@ -497,12 +459,10 @@ static void tls_read(struct conn *c, const uint8_t *data, size_t len) {
       return;
     }
     lr__net_tls_flush(c, false);
-    if (c->closing)
-      return;
+    if (c->closing) return;
     if (c->outbound) {
       lr__net_send_hello(c);
-      if (c->closing)
-        return;
+      if (c->closing) return;
     } else {
       c->state = C_AWAIT_HELLO;
     }
@@ -528,14 +488,12 @@ static void tls_read(struct conn *c, const uint8_t *data, size_t len) {
       lr__net_tls_failed(c, c->state == C_UP ? "session" : "handshake");
       return;
     }
-    if (got == 0)
-      break;
+    if (got == 0) break;
     c->len += got;
     /* frames as they complete, so a peer cannot make us buffer more than
      * one frame of plaintext (lr__net_process() enforces the frame limit) */
     lr__net_process(c);
-    if (c->closing || c->state == C_REFUSING)
-      return;
+    if (c->closing || c->state == C_REFUSING) return;
   }
   lr__net_tls_flush(c, false); /* e.g. a key update the peer asked for */
 }
@@ -543,12 +501,11 @@ static void tls_read(struct conn *c, const uint8_t *data, size_t len) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct conn *c = s->data;
   struct lr_net *n = c->net;
-  if (nread == 0 || c->closing)
-    return;
+  if (nread == 0 || c->closing) return;
   if (nread < 0) {
     if (c->state != C_UP && c->state != C_REFUSING && nread == UV_EOF && c->outbound) {
       lr__net_handshake_failed(c, NULL, "peer %llu (%s) closed the connection during the handshake",
-                       (unsigned long long)(c->peer ? c->peer->id : 0), c->addr);
+                               (unsigned long long)(c->peer ? c->peer->id : 0), c->addr);
       return;
     } else if (nread != UV_EOF) {
       lr__net_logf(n, RAFT_LOG_INFO, "connection %s: %s", c->addr, uv_strerror((int)nread));
@@ -577,21 +534,19 @@ void lr__net_process(struct conn *c) {
       n->st.bad_frames++;
       if (c->state == C_UP)
         lr__net_logf(n, RAFT_LOG_WARN, "closing %s (node %llu): bad frame: %s", c->addr,
-              (unsigned long long)c->remote, raft_strerror(rv));
+                     (unsigned long long)c->remote, raft_strerror(rv));
       else
         lr__net_handshake_failed(c, NULL, "closing %s: not a luaraft peer (%s)", c->addr,
-                         raft_strerror(rv));
+                                 raft_strerror(rv));
       lr__net_conn_close(c);
       return;
     }
     size_t total = LR_WIRE_HEADER_SIZE + (size_t)h.len;
-    if (c->len - off < total)
-      break;
+    if (c->len - off < total) break;
     on_frame(c, h.type, c->buf + off, total);
     off += total;
   }
-  if (c->closing)
-    return;
+  if (c->closing) return;
   memmove(c->buf, c->buf + off, c->len - off);
   c->len -= off;
   if (c->cap > 4 * READ_CHUNK && c->len < READ_CHUNK) {
@@ -616,25 +571,22 @@ void lr__net_conn_start(struct conn *c) {
     }
     c->state = C_TLS;
   }
-  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
-    lr__net_conn_close(c);
+  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) lr__net_conn_close(c);
 }
 
 /* ---- outbound --------------------------------------------------------------------------- */
 static void on_connect(uv_connect_t *req, int status) {
   struct conn *c = req->data;
   struct lr_net *n = c->net;
-  if (c->closing)
-    return;
+  if (c->closing) return;
   if (status < 0) {
     lr__net_logf(n, RAFT_LOG_DEBUG, "connecting to peer %llu (%s): %s",
-          (unsigned long long)(c->peer ? c->peer->id : 0), c->addr, uv_strerror(status));
+                 (unsigned long long)(c->peer ? c->peer->id : 0), c->addr, uv_strerror(status));
     lr__net_conn_close(c);
     return;
   }
   lr__net_conn_start(c);
-  if (c->closing)
-    return;
+  if (c->closing) return;
   if (c->tls != NULL) { /* the HELLO goes once the TLS handshake is done */
     if (lr_tls_handshake(c->tls) == RAFT_ETLSAGAIN)
       lr__net_tls_flush(c, false);
@@ -645,15 +597,13 @@ static void on_connect(uv_connect_t *req, int status) {
   lr__net_send_hello(c);
 }
 
-
 void lr__net_peer_connect(struct peer *p) {
   struct lr_net *n = p->net;
-  if (n->closing || p->conn != NULL)
-    return;
+  if (n->closing || p->conn != NULL) return;
   struct sockaddr_storage sa;
   if (lr__net_parse_addr(p->address, &sa) != 0) {
     lr__net_logf(n, RAFT_LOG_ERROR, "peer %llu: bad address \"%s\" (want IP:PORT)",
-          (unsigned long long)p->id, p->address);
+                 (unsigned long long)p->id, p->address);
     lr__net_peer_schedule(p);
     return;
   }
@@ -670,7 +620,7 @@ void lr__net_peer_connect(struct peer *p) {
   int rv = uv_tcp_connect(&c->connect, &c->tcp, (struct sockaddr *)&sa, on_connect);
   if (rv != 0) {
     lr__net_logf(n, RAFT_LOG_DEBUG, "connecting to peer %llu (%s): %s", (unsigned long long)p->id,
-          p->address, uv_strerror(rv));
+                 p->address, uv_strerror(rv));
     lr__net_conn_close(c);
   }
 }
@@ -686,28 +636,23 @@ static void on_retry_closed(uv_handle_t *h) {
 int lr_net_peer_set(struct lr_net *n, raft_id id, const char *address) {
   if (n->closing || id == 0 || address == NULL || strlen(address) > LR_NET_ADDRESS_MAX)
     return RAFT_EINVAL;
-  if (id == n->o.id)
-    return 0;
+  if (id == n->o.id) return 0;
   struct sockaddr_storage sa;
-  if (lr__net_parse_addr(address, &sa) != 0)
-    return RAFT_EADDRESS;
+  if (lr__net_parse_addr(address, &sa) != 0) return RAFT_EADDRESS;
   struct peer *p = lr__net_peer_find(n, id);
   if (p != NULL) {
-    if (strcmp(p->address, address) == 0)
-      return 0;
-    lr__net_logf(n, RAFT_LOG_INFO, "peer %llu moves from %s to %s", (unsigned long long)id, p->address,
-          address);
+    if (strcmp(p->address, address) == 0) return 0;
+    lr__net_logf(n, RAFT_LOG_INFO, "peer %llu moves from %s to %s", (unsigned long long)id,
+                 p->address, address);
     snprintf(p->address, sizeof p->address, "%s", address);
-    if (p->conn != NULL)
-      lr__net_conn_close(p->conn);
+    if (p->conn != NULL) lr__net_conn_close(p->conn);
     p->backoff = n->o.backoff_min_ms;
     uv_timer_stop(&p->retry);
     lr__net_peer_connect(p);
     return 0;
   }
   p = raft_malloc(sizeof *p);
-  if (p == NULL)
-    return RAFT_ENOMEM;
+  if (p == NULL) return RAFT_ENOMEM;
   memset(p, 0, sizeof *p);
   p->net = n;
   p->id = id;
@@ -728,8 +673,7 @@ int lr_net_peer_remove(struct lr_net *n, raft_id id) {
   while (*pp != NULL && (*pp)->id != id)
     pp = &(*pp)->next;
   struct peer *p = *pp;
-  if (p == NULL)
-    return RAFT_ENOPEER;
+  if (p == NULL) return RAFT_ENOPEER;
   *pp = p->next;
   n->st.peers--;
   if (p->conn != NULL) {
@@ -744,8 +688,7 @@ int lr_net_peer_remove(struct lr_net *n, raft_id id) {
   }
   for (struct conn *c = n->inbound, *next; c != NULL; c = next) {
     next = c->next;
-    if (c->remote == id)
-      lr__net_conn_close(c);
+    if (c->remote == id) lr__net_conn_close(c);
   }
   queue_free(p);
   uv_timer_stop(&p->retry);
@@ -756,14 +699,12 @@ int lr_net_peer_remove(struct lr_net *n, raft_id id) {
 int lr_net_peers_sync(struct lr_net *n, const struct raft_config *c) {
   for (struct peer *p = n->peers, *next; p != NULL; p = next) {
     next = p->next;
-    if (raft_config_get(c, p->id) == NULL)
-      lr_net_peer_remove(n, p->id);
+    if (raft_config_get(c, p->id) == NULL) lr_net_peer_remove(n, p->id);
   }
   int first = 0;
   for (uint32_t i = 0; i < c->n; i++) {
     int rv = lr_net_peer_set(n, c->members[i].id, c->members[i].address);
-    if (rv != 0 && first == 0)
-      first = rv;
+    if (rv != 0 && first == 0) first = rv;
   }
   return first;
 }
@@ -776,11 +717,9 @@ bool lr_net_peer_up(const struct lr_net *n, raft_id id) {
 /* ---- inbound ------------------------------------------------------------------------------ */
 static void on_connection(uv_stream_t *server, int status) {
   struct lr_net *n = server->data;
-  if (status < 0 || n->closing)
-    return;
+  if (status < 0 || n->closing) return;
   struct conn *c;
-  if (conn_new(n, false, &c) != 0)
-    return; /* UNTESTED: the connection waits in the backlog */
+  if (conn_new(n, false, &c) != 0) return; /* UNTESTED: the connection waits in the backlog */
   if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
     lr__net_conn_close(c);
     return;
@@ -817,8 +756,7 @@ int lr_net_start(const struct lr_net_options *o, struct lr_net **out, char *err,
    * nobody chose a disposition (luaraft's main ignores it already; raft.so
    * inside another program may not). */
   struct sigaction pipe;
-  if (sigaction(SIGPIPE, NULL, &pipe) == 0 && pipe.sa_handler == SIG_DFL)
-    signal(SIGPIPE, SIG_IGN);
+  if (sigaction(SIGPIPE, NULL, &pipe) == 0 && pipe.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
   if (sodium_init() < 0) {
     snprintf(err, errlen, "transport: libsodium failed to initialize"); /* UNTESTED */
     return RAFT_EINVAL;
@@ -829,28 +767,20 @@ int lr_net_start(const struct lr_net_options *o, struct lr_net **out, char *err,
     return RAFT_EADDRESS;
   }
   struct lr_net *n = raft_malloc(sizeof *n);
-  if (n == NULL)
-    return RAFT_ENOMEM;
+  if (n == NULL) return RAFT_ENOMEM;
   memset(n, 0, sizeof *n);
   n->loop = o->loop;
   n->o = *o;
   n->o.listen = NULL;
   n->o.secret = NULL;
   n->o.advertise = NULL;
-  if (!n->o.backoff_min_ms)
-    n->o.backoff_min_ms = LR_NET_BACKOFF_MIN_DEFAULT;
-  if (!n->o.backoff_max_ms)
-    n->o.backoff_max_ms = LR_NET_BACKOFF_MAX_DEFAULT;
-  if (n->o.backoff_max_ms < n->o.backoff_min_ms)
-    n->o.backoff_max_ms = n->o.backoff_min_ms;
-  if (!n->o.handshake_ms)
-    n->o.handshake_ms = LR_NET_HANDSHAKE_MS_DEFAULT;
-  if (!n->o.frame_max)
-    n->o.frame_max = LR_WIRE_FRAME_MAX_DEFAULT;
-  if (!n->o.queue_bytes_max)
-    n->o.queue_bytes_max = LR_NET_QUEUE_BYTES_DEFAULT;
-  if (!n->o.queue_frames_max)
-    n->o.queue_frames_max = LR_NET_QUEUE_FRAMES_DEFAULT;
+  if (!n->o.backoff_min_ms) n->o.backoff_min_ms = LR_NET_BACKOFF_MIN_DEFAULT;
+  if (!n->o.backoff_max_ms) n->o.backoff_max_ms = LR_NET_BACKOFF_MAX_DEFAULT;
+  if (n->o.backoff_max_ms < n->o.backoff_min_ms) n->o.backoff_max_ms = n->o.backoff_min_ms;
+  if (!n->o.handshake_ms) n->o.handshake_ms = LR_NET_HANDSHAKE_MS_DEFAULT;
+  if (!n->o.frame_max) n->o.frame_max = LR_WIRE_FRAME_MAX_DEFAULT;
+  if (!n->o.queue_bytes_max) n->o.queue_bytes_max = LR_NET_QUEUE_BYTES_DEFAULT;
+  if (!n->o.queue_frames_max) n->o.queue_frames_max = LR_NET_QUEUE_FRAMES_DEFAULT;
   n->rng = o->seed;
   if (o->tls_cert != NULL || o->tls_key != NULL || o->tls_ca != NULL) {
     if (o->tls_cert == NULL || o->tls_key == NULL || o->tls_ca == NULL) {
@@ -873,8 +803,7 @@ int lr_net_start(const struct lr_net_options *o, struct lr_net **out, char *err,
   n->listener.data = n;
   n->handles = 1;
   int rv = uv_tcp_bind(&n->listener, (struct sockaddr *)&sa, 0);
-  if (rv == 0)
-    rv = uv_listen((uv_stream_t *)&n->listener, 128, on_connection);
+  if (rv == 0) rv = uv_listen((uv_stream_t *)&n->listener, 128, on_connection);
   if (rv != 0) {
     snprintf(err, errlen, "cannot listen on %s: %s", o->listen, uv_strerror(rv));
     lr_net_close(n, NULL, NULL);
@@ -907,8 +836,7 @@ static void on_listener_closed(uv_handle_t *h) {
 }
 
 void lr_net_close(struct lr_net *n, void (*cb)(void *data), void *data) {
-  if (n->closing)
-    return;
+  if (n->closing) return;
   n->closing = true;
   n->close_cb = cb;
   n->close_data = data;
@@ -923,10 +851,8 @@ void lr_net_close(struct lr_net *n, void (*cb)(void *data), void *data) {
 }
 
 int lr_net_set_faults(struct lr_net *n, const raft_id *ids, size_t count) {
-  if (!n->o.allow_faults)
-    return RAFT_ENOFAULTS;
-  if (count > LR_NET_FAULTS_MAX)
-    return RAFT_EINVAL;
+  if (!n->o.allow_faults) return RAFT_ENOFAULTS;
+  if (count > LR_NET_FAULTS_MAX) return RAFT_EINVAL;
   for (size_t i = 0; i < count; i++)
     n->faults[i] = ids[i];
   n->n_faults = count;
@@ -935,12 +861,10 @@ int lr_net_set_faults(struct lr_net *n, const raft_id *ids, size_t count) {
    * nothing) until healed. */
   for (size_t i = 0; i < count; i++) {
     struct peer *p = lr__net_peer_find(n, ids[i]);
-    if (p != NULL && p->conn != NULL)
-      lr__net_conn_close(p->conn);
+    if (p != NULL && p->conn != NULL) lr__net_conn_close(p->conn);
     for (struct conn *c = n->inbound, *next; c != NULL; c = next) {
       next = c->next;
-      if (c->remote == ids[i])
-        lr__net_conn_close(c);
+      if (c->remote == ids[i]) lr__net_conn_close(c);
     }
   }
   return 0;

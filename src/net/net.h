@@ -66,14 +66,13 @@
 #include "core/raft.h"
 #include "net/wire.h"
 
-#define LR_NET_BACKOFF_MIN_DEFAULT 50     /* ms */
-#define LR_NET_BACKOFF_MAX_DEFAULT 1000   /* ms */
-#define LR_NET_HANDSHAKE_MS_DEFAULT 3000  /* a handshake must finish in this */
+#define LR_NET_BACKOFF_MIN_DEFAULT 50                    /* ms */
+#define LR_NET_BACKOFF_MAX_DEFAULT 1000                  /* ms */
+#define LR_NET_HANDSHAKE_MS_DEFAULT 3000                 /* a handshake must finish in this */
 #define LR_NET_QUEUE_BYTES_DEFAULT (64ull * 1024 * 1024) /* per peer */
 #define LR_NET_QUEUE_FRAMES_DEFAULT 4096                 /* per peer */
 #define LR_NET_FAULTS_MAX 64
 #define LR_NET_ADDRESS_MAX 255
-
 
 struct lr_net_callbacks {
   /* A decoded message from an authenticated peer; m and everything it points
@@ -96,21 +95,21 @@ struct lr_net_callbacks {
 struct lr_net_options {
   uv_loop_t *loop;
   raft_id id;
-  uint64_t cluster_id;    /* 0 with learn_cluster: take the first peer's */
+  uint64_t cluster_id; /* 0 with learn_cluster: take the first peer's */
   bool learn_cluster;
-  const char *listen;     /* "IP:PORT"; port 0 picks a free one (lr_net_port) */
-  const char *advertise;  /* the address peers dial us at; NULL: listen's */
-  const void *secret;     /* NULL: no authentication; else the shared key bytes */
+  const char *listen;    /* "IP:PORT"; port 0 picks a free one (lr_net_port) */
+  const char *advertise; /* the address peers dial us at; NULL: listen's */
+  const void *secret;    /* NULL: no authentication; else the shared key bytes */
   size_t secret_len;
-  const char *tls_cert, *tls_key, *tls_ca; /* all three, or none: no TLS */
-  uint64_t seed;          /* backoff jitter */
+  const char *tls_cert, *tls_key, *tls_ca;               /* all three, or none: no TLS */
+  uint64_t seed;                                         /* backoff jitter */
   uint32_t backoff_min_ms, backoff_max_ms, handshake_ms; /* 0: defaults */
-  uint32_t frame_max;          /* body bytes; 0: LR_WIRE_FRAME_MAX_DEFAULT */
-  uint64_t queue_bytes_max;    /* per peer; 0: default */
-  uint32_t queue_frames_max;   /* per peer; 0: default */
-  bool allow_faults;           /* lr_net_set_faults works only with this */
+  uint32_t frame_max;        /* body bytes; 0: LR_WIRE_FRAME_MAX_DEFAULT */
+  uint64_t queue_bytes_max;  /* per peer; 0: default */
+  uint32_t queue_frames_max; /* per peer; 0: default */
+  bool allow_faults;         /* lr_net_set_faults works only with this */
   struct lr_net_callbacks cb;
-  void *data;                  /* passed to the callbacks */
+  void *data; /* passed to the callbacks */
 };
 
 struct lr_net_stats {
@@ -120,10 +119,10 @@ struct lr_net_stats {
   uint64_t bad_frames;           /* unparsable frames; each closed a connection */
   uint64_t handshake_failures;   /* refused or failed handshakes, both directions */
   uint64_t bytes_sent, bytes_received;
-  uint64_t connects;             /* outbound handshakes completed */
-  uint64_t accepts;              /* inbound handshakes completed */
-  uint64_t peers_learned;        /* unknown dialers added as peers */
-  uint64_t tls_failures;         /* failed TLS handshakes or sessions */
+  uint64_t connects;      /* outbound handshakes completed */
+  uint64_t accepts;       /* inbound handshakes completed */
+  uint64_t peers_learned; /* unknown dialers added as peers */
+  uint64_t tls_failures;  /* failed TLS handshakes or sessions */
   uint32_t peers, peers_up;
 };
 

@@ -12,7 +12,7 @@
 /* The dialer's advertised address is covered too: a listener adds an
  * unknown (authenticated) dialer as a peer at that address. */
 void lr__net_mac(const struct lr_net *n, const struct conn *c, char side, raft_id dialer,
-                raft_id listener, const char *dialer_addr, uint8_t out[LR_WIRE_MAC]) {
+                 raft_id listener, const char *dialer_addr, uint8_t out[LR_WIRE_MAC]) {
   crypto_auth_hmacsha256_state st;
   uint8_t ids[24];
   for (int i = 0; i < 8; i++) {
@@ -79,13 +79,11 @@ bool lr__net_quiet(struct lr_net *n, uint64_t who, const char *reason, uint64_t 
 
 /* The suffix of a warn line about a refusal. */
 const char *lr__net_quiet_note(uint64_t repeats, char *buf, size_t len) {
-  if (repeats == 0)
-    return " (repeats of this are logged at debug level)";
+  if (repeats == 0) return " (repeats of this are logged at debug level)";
   snprintf(buf, len, " (again: %llu times since the last warning; repeats at debug level)",
            (unsigned long long)repeats);
   return buf;
 }
-
 
 /* Logs (once per who and reason, then at debug level), counts, and refuses
  * (listener side, with `refuse` sent as the reason) or closes. */
@@ -107,7 +105,7 @@ void lr__net_handshake_failed(struct conn *c, const char *refuse, const char *fm
   char note[96];
   bool repeat = lr__net_quiet(n, lr__net_who_hash(c, who), reason, &repeats);
   lr__net_logf(n, repeat ? RAFT_LOG_DEBUG : RAFT_LOG_WARN, "%s%s", line,
-        repeat ? "" : lr__net_quiet_note(repeats, note, sizeof note));
+               repeat ? "" : lr__net_quiet_note(repeats, note, sizeof note));
   if (refuse != NULL && !c->outbound) {
     struct lr_wire_buf b = {0};
     if (lr_wire_refuse_encode(refuse, &b) == 0) {
@@ -131,10 +129,8 @@ void lr__net_on_handshake_timeout(uv_timer_t *t) {
  * mismatch is written into buf, naming both ids. */
 static const char *hello_problem(const struct lr_net *n, const struct lr_wire_hello *h, char *buf,
                                  size_t buflen) {
-  if (h->magic != LR_WIRE_MAGIC)
-    return "not a luaraft peer (bad magic)";
-  if (h->proto != LR_WIRE_PROTO)
-    return "unsupported protocol version";
+  if (h->magic != LR_WIRE_MAGIC) return "not a luaraft peer (bad magic)";
+  if (h->proto != LR_WIRE_PROTO) return "unsupported protocol version";
   bool learning = n->o.cluster_id == 0 && n->o.learn_cluster && h->cluster_id != 0;
   if (h->cluster_id == 0 && n->o.cluster_id != 0) {
     snprintf(buf, buflen,
@@ -161,20 +157,22 @@ void lr__net_conn_up(struct conn *c) {
   struct lr_net *n = c->net;
   if (c->cluster != n->o.cluster_id) {
     if (n->o.cluster_id != 0) { /* learned from another connection meanwhile */
-      lr__net_handshake_failed(c, NULL, "closing %s (node %llu): cluster id mismatch: this node is in "
-                       "cluster %016llx, it in cluster %016llx", c->addr,
-                       (unsigned long long)c->remote, (unsigned long long)n->o.cluster_id,
-                       (unsigned long long)c->cluster);
+      lr__net_handshake_failed(c, NULL,
+                               "closing %s (node %llu): cluster id mismatch: this node is in "
+                               "cluster %016llx, it in cluster %016llx",
+                               c->addr, (unsigned long long)c->remote,
+                               (unsigned long long)n->o.cluster_id, (unsigned long long)c->cluster);
       return;
     }
     if (n->o.cb.cluster != NULL && !n->o.cb.cluster(n->o.data, c->cluster, c->remote)) {
-      lr__net_handshake_failed(c, NULL, "closing %s (node %llu): could not record cluster id %016llx",
-                       c->addr, (unsigned long long)c->remote, (unsigned long long)c->cluster);
+      lr__net_handshake_failed(
+          c, NULL, "closing %s (node %llu): could not record cluster id %016llx", c->addr,
+          (unsigned long long)c->remote, (unsigned long long)c->cluster);
       return;
     }
     n->o.cluster_id = c->cluster;
     lr__net_logf(n, RAFT_LOG_INFO, "learned cluster id %016llx from node %llu",
-          (unsigned long long)c->cluster, (unsigned long long)c->remote);
+                 (unsigned long long)c->cluster, (unsigned long long)c->remote);
   }
   c->state = C_UP;
   uv_timer_stop(&c->timer);
@@ -185,14 +183,13 @@ void lr__net_conn_up(struct conn *c) {
     p->up = true;
     p->backoff = n->o.backoff_min_ms;
     lr__net_logf(n, RAFT_LOG_INFO, "peer %llu (%s) is up", (unsigned long long)p->id, p->address);
-    if (n->o.cb.peer)
-      n->o.cb.peer(n->o.data, p->id, true);
+    if (n->o.cb.peer) n->o.cb.peer(n->o.data, p->id, true);
     if (c->peer != NULL) /* the callback may have removed it */
       lr__net_peer_flush(c->peer);
   } else {
     n->st.accepts++;
     lr__net_logf(n, RAFT_LOG_INFO, "peer %llu connected from %s", (unsigned long long)c->remote,
-          c->addr);
+                 c->addr);
     if (c->learn && lr__net_peer_find(n, c->remote) == NULL) {
       /* A node we did not know (one joining with --join, added by the
        * leader before our configuration says so): answer it at the address
@@ -200,8 +197,10 @@ void lr__net_conn_up(struct conn *c) {
       c->learn = false;
       if (lr_net_peer_set(n, c->remote, c->advertised) == 0) {
         n->st.peers_learned++;
-        lr__net_logf(n, RAFT_LOG_INFO, "node %llu is not a known peer: added it at its advertised "
-              "address %s", (unsigned long long)c->remote, c->advertised);
+        lr__net_logf(n, RAFT_LOG_INFO,
+                     "node %llu is not a known peer: added it at its advertised "
+                     "address %s",
+                     (unsigned long long)c->remote, c->advertised);
       }
     }
   }
@@ -219,10 +218,8 @@ void lr__net_on_hello_in(struct conn *c, const uint8_t *p, size_t len) {
   char mismatch[LR_WIRE_REASON_MAX + 1];
   const char *why = hello_problem(n, &h, mismatch, sizeof mismatch);
   c->remote = h.from; /* for the log's repetition key; checked below */
-  if (why == NULL && h.to != n->o.id)
-    why = "wrong node id (the address belongs to another node)";
-  if (why == NULL && h.from == n->o.id)
-    why = "the dialer has this node's id";
+  if (why == NULL && h.to != n->o.id) why = "wrong node id (the address belongs to another node)";
+  if (why == NULL && h.from == n->o.id) why = "the dialer has this node's id";
   struct sockaddr_storage sa;
   bool unknown = why == NULL && lr__net_peer_find(n, h.from) == NULL;
   if (unknown && (h.addr[0] == '\0' || lr__net_parse_addr(h.addr, &sa) != 0))
@@ -232,8 +229,8 @@ void lr__net_on_hello_in(struct conn *c, const uint8_t *p, size_t len) {
       !n->o.cb.learn(n->o.data, h.from, learn_why, sizeof learn_why))
     why = learn_why;
   if (why != NULL) {
-    lr__net_handshake_failed(c, why, "refused %s (node %llu): %s", c->addr, (unsigned long long)h.from,
-                     why);
+    lr__net_handshake_failed(c, why, "refused %s (node %llu): %s", c->addr,
+                             (unsigned long long)h.from, why);
     return;
   }
   c->remote = h.from;
@@ -251,8 +248,7 @@ void lr__net_on_hello_in(struct conn *c, const uint8_t *p, size_t len) {
   r.to = h.from;
   memcpy(r.nonce, c->nonce_s, LR_WIRE_NONCE);
   snprintf(r.addr, sizeof r.addr, "%s", n->self_addr);
-  if (n->auth)
-    lr__net_mac(n, c, 's', h.from, n->o.id, c->advertised, r.mac);
+  if (n->auth) lr__net_mac(n, c, 's', h.from, n->o.id, c->advertised, r.mac);
   struct lr_wire_buf b = {0};
   if (lr_wire_hello_encode(&r, &b) != 0) {
     lr_wire_buf_free(&b);
@@ -260,8 +256,7 @@ void lr__net_on_hello_in(struct conn *c, const uint8_t *p, size_t len) {
     return;
   }
   lr__net_write_raw(c, &b, false);
-  if (c->closing)
-    return;
+  if (c->closing) return;
   if (n->auth)
     c->state = C_AWAIT_AUTH;
   else
@@ -275,13 +270,15 @@ void lr__net_on_auth_in(struct conn *c, const uint8_t *p, size_t len) {
   if (lr_wire_auth_decode(p, len, got) != 0) {
     n->st.bad_frames++;
     lr__net_handshake_failed(c, "malformed auth", "refused %s (node %llu): malformed auth", c->addr,
-                     (unsigned long long)c->remote);
+                             (unsigned long long)c->remote);
     return;
   }
   lr__net_mac(n, c, 'c', c->remote, n->o.id, c->advertised, want);
   if (crypto_verify_32(got, want) != 0) {
-    lr__net_handshake_failed(c, "authentication failed", "refused %s (node %llu): authentication failed"
-                     " (wrong secret?)", c->addr, (unsigned long long)c->remote);
+    lr__net_handshake_failed(c, "authentication failed",
+                             "refused %s (node %llu): authentication failed"
+                             " (wrong secret?)",
+                             c->addr, (unsigned long long)c->remote);
     return;
   }
   lr__net_conn_up(c);
@@ -295,17 +292,16 @@ void lr__net_on_hello_out(struct conn *c, uint8_t type, const uint8_t *p, size_t
   if (type == LR_WIRE_REFUSE) {
     char reason[LR_WIRE_REASON_MAX + 1] = "?";
     lr_wire_refuse_decode(p, len, reason);
-    lr__net_handshake_failed(c, NULL, "peer %llu (%s) refused us: %s", (unsigned long long)pid, c->addr,
-                     reason);
-    if (n->o.cb.refused != NULL && pid != 0)
-      n->o.cb.refused(n->o.data, pid, reason);
+    lr__net_handshake_failed(c, NULL, "peer %llu (%s) refused us: %s", (unsigned long long)pid,
+                             c->addr, reason);
+    if (n->o.cb.refused != NULL && pid != 0) n->o.cb.refused(n->o.data, pid, reason);
     return;
   }
   struct lr_wire_hello h;
   if (type != LR_WIRE_HELLO || lr_wire_hello_decode(p, len, &h) != 0) {
     n->st.bad_frames++;
-    lr__net_handshake_failed(c, NULL, "peer %llu (%s) sent a malformed hello", (unsigned long long)pid,
-                     c->addr);
+    lr__net_handshake_failed(c, NULL, "peer %llu (%s) sent a malformed hello",
+                             (unsigned long long)pid, c->addr);
     return;
   }
   char mismatch[LR_WIRE_REASON_MAX + 1];
@@ -313,20 +309,19 @@ void lr__net_on_hello_out(struct conn *c, uint8_t type, const uint8_t *p, size_t
   if (why == NULL && (h.from != pid || h.to != n->o.id))
     why = "the address answers as another node";
   if (why != NULL) {
-    lr__net_handshake_failed(c, NULL, "peer %llu (%s): %s (it says node %llu)", (unsigned long long)pid,
-                     c->addr, why, (unsigned long long)h.from);
+    lr__net_handshake_failed(c, NULL, "peer %llu (%s): %s (it says node %llu)",
+                             (unsigned long long)pid, c->addr, why, (unsigned long long)h.from);
     return;
   }
   c->remote = pid;
-  if (c->cluster == 0)
-    c->cluster = h.cluster_id; /* a learning node's first peer */
+  if (c->cluster == 0) c->cluster = h.cluster_id; /* a learning node's first peer */
   memcpy(c->nonce_s, h.nonce, LR_WIRE_NONCE);
   if (n->auth) {
     uint8_t want[LR_WIRE_MAC], mine[LR_WIRE_MAC];
     lr__net_mac(n, c, 's', n->o.id, pid, n->self_addr, want);
     if (crypto_verify_32(h.mac, want) != 0) {
       lr__net_handshake_failed(c, NULL, "peer %llu (%s) failed authentication (wrong secret?)",
-                       (unsigned long long)pid, c->addr);
+                               (unsigned long long)pid, c->addr);
       return;
     }
     lr__net_mac(n, c, 'c', n->o.id, pid, n->self_addr, mine);
@@ -337,8 +332,7 @@ void lr__net_on_hello_out(struct conn *c, uint8_t type, const uint8_t *p, size_t
       return;
     }
     lr__net_write_raw(c, &b, false);
-    if (c->closing)
-      return;
+    if (c->closing) return;
   }
   lr__net_conn_up(c);
 }

@@ -41,15 +41,15 @@ struct conn {
   uv_connect_t connect;
   int state, handles;
   bool closing, outbound, writing;
-  struct peer *peer; /* outbound: the owner (NULL once detached) */
-  raft_id remote;    /* who is on the other end, once known */
-  bool learn;        /* inbound from a node we did not know: add it once up */
+  struct peer *peer;                       /* outbound: the owner (NULL once detached) */
+  raft_id remote;                          /* who is on the other end, once known */
+  bool learn;                              /* inbound from a node we did not know: add it once up */
   char advertised[LR_NET_ADDRESS_MAX + 1]; /* inbound: the dialer's HELLO address */
   uint8_t nonce_c[LR_WIRE_NONCE], nonce_s[LR_WIRE_NONCE];
-  uint64_t cluster; /* the cluster id this handshake speaks for */
+  uint64_t cluster;   /* the cluster id this handshake speaks for */
   struct lr_tls *tls; /* NULL without TLS */
   uint8_t *cbuf;      /* TLS: ciphertext read buffer (READ_CHUNK) */
-  uint8_t *buf; /* read buffer (plaintext) */
+  uint8_t *buf;       /* read buffer (plaintext) */
   size_t len, cap;
   uint64_t inflight_bytes;
   uint32_t inflight_frames;
@@ -90,7 +90,7 @@ struct lr_net {
   struct lr_net_stats st;
   int port;
   char self_addr[LR_NET_ADDRESS_MAX + 1]; /* advertised in our HELLOs */
-  struct lr_tls_ctx *tls; /* NULL without TLS */
+  struct lr_tls_ctx *tls;                 /* NULL without TLS */
   struct {
     uint64_t who, reason; /* hashes; reason 0: a free slot */
     uint64_t logged_ms;   /* uv_now when last logged at warn level */
@@ -111,8 +111,8 @@ struct wreq {
   uv_buf_t bufs[];
 };
 
-
-void lr__net_logf(struct lr_net *n, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void lr__net_logf(struct lr_net *n, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 uint64_t lr__net_rng_next(struct lr_net *n);
 bool lr__net_faulted(const struct lr_net *n, raft_id id);
 struct peer *lr__net_peer_find(const struct lr_net *n, raft_id id);
@@ -126,8 +126,10 @@ void lr__net_tls_failed(struct conn *c, const char *what);
 void lr__net_process(struct conn *c);
 void lr__net_conn_start(struct conn *c);
 void lr__net_peer_connect(struct peer *p);
-void lr__net_mac(const struct lr_net *n, const struct conn *c, char side, raft_id dialer, raft_id listener, const char *dialer_addr, uint8_t out[LR_WIRE_MAC]);
-void lr__net_handshake_failed(struct conn *c, const char *refuse, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void lr__net_mac(const struct lr_net *n, const struct conn *c, char side, raft_id dialer,
+                 raft_id listener, const char *dialer_addr, uint8_t out[LR_WIRE_MAC]);
+void lr__net_handshake_failed(struct conn *c, const char *refuse, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void lr__net_on_handshake_timeout(uv_timer_t *t);
 void lr__net_conn_up(struct conn *c);
 void lr__net_on_hello_in(struct conn *c, const uint8_t *p, size_t len);

@@ -43,16 +43,13 @@ void lr_wire_buf_free(struct lr_wire_buf *b) {
 }
 
 static int reserve(struct lr_wire_buf *b, size_t extra) {
-  if (b->cap - b->len >= extra)
-    return 0;
-  if (extra > SIZE_MAX / 2 - b->len)
-    return RAFT_ENOMEM;
+  if (b->cap - b->len >= extra) return 0;
+  if (extra > SIZE_MAX / 2 - b->len) return RAFT_ENOMEM;
   size_t cap = b->cap < 256 ? 256 : b->cap;
   while (cap - b->len < extra)
     cap *= 2;
   uint8_t *p = raft_realloc(b->data, cap);
-  if (p == NULL)
-    return RAFT_ENOMEM;
+  if (p == NULL) return RAFT_ENOMEM;
   b->data = p;
   b->cap = cap;
   return 0;
@@ -78,8 +75,7 @@ static uint8_t *put64(uint8_t *p, uint64_t v) {
   return p + 8;
 }
 static uint8_t *putn(uint8_t *p, const void *s, size_t n) {
-  if (n > 0)
-    memcpy(p, s, n);
+  if (n > 0) memcpy(p, s, n);
   return p + n;
 }
 
@@ -130,15 +126,13 @@ static uint64_t rd64(struct rd *r) {
 static uint32_t frame_crc(const uint8_t *hdr, const uint8_t *body, size_t len) {
   uLong c = crc32(0L, Z_NULL, 0);
   c = crc32(c, hdr + 4, 4);
-  if (len > 0)
-    c = crc32_z(c, body, len);
+  if (len > 0) c = crc32_z(c, body, len);
   return (uint32_t)c;
 }
 
 /* Reserves header + body bytes and returns where the body goes. */
 static uint8_t *frame_begin(struct lr_wire_buf *out, uint8_t type, size_t body) {
-  if (body > UINT32_MAX || reserve(out, LR_WIRE_HEADER_SIZE + body) != 0)
-    return NULL;
+  if (body > UINT32_MAX || reserve(out, LR_WIRE_HEADER_SIZE + body) != 0) return NULL;
   uint8_t *h = out->data + out->len;
   put32(h, (uint32_t)body);
   h[4] = LR_WIRE_VERSION;
@@ -159,24 +153,18 @@ int lr_wire_header_read(const uint8_t *p, size_t max_body, struct lr_wire_header
   h->type = p[5];
   h->reserved = get16(p + 6);
   h->crc = get32(p + 8);
-  if (h->version != LR_WIRE_VERSION || h->reserved != 0)
-    return RAFT_EVERSION;
-  if (h->len > max_body)
-    return RAFT_ETOOBIG;
+  if (h->version != LR_WIRE_VERSION || h->reserved != 0) return RAFT_EVERSION;
+  if (h->len > max_body) return RAFT_ETOOBIG;
   return 0;
 }
 
 /* Checks a whole frame; on success r reads its body. */
 static int frame_open(const uint8_t *p, size_t len, struct lr_wire_header *h, struct rd *r) {
-  if (len < LR_WIRE_HEADER_SIZE)
-    return RAFT_ESHORT;
+  if (len < LR_WIRE_HEADER_SIZE) return RAFT_ESHORT;
   int rv = lr_wire_header_read(p, UINT32_MAX, h);
-  if (rv != 0)
-    return rv;
-  if ((size_t)h->len != len - LR_WIRE_HEADER_SIZE)
-    return RAFT_ESHORT;
-  if (frame_crc(p, p + LR_WIRE_HEADER_SIZE, h->len) != h->crc)
-    return RAFT_ECHECKSUM;
+  if (rv != 0) return rv;
+  if ((size_t)h->len != len - LR_WIRE_HEADER_SIZE) return RAFT_ESHORT;
+  if (frame_crc(p, p + LR_WIRE_HEADER_SIZE, h->len) != h->crc) return RAFT_ECHECKSUM;
   r->p = p + LR_WIRE_HEADER_SIZE;
   r->left = h->len;
   r->bad = false;
@@ -189,8 +177,7 @@ static bool has_snap(uint8_t type) {
 }
 
 int lr_wire_encode(const struct raft_message *m, struct lr_wire_buf *out) {
-  if (m->type < 1 || m->type > RAFT_MSG_TYPE_MAX)
-    return RAFT_EMALFORMED;
+  if (m->type < 1 || m->type > RAFT_MSG_TYPE_MAX) return RAFT_EMALFORMED;
   size_t body = FIXED_SIZE;
   for (uint32_t i = 0; i < m->n_entries; i++)
     body += ENTRY_SIZE + (size_t)m->entries[i].len;
@@ -199,14 +186,12 @@ int lr_wire_encode(const struct raft_message *m, struct lr_wire_buf *out) {
     for (uint32_t i = 0; i < m->snap.config.n; i++) {
       const char *a = m->snap.config.members[i].address;
       size_t n = a ? strlen(a) : 0;
-      if (n > UINT16_MAX)
-        return RAFT_EMALFORMED;
+      if (n > UINT16_MAX) return RAFT_EMALFORMED;
       body += MEMBER_SIZE + n;
     }
   }
   uint8_t *p = frame_begin(out, m->type, body);
-  if (p == NULL)
-    return RAFT_ENOMEM;
+  if (p == NULL) return RAFT_ENOMEM;
   p = put64(p, m->from);
   p = put64(p, m->to);
   p = put64(p, m->term);
@@ -250,11 +235,9 @@ int lr_wire_encode(const struct raft_message *m, struct lr_wire_buf *out) {
 }
 
 static int grow(void **arr, uint32_t *cap, uint32_t need, size_t size) {
-  if (need <= *cap)
-    return 0;
+  if (need <= *cap) return 0;
   void *p = raft_realloc(*arr, size * need);
-  if (p == NULL)
-    return RAFT_ENOMEM;
+  if (p == NULL) return RAFT_ENOMEM;
   *arr = p;
   *cap = need;
   return 0;
@@ -270,16 +253,13 @@ void lr_wire_scratch_free(struct lr_wire_scratch *s) {
 static int decode_members(struct rd *r, uint32_t n, struct raft_message *m,
                           struct lr_wire_scratch *s) {
   /* Each member takes at least MEMBER_SIZE bytes: checked before allocating. */
-  if (n > r->left / MEMBER_SIZE)
-    return RAFT_EMALFORMED;
-  if (grow((void **)&s->members, &s->members_cap, n, sizeof *s->members) != 0)
-    return RAFT_ENOMEM;
+  if (n > r->left / MEMBER_SIZE) return RAFT_EMALFORMED;
+  if (grow((void **)&s->members, &s->members_cap, n, sizeof *s->members) != 0) return RAFT_ENOMEM;
   /* Addresses (plus a NUL each) fit in what is left of the body. */
   size_t strs = r->left + n;
   if (strs > s->strs_cap) {
     char *p = raft_realloc(s->strs, strs);
-    if (p == NULL)
-      return RAFT_ENOMEM;
+    if (p == NULL) return RAFT_ENOMEM;
     s->strs = p;
     s->strs_cap = strs;
   }
@@ -309,10 +289,8 @@ int lr_wire_decode(const uint8_t *p, size_t len, struct raft_message *m,
   struct lr_wire_header h;
   struct rd r;
   int rv = frame_open(p, len, &h, &r);
-  if (rv != 0)
-    return rv;
-  if (h.type < 1 || h.type > RAFT_MSG_TYPE_MAX)
-    return RAFT_ETYPE;
+  if (rv != 0) return rv;
+  if (h.type < 1 || h.type > RAFT_MSG_TYPE_MAX) return RAFT_ETYPE;
   m->type = h.type;
   m->from = rd64(&r);
   m->to = rd64(&r);
@@ -329,8 +307,7 @@ int lr_wire_decode(const uint8_t *p, size_t len, struct raft_message *m,
     return RAFT_EMALFORMED;
   m->reject = flags & F_REJECT;
   m->done = flags & F_DONE;
-  if (grow((void **)&s->entries, &s->entries_cap, n, sizeof *s->entries) != 0)
-    return RAFT_ENOMEM;
+  if (grow((void **)&s->entries, &s->entries_cap, n, sizeof *s->entries) != 0) return RAFT_ENOMEM;
   for (uint32_t i = 0; i < n; i++) {
     struct raft_entry *e = &s->entries[i];
     e->index = rd64(&r);
@@ -338,8 +315,7 @@ int lr_wire_decode(const uint8_t *p, size_t len, struct raft_message *m,
     e->type = rd8(&r);
     e->len = rd32(&r);
     e->data = (uint8_t *)take(&r, e->len);
-    if (r.bad || e->type < RAFT_ENTRY_NORMAL || e->type > RAFT_ENTRY_CONFIG)
-      return RAFT_EMALFORMED;
+    if (r.bad || e->type < RAFT_ENTRY_NORMAL || e->type > RAFT_ENTRY_CONFIG) return RAFT_EMALFORMED;
   }
   m->entries = n ? s->entries : NULL;
   m->n_entries = n;
@@ -351,28 +327,22 @@ int lr_wire_decode(const uint8_t *p, size_t len, struct raft_message *m,
     m->total = rd64(&r);
     uint32_t nm = rd32(&r);
     m->chunk_len = rd32(&r);
-    if (r.bad)
-      return RAFT_EMALFORMED;
-    if ((rv = decode_members(&r, nm, m, s)) != 0)
-      return rv;
+    if (r.bad) return RAFT_EMALFORMED;
+    if ((rv = decode_members(&r, nm, m, s)) != 0) return rv;
     m->chunk = take(&r, m->chunk_len);
-    if (r.bad)
-      return RAFT_EMALFORMED;
+    if (r.bad) return RAFT_EMALFORMED;
   }
-  if (r.left != 0)
-    return RAFT_EMALFORMED; /* trailing bytes */
+  if (r.left != 0) return RAFT_EMALFORMED; /* trailing bytes */
   return 0;
 }
 
 /* ---- handshake frames ----------------------------------------------------------------- */
 int lr_wire_hello_encode(const struct lr_wire_hello *h, struct lr_wire_buf *out) {
   size_t alen = strnlen(h->addr, LR_WIRE_ADDR_MAX + 1);
-  if (alen > LR_WIRE_ADDR_MAX)
-    return RAFT_EMALFORMED;
+  if (alen > LR_WIRE_ADDR_MAX) return RAFT_EMALFORMED;
   size_t body = LR_WIRE_HELLO_SIZE + 2 + alen;
   uint8_t *p = frame_begin(out, LR_WIRE_HELLO, body);
-  if (p == NULL)
-    return RAFT_ENOMEM;
+  if (p == NULL) return RAFT_ENOMEM;
   p = put32(p, h->magic);
   p = put16(p, h->proto);
   p = put16(p, h->flags);
@@ -389,8 +359,7 @@ int lr_wire_hello_encode(const struct lr_wire_hello *h, struct lr_wire_buf *out)
 
 int lr_wire_auth_encode(const uint8_t mac[LR_WIRE_MAC], struct lr_wire_buf *out) {
   uint8_t *p = frame_begin(out, LR_WIRE_AUTH, LR_WIRE_MAC);
-  if (p == NULL)
-    return RAFT_ENOMEM;
+  if (p == NULL) return RAFT_ENOMEM;
   putn(p, mac, LR_WIRE_MAC);
   frame_end(out, LR_WIRE_MAC);
   return 0;
@@ -398,11 +367,9 @@ int lr_wire_auth_encode(const uint8_t mac[LR_WIRE_MAC], struct lr_wire_buf *out)
 
 int lr_wire_refuse_encode(const char *reason, struct lr_wire_buf *out) {
   size_t n = strlen(reason);
-  if (n > LR_WIRE_REASON_MAX)
-    n = LR_WIRE_REASON_MAX;
+  if (n > LR_WIRE_REASON_MAX) n = LR_WIRE_REASON_MAX;
   uint8_t *p = frame_begin(out, LR_WIRE_REFUSE, n);
-  if (p == NULL)
-    return RAFT_ENOMEM;
+  if (p == NULL) return RAFT_ENOMEM;
   putn(p, reason, n);
   frame_end(out, n);
   return 0;
@@ -411,18 +378,15 @@ int lr_wire_refuse_encode(const char *reason, struct lr_wire_buf *out) {
 static int open_typed(const uint8_t *p, size_t len, uint8_t type, struct rd *r) {
   struct lr_wire_header h;
   int rv = frame_open(p, len, &h, r);
-  if (rv != 0)
-    return rv;
+  if (rv != 0) return rv;
   return h.type == type ? 0 : RAFT_ETYPE;
 }
 
 int lr_wire_hello_decode(const uint8_t *p, size_t len, struct lr_wire_hello *h) {
   struct rd r;
   int rv = open_typed(p, len, LR_WIRE_HELLO, &r);
-  if (rv != 0)
-    return rv;
-  if (r.left < LR_WIRE_HELLO_SIZE + 2)
-    return RAFT_EMALFORMED;
+  if (rv != 0) return rv;
+  if (r.left < LR_WIRE_HELLO_SIZE + 2) return RAFT_EMALFORMED;
   h->magic = rd32(&r);
   h->proto = rd16(&r);
   h->flags = rd16(&r);
@@ -432,8 +396,7 @@ int lr_wire_hello_decode(const uint8_t *p, size_t len, struct lr_wire_hello *h) 
   memcpy(h->nonce, take(&r, LR_WIRE_NONCE), LR_WIRE_NONCE);
   memcpy(h->mac, take(&r, LR_WIRE_MAC), LR_WIRE_MAC);
   size_t alen = rd16(&r);
-  if (alen > LR_WIRE_ADDR_MAX || r.left != alen)
-    return RAFT_EMALFORMED;
+  if (alen > LR_WIRE_ADDR_MAX || r.left != alen) return RAFT_EMALFORMED;
   const uint8_t *a = take(&r, alen);
   for (size_t i = 0; i < alen; i++)
     if (a[i] < 0x21 || a[i] > 0x7e)
@@ -446,10 +409,8 @@ int lr_wire_hello_decode(const uint8_t *p, size_t len, struct lr_wire_hello *h) 
 int lr_wire_auth_decode(const uint8_t *p, size_t len, uint8_t mac[LR_WIRE_MAC]) {
   struct rd r;
   int rv = open_typed(p, len, LR_WIRE_AUTH, &r);
-  if (rv != 0)
-    return rv;
-  if (r.left != LR_WIRE_MAC)
-    return RAFT_EMALFORMED;
+  if (rv != 0) return rv;
+  if (r.left != LR_WIRE_MAC) return RAFT_EMALFORMED;
   memcpy(mac, r.p, LR_WIRE_MAC);
   return 0;
 }
@@ -457,10 +418,8 @@ int lr_wire_auth_decode(const uint8_t *p, size_t len, uint8_t mac[LR_WIRE_MAC]) 
 int lr_wire_refuse_decode(const uint8_t *p, size_t len, char *reason) {
   struct rd r;
   int rv = open_typed(p, len, LR_WIRE_REFUSE, &r);
-  if (rv != 0)
-    return rv;
-  if (r.left > LR_WIRE_REASON_MAX)
-    return RAFT_EMALFORMED;
+  if (rv != 0) return rv;
+  if (r.left > LR_WIRE_REASON_MAX) return RAFT_EMALFORMED;
   for (size_t i = 0; i < r.left; i++)
     reason[i] = (r.p[i] >= 0x20 && r.p[i] < 0x7f) ? (char)r.p[i] : '?';
   reason[r.left] = '\0';

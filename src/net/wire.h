@@ -101,7 +101,7 @@ struct lr_wire_hello {
   uint64_t cluster_id;
   raft_id from, to;
   uint8_t nonce[LR_WIRE_NONCE];
-  uint8_t mac[LR_WIRE_MAC]; /* zero unless the sender proves the key */
+  uint8_t mac[LR_WIRE_MAC];        /* zero unless the sender proves the key */
   char addr[LR_WIRE_ADDR_MAX + 1]; /* the sender's peer address, "" if none */
 };
 /* Body: the fixed part (LR_WIRE_HELLO_SIZE bytes), then addr_len (u16) and

@@ -6,7 +6,9 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline void lr__put8(char *p, uint8_t v) { p[0] = (char)v; }
+static inline void lr__put8(char *p, uint8_t v) {
+  p[0] = (char)v;
+}
 static inline void lr__put16(char *p, uint16_t v) {
   p[0] = (char)(v & 0xff);
   p[1] = (char)(v >> 8);
@@ -23,14 +25,16 @@ static inline void lr__put32(char *p, uint32_t v) {
     memcpy(p, &v, 4);
     return;
   }
-  for (int i = 0; i < 4; i++) p[i] = (char)(v >> (8 * i));
+  for (int i = 0; i < 4; i++)
+    p[i] = (char)(v >> (8 * i));
 }
 static inline void lr__put64(char *p, uint64_t v) {
   if (LR__LITTLE_ENDIAN) {
     memcpy(p, &v, 8);
     return;
   }
-  for (int i = 0; i < 8; i++) p[i] = (char)(v >> (8 * i));
+  for (int i = 0; i < 8; i++)
+    p[i] = (char)(v >> (8 * i));
 }
 
 /* A strict reader: every get fails once the input is exhausted. */
@@ -67,7 +71,8 @@ static inline uint64_t lr__getn(struct lr__rd *r, int bytes) {
     memcpy(&w, p, 4);
     return w;
   }
-  for (int i = 0; i < bytes; i++) v |= (uint64_t)p[i] << (8 * i);
+  for (int i = 0; i < bytes; i++)
+    v |= (uint64_t)p[i] << (8 * i);
   return v;
 }
 

@@ -26,7 +26,8 @@ void lr__sm_digest_make(struct lr__sm_digest *d, const char *p, size_t n) {
     return;
   }
   uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
   d->len = (uint8_t)snprintf(d->d, sizeof d->d, "#%016llx", (unsigned long long)h);
 }
 
@@ -41,8 +42,10 @@ static struct lr__sm_ckpt *slot(struct lr__sm_digests *t, raft_index index, bool
   for (int i = 0; i < LR__SM_CKPTS; i++) {
     struct lr__sm_ckpt *c = &t->ck[i];
     if (c->index == index) return c;
-    if (c->index == 0) free_ = c;
-    else if (oldest == NULL || c->index < oldest->index) oldest = c;
+    if (c->index == 0)
+      free_ = c;
+    else if (oldest == NULL || c->index < oldest->index)
+      oldest = c;
   }
   if (!create) return NULL;
   struct lr__sm_ckpt *c = free_;
@@ -55,8 +58,7 @@ static struct lr__sm_ckpt *slot(struct lr__sm_digests *t, raft_index index, bool
   return c;
 }
 
-void lr__sm_digest_own(struct lr__sm_digests *t, raft_index index,
-                       const struct lr__sm_digest *d) {
+void lr__sm_digest_own(struct lr__sm_digests *t, raft_index index, const struct lr__sm_digest *d) {
   struct lr__sm_ckpt *c = slot(t, index, true);
   if (c == NULL) return; /* UNTESTED: cannot happen, index only grows */
   c->own = *d;
@@ -85,7 +87,8 @@ static const struct lr__sm_digest *majority(const struct lr__sm_digests *t,
   uint32_t need = t->voters / 2 + 1;
   for (uint32_t i = 0; i < c->n; i++) {
     uint32_t k = 0;
-    for (uint32_t j = 0; j < c->n; j++) k += same(&c->r[i].d, &c->r[j].d);
+    for (uint32_t j = 0; j < c->n; j++)
+      k += same(&c->r[i].d, &c->r[j].d);
     if (k >= need) return &c->r[i].d;
   }
   return NULL;
@@ -117,4 +120,3 @@ bool lr__sm_digest_report(struct lr__sm_digests *t, raft_index index, uint64_t n
   t->div_majority = *m;
   return true;
 }
-

@@ -39,8 +39,8 @@
 
 #define STASH "luaraft.sandbox" /* registry: group bit -> { {lib, name, value}, ... } */
 
-static const char *const group_names[] = {"os", "io", "pairs", "random", "load", "debug", "gc",
-                                          NULL};
+static const char *const group_names[] = {"os",   "io",    "pairs", "random",
+                                          "load", "debug", "gc",    NULL};
 
 /* ---- keeping the originals ------------------------------------------------ */
 /* Pushes package.loaded[lib] ("_G" is the global table). */
@@ -102,8 +102,7 @@ static void forbid(lua_State *L, int g, const char *lib, const char *name, const
   swap_in(L, g, lib, name);
 }
 
-static const char *const WHY_TIME =
-    "use meta.time (the leader's clock, the same on every replica)";
+static const char *const WHY_TIME = "use meta.time (the leader's clock, the same on every replica)";
 static const char *const WHY_WORLD =
     "it acts on the outside world, which differs between nodes; do that outside the state "
     "machine (in the code that calls raft.*)";
@@ -113,8 +112,10 @@ static const char *const WHY_WORLD =
 static int det_date(lua_State *L) {
   const char *fmt = luaL_optstring(L, 1, "%c");
   if (fmt[0] != '!' || lua_type(L, 2) != LUA_TNUMBER)
-    return luaL_error(L, "os.date is not available in a state machine (only as os.date(\"!...\", "
-                      "t) with an explicit time): %s", WHY_TIME);
+    return luaL_error(L,
+                      "os.date is not available in a state machine (only as os.date(\"!...\", "
+                      "t) with an explicit time): %s",
+                      WHY_TIME);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
   lua_call(L, lua_gettop(L) - 1, 1);
@@ -128,9 +129,10 @@ static void guard_os(lua_State *L) {
          "between replicas");
   forbid(L, LR__SM_G_OS, "os", "getenv",
          "the environment differs between nodes; pass settings in commands or in the script");
-  static const char *const world[] = {"execute", "remove", "rename", "tmpname", "exit",
-                                      "setlocale", NULL};
-  for (int i = 0; world[i]; i++) forbid(L, LR__SM_G_OS, "os", world[i], WHY_WORLD);
+  static const char *const world[] = {"execute", "remove",    "rename", "tmpname",
+                                      "exit",    "setlocale", NULL};
+  for (int i = 0; world[i]; i++)
+    forbid(L, LR__SM_G_OS, "os", world[i], WHY_WORLD);
   push_orig(L, "os", "date");
   lua_pushcclosure(L, det_date, 1);
   swap_in(L, LR__SM_G_OS, "os", "date");
@@ -138,9 +140,11 @@ static void guard_os(lua_State *L) {
 
 /* The io proxy: any field raises. */
 static int io_index(lua_State *L) {
-  return luaL_error(L, "io.%s is not available in a state machine: files and streams differ "
+  return luaL_error(L,
+                    "io.%s is not available in a state machine: files and streams differ "
                     "between nodes; keep the state in Lua tables and persist it with "
-                    "snapshot/restore (raft.encode)", luaL_optstring(L, 2, "?"));
+                    "snapshot/restore (raft.encode)",
+                    luaL_optstring(L, 2, "?"));
 }
 
 static void guard_io(lua_State *L) {
@@ -169,8 +173,10 @@ static int det_load(lua_State *L) {
   int n = lua_gettop(L);
   const char *mode = luaL_optstring(L, 3, "t");
   if (strcmp(mode, "t") != 0)
-    return luaL_error(L, "load of binary chunks is not available in a state machine (mode \"%s\"): "
-                      "bytecode can break the sandbox; load text only (mode \"t\")", mode);
+    return luaL_error(L,
+                      "load of binary chunks is not available in a state machine (mode \"%s\"): "
+                      "bytecode can break the sandbox; load text only (mode \"t\")",
+                      mode);
   if (n < 3) lua_settop(L, n = 3);
   lua_pushliteral(L, "t");
   lua_replace(L, 3);
@@ -222,11 +228,11 @@ static void guard_load(lua_State *L) {
 
 /* ---- debug and gc -------------------------------------------------------- */
 static void guard_debug(lua_State *L) {
-  static const char *const names[] = {"debug", "gethook", "getlocal", "getmetatable",
-                                      "getregistry", "getupvalue", "getuservalue",
-                                      "sethook", "setlocal", "setmetatable", "setupvalue",
-                                      "setuservalue", "upvalueid", "upvaluejoin",
-                                      "setcstacklimit", NULL};
+  static const char *const names[] = {
+      "debug",       "gethook",      "getlocal",       "getmetatable",
+      "getregistry", "getupvalue",   "getuservalue",   "sethook",
+      "setlocal",    "setmetatable", "setupvalue",     "setuservalue",
+      "upvalueid",   "upvaluejoin",  "setcstacklimit", NULL};
   for (int i = 0; names[i]; i++) {
     push_orig(L, "debug", names[i]);
     bool present = !lua_isnil(L, -1);
@@ -241,9 +247,11 @@ static void guard_debug(lua_State *L) {
 static int det_collectgarbage(lua_State *L) {
   const char *opt = luaL_optstring(L, 1, "collect");
   if (strcmp(opt, "count") != 0)
-    return luaL_error(L, "collectgarbage(\"%s\") is not available in a state machine: "
+    return luaL_error(L,
+                      "collectgarbage(\"%s\") is not available in a state machine: "
                       "collection points differ between replicas (finalizers, weak tables); "
-                      "only collectgarbage(\"count\") is", opt);
+                      "only collectgarbage(\"count\") is",
+                      opt);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushliteral(L, "count");
   lua_call(L, 1, 1);
@@ -277,8 +285,8 @@ static int det_random(lua_State *L) {
 static int det_randomseed(lua_State *L) {
   if (lua_gettop(L) == 0)
     return luaL_error(L, "math.randomseed() without a seed is not available in a state machine: "
-                      "it seeds from the clock; math.random is already seeded from the entry "
-                      "(the same on every replica), or pass a seed");
+                         "it seeds from the clock; math.random is already seeded from the entry "
+                         "(the same on every replica), or pass a seed");
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
   lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
@@ -317,8 +325,10 @@ static int classify(lua_State *L, int idx, struct okey *k) {
   case LUA_TNUMBER:
     k->type = 1;
     k->isint = lua_isinteger(L, idx);
-    if (k->isint) k->i = lua_tointeger(L, idx);
-    else k->f = lua_tonumber(L, idx);
+    if (k->isint)
+      k->i = lua_tointeger(L, idx);
+    else
+      k->f = lua_tonumber(L, idx);
     return 0;
   case LUA_TSTRING:
     k->type = 2;
@@ -357,10 +367,13 @@ static int okey_cmp(const struct okey *a, const struct okey *b) {
   }
 }
 
-static int okey_qcmp(const void *a, const void *b) { return okey_cmp(a, b); }
+static int okey_qcmp(const void *a, const void *b) {
+  return okey_cmp(a, b);
+}
 
 static int unorderable(lua_State *L, const char *fn, int idx) {
-  return luaL_error(L, "%s: a key of type %s has no order that is the same on every replica "
+  return luaL_error(L,
+                    "%s: a key of type %s has no order that is the same on every replica "
                     "(it would iterate differently on each node); use string or number keys, "
                     "or relax the guard with unsafe = { pairs = \"raw\" }",
                     fn, luaL_typename(L, idx));
@@ -406,7 +419,7 @@ static int det_pairs(lua_State *L) {
     lua_pop(L, 1);
     n++;
   }
-  lua_createtable(L, (int)n, 0); /* 2: the keys */
+  lua_createtable(L, (int)n, 0);                                             /* 2: the keys */
   struct okey *r = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *r, 0); /* 3 */
   lua_Integer i = 0;
   lua_pushnil(L);
@@ -516,22 +529,30 @@ static void sort_merge(lua_State *L, int src, int dst, lua_Integer lo, lua_Integ
                        lua_Integer hi, bool has_cmp) {
   lua_Integer i = lo, j = mid + 1, k = lo;
   int top = lua_gettop(L);
-  if (i <= mid) lua_rawgeti(L, src, i); /* top + 1: left head */
-  else lua_pushnil(L);
-  if (j <= hi) lua_rawgeti(L, src, j);  /* top + 2: right head */
-  else lua_pushnil(L);
+  if (i <= mid)
+    lua_rawgeti(L, src, i); /* top + 1: left head */
+  else
+    lua_pushnil(L);
+  if (j <= hi)
+    lua_rawgeti(L, src, j); /* top + 2: right head */
+  else
+    lua_pushnil(L);
   while (i <= mid && j <= hi) {
     if (sort_less(L, top + 2, top + 1, has_cmp)) {
       lua_pushvalue(L, top + 2);
       lua_rawseti(L, dst, k++);
-      if (++j <= hi) lua_rawgeti(L, src, j);
-      else lua_pushnil(L);
+      if (++j <= hi)
+        lua_rawgeti(L, src, j);
+      else
+        lua_pushnil(L);
       lua_replace(L, top + 2);
     } else {
       lua_pushvalue(L, top + 1);
       lua_rawseti(L, dst, k++);
-      if (++i <= mid) lua_rawgeti(L, src, i);
-      else lua_pushnil(L);
+      if (++i <= mid)
+        lua_rawgeti(L, src, i);
+      else
+        lua_pushnil(L);
       lua_replace(L, top + 1);
     }
   }

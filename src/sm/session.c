@@ -7,7 +7,8 @@
 
 static uint64_t hash(const char *p, size_t n) {
   uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
   return h;
 }
 
@@ -35,7 +36,7 @@ void lr__sm_sessions_free(struct lr__sm_sessions *t) {
 }
 
 struct lr__sm_session *lr__sm_sessions_get(struct lr__sm_sessions *t, const char *client,
-                                     size_t len) {
+                                           size_t len) {
   if (t->nbuckets == 0) return NULL;
   struct lr__sm_session *s = t->buckets[hash(client, len) & (t->nbuckets - 1)];
   for (; s != NULL; s = s->hnext)
@@ -44,20 +45,28 @@ struct lr__sm_session *lr__sm_sessions_get(struct lr__sm_sessions *t, const char
 }
 
 static void list_unlink(struct lr__sm_sessions *t, struct lr__sm_session *s) {
-  if (s->prev) s->prev->next = s->next; else t->oldest = s->next;
-  if (s->next) s->next->prev = s->prev; else t->newest = s->prev;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    t->oldest = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
+  else
+    t->newest = s->prev;
   s->prev = s->next = NULL;
 }
 
 static void list_append(struct lr__sm_sessions *t, struct lr__sm_session *s) {
   s->prev = t->newest;
   s->next = NULL;
-  if (t->newest) t->newest->next = s; else t->oldest = s;
+  if (t->newest)
+    t->newest->next = s;
+  else
+    t->oldest = s;
   t->newest = s;
 }
 
-void lr__sm_sessions_touch(struct lr__sm_sessions *t, struct lr__sm_session *s,
-                        uint64_t index) {
+void lr__sm_sessions_touch(struct lr__sm_sessions *t, struct lr__sm_session *s, uint64_t index) {
   s->last_index = index;
   if (t->newest == s) return;
   list_unlink(t, s);
@@ -66,7 +75,8 @@ void lr__sm_sessions_touch(struct lr__sm_sessions *t, struct lr__sm_session *s,
 
 static void hash_remove(struct lr__sm_sessions *t, struct lr__sm_session *s) {
   struct lr__sm_session **pp = &t->buckets[hash(s->client, s->client_len) & (t->nbuckets - 1)];
-  while (*pp != s) pp = &(*pp)->hnext;
+  while (*pp != s)
+    pp = &(*pp)->hnext;
   *pp = s->hnext;
 }
 
@@ -86,9 +96,8 @@ static int grow(struct lr__sm_sessions *t) {
   return 0;
 }
 
-int lr__sm_sessions_put(struct lr__sm_sessions *t, const char *client, size_t len,
-                     uint64_t seq, uint64_t index, int status, const char *res,
-                     size_t res_len) {
+int lr__sm_sessions_put(struct lr__sm_sessions *t, const char *client, size_t len, uint64_t seq,
+                        uint64_t index, int status, const char *res, size_t res_len) {
   char *copy = raft_malloc(res_len ? res_len : 1);
   if (copy == NULL) return -1;
   memcpy(copy, res, res_len);

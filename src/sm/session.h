@@ -15,8 +15,8 @@ struct lr__sm_session {
   char *client;
   size_t client_len;
   uint64_t seq, last_index;
-  int status;      /* LR_SM_OK / LR_SM_APPLY_ERROR / LR_SM_BAD_REQUEST */
-  char *result;    /* the saved result bytes or error message */
+  int status;   /* LR_SM_OK / LR_SM_APPLY_ERROR / LR_SM_BAD_REQUEST */
+  char *result; /* the saved result bytes or error message */
   size_t result_len;
   struct lr__sm_session *hnext;       /* hash chain */
   struct lr__sm_session *prev, *next; /* last-used order, oldest first */
@@ -32,14 +32,12 @@ struct lr__sm_sessions {
 void lr__sm_sessions_init(struct lr__sm_sessions *t, uint32_t max);
 void lr__sm_sessions_free(struct lr__sm_sessions *t);
 struct lr__sm_session *lr__sm_sessions_get(struct lr__sm_sessions *t, const char *client,
-                                     size_t len);
+                                           size_t len);
 /* Moves s to the newest end with last_index = index. */
-void lr__sm_sessions_touch(struct lr__sm_sessions *t, struct lr__sm_session *s,
-                        uint64_t index);
+void lr__sm_sessions_touch(struct lr__sm_sessions *t, struct lr__sm_session *s, uint64_t index);
 /* Records seq's result for client (creating the session, expiring the oldest
  * when full). -1: no memory. */
-int lr__sm_sessions_put(struct lr__sm_sessions *t, const char *client, size_t len,
-                     uint64_t seq, uint64_t index, int status, const char *res,
-                     size_t res_len);
+int lr__sm_sessions_put(struct lr__sm_sessions *t, const char *client, size_t len, uint64_t seq,
+                        uint64_t index, int status, const char *res, size_t res_len);
 
 #endif

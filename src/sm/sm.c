@@ -13,16 +13,20 @@
 #include "sm/session.h"
 #include "sm/sm_int.h"
 
-
-
 const char *lr_sm_code(int status) {
   switch (status) {
-  case LR_SM_OK: return "ok";
-  case LR_SM_APPLY_ERROR: return "apply_error";
-  case LR_SM_BAD_REQUEST: return "bad_request";
-  case LR_SM_HALTED: return "stopped";
-  case LR_SM_TOO_LARGE: return "too_large";
-  default: return "none";
+  case LR_SM_OK:
+    return "ok";
+  case LR_SM_APPLY_ERROR:
+    return "apply_error";
+  case LR_SM_BAD_REQUEST:
+    return "bad_request";
+  case LR_SM_HALTED:
+    return "stopped";
+  case LR_SM_TOO_LARGE:
+    return "too_large";
+  default:
+    return "none";
   }
 }
 
@@ -30,8 +34,7 @@ const char *lr_sm_code(int status) {
  * the message is the same on every replica. */
 static int msghandler(lua_State *L) {
   if (lua_type(L, 1) == LUA_TSTRING) return 1;
-  if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-    return 1;
+  if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
   lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   return 1;
 }
@@ -46,8 +49,7 @@ static char *dup_mem(const char *p, size_t n) {
 
 static int panic(lua_State *L) {
   const char *msg = lua_tostring(L, -1);
-  fprintf(stderr, "luaraft: PANIC: unprotected error in a state machine (%s)\n",
-          msg ? msg : "?");
+  fprintf(stderr, "luaraft: PANIC: unprotected error in a state machine (%s)\n", msg ? msg : "?");
   return 0; /* abort() follows */
 }
 
@@ -57,8 +59,10 @@ static void warn_off(void *ud, const char *msg, int tocont) {
 
 /* ---- halting ------------------------------------------------------------- */
 static void sm_log(struct lr_sm *sm, int level, const char *msg) {
-  if (sm->o.log) sm->o.log(sm->o.log_ud, level, msg);
-  else fprintf(stderr, "luaraft: node %llu: %s\n", (unsigned long long)sm->o.id, msg);
+  if (sm->o.log)
+    sm->o.log(sm->o.log_ud, level, msg);
+  else
+    fprintf(stderr, "luaraft: node %llu: %s\n", (unsigned long long)sm->o.id, msg);
 }
 
 void lr__sm_halt(struct lr_sm *sm, bool memory, const char *fmt, ...) {
@@ -76,13 +80,16 @@ void lr__sm_halt(struct lr_sm *sm, bool memory, const char *fmt, ...) {
 
 static void halt_memory(struct lr_sm *sm) {
   if (sm->in_state) {
-    lr__sm_halt(sm, true, "out of memory in the Lua state the state machine table runs in; this node "
-         "stops applying; restart the node");
+    lr__sm_halt(sm, true,
+                "out of memory in the Lua state the state machine table runs in; this node "
+                "stops applying; restart the node");
     return;
   }
-  lr__sm_halt(sm, true, "memory limit reached: the Lua state needs more than %llu bytes (memory_max); "
-       "this is not deterministic, so this node stops applying; raise memory_max or fix the "
-       "state machine, then restart the node", (unsigned long long)sm->mem->max);
+  lr__sm_halt(sm, true,
+              "memory limit reached: the Lua state needs more than %llu bytes (memory_max); "
+              "this is not deterministic, so this node stops applying; raise memory_max or fix the "
+              "state machine, then restart the node",
+              (unsigned long long)sm->mem->max);
 }
 
 /* ---- the instruction budget ---------------------------------------------- */
@@ -96,8 +103,10 @@ static void budget_charge(lua_State *L, struct lr__sm_ctx *c, lua_Hook hook) {
   c->budget_hit = true;
   lua_sethook(L, hook, LUA_MASKCOUNT, 1);
   luaL_where(L, 0);
-  lua_pushfstring(L, "instruction budget exceeded: more than %I Lua instructions in one call "
-                  "(apply_budget)", (lua_Integer)c->budget);
+  lua_pushfstring(L,
+                  "instruction budget exceeded: more than %I Lua instructions in one call "
+                  "(apply_budget)",
+                  (lua_Integer)c->budget);
   lua_concat(L, 2);
   lua_error(L);
 }
@@ -245,8 +254,8 @@ static int init_slots(lua_State *L, struct lr_sm *sm) {
   if (!lua_isfunction(L, -1)) goto bad;
   /* in-state mode: no sandbox, so nothing to lift (`unsafe` is ignored) */
   sm->guards = sm->in_state ? 0 : lr__sm_sandbox_relax(L, S_TABLE);
-  lua_createtable(L, 0, 3); /* S_META */
-  lua_getfield(L, S_TABLE, "query"); /* S_QUERY */
+  lua_createtable(L, 0, 3);           /* S_META */
+  lua_getfield(L, S_TABLE, "query");  /* S_QUERY */
   lua_getfield(L, S_TABLE, "digest"); /* S_DIGEST */
   if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
     return luaL_error(L, "state machine: digest must be a function returning a string");
@@ -301,8 +310,7 @@ void lr__sm_close_state(lua_State *L, struct lr__sm_mem *mem) {
 
 /* A fresh guarded Lua state with the script loaded; *memp gets its
  * allocator. NULL with err (and maybe the runner halted: memory). */
-lua_State *lr__sm_new_state(struct lr_sm *sm, struct lr__sm_mem **memp, char *err,
-                             size_t errlen) {
+lua_State *lr__sm_new_state(struct lr_sm *sm, struct lr__sm_mem **memp, char *err, size_t errlen) {
   struct lr__sm_mem *mem = raft_malloc(sizeof *mem);
   if (mem == NULL) {
     snprintf(err, errlen, "cannot create a Lua state: not enough memory");
@@ -350,8 +358,7 @@ lua_State *lr__sm_new_state(struct lr_sm *sm, struct lr__sm_mem **memp, char *er
   return L;
 }
 
-int lr_sm_new(const struct lr_sm_options *o, struct lr_sm **out, char *err,
-              size_t errlen) {
+int lr_sm_new(const struct lr_sm_options *o, struct lr_sm **out, char *err, size_t errlen) {
   struct lr_sm *sm = raft_malloc(sizeof *sm);
   if (sm == NULL) goto nomem;
   memset(sm, 0, sizeof *sm);
@@ -428,8 +435,8 @@ void lr_sm_free(struct lr_sm *sm) {
   raft_free(sm);
 }
 
-static void set_result(struct lr_sm *sm, struct lr_sm_result *res, int status,
-                       const char *p, size_t n) {
+static void set_result(struct lr_sm *sm, struct lr_sm_result *res, int status, const char *p,
+                       size_t n) {
   sm->out.len = 0;
   if (n > 0 && lr_buf_append(&sm->out, p, n) != 0) n = 0; /* UNTESTED: OOM */
   res->status = status;
@@ -437,8 +444,8 @@ static void set_result(struct lr_sm *sm, struct lr_sm_result *res, int status,
   res->len = n;
 }
 
-static void set_message(struct lr_sm *sm, struct lr_sm_result *res, int status,
-                        const char *fmt, const char *arg) {
+static void set_message(struct lr_sm *sm, struct lr_sm_result *res, int status, const char *fmt,
+                        const char *arg) {
   char msg[512];
   snprintf(msg, sizeof msg, fmt, arg);
   set_result(sm, res, status, msg, strlen(msg));
@@ -507,8 +514,7 @@ static void set_meta(lua_State *L, const struct raft_entry *e, uint64_t time_ms)
 }
 
 /* Calls apply(cmd, meta) with the decoded command; fills res. */
-static void call_apply(struct lr_sm *sm, const struct raft_entry *e,
-                       struct lr_sm_result *res) {
+static void call_apply(struct lr_sm *sm, const struct raft_entry *e, struct lr_sm_result *res) {
   lua_State *L = sm->L;
   char err[256];
   uint64_t hard = sm->mem->hard;
@@ -550,7 +556,8 @@ static void call_apply(struct lr_sm *sm, const struct raft_entry *e,
   int enc = encode_result(sm, res, err, sizeof err);
   lua_settop(L, S_TOP);
   if (enc < 0) {
-    set_message(sm, res, LR_SM_APPLY_ERROR, "apply returned a result that cannot be encoded: %s", err);
+    set_message(sm, res, LR_SM_APPLY_ERROR, "apply returned a result that cannot be encoded: %s",
+                err);
     return;
   }
   if (enc > 0) return; /* applied; the result was dropped (res says so) */
@@ -565,8 +572,10 @@ static const char *printable(char *buf, size_t cap, const char *p, size_t n) {
   size_t k = 0;
   for (size_t i = 0; i < n && k + 5 < cap; i++) {
     unsigned char c = (unsigned char)p[i];
-    if (c >= 32 && c < 127 && c != '"') buf[k++] = (char)c;
-    else k += (size_t)snprintf(buf + k, cap - k, "\\x%02x", c);
+    if (c >= 32 && c < 127 && c != '"')
+      buf[k++] = (char)c;
+    else
+      k += (size_t)snprintf(buf + k, cap - k, "\\x%02x", c);
   }
   buf[k] = 0;
   return buf;
@@ -608,16 +617,22 @@ static void apply_digest(struct lr_sm *sm, const struct lr_env *env) {
   memcpy(d.d, r.p, r.n);
   if (!lr__sm_digest_report(&sm->dg, index, env->origin, &d)) return;
   char mine[4 * LR_SM_DIGEST_MAX + 1], maj[4 * LR_SM_DIGEST_MAX + 1];
-  lr__sm_halt(sm, false, "diverged from the majority at index %llu: digest() gave \"%s\" here, "
-       "\"%s\" on a majority of the voters; this replica's state is wrong: stop the node, "
-       "delete its data directory and start it again, so it catches up from a healthy "
-       "replica's snapshot", (unsigned long long)index,
-       printable(mine, sizeof mine, sm->dg.div_mine.d, sm->dg.div_mine.len),
-       printable(maj, sizeof maj, sm->dg.div_majority.d, sm->dg.div_majority.len));
+  lr__sm_halt(sm, false,
+              "diverged from the majority at index %llu: digest() gave \"%s\" here, "
+              "\"%s\" on a majority of the voters; this replica's state is wrong: stop the node, "
+              "delete its data directory and start it again, so it catches up from a healthy "
+              "replica's snapshot",
+              (unsigned long long)index,
+              printable(mine, sizeof mine, sm->dg.div_mine.d, sm->dg.div_mine.len),
+              printable(maj, sizeof maj, sm->dg.div_majority.d, sm->dg.div_majority.len));
 }
 
-bool lr_sm_halted(const struct lr_sm *sm) { return sm->halted; }
-bool lr_sm_digest_due(const struct lr_sm *sm) { return sm->dg.due && !sm->halted; }
+bool lr_sm_halted(const struct lr_sm *sm) {
+  return sm->halted;
+}
+bool lr_sm_digest_due(const struct lr_sm *sm) {
+  return sm->dg.due && !sm->halted;
+}
 
 int lr_sm_digest_envelope(struct lr_sm *sm, struct lr_buf *out) {
   if (!sm->dg.due) return -1;
@@ -629,8 +644,8 @@ int lr_sm_digest_envelope(struct lr_sm *sm, struct lr_buf *out) {
   char cmd[8 + LR_SM_DIGEST_MAX];
   lr__put64(cmd, c->index);
   memcpy(cmd + 8, c->own.d, c->own.len);
-  struct lr_env e = {.origin = sm->o.id, .kind = LR_ENV_DIGEST, .cmd = cmd,
-                     .cmd_len = 8 + (size_t)c->own.len};
+  struct lr_env e = {
+      .origin = sm->o.id, .kind = LR_ENV_DIGEST, .cmd = cmd, .cmd_len = 8 + (size_t)c->own.len};
   return lr_env_encode(&e, out);
 }
 
@@ -675,7 +690,9 @@ static bool origin_seen(struct lr_sm *sm, uint64_t origin, uint64_t req) {
   }
   if (req > o->last) {
     uint64_t shift = req - o->last;
-    o->window = shift > 64 ? 0 : shift == 64 ? (uint64_t)1 << 63 : (o->window << shift) | ((uint64_t)1 << (shift - 1));
+    o->window = shift > 64    ? 0
+                : shift == 64 ? (uint64_t)1 << 63
+                              : (o->window << shift) | ((uint64_t)1 << (shift - 1));
     o->last = req;
     return false;
   }
@@ -688,8 +705,7 @@ static bool origin_seen(struct lr_sm *sm, uint64_t origin, uint64_t req) {
 }
 
 /* The part of apply that runs for a command envelope (not a digest). */
-static int apply_command(struct lr_sm *sm, const struct raft_entry *e,
-                         struct lr_sm_result *res) {
+static int apply_command(struct lr_sm *sm, const struct raft_entry *e, struct lr_sm_result *res) {
   if (res->env.req != 0 && origin_seen(sm, res->env.origin, res->env.req)) {
     res->status = LR_SM_SKIPPED;
     res->duplicate = true;
@@ -711,14 +727,13 @@ static int apply_command(struct lr_sm *sm, const struct raft_entry *e,
   call_apply(sm, e, res);
   if (sm->halted) return 0;
   if (res->env.client != NULL &&
-      lr__sm_sessions_put(&sm->sessions, res->env.client, res->env.client_len,
-                       res->env.seq, e->index, res->status, res->data, res->len) != 0)
+      lr__sm_sessions_put(&sm->sessions, res->env.client, res->env.client_len, res->env.seq,
+                          e->index, res->status, res->data, res->len) != 0)
     return -1; /* UNTESTED: OOM */
   return 0;
 }
 
-int lr_sm_apply(struct lr_sm *sm, const struct raft_entry *e,
-                struct lr_sm_result *res) {
+int lr_sm_apply(struct lr_sm *sm, const struct raft_entry *e, struct lr_sm_result *res) {
   memset(res, 0, sizeof *res);
   res->status = LR_SM_NONE;
   if (sm->halted) {
@@ -742,9 +757,9 @@ int lr_sm_apply(struct lr_sm *sm, const struct raft_entry *e,
     memset(&res->env, 0, sizeof res->env);
     set_message(sm, res, LR_SM_BAD_REQUEST, "%s", "malformed entry envelope");
   } else if (res->env.kind == LR_ENV_DIGEST) {
-    apply_digest(sm, &res->env); /* applied either way; no waiter */
+    apply_digest(sm, &res->env);         /* applied either way; no waiter */
     if (sm->halted) set_halted(sm, res); /* it showed this replica diverged */
-    return 0; /* a report is no checkpoint */
+    return 0;                            /* a report is no checkpoint */
   } else {
     rc = apply_command(sm, e, res);
   }
@@ -762,8 +777,7 @@ int lr_sm_apply(struct lr_sm *sm, const struct raft_entry *e,
   return rc;
 }
 
-int lr_sm_query(struct lr_sm *sm, const void *q, size_t qlen,
-                struct lr_sm_result *res) {
+int lr_sm_query(struct lr_sm *sm, const void *q, size_t qlen, struct lr_sm_result *res) {
   lua_State *L = sm->L;
   char err[256];
   memset(res, 0, sizeof *res);
@@ -806,7 +820,8 @@ int lr_sm_query(struct lr_sm *sm, const void *q, size_t qlen,
   int enc = encode_result(sm, res, err, sizeof err);
   lua_settop(L, S_TOP);
   if (enc < 0) {
-    set_message(sm, res, LR_SM_BAD_REQUEST, "query returned a result that cannot be encoded: %s", err);
+    set_message(sm, res, LR_SM_BAD_REQUEST, "query returned a result that cannot be encoded: %s",
+                err);
     return 0;
   }
   if (enc > 0) return 0;
@@ -816,13 +831,23 @@ int lr_sm_query(struct lr_sm *sm, const void *q, size_t qlen,
   return 0;
 }
 
-bool lr_sm_can_snapshot(const struct lr_sm *sm) { return sm->can_snapshot; }
+bool lr_sm_can_snapshot(const struct lr_sm *sm) {
+  return sm->can_snapshot;
+}
 
-raft_index lr_sm_applied_index(const struct lr_sm *sm) { return sm->applied; }
-raft_term lr_sm_applied_term(const struct lr_sm *sm) { return sm->applied_term; }
+raft_index lr_sm_applied_index(const struct lr_sm *sm) {
+  return sm->applied;
+}
+raft_term lr_sm_applied_term(const struct lr_sm *sm) {
+  return sm->applied_term;
+}
 void lr_sm_set_applied(struct lr_sm *sm, raft_index index, raft_term term) {
   sm->applied = index;
   sm->applied_term = term;
 }
-uint32_t lr_sm_session_count(const struct lr_sm *sm) { return sm->sessions.count; }
-lua_State *lr_sm_lua(struct lr_sm *sm) { return sm->L; }
+uint32_t lr_sm_session_count(const struct lr_sm *sm) {
+  return sm->sessions.count;
+}
+lua_State *lr_sm_lua(struct lr_sm *sm) {
+  return sm->L;
+}

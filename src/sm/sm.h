@@ -71,15 +71,15 @@
 #define LR_ENV_HEADER_MAX (2 + 8 * 3 + 2 + LR_ENV_CLIENT_MAX + 8 + 4)
 
 struct lr_env {
-  uint64_t origin;      /* node id of the proposer (0: none) */
-  uint64_t req;         /* request id, unique at the origin (0: none) */
-  uint64_t time_ms;     /* proposer's clock at propose time: meta.time */
-  const char *client;   /* NULL/0: no session */
+  uint64_t origin;    /* node id of the proposer (0: none) */
+  uint64_t req;       /* request id, unique at the origin (0: none) */
+  uint64_t time_ms;   /* proposer's clock at propose time: meta.time */
+  const char *client; /* NULL/0: no session */
   size_t client_len;
-  uint64_t seq;         /* > 0 with a client */
-  const char *cmd;      /* lr_encode bytes of the command */
+  uint64_t seq;    /* > 0 with a client */
+  const char *cmd; /* lr_encode bytes of the command */
   size_t cmd_len;
-  uint8_t kind;         /* LR_ENV_COMMAND (0) or LR_ENV_DIGEST */
+  uint8_t kind; /* LR_ENV_COMMAND (0) or LR_ENV_DIGEST */
 };
 enum { LR_ENV_COMMAND = 0, LR_ENV_DIGEST = 1 };
 /* Appends the envelope to out. -1: no memory or client id too long. */
@@ -111,17 +111,16 @@ int lr_env_decode(const void *p, size_t n, struct lr_env *e);
 #define LR_SM_RESULT_DEFAULT ((size_t)1 << 20)
 #define LR_SM_RESULT_OFF SIZE_MAX
 
-
 struct lr_sm_options {
-  uint64_t id;             /* node id, for messages and digest reports */
-  const char *path;        /* a script path, or: */
-  const char *chunk;       /* a dumped factory function (lua_dump bytes), or: */
+  uint64_t id;       /* node id, for messages and digest reports */
+  const char *path;  /* a script path, or: */
+  const char *chunk; /* a dumped factory function (lua_dump bytes), or: */
   size_t chunk_len;
-  const char *chunkname;   /* for chunk, e.g. "=state_machine" */
-  lua_State *thread;       /* the IN-STATE mode (below): a thread of the
-                              caller's Lua state, made for this runner alone,
-                              whose stack holds just the state machine table */
-  uint32_t max_sessions;   /* 0: LR_SM_SESSIONS_DEFAULT */
+  const char *chunkname; /* for chunk, e.g. "=state_machine" */
+  lua_State *thread;     /* the IN-STATE mode (below): a thread of the
+                            caller's Lua state, made for this runner alone,
+                            whose stack holds just the state machine table */
+  uint32_t max_sessions; /* 0: LR_SM_SESSIONS_DEFAULT */
   /* --- determinism guards; zero means the default --- */
   uint64_t apply_budget;   /* Lua instructions per apply/query/digest call; an
                               apply over it is apply_error "instruction budget
@@ -207,8 +206,7 @@ bool lr_sm_in_call(lua_State *L);
 /* Creates the node's Lua state, loads the script or factory (with `raft` as a
  * global and in package.preload) and checks it returns a table with an apply
  * function. -1 with a sentence in err. */
-int lr_sm_new(const struct lr_sm_options *o, struct lr_sm **out, char *err,
-              size_t errlen);
+int lr_sm_new(const struct lr_sm_options *o, struct lr_sm **out, char *err, size_t errlen);
 void lr_sm_free(struct lr_sm *sm);
 
 /* Applies one committed entry (index must be applied_index + 1). Returns 0, or
@@ -224,11 +222,9 @@ void lr_sm_free(struct lr_sm *sm);
  *
  * apply(cmd, meta): meta = {index, term, time} is one table reused for every
  * call: read it during the call, do not keep it. */
-int lr_sm_apply(struct lr_sm *sm, const struct raft_entry *e,
-                struct lr_sm_result *res);
+int lr_sm_apply(struct lr_sm *sm, const struct raft_entry *e, struct lr_sm_result *res);
 /* Read-only query; q is lr_encode bytes. Fills res (OK or BAD_REQUEST). */
-int lr_sm_query(struct lr_sm *sm, const void *q, size_t qlen,
-                struct lr_sm_result *res);
+int lr_sm_query(struct lr_sm *sm, const void *q, size_t qlen, struct lr_sm_result *res);
 
 /* True when the script has both snapshot() and restore(). */
 bool lr_sm_can_snapshot(const struct lr_sm *sm);
@@ -241,8 +237,7 @@ int lr_sm_snapshot(struct lr_sm *sm, struct lr_buf *out, char *err, size_t errle
  * (malformed blob, restore() raised) the runner keeps its old state and -1 is
  * returned with err. In-state mode: restore(data) on the same table; if it
  * raises, the runner halts (the table's state is unknown) and -1. */
-int lr_sm_restore(struct lr_sm *sm, const void *p, size_t n, char *err,
-                  size_t errlen);
+int lr_sm_restore(struct lr_sm *sm, const void *p, size_t n, char *err, size_t errlen);
 
 raft_index lr_sm_applied_index(const struct lr_sm *sm);
 raft_term lr_sm_applied_term(const struct lr_sm *sm);
@@ -287,18 +282,18 @@ void lr_sm_set_config(struct lr_sm *sm, const struct raft_config *c);
 
 struct lr_sm_status {
   bool halted;
-  const char *reason;      /* halted: a sentence; "" otherwise */
-  bool memory_exceeded;    /* halted by memory_max */
-  bool diverged;           /* halted by a digest mismatch: */
+  const char *reason;   /* halted: a sentence; "" otherwise */
+  bool memory_exceeded; /* halted by memory_max */
+  bool diverged;        /* halted by a digest mismatch: */
   raft_index diverged_index;
   const char *mine, *majority; /* the two digests (bytes, see lengths) */
   size_t mine_len, majority_len;
-  uint64_t digests_taken;      /* checkpoints this node computed */
-  uint64_t digests_matched;    /* ... that a majority confirmed */
-  uint64_t digest_mismatches;  /* ... that a majority contradicted (metric) */
-  uint64_t budget_exceeded;    /* calls stopped by the instruction budget */
+  uint64_t digests_taken;         /* checkpoints this node computed */
+  uint64_t digests_matched;       /* ... that a majority confirmed */
+  uint64_t digest_mismatches;     /* ... that a majority contradicted (metric) */
+  uint64_t budget_exceeded;       /* calls stopped by the instruction budget */
   size_t memory_used, memory_max; /* bytes of the Lua state */
-  int guards;                  /* sandbox guards on (bits; 0: all lifted) */
+  int guards;                     /* sandbox guards on (bits; 0: all lifted) */
 };
 /* Pointers valid until the next call on this runner. */
 void lr_sm_status(const struct lr_sm *sm, struct lr_sm_status *st);

@@ -82,7 +82,7 @@ void lr__sm_sandbox_install(lua_State *L);
 int lr__sm_sandbox_relax(lua_State *L, int idx);
 
 /* ---- digests (digest.c) ------------------------------------------------- */
-#define LR__SM_CKPTS 8       /* checkpoints remembered (reports and own digests) */
+#define LR__SM_CKPTS 8        /* checkpoints remembered (reports and own digests) */
 #define LR__SM_REPORTS_MAX 64 /* reports kept per checkpoint */
 
 struct lr__sm_digest {
@@ -94,7 +94,7 @@ struct lr__sm_report {
   struct lr__sm_digest d;
 };
 struct lr__sm_ckpt {
-  raft_index index;           /* 0: free slot */
+  raft_index index; /* 0: free slot */
   bool has_own, decided;
   struct lr__sm_digest own;
   uint32_t n;
@@ -105,7 +105,7 @@ struct lr__sm_digests {
   struct lr__sm_ckpt ck[LR__SM_CKPTS];
   uint64_t voter[LR__SM_REPORTS_MAX]; /* ids, from the applied configuration */
   uint32_t voters;                    /* 0: unknown, no decisions */
-  bool due;        /* an own digest waits to be proposed */
+  bool due;                           /* an own digest waits to be proposed */
   raft_index due_index;
   uint64_t taken, matched, mismatches;
   bool diverged;
@@ -117,8 +117,7 @@ struct lr__sm_digests {
  * bytes, else "#" and a 64-bit hash in hex. */
 void lr__sm_digest_make(struct lr__sm_digest *d, const char *p, size_t n);
 /* Records this node's digest at index (and marks it due for proposing). */
-void lr__sm_digest_own(struct lr__sm_digests *t, raft_index index,
-                       const struct lr__sm_digest *d);
+void lr__sm_digest_own(struct lr__sm_digests *t, raft_index index, const struct lr__sm_digest *d);
 /* Records a reported digest (an applied DIGEST entry). Returns true when it
  * made this node diverged. */
 bool lr__sm_digest_report(struct lr__sm_digests *t, raft_index index, uint64_t node,
@@ -126,12 +125,21 @@ bool lr__sm_digest_report(struct lr__sm_digests *t, raft_index index, uint64_t n
 /* Takes the voters of c (a CONFIG entry applied, or a snapshot's config). */
 void lr__sm_digest_config(struct lr__sm_digests *t, const struct raft_config *c);
 
-
 /* ---- the runner itself (sm.c), shared with sm_snapshot.c ------------------ */
 /* The node's Lua state keeps these at fixed stack slots for the whole life of
  * the state, so the per-entry path never touches the registry. */
-enum { S_HANDLER = 1, S_TABLE, S_APPLY, S_META, S_QUERY, S_DIGEST, S_KINDEX, S_KTERM,
-       S_KTIME, S_TOP = S_KTIME };
+enum {
+  S_HANDLER = 1,
+  S_TABLE,
+  S_APPLY,
+  S_META,
+  S_QUERY,
+  S_DIGEST,
+  S_KINDEX,
+  S_KTERM,
+  S_KTIME,
+  S_TOP = S_KTIME
+};
 
 /* Request ids per origin node: the last one applied and a window of the 64
  * before it. A proposal travels to the leader in a message the network may

@@ -7,8 +7,12 @@
 
 /* ---- memory ------------------------------------------------------------- */
 /* Pooled: 1..LR__SM_POOL_MAX bytes (never, when the pool is off). */
-static bool pooled(size_t n) { return LR__SM_POOL_MAX > 0 && n <= LR__SM_POOL_MAX; }
-static size_t pool_class(size_t n) { return (n - 1) >> 4; }
+static bool pooled(size_t n) {
+  return LR__SM_POOL_MAX > 0 && n <= LR__SM_POOL_MAX;
+}
+static size_t pool_class(size_t n) {
+  return (n - 1) >> 4;
+}
 
 /* A block of class k (k + 1 16-byte units): a free one, else carved from the
  * newest slab, else from a new slab. NULL: the process is out of memory. */
@@ -41,8 +45,10 @@ static void pool_put(struct lr__sm_mem *m, void *p, size_t n) {
 }
 
 static void block_free(struct lr__sm_mem *m, void *p, size_t n) {
-  if (pooled(n)) pool_put(m, p, n);
-  else raft_free(p);
+  if (pooled(n))
+    pool_put(m, p, n);
+  else
+    raft_free(p);
 }
 
 /* The block resized from `old` to `nsize` bytes (ptr NULL: old is 0). */
@@ -98,4 +104,3 @@ void *lr__sm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   m->used = m->used - old + nsize;
   return p;
 }
-

@@ -128,10 +128,11 @@ static int restore_table(struct lr_sm *sm, raft_index index, const char *user, s
   lr__sm_call_end(sm, L, sm->mem, sm->mem->hard, rc);
   if (rc != LUA_OK && !sm->halted) {
     const char *msg = lua_tostring(L, -1);
-    lr__sm_halt(sm, false, "restore(data) of the state machine table raised: %s; the table may hold "
-         "part of the old state and part of the new one, so this node stops applying; fix "
-         "restore (it must replace the whole state) and restart the node",
-         msg ? msg : "(error object is not a string)");
+    lr__sm_halt(sm, false,
+                "restore(data) of the state machine table raised: %s; the table may hold "
+                "part of the old state and part of the new one, so this node stops applying; fix "
+                "restore (it must replace the whole state) and restart the node",
+                msg ? msg : "(error object is not a string)");
   }
   lua_settop(L, S_TOP);
   if (sm->halted) {
@@ -141,8 +142,7 @@ static int restore_table(struct lr_sm *sm, raft_index index, const char *user, s
   return 0;
 }
 
-int lr_sm_restore(struct lr_sm *sm, const void *p, size_t n, char *err,
-                  size_t errlen) {
+int lr_sm_restore(struct lr_sm *sm, const void *p, size_t n, char *err, size_t errlen) {
   struct lr__rd r;
   struct lr__sm_sessions t;
   lr__rd_init(&r, p, n);
@@ -224,4 +224,3 @@ fail:
   lr__sm_sessions_free(&t);
   return -1;
 }
-

@@ -6,8 +6,7 @@
 #include "store/store_int.h"
 
 void lr__store_errf(char *err, size_t errlen, const char *fmt, ...) {
-  if (err == NULL || errlen == 0)
-    return;
+  if (err == NULL || errlen == 0) return;
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(err, errlen, fmt, ap);
@@ -27,8 +26,7 @@ uint32_t lr__store_entry_crc(raft_index index, raft_term term, uint8_t type, con
   h[16] = type;
   uLong c = crc32(0L, Z_NULL, 0);
   c = crc32(c, h, sizeof h);
-  if (len > 0)
-    c = crc32_z(c, data, len);
+  if (len > 0) c = crc32_z(c, data, len);
   return (uint32_t)c;
 }
 
@@ -40,10 +38,8 @@ uint32_t lr__store_snap_crc(raft_index index, raft_term term, raft_index config_
   put64(h + 16, config_index);
   uLong c = crc32(0L, Z_NULL, 0);
   c = crc32(c, h, sizeof h);
-  if (conf_len > 0)
-    c = crc32_z(c, conf, conf_len);
-  if (len > 0)
-    c = crc32_z(c, data, len);
+  if (conf_len > 0) c = crc32_z(c, conf, conf_len);
+  if (len > 0) c = crc32_z(c, data, len);
   return (uint32_t)c;
 }
 
@@ -52,14 +48,12 @@ raft_index lr__store_snap_keep_from(raft_index index, raft_term term, raft_term 
   /* "If existing log entry has same index and term as snapshot's last
    * included entry, retain log entries following it and reply; otherwise
    * discard the entire log" (Raft paper, figure 13, InstallSnapshot 6-7). */
-  if (term_at != term)
-    return last + 1;
+  if (term_at != term) return last + 1;
   return index > trailing ? index - trailing + 1 : 1;
 }
 
 int lr__store_fail_hook(struct lr_store *s) {
-  if (s->fail_n <= 0)
-    return 0;
+  if (s->fail_n <= 0) return 0;
   s->fail_n--;
   return s->fail_rv;
 }
@@ -71,11 +65,9 @@ void lr_store_fail_next(struct lr_store *s, int n, int rv) {
 
 int lr__store_entries_copy(const struct raft_entry *src, uint32_t n, struct raft_entry **out) {
   *out = NULL;
-  if (n == 0)
-    return 0;
+  if (n == 0) return 0;
   struct raft_entry *e = raft_malloc(sizeof *e * n);
-  if (e == NULL)
-    return RAFT_ENOMEM;
+  if (e == NULL) return RAFT_ENOMEM;
   for (uint32_t i = 0; i < n; i++) {
     e[i] = src[i];
     e[i].data = raft_malloc(src[i].len > 0 ? src[i].len : 1);
@@ -83,16 +75,14 @@ int lr__store_entries_copy(const struct raft_entry *src, uint32_t n, struct raft
       lr__store_entries_free(e, i);
       return RAFT_ENOMEM;
     }
-    if (src[i].len > 0)
-      memcpy(e[i].data, src[i].data, src[i].len);
+    if (src[i].len > 0) memcpy(e[i].data, src[i].data, src[i].len);
   }
   *out = e;
   return 0;
 }
 
 void lr__store_entries_free(struct raft_entry *e, uint32_t n) {
-  if (e == NULL)
-    return;
+  if (e == NULL) return;
   for (uint32_t i = 0; i < n; i++)
     raft_free(e[i].data);
   raft_free(e);
@@ -121,8 +111,7 @@ int lr_store_open(const struct lr_store_options *o, struct lr_store **out, char 
 }
 
 void lr_store_close(struct lr_store *s) {
-  if (s != NULL)
-    s->ops->close(s);
+  if (s != NULL) s->ops->close(s);
 }
 
 uint64_t lr_store_cluster_id(const struct lr_store *s) {
@@ -132,8 +121,7 @@ uint64_t lr_store_cluster_id(const struct lr_store *s) {
 int lr_store_set_cluster_id(struct lr_store *s, uint64_t id, char *err, size_t errlen) {
   if (strcmp(s->path, "memory") != 0) {
     int rv = lr__store_sqlite_set_cluster(s, id, err, errlen);
-    if (rv != 0)
-      return rv;
+    if (rv != 0) return rv;
   }
   s->cluster_id = id;
   return 0;
@@ -177,18 +165,15 @@ void lr_store_stats(struct lr_store *s, struct lr_store_stats *out) {
 /* ---- batches ----------------------------------------------------------------------- */
 int lr_store_batch_new(struct lr_store_batch **out) {
   *out = raft_malloc(sizeof **out);
-  if (*out == NULL)
-    return RAFT_ENOMEM;
+  if (*out == NULL) return RAFT_ENOMEM;
   memset(*out, 0, sizeof **out);
   return 0;
 }
 
 void lr_store_batch_free(struct lr_store_batch *b) {
-  if (b == NULL)
-    return;
+  if (b == NULL) return;
   lr__store_entries_free(b->entries, b->n_entries);
-  if (b->has_snap)
-    raft_config_free(&b->snap.config);
+  if (b->has_snap) raft_config_free(&b->snap.config);
   raft_free(b->snap_data);
   raft_free(b);
 }
@@ -200,17 +185,13 @@ void lr_store_batch_hard_state(struct lr_store_batch *b, raft_term term, raft_id
 }
 
 int lr_store_batch_entries(struct lr_store_batch *b, const struct raft_entry *e, uint32_t n) {
-  if (n == 0)
-    return 0;
+  if (n == 0) return 0;
   for (uint32_t i = 1; i < n; i++)
-    if (e[i].index != e[i - 1].index + 1)
-      return RAFT_EINVAL;
-  if (e[0].index == 0)
-    return RAFT_EINVAL;
+    if (e[i].index != e[i - 1].index + 1) return RAFT_EINVAL;
+  if (e[0].index == 0) return RAFT_EINVAL;
   struct raft_entry *copy;
   int rv = lr__store_entries_copy(e, n, &copy);
-  if (rv != 0)
-    return rv;
+  if (rv != 0) return rv;
   /* A second call in one batch replaces the tail from its first index. */
   if (b->n_entries > 0) {
     if (e[0].index < b->entries[0].index || e[0].index > b->entries[b->n_entries - 1].index + 1) {
@@ -242,10 +223,8 @@ int lr_store_batch_snapshot(struct lr_store_batch *b, const struct raft_snapshot
   if (snap->meta.index == 0 || b->has_snap || b->n_entries > 0)
     return RAFT_EINVAL; /* entries in the same batch must come after */
   uint8_t *data = raft_malloc(snap->len > 0 ? snap->len : 1);
-  if (data == NULL)
-    return RAFT_ENOMEM;
-  if (snap->len > 0)
-    memcpy(data, snap->data, snap->len);
+  if (data == NULL) return RAFT_ENOMEM;
+  if (snap->len > 0) memcpy(data, snap->data, snap->len);
   b->snap = snap->meta;
   if (raft_config_copy(&snap->meta.config, &b->snap.config) != 0) {
     raft_free(data);
@@ -258,8 +237,7 @@ int lr_store_batch_snapshot(struct lr_store_batch *b, const struct raft_snapshot
 }
 
 void lr_store_batch_compact(struct lr_store_batch *b, raft_index index) {
-  if (index > b->compact)
-    b->compact = index;
+  if (index > b->compact) b->compact = index;
 }
 
 bool lr_store_batch_empty(const struct lr_store_batch *b) {
@@ -268,18 +246,13 @@ bool lr_store_batch_empty(const struct lr_store_batch *b) {
 
 int lr_store_batch_prepare(const struct raft_update *u, struct lr_store_batch **out) {
   *out = NULL;
-  if (!u->hard_state && u->n_entries == 0 && u->snapshot == NULL)
-    return 0;
+  if (!u->hard_state && u->n_entries == 0 && u->snapshot == NULL) return 0;
   struct lr_store_batch *b;
   int rv = lr_store_batch_new(&b);
-  if (rv != 0)
-    return rv;
-  if (u->hard_state)
-    lr_store_batch_hard_state(b, u->term, u->vote);
-  if (u->snapshot != NULL && (rv = lr_store_batch_snapshot(b, u->snapshot)) != 0)
-    goto fail;
-  if ((rv = lr_store_batch_entries(b, u->entries, u->n_entries)) != 0)
-    goto fail;
+  if (rv != 0) return rv;
+  if (u->hard_state) lr_store_batch_hard_state(b, u->term, u->vote);
+  if (u->snapshot != NULL && (rv = lr_store_batch_snapshot(b, u->snapshot)) != 0) goto fail;
+  if ((rv = lr_store_batch_entries(b, u->entries, u->n_entries)) != 0) goto fail;
   *out = b;
   return 0;
 fail:
@@ -312,14 +285,11 @@ int lr_store_batch_write(struct lr_store *s, struct lr_store_batch *b) {
   return 0;
 }
 
-int lr_store_batch_result(const struct lr_store_batch *b, const char **msg,
-                          raft_index *last_index, raft_term *last_term) {
-  if (msg != NULL)
-    *msg = b->rv != 0 ? b->err : "";
-  if (last_index != NULL)
-    *last_index = b->last_index;
-  if (last_term != NULL)
-    *last_term = b->last_term;
+int lr_store_batch_result(const struct lr_store_batch *b, const char **msg, raft_index *last_index,
+                          raft_term *last_term) {
+  if (msg != NULL) *msg = b->rv != 0 ? b->err : "";
+  if (last_index != NULL) *last_index = b->last_index;
+  if (last_term != NULL) *last_term = b->last_term;
   return b->rv;
 }
 
@@ -334,12 +304,10 @@ int lr_store_idle(struct lr_store *s) {
 int lr_store_compact(struct lr_store *s, raft_index index, char *err, size_t errlen) {
   struct lr_store_batch *b;
   int rv = lr_store_batch_new(&b);
-  if (rv != 0)
-    return rv;
+  if (rv != 0) return rv;
   lr_store_batch_compact(b, index);
   rv = lr_store_batch_write(s, b);
-  if (rv != 0)
-    lr__store_errf(err, errlen, "%s", b->err);
+  if (rv != 0) lr__store_errf(err, errlen, "%s", b->err);
   lr_store_batch_free(b);
   return rv;
 }

@@ -54,11 +54,11 @@
 
 #include "core/raft.h"
 
-#define LR_STORE_FORMAT 1              /* schema version in new databases */
-#define LR_STORE_TRAILING_DEFAULT 100  /* entries kept behind a snapshot */
+#define LR_STORE_FORMAT 1                /* schema version in new databases */
+#define LR_STORE_TRAILING_DEFAULT 100    /* entries kept behind a snapshot */
 #define LR_STORE_CHECKPOINT_DEFAULT 1024 /* batches between WAL checkpoints */
-#define LR_STORE_WAL_PAGES_MAX 1024     /* WAL frames that make a checkpoint due */
-#define LR_STORE_ERR_MAX 256           /* bytes of an error sentence */
+#define LR_STORE_WAL_PAGES_MAX 1024      /* WAL frames that make a checkpoint due */
+#define LR_STORE_ERR_MAX 256             /* bytes of an error sentence */
 
 /* Errors: negative codes; names and messages from this one table. */
 
@@ -66,12 +66,12 @@ enum lr_store_kind { LR_STORE_SQLITE = 1, LR_STORE_MEMORY = 2 };
 
 struct lr_store_options {
   enum lr_store_kind kind;
-  const char *dir;     /* SQLite: the node's data dir (created if missing) */
-  raft_id node_id;     /* must match what the database holds */
-  uint64_t cluster_id; /* must match what the database holds, unless either
-                          is 0 (not known yet: lr_store_cluster_id) */
-  uint32_t trailing;   /* entries kept behind a snapshot; 0: default, and
-                          UINT32_MAX keeps nothing more than needed */
+  const char *dir;           /* SQLite: the node's data dir (created if missing) */
+  raft_id node_id;           /* must match what the database holds */
+  uint64_t cluster_id;       /* must match what the database holds, unless either
+                                is 0 (not known yet: lr_store_cluster_id) */
+  uint32_t trailing;         /* entries kept behind a snapshot; 0: default, and
+                                UINT32_MAX keeps nothing more than needed */
   uint32_t checkpoint_every; /* SQLite: a WAL checkpoint is due after this
                                 many batches (or LR_STORE_WAL_PAGES_MAX
                                 WAL frames); 0: default */
@@ -156,8 +156,8 @@ int lr_store_batch_write(struct lr_store *s, struct lr_store_batch *b);
  * ("data/1/raft.db: disk full (SQLITE_FULL) ...") when msg is not NULL.
  * last_index/last_term: the last log position b made durable (its last
  * entry, else its snapshot; 0 when it held neither) for raft_persisted(). */
-int lr_store_batch_result(const struct lr_store_batch *b, const char **msg,
-                          raft_index *last_index, raft_term *last_term);
+int lr_store_batch_result(const struct lr_store_batch *b, const char **msg, raft_index *last_index,
+                          raft_term *last_term);
 void lr_store_batch_free(struct lr_store_batch *b);
 
 /* Housekeeping that should not delay a commit: for SQLite, the checkpoint
@@ -183,9 +183,9 @@ struct lr_store_stats {
   uint64_t entries_written;
   raft_index first_index, last_index; /* entries held (0, 0 when none) */
   raft_index snapshot_index;
-  uint64_t file_bytes; /* SQLite: database + WAL file sizes; memory: bytes held */
-  uint64_t wal_bytes;  /* SQLite: the WAL file's size (0 when absent) */
-  uint64_t wal_frames; /* SQLite: frames in use in the WAL since its last reset */
+  uint64_t file_bytes;  /* SQLite: database + WAL file sizes; memory: bytes held */
+  uint64_t wal_bytes;   /* SQLite: the WAL file's size (0 when absent) */
+  uint64_t wal_frames;  /* SQLite: frames in use in the WAL since its last reset */
   uint64_t checkpoints; /* SQLite: WAL checkpoints completed since open */
 };
 /* Same threading rule as a write: not while a batch write is in flight. */

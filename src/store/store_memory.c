@@ -34,8 +34,7 @@ static void drop_range(struct mem *m, uint32_t from, uint32_t to) {
 
 /* Deletes entries with index < keep. */
 static void drop_below(struct mem *m, raft_index keep) {
-  if (m->n == 0 || keep <= first_index(m))
-    return;
+  if (m->n == 0 || keep <= first_index(m)) return;
   uint32_t k = keep > last_index(m) ? m->n : (uint32_t)(keep - first_index(m));
   drop_range(m, 0, k);
   memmove(m->e, m->e + k, sizeof *m->e * (m->n - k));
@@ -44,16 +43,14 @@ static void drop_below(struct mem *m, raft_index keep) {
 
 /* Deletes entries with index >= from. */
 static void drop_from(struct mem *m, raft_index from) {
-  if (m->n == 0 || from > last_index(m))
-    return;
+  if (m->n == 0 || from > last_index(m)) return;
   uint32_t k = from <= first_index(m) ? 0 : (uint32_t)(from - first_index(m));
   drop_range(m, k, m->n);
   m->n = k;
 }
 
 static raft_term term_at(const struct mem *m, raft_index i) {
-  if (m->n == 0 || i < first_index(m) || i > last_index(m))
-    return 0;
+  if (m->n == 0 || i < first_index(m) || i > last_index(m)) return 0;
   return m->e[i - first_index(m)].term;
 }
 
@@ -61,27 +58,24 @@ static int mem_write(struct lr_store *s, struct lr_store_batch *b) {
   struct mem *m = (struct mem *)s;
   int inj = lr__store_fail_hook(s);
   if (inj != 0) {
-    lr__store_errf(b->err, sizeof b->err, "memory: injected write failure: %s",
-                   raft_strerror(inj));
+    lr__store_errf(b->err, sizeof b->err, "memory: injected write failure: %s", raft_strerror(inj));
     return inj;
   }
   /* Where the log will stand after the snapshot part. */
   raft_index snap = m->has_snap ? m->snap.meta.index : 0;
   raft_index keep = 0, last = last_index(m);
   if (b->has_snap) {
-    keep = lr__store_snap_keep_from(b->snap.index, b->snap.term, term_at(m, b->snap.index),
-                                    last, s->trailing);
+    keep = lr__store_snap_keep_from(b->snap.index, b->snap.term, term_at(m, b->snap.index), last,
+                                    s->trailing);
     snap = b->snap.index;
-    if (keep > last)
-      last = 0;
+    if (keep > last) last = 0;
   }
   if (b->n_entries > 0) {
     raft_index from = b->entries[0].index;
     if (from <= snap || from > (last > snap ? last : snap) + 1) {
       lr__store_errf(b->err, sizeof b->err,
                      "memory: entries from %llu do not follow the log (last %llu, snapshot %llu)",
-                     (unsigned long long)from, (unsigned long long)last,
-                     (unsigned long long)snap);
+                     (unsigned long long)from, (unsigned long long)last, (unsigned long long)snap);
       return RAFT_EINVAL;
     }
   }
@@ -89,8 +83,7 @@ static int mem_write(struct lr_store *s, struct lr_store_batch *b) {
   struct raft_entry *copy = NULL;
   struct raft_snapshot ns;
   memset(&ns, 0, sizeof ns);
-  if (lr__store_entries_copy(b->entries, b->n_entries, &copy) != 0)
-    return RAFT_ENOMEM;
+  if (lr__store_entries_copy(b->entries, b->n_entries, &copy) != 0) return RAFT_ENOMEM;
   if (b->has_snap) {
     uint8_t *d = raft_malloc(b->snap_len ? b->snap_len : 1);
     if (d == NULL || raft_config_copy(&b->snap.config, &ns.meta.config) != 0) {
@@ -98,8 +91,7 @@ static int mem_write(struct lr_store *s, struct lr_store_batch *b) {
       lr__store_entries_free(copy, b->n_entries);
       return RAFT_ENOMEM;
     }
-    if (b->snap_len)
-      memcpy(d, b->snap_data, b->snap_len);
+    if (b->snap_len) memcpy(d, b->snap_data, b->snap_len);
     ns.meta.index = b->snap.index;
     ns.meta.term = b->snap.term;
     ns.meta.config_index = b->snap.config_index;
@@ -168,8 +160,7 @@ static int mem_load(struct lr_store *s, struct lr_store_state *st, char *err, si
       lr__store_errf(err, errlen, "memory: out of memory loading the snapshot");
       return RAFT_ENOMEM;
     }
-    if (m->snap.len)
-      memcpy(d, m->snap.data, m->snap.len);
+    if (m->snap.len) memcpy(d, m->snap.data, m->snap.len);
     st->snapshot.data = d;
     st->snapshot.len = m->snap.len;
     st->has_snapshot = true;
@@ -226,8 +217,7 @@ int lr__store_memory_open(const struct lr_store_options *o, struct lr_store **ou
   m->base.node_id = o->node_id;
   m->base.cluster_id = o->cluster_id;
   m->base.trailing = o->trailing ? o->trailing : LR_STORE_TRAILING_DEFAULT;
-  if (m->base.trailing == UINT32_MAX)
-    m->base.trailing = 0;
+  if (m->base.trailing == UINT32_MAX) m->base.trailing = 0;
   snprintf(m->base.path, sizeof m->base.path, "memory");
   *out = &m->base;
   return 0;

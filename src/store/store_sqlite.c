@@ -90,13 +90,13 @@ struct sq {
   sqlite3 *db;
   sqlite3_stmt *st[ST_N];
   uint32_t checkpoint_every, since_checkpoint;
-  int wal_frames;     /* frames in the WAL after the last commit (wal hook) */
+  int wal_frames;      /* frames in the WAL after the last commit (wal hook) */
   bool checkpoint_due; /* run it in lr_store_idle() or before the next batch */
   uint64_t checkpoints;
-  raft_term hs_term;  /* the durable hard state, to skip unchanged updates */
+  raft_term hs_term; /* the durable hard state, to skip unchanged updates */
   raft_id hs_vote;
   raft_index first, last, snap_index; /* committed state */
-  bool has_cached;                     /* the state read while verifying at open */
+  bool has_cached;                    /* the state read while verifying at open */
   struct lr_store_state cached;
 };
 
@@ -115,18 +115,14 @@ static int map_rc(int rc) {
 
 static int mkdirs(const char *dir) {
   char tmp[512];
-  if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp)
-    return -1;
+  if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return -1;
   for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/')
-      continue;
+    if (*p != '/') continue;
     *p = '\0';
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-      return -1;
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
     *p = '/';
   }
-  if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-    return -1;
+  if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
   return 0;
 }
 
@@ -134,8 +130,7 @@ static int mkdirs(const char *dir) {
 static int query_int(sqlite3 *db, const char *sql, int64_t *out) {
   sqlite3_stmt *st;
   int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-  if (rc != SQLITE_OK)
-    return rc;
+  if (rc != SQLITE_OK) return rc;
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
     *out = sqlite3_column_int64(st, 0);
@@ -153,12 +148,10 @@ static int bounds(struct sq *q, raft_index *first, raft_index *last, raft_term *
   sqlite3_stmt *st = q->st[ST_BOUNDS];
   sqlite3_reset(st);
   int rc = sqlite3_step(st);
-  if (rc != SQLITE_ROW)
-    return rc;
+  if (rc != SQLITE_ROW) return rc;
   *first = (raft_index)sqlite3_column_int64(st, 0);
   *last = (raft_index)sqlite3_column_int64(st, 1);
-  if (last_term != NULL)
-    *last_term = (raft_term)sqlite3_column_int64(st, 2);
+  if (last_term != NULL) *last_term = (raft_term)sqlite3_column_int64(st, 2);
   *snap = (raft_index)sqlite3_column_int64(st, 3);
   sqlite3_reset(st);
   return SQLITE_OK;
@@ -168,17 +161,15 @@ static int bounds(struct sq *q, raft_index *first, raft_index *last, raft_term *
 static int load_snapshot(struct sq *q, struct lr_store_state *st, char *err, size_t errlen) {
   sqlite3_stmt *s;
   int rc = sqlite3_prepare_v2(
-      q->db, "SELECT idx, term, config, config_index, data, crc FROM snapshot WHERE id = 1", -1,
-      &s, NULL);
-  if (rc != SQLITE_OK)
-    goto sqlerr;
+      q->db, "SELECT idx, term, config, config_index, data, crc FROM snapshot WHERE id = 1", -1, &s,
+      NULL);
+  if (rc != SQLITE_OK) goto sqlerr;
   rc = sqlite3_step(s);
   if (rc == SQLITE_DONE) {
     sqlite3_finalize(s);
     return 0;
   }
-  if (rc != SQLITE_ROW)
-    goto sqlerr;
+  if (rc != SQLITE_ROW) goto sqlerr;
   struct raft_snapshot *sn = &st->snapshot;
   sn->meta.index = (raft_index)sqlite3_column_int64(s, 0);
   sn->meta.term = (raft_term)sqlite3_column_int64(s, 1);
@@ -190,8 +181,8 @@ static int load_snapshot(struct sq *q, struct lr_store_state *st, char *err, siz
   uint32_t crc = (uint32_t)sqlite3_column_int64(s, 5);
   if (crc != lr__store_snap_crc(sn->meta.index, sn->meta.term, sn->meta.config_index, conf,
                                 conf_len, data, len)) {
-    lr__store_errf(err, errlen, "%s: snapshot %llu checksum mismatch: " CORRUPT_HINT,
-                   q->base.path, (unsigned long long)sn->meta.index);
+    lr__store_errf(err, errlen, "%s: snapshot %llu checksum mismatch: " CORRUPT_HINT, q->base.path,
+                   (unsigned long long)sn->meta.index);
     sqlite3_finalize(s);
     return RAFT_ECORRUPT;
   }
@@ -207,8 +198,7 @@ static int load_snapshot(struct sq *q, struct lr_store_state *st, char *err, siz
     sqlite3_finalize(s);
     return RAFT_ENOMEM;
   }
-  if (len > 0)
-    memcpy(copy, data, len);
+  if (len > 0) memcpy(copy, data, len);
   sn->data = copy;
   sn->len = len;
   st->has_snapshot = true;
@@ -218,7 +208,7 @@ sqlerr:
   lr__store_errf(err, errlen, "%s: reading the snapshot: %s", q->base.path, sqlite3_errmsg(q->db));
   sqlite3_finalize(s);
   return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB ? RAFT_ECORRUPT
-                                                                        : RAFT_ESTORAGE;
+                                                                       : RAFT_ESTORAGE;
 }
 
 static int push_entry(struct lr_store_state *st, uint32_t *cap, raft_index idx, raft_term term,
@@ -226,17 +216,14 @@ static int push_entry(struct lr_store_state *st, uint32_t *cap, raft_index idx, 
   if (st->n_entries == *cap) {
     uint32_t ncap = *cap ? *cap * 2 : 64;
     struct raft_entry *e = raft_realloc(st->entries, sizeof *e * ncap);
-    if (e == NULL)
-      return RAFT_ENOMEM;
+    if (e == NULL) return RAFT_ENOMEM;
     st->entries = e;
     *cap = ncap;
   }
   struct raft_entry *e = &st->entries[st->n_entries];
   e->data = raft_malloc(len > 0 ? len : 1);
-  if (e->data == NULL)
-    return RAFT_ENOMEM;
-  if (len > 0)
-    memcpy(e->data, data, len);
+  if (e->data == NULL) return RAFT_ENOMEM;
+  if (len > 0) memcpy(e->data, data, len);
   e->index = idx;
   e->term = term;
   e->type = type;
@@ -261,13 +248,11 @@ static int scan(struct sq *q, struct lr_store_state *st, char *err, size_t errle
     return RAFT_ECORRUPT;
   }
   int r = load_snapshot(q, st, err, errlen);
-  if (r != 0)
-    return r;
+  if (r != 0) return r;
   raft_index snap = st->has_snapshot ? st->snapshot.meta.index : 0;
-  rc = sqlite3_prepare_v2(q->db, "SELECT idx, term, type, data, crc FROM entries ORDER BY idx",
-                          -1, &s, NULL);
-  if (rc != SQLITE_OK)
-    goto sqlerr;
+  rc = sqlite3_prepare_v2(q->db, "SELECT idx, term, type, data, crc FROM entries ORDER BY idx", -1,
+                          &s, NULL);
+  if (rc != SQLITE_OK) goto sqlerr;
   uint32_t cap = 0;
   raft_index prev = 0, count = 0;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -285,8 +270,10 @@ static int scan(struct sq *q, struct lr_store_state *st, char *err, size_t errle
       goto fail;
     }
     if (count == 0 && idx > snap + 1) {
-      lr__store_errf(err, errlen, "%s: the log starts at entry %llu but the snapshot ends at %llu: "
-                     CORRUPT_HINT, path, (unsigned long long)idx, (unsigned long long)snap);
+      lr__store_errf(
+          err, errlen,
+          "%s: the log starts at entry %llu but the snapshot ends at %llu: " CORRUPT_HINT, path,
+          (unsigned long long)idx, (unsigned long long)snap);
       r = RAFT_ECORRUPT;
       goto fail;
     }
@@ -297,8 +284,9 @@ static int scan(struct sq *q, struct lr_store_state *st, char *err, size_t errle
       goto fail;
     }
     if (idx == snap && st->has_snapshot && term != st->snapshot.meta.term) {
-      lr__store_errf(err, errlen, "%s: entry %llu has term %llu but the snapshot says %llu: "
-                     CORRUPT_HINT, path, (unsigned long long)idx, (unsigned long long)term,
+      lr__store_errf(err, errlen,
+                     "%s: entry %llu has term %llu but the snapshot says %llu: " CORRUPT_HINT, path,
+                     (unsigned long long)idx, (unsigned long long)term,
                      (unsigned long long)st->snapshot.meta.term);
       r = RAFT_ECORRUPT;
       goto fail;
@@ -310,8 +298,7 @@ static int scan(struct sq *q, struct lr_store_state *st, char *err, size_t errle
     if (idx > snap && (r = push_entry(st, &cap, idx, term, (uint8_t)type, data, len)) != 0)
       goto fail;
   }
-  if (rc != SQLITE_DONE)
-    goto sqlerr;
+  if (rc != SQLITE_DONE) goto sqlerr;
   sqlite3_finalize(s);
   if (st->last_index <= snap && st->has_snapshot) {
     st->last_index = snap;
@@ -364,21 +351,17 @@ static int write_snapshot(struct sq *q, struct lr_store_batch *b, struct span *s
   raft_term term_at = 0;
   sqlite3_bind_int64(st, 1, (sqlite3_int64)m->index);
   int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW)
-    term_at = (raft_term)sqlite3_column_int64(st, 0);
+  if (rc == SQLITE_ROW) term_at = (raft_term)sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-    return rc;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return rc;
   raft_index keep =
       lr__store_snap_keep_from(m->index, m->term, term_at, sp->last, q->base.trailing);
   st = q->st[ST_DEL_BELOW];
   sqlite3_bind_int64(st, 1, (sqlite3_int64)keep);
-  if ((rc = step_done(st)) != SQLITE_OK)
-    return rc;
+  if ((rc = step_done(st)) != SQLITE_OK) return rc;
   uint8_t *conf = NULL;
   size_t conf_len = 0;
-  if (raft_config_encode(&m->config, &conf, &conf_len) != 0)
-    return SQLITE_NOMEM;
+  if (raft_config_encode(&m->config, &conf, &conf_len) != 0) return SQLITE_NOMEM;
   uint32_t crc = lr__store_snap_crc(m->index, m->term, m->config_index, conf, conf_len,
                                     b->snap_data, b->snap_len);
   st = q->st[ST_SNAP];
@@ -409,8 +392,7 @@ static int write_entries(struct sq *q, struct lr_store_batch *b, struct span *sp
   if (sp->last >= from) { /* a follower overwriting a conflicting suffix */
     st = q->st[ST_DEL_FROM];
     sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
-    if ((rc = step_done(st)) != SQLITE_OK)
-      return rc;
+    if ((rc = step_done(st)) != SQLITE_OK) return rc;
   }
   st = q->st[ST_INSERT];
   for (uint32_t i = 0; i < b->n_entries; i++) {
@@ -420,23 +402,20 @@ static int write_entries(struct sq *q, struct lr_store_batch *b, struct span *sp
     sqlite3_bind_int(st, 3, e->type);
     sqlite3_bind_blob(st, 4, e->len ? e->data : EMPTY, (int)e->len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, lr__store_entry_crc(e->index, e->term, e->type, e->data, e->len));
-    if ((rc = step_done(st)) != SQLITE_OK)
-      break;
+    if ((rc = step_done(st)) != SQLITE_OK) break;
   }
   sqlite3_clear_bindings(st);
   if (rc == SQLITE_OK) {
     /* What is left is [first, from) plus the new entries; an insert that
      * disagreed with these bounds would have failed on the primary key. */
-    if (sp->first == 0 || sp->first > from)
-      sp->first = from;
+    if (sp->first == 0 || sp->first > from) sp->first = from;
     sp->last = b->entries[b->n_entries - 1].index;
   }
   return rc;
 }
 
 static int write_compact(struct sq *q, raft_index index, struct span *sp) {
-  if (index > sp->snap)
-    index = sp->snap; /* never delete what no snapshot covers */
+  if (index > sp->snap) index = sp->snap; /* never delete what no snapshot covers */
   sqlite3_stmt *st = q->st[ST_DEL_BELOW];
   sqlite3_bind_int64(st, 1, (sqlite3_int64)index + 1);
   int rc = step_done(st);
@@ -470,36 +449,30 @@ static int checkpoint(struct sq *q) {
 
 static int sq_write(struct lr_store *s, struct lr_store_batch *b) {
   struct sq *q = (struct sq *)s;
-  if (q->checkpoint_due)
-    checkpoint(q); /* the host did not find an idle moment for it */
+  if (q->checkpoint_due) checkpoint(q); /* the host did not find an idle moment for it */
   struct span sp = {q->first, q->last, q->snap_index};
   bool hard = b->has_hard && (b->term != q->hs_term || b->vote != q->hs_vote);
   const char *what = "beginning a transaction";
   int rc = step_done(q->st[ST_BEGIN]);
-  if (rc != SQLITE_OK)
-    goto fail;
+  if (rc != SQLITE_OK) goto fail;
   if (hard) {
     what = "writing term and vote";
     sqlite3_stmt *st = q->st[ST_HARD];
     sqlite3_bind_int64(st, 1, (sqlite3_int64)b->term);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)b->vote);
-    if ((rc = step_done(st)) != SQLITE_OK)
-      goto fail;
+    if ((rc = step_done(st)) != SQLITE_OK) goto fail;
   }
   if (b->has_snap) {
     what = "writing the snapshot";
-    if ((rc = write_snapshot(q, b, &sp)) != SQLITE_OK)
-      goto fail;
+    if ((rc = write_snapshot(q, b, &sp)) != SQLITE_OK) goto fail;
   }
   if (b->n_entries > 0) {
     what = "writing entries";
-    if ((rc = write_entries(q, b, &sp)) != SQLITE_OK)
-      goto fail;
+    if ((rc = write_entries(q, b, &sp)) != SQLITE_OK) goto fail;
   }
   if (b->compact > 0) {
     what = "compacting the log";
-    if ((rc = write_compact(q, b->compact, &sp)) != SQLITE_OK)
-      goto fail;
+    if ((rc = write_compact(q, b->compact, &sp)) != SQLITE_OK) goto fail;
   }
   int inj = lr__store_fail_hook(s);
   if (inj != 0) {
@@ -509,8 +482,7 @@ static int sq_write(struct lr_store *s, struct lr_store_batch *b) {
     return inj;
   }
   what = "committing";
-  if ((rc = step_done(q->st[ST_COMMIT])) != SQLITE_OK)
-    goto fail;
+  if ((rc = step_done(q->st[ST_COMMIT])) != SQLITE_OK) goto fail;
   q->first = sp.first;
   q->last = sp.last;
   q->snap_index = sp.snap;
@@ -529,11 +501,10 @@ fail:;
   } else {
     r = map_rc(rc);
     lr__store_errf(b->err, sizeof b->err, "%s: %s%s (%s) %s: %s", s->path,
-                   r == RAFT_EFULL ? "" : "write failed: ", raft_strerror(r),
-                   sqlite3_errstr(rc), what, sqlite3_errmsg(q->db));
+                   r == RAFT_EFULL ? "" : "write failed: ", raft_strerror(r), sqlite3_errstr(rc),
+                   what, sqlite3_errmsg(q->db));
   }
-  if (!sqlite3_get_autocommit(q->db))
-    step_done(q->st[ST_ROLLBACK]);
+  if (!sqlite3_get_autocommit(q->db)) step_done(q->st[ST_ROLLBACK]);
   return r;
 }
 
@@ -546,8 +517,7 @@ static void sq_stats(struct lr_store *s, struct lr_store_stats *out) {
   struct stat sb;
   char wal[sizeof s->path + 8];
   snprintf(wal, sizeof wal, "%s-wal", s->path);
-  if (stat(s->path, &sb) == 0)
-    out->file_bytes += (uint64_t)sb.st_size;
+  if (stat(s->path, &sb) == 0) out->file_bytes += (uint64_t)sb.st_size;
   if (stat(wal, &sb) == 0) {
     out->file_bytes += (uint64_t)sb.st_size;
     out->wal_bytes = (uint64_t)sb.st_size;
@@ -560,10 +530,8 @@ static void sq_close(struct lr_store *s) {
   struct sq *q = (struct sq *)s;
   for (int i = 0; i < ST_N; i++)
     sqlite3_finalize(q->st[i]);
-  if (q->db != NULL)
-    sqlite3_close_v2(q->db);
-  if (q->has_cached)
-    lr_store_state_free(&q->cached);
+  if (q->db != NULL) sqlite3_close_v2(q->db);
+  if (q->has_cached) lr_store_state_free(&q->cached);
   raft_free(q);
 }
 
@@ -587,18 +555,14 @@ static int create_schema(struct sq *q, char *err, size_t errlen) {
            LR_STORE_FORMAT);
   char *msg = NULL;
   int rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_exec(q->db, SCHEMA, NULL, NULL, &msg);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_exec(q->db, sql, NULL, NULL, &msg);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, &msg);
+  if (rc == SQLITE_OK) rc = sqlite3_exec(q->db, SCHEMA, NULL, NULL, &msg);
+  if (rc == SQLITE_OK) rc = sqlite3_exec(q->db, sql, NULL, NULL, &msg);
+  if (rc == SQLITE_OK) rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, &msg);
   if (rc != SQLITE_OK) {
     lr__store_errf(err, errlen, "%s: cannot create the database: %s", q->base.path,
                    msg ? msg : sqlite3_errstr(rc));
     sqlite3_free(msg);
-    if (!sqlite3_get_autocommit(q->db))
-      sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    if (!sqlite3_get_autocommit(q->db)) sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
     return map_rc(rc);
   }
   return 0;
@@ -655,10 +619,8 @@ static int check_identity(struct sq *q, char *err, size_t errlen) {
   const char *path = q->base.path;
   int64_t app = 0, ver = 0, tables = 0, node = 0, cluster = 0, fmt = 0;
   int rc = query_int(q->db, "PRAGMA application_id", &app);
-  if (rc == SQLITE_OK)
-    rc = query_int(q->db, "PRAGMA user_version", &ver);
-  if (rc == SQLITE_OK)
-    rc = query_int(q->db, "SELECT count(*) FROM sqlite_master", &tables);
+  if (rc == SQLITE_OK) rc = query_int(q->db, "PRAGMA user_version", &ver);
+  if (rc == SQLITE_OK) rc = query_int(q->db, "SELECT count(*) FROM sqlite_master", &tables);
   if (rc != SQLITE_OK) {
     if (not_contents(rc)) {
       lr__store_errf(err, errlen, "cannot read %s: %s", path, sqlite3_errstr(rc));
@@ -667,16 +629,15 @@ static int check_identity(struct sq *q, char *err, size_t errlen) {
     lr__store_errf(err, errlen, "%s is not a luaraft database (%s)", path, sqlite3_errstr(rc));
     return RAFT_EFORMAT;
   }
-  if (app == 0 && ver == 0 && tables == 0)
-    return create_schema(q, err, errlen);
+  if (app == 0 && ver == 0 && tables == 0) return create_schema(q, err, errlen);
   if (app != APP_ID) {
     lr__store_errf(err, errlen, "%s is not a luaraft database (application_id %lld)", path,
                    (long long)app);
     return RAFT_EFORMAT;
   }
   if (ver != LR_STORE_FORMAT) {
-    lr__store_errf(err, errlen, "%s has format version %lld; this luaraft reads version %d",
-                   path, (long long)ver, LR_STORE_FORMAT);
+    lr__store_errf(err, errlen, "%s has format version %lld; this luaraft reads version %d", path,
+                   (long long)ver, LR_STORE_FORMAT);
     return RAFT_EFORMAT;
   }
   sqlite3_stmt *s;
@@ -703,8 +664,7 @@ static int check_identity(struct sq *q, char *err, size_t errlen) {
                    (unsigned long long)cluster, (unsigned long long)q->base.cluster_id);
     return RAFT_EFOREIGN;
   }
-  if (cluster != 0)
-    q->base.cluster_id = (uint64_t)cluster;
+  if (cluster != 0) q->base.cluster_id = (uint64_t)cluster;
   return 0;
 }
 
@@ -717,8 +677,8 @@ static int configure(struct sq *q, char *err, size_t errlen) {
    * wal hook installed below replaces it anyway). */
   static const char *const pragmas[] = {
       "PRAGMA locking_mode = EXCLUSIVE", "PRAGMA journal_mode = WAL",
-      "PRAGMA synchronous = FULL", "PRAGMA journal_size_limit = 8388608",
-      "PRAGMA wal_autocheckpoint = 0", "PRAGMA foreign_keys = OFF"};
+      "PRAGMA synchronous = FULL",       "PRAGMA journal_size_limit = 8388608",
+      "PRAGMA wal_autocheckpoint = 0",   "PRAGMA foreign_keys = OFF"};
   for (size_t i = 0; i < sizeof pragmas / sizeof pragmas[0]; i++) {
     char *msg = NULL;
     int rc = sqlite3_exec(q->db, pragmas[i], NULL, NULL, &msg);
@@ -734,16 +694,14 @@ static int configure(struct sq *q, char *err, size_t errlen) {
         lr__store_errf(err, errlen, "%s is not a luaraft database (%s)", q->base.path,
                        msg ? msg : sqlite3_errstr(rc));
       sqlite3_free(msg);
-      return busy || io ? ((rc & 0xff) == SQLITE_FULL ? RAFT_EFULL : RAFT_EOPEN)
-                        : RAFT_EFORMAT;
+      return busy || io ? ((rc & 0xff) == SQLITE_FULL ? RAFT_EFULL : RAFT_EOPEN) : RAFT_EFORMAT;
     }
   }
   int64_t dummy;
   /* Take the exclusive lock now, so a second process fails at open. */
   int rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE; COMMIT", NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
-    if (!sqlite3_get_autocommit(q->db))
-      sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    if (!sqlite3_get_autocommit(q->db)) sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
     lr__store_errf(err, errlen, "%s is in use by another process (%s)", q->base.path,
                    sqlite3_errstr(rc));
     return RAFT_EOPEN;
@@ -756,15 +714,13 @@ static int configure(struct sq *q, char *err, size_t errlen) {
 int lr__store_sqlite_open(const struct lr_store_options *o, struct lr_store **out, char *err,
                           size_t errlen) {
   struct sq *q = raft_malloc(sizeof *q);
-  if (q == NULL)
-    return RAFT_ENOMEM;
+  if (q == NULL) return RAFT_ENOMEM;
   memset(q, 0, sizeof *q);
   q->base.ops = &SQ_OPS;
   q->base.node_id = o->node_id;
   q->base.cluster_id = o->cluster_id;
   q->base.trailing = o->trailing ? o->trailing : LR_STORE_TRAILING_DEFAULT;
-  if (q->base.trailing == UINT32_MAX)
-    q->base.trailing = 0;
+  if (q->base.trailing == UINT32_MAX) q->base.trailing = 0;
   q->checkpoint_every = o->checkpoint_every ? o->checkpoint_every : LR_STORE_CHECKPOINT_DEFAULT;
   int r;
   if (snprintf(q->base.path, sizeof q->base.path, "%s/raft.db", o->dir) >=
@@ -778,11 +734,10 @@ int lr__store_sqlite_open(const struct lr_store_options *o, struct lr_store **ou
     r = RAFT_EOPEN;
     goto fail;
   }
-  if ((r = open_problem(o->dir, q->base.path, err, errlen)) != 0)
-    goto fail;
-  int rc = sqlite3_open_v2(q->base.path, &q->db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           NULL);
+  if ((r = open_problem(o->dir, q->base.path, err, errlen)) != 0) goto fail;
+  int rc =
+      sqlite3_open_v2(q->base.path, &q->db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
   if (rc != SQLITE_OK) {
     lr__store_errf(err, errlen, "cannot open %s: %s", q->base.path,
                    q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
@@ -790,8 +745,7 @@ int lr__store_sqlite_open(const struct lr_store_options *o, struct lr_store **ou
     goto fail;
   }
   sqlite3_extended_result_codes(q->db, 1);
-  if ((r = configure(q, err, errlen)) != 0 || (r = check_identity(q, err, errlen)) != 0)
-    goto fail;
+  if ((r = configure(q, err, errlen)) != 0 || (r = check_identity(q, err, errlen)) != 0) goto fail;
   for (int i = 0; i < ST_N; i++) {
     rc = sqlite3_prepare_v3(q->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i], NULL);
     if (rc != SQLITE_OK) {
@@ -801,14 +755,12 @@ int lr__store_sqlite_open(const struct lr_store_options *o, struct lr_store **ou
       goto fail;
     }
   }
-  if ((r = scan(q, &q->cached, err, errlen)) != 0)
-    goto fail;
+  if ((r = scan(q, &q->cached, err, errlen)) != 0) goto fail;
   q->has_cached = true;
   q->hs_term = q->cached.term;
   q->hs_vote = q->cached.vote;
   raft_index snap;
-  if (bounds(q, &q->first, &q->last, NULL, &snap) == SQLITE_OK)
-    q->snap_index = snap;
+  if (bounds(q, &q->first, &q->last, NULL, &snap) == SQLITE_OK) q->snap_index = snap;
   *out = &q->base;
   return 0;
 fail:

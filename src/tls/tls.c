@@ -53,8 +53,7 @@ int lr_tls_ctx_new(const struct lr_tls_ctx_options *o, struct lr_tls_ctx **out, 
   }
   ERR_clear_error();
   struct lr_tls_ctx *c = calloc(1, sizeof *c);
-  if (c == NULL)
-    return RAFT_ENOMEM;
+  if (c == NULL) return RAFT_ENOMEM;
   c->ssl = SSL_CTX_new(TLS_method());
   if (c->ssl == NULL) {
     free(c);
@@ -79,8 +78,7 @@ int lr_tls_ctx_new(const struct lr_tls_ctx_options *o, struct lr_tls_ctx **out, 
     }
     if (SSL_CTX_check_private_key(c->ssl) != 1) {
       ERR_clear_error();
-      snprintf(err, errlen, "TLS: key %s does not match certificate %s", o->key_file,
-               o->cert_file);
+      snprintf(err, errlen, "TLS: key %s does not match certificate %s", o->key_file, o->cert_file);
       goto fail;
     }
   }
@@ -91,9 +89,9 @@ int lr_tls_ctx_new(const struct lr_tls_ctx_options *o, struct lr_tls_ctx **out, 
       goto fail;
     }
   }
-  SSL_CTX_set_verify(c->ssl, o->verify_peer ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
-                                            : SSL_VERIFY_NONE,
-                     NULL);
+  SSL_CTX_set_verify(
+      c->ssl, o->verify_peer ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE,
+      NULL);
   *out = c;
   return 0;
 fail:
@@ -103,8 +101,7 @@ fail:
 }
 
 void lr_tls_ctx_free(struct lr_tls_ctx *ctx) {
-  if (ctx == NULL)
-    return;
+  if (ctx == NULL) return;
   SSL_CTX_free(ctx->ssl);
   free(ctx);
 }
@@ -112,11 +109,9 @@ void lr_tls_ctx_free(struct lr_tls_ctx *ctx) {
 int lr_tls_new(struct lr_tls_ctx *ctx, enum lr_tls_role role, const char *verify_name,
                struct lr_tls **out) {
   *out = NULL;
-  if (ctx == NULL || (role != LR_TLS_CLIENT && role != LR_TLS_SERVER))
-    return RAFT_EINVAL;
+  if (ctx == NULL || (role != LR_TLS_CLIENT && role != LR_TLS_SERVER)) return RAFT_EINVAL;
   struct lr_tls *s = calloc(1, sizeof *s);
-  if (s == NULL)
-    return RAFT_ENOMEM;
+  if (s == NULL) return RAFT_ENOMEM;
   s->ssl = SSL_new(ctx->ssl);
   s->in = BIO_new(BIO_s_mem());
   s->out = BIO_new(BIO_s_mem());
@@ -154,8 +149,7 @@ int lr_tls_new(struct lr_tls_ctx *ctx, enum lr_tls_role role, const char *verify
 }
 
 void lr_tls_free(struct lr_tls *s) {
-  if (s == NULL)
-    return;
+  if (s == NULL) return;
   SSL_free(s->ssl); /* frees both BIOs */
   free(s);
 }
@@ -188,8 +182,8 @@ static int fail(struct lr_tls *s, int ret, int during) {
   }
   long vr = SSL_get_verify_result(s->ssl);
   char why[200];
-  take_ssl_error(why, sizeof why, e == SSL_ERROR_SYSCALL ? "unexpected end of stream"
-                                                         : "protocol error");
+  take_ssl_error(why, sizeof why,
+                 e == SSL_ERROR_SYSCALL ? "unexpected end of stream" : "protocol error");
   if (vr != X509_V_OK && during == RAFT_ETLSHANDSHAKE) {
     snprintf(s->error, sizeof s->error, "certificate verify failed: %s",
              X509_verify_cert_error_string(vr));
@@ -200,8 +194,7 @@ static int fail(struct lr_tls *s, int ret, int during) {
 }
 
 int lr_tls_handshake(struct lr_tls *s) {
-  if (s->established)
-    return 0;
+  if (s->established) return 0;
   ERR_clear_error();
   int ret = SSL_do_handshake(s->ssl);
   if (ret == 1) {
@@ -217,10 +210,8 @@ bool lr_tls_established(const struct lr_tls *s) {
 
 int lr_tls_read(struct lr_tls *s, void *buf, size_t cap, size_t *got) {
   *got = 0;
-  if (!s->established)
-    return RAFT_ETLSSTATE;
-  if (cap == 0)
-    return 0;
+  if (!s->established) return RAFT_ETLSSTATE;
+  if (cap == 0) return 0;
   ERR_clear_error();
   size_t n = 0;
   int ret = SSL_read_ex(s->ssl, buf, cap, &n);
@@ -233,8 +224,7 @@ int lr_tls_read(struct lr_tls *s, void *buf, size_t cap, size_t *got) {
 }
 
 int lr_tls_write(struct lr_tls *s, const void *data, size_t len) {
-  if (!s->established)
-    return RAFT_ETLSSTATE;
+  if (!s->established) return RAFT_ETLSSTATE;
   while (len > 0) {
     ERR_clear_error();
     size_t n = 0;
@@ -261,8 +251,7 @@ size_t lr_tls_pending(const struct lr_tls *s) {
 }
 
 size_t lr_tls_take(struct lr_tls *s, void *buf, size_t cap) {
-  if (cap == 0)
-    return 0;
+  if (cap == 0) return 0;
   int chunk = cap > (1u << 30) ? (1 << 30) : (int)cap;
   int n = BIO_read(s->out, buf, chunk);
   return n > 0 ? (size_t)n : 0;

@@ -11,7 +11,7 @@
 #define CHECK(c)                                                                                   \
   do {                                                                                             \
     if (!(c)) {                                                                                    \
-      fprintf(stderr, "core_alone: check failed: %s (line %d)\n", #c, __LINE__);                  \
+      fprintf(stderr, "core_alone: check failed: %s (line %d)\n", #c, __LINE__);                   \
       return 1;                                                                                    \
     }                                                                                              \
   } while (0)

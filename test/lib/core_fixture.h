@@ -52,9 +52,9 @@ struct fx {
   uint64_t now;
   uint32_t n;
   struct fx_node nodes[FX_MAX + 1]; /* by id, 1..n */
-  struct raft_options opts;          /* template (id filled per node) */
-  uint32_t latency;                  /* ms per message */
-  bool cut[FX_MAX + 1][FX_MAX + 1];  /* [from][to] */
+  struct raft_options opts;         /* template (id filled per node) */
+  uint32_t latency;                 /* ms per message */
+  bool cut[FX_MAX + 1][FX_MAX + 1]; /* [from][to] */
   fx_filter filter;
   void *filter_arg;
   struct fx_qmsg *head, *tail;

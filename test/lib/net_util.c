@@ -88,8 +88,7 @@ void net_msg_check(const struct raft_message *a, const struct raft_message *b) {
     assert_int_equal(a->entries[i].len, b->entries[i].len);
     assert_memory_equal(a->entries[i].data, b->entries[i].data, a->entries[i].len);
   }
-  if (a->type != RAFT_MSG_SNAPSHOT && a->type != RAFT_MSG_SNAPSHOT_RESP)
-    return;
+  if (a->type != RAFT_MSG_SNAPSHOT && a->type != RAFT_MSG_SNAPSHOT_RESP) return;
   assert_int_equal(a->done, b->done);
   assert_int_equal(a->snap.index, b->snap.index);
   assert_int_equal(a->snap.term, b->snap.term);

@@ -19,8 +19,7 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
 }
 
 void store_rmdir(char *dir) {
-  if (dir == NULL)
-    return;
+  if (dir == NULL) return;
   nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
   free(dir);
 }
@@ -31,14 +30,12 @@ struct lr_store *store_open(enum lr_store_kind kind, const char *dir, raft_id id
   struct lr_store *s;
   char err[256] = "";
   int rv = lr_store_open(&o, &s, err, sizeof err);
-  if (rv != 0)
-    fail_msg("lr_store_open: %s", err);
+  if (rv != 0) fail_msg("lr_store_open: %s", err);
   return s;
 }
 
 struct lr_store *store_reopen(struct lr_store *s, enum lr_store_kind kind, const char *dir) {
-  if (kind == LR_STORE_MEMORY)
-    return s;
+  if (kind == LR_STORE_MEMORY) return s;
   lr_store_close(s);
   return store_open(kind, dir, 1, 7);
 }
@@ -80,8 +77,7 @@ int store_append(struct lr_store *s, raft_term term, raft_id vote, raft_index fr
                  raft_term entry_term, size_t size) {
   struct lr_store_batch *b;
   assert_int_equal(lr_store_batch_new(&b), 0);
-  if (term > 0)
-    lr_store_batch_hard_state(b, term, vote);
+  if (term > 0) lr_store_batch_hard_state(b, term, vote);
   struct raft_entry *e = calloc(n ? n : 1, sizeof *e);
   store_entries_make(e, from, n, entry_term, size);
   assert_int_equal(lr_store_batch_entries(b, e, n), 0);
@@ -94,7 +90,9 @@ int store_append(struct lr_store *s, raft_term term, raft_id vote, raft_index fr
 
 int store_snapshot(struct lr_store *s, raft_index index, raft_term term, size_t size) {
   struct raft_member mem[2] = {{1, RAFT_VOTER, "127.0.0.1:7001"}, {2, RAFT_LEARNER, "h:2"}};
-  struct raft_snapshot snap = {.meta = {.index = index, .term = term, .config = {mem, 2},
+  struct raft_snapshot snap = {.meta = {.index = index,
+                                        .term = term,
+                                        .config = {mem, 2},
                                         .config_index = index > 3 ? index - 3 : 1}};
   uint8_t *data = malloc(size ? size : 1);
   for (size_t i = 0; i < size; i++)
@@ -130,8 +128,7 @@ static void fix_close(struct fix *f) {
 
 static void load(struct lr_store *s, struct lr_store_state *st) {
   char err[256] = "";
-  if (lr_store_load(s, st, err, sizeof err) != 0)
-    fail_msg("lr_store_load: %s", err);
+  if (lr_store_load(s, st, err, sizeof err) != 0) fail_msg("lr_store_load: %s", err);
 }
 
 /* A new store loads as a fresh, empty node. */

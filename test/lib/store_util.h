@@ -18,8 +18,7 @@ char *store_tmpdir(void);
 void store_rmdir(char *dir);
 
 /* Opens a store of `kind` for node `id` in dir; fails the test on error. */
-struct lr_store *store_open(enum lr_store_kind kind, const char *dir, raft_id id,
-                            uint64_t cluster);
+struct lr_store *store_open(enum lr_store_kind kind, const char *dir, raft_id id, uint64_t cluster);
 
 /* Entry contents are a pattern of `size` bytes derived from (index, term). */
 void store_entries_make(struct raft_entry *e, raft_index from, uint32_t n, raft_term term,
