@@ -143,6 +143,19 @@ describe("a node that was down while the log was compacted", function()
     local seen = c:wait_for(function() return c:log(f):match("receiving a snapshot at index") end, 15)
     assert.truthy(seen, "no snapshot started\n" .. c:log(f))
     c:pause(f)
+    -- while f is frozen the transfer cannot finish: the leader shows how far
+    -- it got (bytes of total, rate, ETA) in its status
+    local xfer
+    assert.truthy(c:wait_for(function()
+      local st = c:node(l):status()
+      for _, x in ipairs(st and st.snapshot_transfers or {}) do
+        if x.peer == f and x.direction == "out" then xfer = x end
+      end
+      return xfer
+    end, 10), "no snapshot transfer in the leader's status")
+    assert.truthy(xfer.bytes > 0 and xfer.bytes < xfer.total, cjson.encode(xfer))
+    assert.truthy(xfer.total > 16 * 1024 * 1024, cjson.encode(xfer))
+    assert.equal("number", type(xfer.rate))
     assert(c:call(l, "POST", "/v1/faults", cjson.encode { drop = { f } }, nil, 2))
     cluster.sleep(0.4)
     c:resume(f)
@@ -157,6 +170,20 @@ describe("a node that was down while the log was compacted", function()
     assert.truthy(log:match("the transfer continues where it stopped") or log:match("asking node %d+ to resume from offset [1-9]"),
       "the snapshot was not resumed\n" .. log)
     assert.equal(7 .. big, stale(c, f, "big7"))
+    -- both ends logged the finished transfer, and /metrics counts its bytes
+    assert.truthy(c:log(f):match("snapshot at index %d+ received from node %d+: %d+ bytes in"), c:log(f))
+    -- (the sender is whoever led when the transfer finished: l, unless an
+    -- election under load moved the leadership meanwhile)
+    local sender
+    for _, id in ipairs(c:ids()) do
+      if id ~= f and c:log(id):match("snapshot at index %d+ sent to node " .. f .. ": %d+ bytes in") then
+        sender = id
+      end
+    end
+    assert.truthy(sender, "no node logged the finished transfer\n" .. c:log(l))
+    local _, metrics = procs.http(c:http_address(sender), "GET", "/metrics", "", nil, 5)
+    local sent = tonumber(tostring(metrics):match("\nluaraft_snapshot_bytes_sent_total (%d+)"))
+    assert.truthy(sent and sent >= xfer.total, tostring(metrics))
   end)
 end)
 

@@ -321,6 +321,23 @@ local function metrics_text(node, srv, counters)
   metric("applied_entries_total", "counter", "entries applied", m.applied_entries or 0)
   metric("snapshots_taken_total", "counter", "snapshots taken", m.snapshots_taken or 0)
   metric("snapshots_restored_total", "counter", "snapshots restored", m.snapshots_restored or 0)
+  metric("snapshot_bytes_sent_total", "counter", "snapshot bytes sent to followers", st.snapshot_bytes_sent or 0)
+  metric("snapshot_bytes_received_total", "counter", "snapshot bytes received from a leader",
+    st.snapshot_bytes_received or 0)
+  if st.snapshot_transfers and #st.snapshot_transfers > 0 then
+    out[#out + 1] = "# HELP luaraft_snapshot_transfer_bytes bytes so far of a snapshot transfer in progress\n" ..
+      "# TYPE luaraft_snapshot_transfer_bytes gauge\n"
+    for _, x in ipairs(st.snapshot_transfers) do
+      out[#out + 1] = ('luaraft_snapshot_transfer_bytes{peer="%d",direction="%s",total="%d"} %d\n'):format(
+        x.peer, x.direction, x.total, x.bytes)
+    end
+    out[#out + 1] = "# HELP luaraft_snapshot_transfer_eta_seconds time left at the transfer's rate\n" ..
+      "# TYPE luaraft_snapshot_transfer_eta_seconds gauge\n"
+    for _, x in ipairs(st.snapshot_transfers) do
+      out[#out + 1] = ('luaraft_snapshot_transfer_eta_seconds{peer="%d",direction="%s"} %.3f\n'):format(
+        x.peer, x.direction, x.eta_s or -1)
+    end
+  end
   metric("storage_batches_failed_total", "counter", "failed storage writes", m.batches_failed or 0)
   metric("storage_updates_merged_total", "counter", "updates that joined a queued write (group commit)", m.batches_merged or 0)
   metric("storage_fsyncs_total", "counter", "storage writes made durable (one fsync each)", m.fsyncs or 0)

@@ -121,6 +121,21 @@ raft_id lr_node_id(const struct lr_node *n);
 uint64_t lr_node_cluster_id(const struct lr_node *n);
 /* The id a cluster name stands for (never 0). */
 uint64_t lr_cluster_id_of_name(const char *name);
+/* Snapshot transfers in progress, both ways: bytes so far of total, the rate
+ * since the transfer (or its resumption) started, the time left at that rate
+ * (eta_s < 0: unknown), and how long since the last chunk. */
+struct lr_snapshot_transfer {
+  raft_id peer;
+  bool incoming;
+  raft_index index;
+  uint64_t bytes, total;
+  double rate, eta_s; /* bytes/s, seconds */
+  uint64_t idle_ms;
+};
+uint32_t lr_node_snapshot_transfers(const struct lr_node *n, struct lr_snapshot_transfer *out,
+                                    uint32_t max);
+/* Snapshot bytes sent and received since start (counters for /metrics). */
+void lr_node_snapshot_bytes(const struct lr_node *n, uint64_t *out, uint64_t *in);
 /* The state machine's health (sm.h): halted, digests, memory. */
 struct lr_sm_status;
 bool lr_node_sm_status(const struct lr_node *n, struct lr_sm_status *st);

@@ -18,6 +18,16 @@ struct lr__event_q {
   size_t n, cap;
 };
 
+/* One snapshot transfer (snapprog.c), per peer and direction. */
+#define LR__SNAP_XFERS_MAX 8
+struct lr__snap_xfer {
+  raft_id peer; /* 0: a free slot */
+  bool in, active;
+  raft_index index;
+  uint64_t total, bytes, start_bytes;
+  uint64_t start_ms, last_ms, last_log_ms;
+};
+
 struct lr_node {
   uv_loop_t *loop;
   raft_id id;
@@ -41,6 +51,8 @@ struct lr_node {
   bool work_busy;
   raft_index snap_in_index; /* a snapshot being received (for the log) */
   uint64_t snap_in_last_ms, snap_in_resume_logged;
+  struct lr__snap_xfer xfers[LR__SNAP_XFERS_MAX];
+  uint64_t snap_bytes_out, snap_bytes_in;
   struct lr__event_q events;
 };
 
@@ -51,6 +63,9 @@ void lr__events_free(struct lr_node *n);
 void lr__events_flush_cb(uv_timer_t *t);
 void lr__callback_enter(struct lr_node *n);
 void lr__callback_leave(struct lr_node *n);
+
+/* snapprog.c: a SNAPSHOT chunk sent (in false) or received */
+void lr__snap_progress(struct lr_node *n, const struct raft_message *m, bool in);
 
 /* transport.c */
 int lr__tr_open(struct lr_node *n, const struct lr_node_options *o, char *err, size_t errlen);

@@ -491,7 +491,10 @@ static void note_snapshot_chunk(struct lr_node *n, const struct raft_message *m)
 void lr__node_recv(struct lr_node *n, const struct raft_message *m) {
   if (n->stopping) return;
   lr__callback_enter(n);
-  if (m->type == RAFT_MSG_SNAPSHOT) note_snapshot_chunk(n, m);
+  if (m->type == RAFT_MSG_SNAPSHOT) {
+    note_snapshot_chunk(n, m);
+    lr__snap_progress(n, m, true);
+  }
   lr_drive_recv(n->drive, m);
   lr__callback_leave(n);
 }

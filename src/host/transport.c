@@ -113,6 +113,7 @@ void lr__tr_send(struct lr_node *n, const struct raft_message *m) {
             (unsigned long long)m->index, (unsigned long long)m->to,
             (unsigned long long)m->offset);
   }
+  if (m->type == RAFT_MSG_SNAPSHOT) lr__snap_progress(n, m, false);
   lr_net_send(n->net, m); /* a drop is fine: Raft retransmits */
 }
 

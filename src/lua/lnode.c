@@ -492,6 +492,32 @@ static int l_status(lua_State *L) {
   set_int(L, "memory_max", sm.memory_max);
   lua_setfield(L, -2, "state_machine");
   push_guards(L, &sm);
+  /* snapshot transfers in progress (host.h), both ways */
+  struct lr_snapshot_transfer xf[LR_NODE_PEERS_MAX];
+  uint32_t nx = lr_node_snapshot_transfers(ln->n, xf, LR_NODE_PEERS_MAX);
+  lua_createtable(L, (int)nx, 0);
+  for (uint32_t i = 0; i < nx; i++) {
+    lua_createtable(L, 0, 8);
+    set_int(L, "peer", xf[i].peer);
+    lua_pushstring(L, xf[i].incoming ? "in" : "out");
+    lua_setfield(L, -2, "direction");
+    set_int(L, "index", xf[i].index);
+    set_int(L, "bytes", xf[i].bytes);
+    set_int(L, "total", xf[i].total);
+    lua_pushnumber(L, xf[i].rate);
+    lua_setfield(L, -2, "rate");
+    if (xf[i].eta_s >= 0) {
+      lua_pushnumber(L, xf[i].eta_s);
+      lua_setfield(L, -2, "eta_s");
+    }
+    set_int(L, "idle_ms", xf[i].idle_ms);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "snapshot_transfers");
+  uint64_t sent, received;
+  lr_node_snapshot_bytes(ln->n, &sent, &received);
+  set_int(L, "snapshot_bytes_sent", sent);
+  set_int(L, "snapshot_bytes_received", received);
   return 1;
 }
 
