@@ -22,7 +22,7 @@ struct lr__event_q {
 #define LR__SNAP_XFERS_MAX 8
 struct lr__snap_xfer {
   raft_id peer; /* 0: a free slot */
-  bool in, active;
+  bool in, active, finished;
   raft_index index;
   uint64_t total, bytes, start_bytes;
   uint64_t start_ms, last_ms, last_log_ms;

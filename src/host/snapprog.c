@@ -37,6 +37,11 @@ void lr__snap_progress(struct lr_node *n, const struct raft_message *m, bool in)
   raft_id peer = in ? m->from : m->to;
   struct lr__snap_xfer *x = slot(n, peer, in);
   uint64_t upto = m->offset + m->chunk_len;
+  if (in) n->snap_bytes_in += m->chunk_len;
+  else n->snap_bytes_out += m->chunk_len;
+  /* a chunk of a transfer that already finished (a retransmission) is no
+   * new transfer */
+  if (x->peer == peer && x->in == in && x->index == m->snap.index && x->finished) return;
   if (x->peer != peer || x->in != in || x->index != m->snap.index || !x->active) {
     memset(x, 0, sizeof *x);
     x->peer = peer;
@@ -49,8 +54,6 @@ void lr__snap_progress(struct lr_node *n, const struct raft_message *m, bool in)
   x->total = m->total;
   if (upto > x->bytes) x->bytes = upto;
   x->last_ms = now;
-  if (in) n->snap_bytes_in += m->chunk_len;
-  else n->snap_bytes_out += m->chunk_len;
   if (m->done && x->bytes >= x->total) {
     uint64_t ms = now - x->start_ms;
     LR__LOG(n, RAFT_LOG_INFO, "snapshot at index %llu %s node %llu: %llu bytes in %.1f s (%.1f MB/s)",
@@ -58,6 +61,7 @@ void lr__snap_progress(struct lr_node *n, const struct raft_message *m, bool in)
             (unsigned long long)peer, (unsigned long long)x->total, (double)ms / 1000.0,
             ms ? (double)(x->bytes - x->start_bytes) / 1000.0 / (double)ms : 0.0);
     x->active = false;
+    x->finished = true;
   } else if (now - x->last_log_ms >= LR__SNAP_LOG_MS) {
     x->last_log_ms = now;
     progress_line(n, x, now);
