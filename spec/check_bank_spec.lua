@@ -94,7 +94,7 @@ describe("the bank in raft.sim under faults", function()
       sim:net { drop = 0.05, duplicate = 0.05, delay = { 1, 30 }, reorder = true }
       local clients, down = { {}, {}, {}, {} }, nil
       local refused, moved = 0, 0
-      for step = 1, 250 do
+      for step = 1, 400 do
         for _, c in ipairs(clients) do
           local t = c.t
           if t and t.done and t.kind == "propose" and t.err == nil then

@@ -374,22 +374,30 @@ describe("raft.sim randomized regressions", function()
   end)
 end)
 
--- Seeds of the widened mixes: every history checked, none may fail or be
--- inconclusive (the checker must decide them all).
+-- Seeds of the widened mixes: every history checked, none may fail. A
+-- history the checker cannot decide within its step budget (8 clients on one
+-- key, hundreds of operations: deciding linearizability is NP-complete) is
+-- neither a pass nor a violation; it is printed with its seed, and more than
+-- 1 % of them fails the spec, so a checker (or workload) regression shows.
 local function mixed_seeds(from, count, mix)
   it(("keeps Raft safety and linearizability for seeds %d..%d of the %s mixes"):format(
     from, from + count - 1, mix or "widened"), function()
-    local failures, kinds = {}, {}
+    local failures, inconclusive, kinds = {}, {}, {}
     for seed = from, from + count - 1 do
       local ok, msg, sim, info = mixed(seed, { mix = mix })
       if sim then sim:close() end
       kinds[info.mix.name .. "/" .. info.mix.target] = true
-      if ok ~= true then
-        print((ok == nil and "INCONCLUSIVE " or "FAILED ") .. msg)
+      if ok == false then
+        print("FAILED " .. msg)
         failures[#failures + 1] = msg
+      elseif ok == nil then
+        print("INCONCLUSIVE " .. msg)
+        inconclusive[#inconclusive + 1] = msg
       end
     end
     assert(#failures == 0, table.concat(failures, "\n"))
+    assert(#inconclusive <= count // 100, #inconclusive .. " inconclusive seeds of " .. count .. ":\n" ..
+      table.concat(inconclusive, "\n"))
     if not mix then -- the seeds really do spread over the mixes
       for _, k in ipairs { "issue10/random", "mixed/random", "mixed/any", "mixed/sticky" } do
         assert(kinds[k], "no seed ran " .. k)
