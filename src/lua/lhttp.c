@@ -232,15 +232,7 @@ void luaraft__http_open(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"respond", l_respond}, {"port", l_port}, {"stats", l_stats}, {"close", l_close},
       {NULL, NULL}};
-  if (luaL_newmetatable(L, SERVER_MT)) {
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__close");
-  }
-  lua_pop(L, 1);
+  luaraft__new_metatable(L, SERVER_MT, methods, l_close);
   lua_pushcfunction(L, l_listen);
   lua_setfield(L, -2, "http_listen");
   lua_pushcfunction(L, l_token_equal);

@@ -346,6 +346,18 @@ static int l_snapshot(lua_State *L) {
   return 1;
 }
 
+/* true, or nil, "bad_request", why for a node started without faults */
+static int faults_result(lua_State *L, int rv) {
+  if (rv != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, "bad_request");
+    lua_pushstring(L, "faults are not allowed (start the node with --allow-faults)");
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* node:faults({ids}): drop all traffic with these peers ({} heals) */
 static int l_faults(lua_State *L) {
   struct lnode *ln = check_node(L);
@@ -361,27 +373,13 @@ static int l_faults(lua_State *L) {
     ids[count++] = (raft_id)luaL_checkinteger(L, -1);
     lua_pop(L, 1);
   }
-  if (lr_node_faults(ln->n, ids, count) != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, "bad_request");
-    lua_pushstring(L, "faults are not allowed (start the node with --allow-faults)");
-    return 3;
-  }
-  lua_pushboolean(L, 1);
-  return 1;
+  return faults_result(L, lr_node_faults(ln->n, ids, count));
 }
 
 /* node:fail_writes(n): the next n storage writes fail (tests) */
 static int l_fail_writes(lua_State *L) {
   struct lnode *ln = check_node(L);
-  if (lr_node_fail_writes(ln->n, (int)luaL_checkinteger(L, 2)) != 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, "bad_request");
-    lua_pushstring(L, "faults are not allowed (start the node with --allow-faults)");
-    return 3;
-  }
-  lua_pushboolean(L, 1);
-  return 1;
+  return faults_result(L, lr_node_fail_writes(ln->n, (int)luaL_checkinteger(L, 2)));
 }
 
 static void set_int(lua_State *L, const char *k, uint64_t v) {

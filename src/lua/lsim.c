@@ -572,15 +572,7 @@ static const luaL_Reg methods[] = {
     {NULL, NULL}};
 
 void luaraft__sim_open(lua_State *L) {
-  if (luaL_newmetatable(L, SIM_MT)) {
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, sim_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, sim_gc);
-    lua_setfield(L, -2, "__close");
-  }
-  lua_pop(L, 1);
+  luaraft__new_metatable(L, SIM_MT, methods, sim_gc);
   lua_pushcfunction(L, sim_new);
   lua_setfield(L, -2, "sim_new");
 }
