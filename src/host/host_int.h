@@ -44,6 +44,7 @@ struct lr_node {
   int snap_pid;
   uv_pipe_t snap_pipe;
   struct lr_buf snap_bytes;
+  uint64_t snap_fork_ns, snap_start_ns; /* for the log */
   /* the store's idle work (checkpoint) on the thread pool, between batches */
   bool idle_busy;
   uv_work_t idle_work;

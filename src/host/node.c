@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -383,6 +384,9 @@ static bool write_all(int fd, const char *p, size_t len) {
 }
 
 static void snapshot_child(struct lr_sm *sm, int fd) {
+  /* Below the node's own threads: on a busy machine the loop (heartbeats,
+   * replies) goes first, the snapshot takes what is left. */
+  (void)setpriority(PRIO_PROCESS, 0, 10);
   struct lr_buf b;
   lr_buf_init(&b);
   char err[512];
@@ -433,6 +437,9 @@ static void snap_end(struct lr_node *n, int read_rv) {
     err = why;
   }
   if (!n->stopping) {
+    LR__LOG(n, LR_LOG_INFO, "snapshot child %d: %zu bytes in %.1f ms (the fork held the loop %.2f ms)",
+            (int)pid, b->len ? b->len - 1 : 0, (double)(uv_hrtime() - n->snap_start_ns) / 1e6,
+            (double)n->snap_fork_ns / 1e6);
     lr__callback_enter(n);
     if (err)
       lr_drive_snapshot_made(n->drive, -1, NULL, 0, err);
@@ -463,6 +470,7 @@ static int io_snapshot(void *data, struct lr_sm *sm, struct lr_buf *out, char *e
     return lr_sm_snapshot(sm, out, err, errlen);
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return lr_sm_snapshot(sm, out, err, errlen);
+  uint64_t t0 = uv_hrtime();
   pid_t pid = fork();
   if (pid == 0) {
     close(fds[0]);
@@ -476,6 +484,8 @@ static int io_snapshot(void *data, struct lr_sm *sm, struct lr_buf *out, char *e
     return lr_sm_snapshot(sm, out, err, errlen);
   }
   n->snap_pid = pid;
+  n->snap_fork_ns = uv_hrtime() - t0;
+  n->snap_start_ns = uv_hrtime();
   lr_buf_init(&n->snap_bytes);
   uv_pipe_init(n->loop, &n->snap_pipe, 0);
   n->snap_pipe.data = n;
