@@ -205,9 +205,11 @@ static void snapshot_queue(struct lr_drive *d, const char *data, size_t len) {
   snap.meta.config_index = d->snap_job_config_index;
   snap.data = (const uint8_t *)data;
   snap.len = len;
+  /* One copy (into the batch): raft_snapshot_taken reads it from there
+   * once durable. A 100 MB state is copied on the loop thread, so each copy
+   * counts. */
   if (it == NULL || lr_store_batch_new(&it->batch) != 0 ||
-      lr_store_batch_snapshot(it->batch, &snap) != 0 ||
-      lr_snapshot_copy(&snap, &it->snapshot) != 0) {
+      lr_store_batch_snapshot(it->batch, &snap) != 0) {
     lr__items_free(it);
     d->snap_pending = false;
     lr__drive_log(d, LR_LOG_WARN, "snapshot at %llu not written: out of memory",
@@ -609,7 +611,9 @@ static void done_item(struct lr_drive *d, struct lr__item *it) {
     LR__DRIVE_RULE(d, it->snap_index <= d->snap_durable,
                    "a snapshot acknowledged before it was durable");
     d->snap_acked = it->snap_index;
-    int rv = raft_snapshot_taken(d->raft, it->snap_index, it->snapshot->data, it->snapshot->len);
+    struct lr_store_batch_view v;
+    lr_store_batch_view(it->batch, &v);
+    int rv = raft_snapshot_taken(d->raft, it->snap_index, v.snap_data, v.snap_len);
     if (rv != 0)
       lr__drive_log(d, LR_LOG_WARN, "snapshot at %llu refused by the core: %s",
                     (unsigned long long)it->snap_index, raft_strerror(rv));

@@ -31,7 +31,7 @@ struct lr__item {
   uint32_t n_after;
   struct raft_entry *committed;
   uint32_t n_committed;
-  struct raft_snapshot *snapshot; /* received: restore once durable (own: the data) */
+  struct raft_snapshot *snapshot; /* received: restore once durable (own: NULL, in batch) */
   struct raft_read_state *reads;
   uint32_t n_reads;
   struct raft_proposal_error *prop_errors;
