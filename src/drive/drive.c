@@ -329,6 +329,8 @@ static void soft_state(struct lr_drive *d, const struct raft_update *u) {
     lr__drive_log(d, LR_LOG_INFO, "role %s -> %s (term %llu)", raft_role_name(d->role),
                   raft_role_name(u->role), (unsigned long long)d->term);
     if (u->role == RAFT_CANDIDATE) d->metrics.elections++;
+    if (d->role == RAFT_LEADER) /* the stamps in flight are no longer ours to time */
+      memset(d->stamps, 0, sizeof d->stamps);
     d->role = u->role;
     if (lr__drive_subscribed(d, LR_EV_ROLE)) {
       struct lr_event ev = {.type = LR_EV_ROLE, .role = u->role, .term = d->term};
