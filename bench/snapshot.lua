@@ -62,6 +62,13 @@ local ok, err = pcall(function()
   end
   say("elections across the snapshot: %s", #changed == 0 and ("none (term %d throughout)"):format(term0)
     or table.concat(changed, "; "))
+  if #changed > 0 then
+    for _, id in ipairs(c:ids()) do
+      for line in c:log(id):gmatch("[^\n]+") do
+        if line:find("snapshot", 1, true) or line:find("role ", 1, true) then print(line) end
+      end
+    end
+  end
   assert(#changed == 0, "an election happened across the snapshot")
   local addr = c:add_node(4)
   t = now()
