@@ -196,7 +196,7 @@ static void enqueue(struct lr_drive *d, struct lr__item *it) {
  * meanwhile; lr_drive_snapshot_made() then queues the batch exactly as the
  * synchronous path does. What the snapshot covers (index, term, config) is
  * fixed here, when the view is taken, not when the bytes arrive. */
-static void snapshot_queue(struct lr_drive *d, const char *data, size_t len) {
+static void snapshot_queue(struct lr_drive *d, const char *data, size_t len, bool take) {
   struct lr__item *it = calloc(1, sizeof *it);
   struct raft_snapshot snap = {0};
   snap.meta.index = d->snap_job_index;
@@ -209,7 +209,9 @@ static void snapshot_queue(struct lr_drive *d, const char *data, size_t len) {
    * once durable. A 100 MB state is copied on the loop thread, so each copy
    * counts. */
   if (it == NULL || lr_store_batch_new(&it->batch) != 0 ||
-      lr_store_batch_snapshot(it->batch, &snap) != 0) {
+      (take ? lr_store_batch_snapshot_take(it->batch, &snap)
+            : lr_store_batch_snapshot(it->batch, &snap)) != 0) {
+    if (take) raft_free((void *)data);
     lr__items_free(it);
     d->snap_pending = false;
     lr__drive_log(d, LR_LOG_WARN, "snapshot at %llu not written: out of memory",
@@ -252,7 +254,7 @@ int lr__drive_take_snapshot(struct lr_drive *d, bool now, char *err, size_t errl
     return 0;
   }
   lr__drive_stage(d, LR_STAGE_SNAPSHOT, 0.0);
-  snapshot_queue(d, buf.data, buf.len);
+  snapshot_queue(d, buf.data, buf.len, false);
   lr_buf_free(&buf);
   return 0;
 }
@@ -265,11 +267,15 @@ static bool received_queued(const struct lr_drive *d) {
   return false;
 }
 
-void lr_drive_snapshot_made(struct lr_drive *d, int rv, const char *data, size_t len,
-                            const char *err) {
+void lr_drive_snapshot_made(struct lr_drive *d, int rv, void *data, size_t len, const char *err) {
   LR__DRIVE_RULE(d, d->snap_making, "a snapshot was made that was not started");
   d->snap_making = false;
   lr__drive_stage(d, LR_STAGE_SNAPSHOT, (double)(lr__drive_now(d) - d->snap_job_start));
+  if (d->failed || rv != 0 || d->metrics.snapshots_restored != d->snap_job_restored ||
+      received_queued(d) || d->snap_job_index <= d->snap_index) {
+    raft_free(data); /* not written: NULL, or ours to free */
+    data = NULL;
+  }
   if (d->failed) {
     d->snap_pending = false;
     return;
@@ -285,7 +291,7 @@ void lr_drive_snapshot_made(struct lr_drive *d, int rv, const char *data, size_t
     lr__drive_log(d, LR_LOG_INFO, "snapshot at %llu dropped: a newer one was received meanwhile",
                   (unsigned long long)d->snap_job_index);
   } else {
-    snapshot_queue(d, data, len);
+    snapshot_queue(d, data, len, true);
   }
   lr_drive_run(d);
 }

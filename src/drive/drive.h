@@ -193,11 +193,12 @@ int lr_drive_step_down(struct lr_drive *d);
 /* Takes a snapshot now, on this thread (0: queued for writing), or -1 with
  * err. The automatic ones (snapshot_entries) go through io.snapshot. */
 int lr_drive_snapshot(struct lr_drive *d, char *err, size_t errlen);
-/* The snapshot io.snapshot started is made: rv 0 and its bytes (copied),
- * or -1 and why. It is queued as its own batch, as a synchronous one is;
- * dropped if the state was replaced meanwhile (a snapshot received). */
-void lr_drive_snapshot_made(struct lr_drive *d, int rv, const char *data, size_t len,
-                            const char *err);
+/* The snapshot io.snapshot started is made: rv 0 and its bytes, or -1 and
+ * why. The driver takes `data` (from raft_malloc; NULL with rv -1): a large
+ * snapshot is not copied on the loop thread. It is queued as its own batch,
+ * as a synchronous one is; dropped if the state was replaced meanwhile (a
+ * snapshot received). */
+void lr_drive_snapshot_made(struct lr_drive *d, int rv, void *data, size_t len, const char *err);
 /* Fails every waiting request of this node with `code` (a crash, a stop). */
 void lr_drive_fail_all(struct lr_drive *d, const char *code, const char *msg);
 

@@ -43,7 +43,8 @@ struct lr_node {
    * its bytes come through, and what has come so far */
   int snap_pid;
   uv_pipe_t snap_pipe;
-  struct lr_buf snap_bytes;
+  char *snap_buf; /* raft_malloc'd: handed to the driver as it is */
+  size_t snap_len, snap_cap;
   uint64_t snap_fork_ns, snap_start_ns; /* for the log */
   /* the store's idle work (checkpoint) on the thread pool, between batches */
   bool idle_busy;

@@ -391,8 +391,10 @@ static void snapshot_child(struct lr_sm *sm, int fd) {
   lr_buf_init(&b);
   char err[512];
   int rv = lr_sm_snapshot(sm, &b, err, sizeof err);
-  bool ok = rv == 0 ? write_all(fd, "\0", 1) && write_all(fd, b.data, b.len)
-                    : write_all(fd, "\1", 1) && write_all(fd, err, strlen(err));
+  /* the bytes (or the error), then one status byte: the parent hands its
+   * buffer on as it is, the status byte past the end */
+  bool ok = rv == 0 ? write_all(fd, b.data, b.len) && write_all(fd, "\0", 1)
+                    : write_all(fd, err, strlen(err)) && write_all(fd, "\1", 1);
   _exit(ok ? 0 : 1);
 }
 
@@ -403,11 +405,16 @@ static void snap_closed(uv_handle_t *h) {
 static void snap_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   struct lr_node *n = h->data;
   (void)hint;
-  if (lr_buf_reserve(&n->snap_bytes, 65536) != 0) {
-    *buf = uv_buf_init(NULL, 0); /* UV_ENOBUFS in snap_read */
-    return;
+  if (n->snap_cap - n->snap_len < 65536) {
+    size_t cap = n->snap_cap ? n->snap_cap * 2 : 1 << 20;
+    char *p = raft_realloc(n->snap_buf, cap);
+    if (p == NULL) {
+      *buf = uv_buf_init(NULL, 0); /* UV_ENOBUFS in snap_read */
+      return;
+    }
+    n->snap_buf = p, n->snap_cap = cap;
   }
-  *buf = uv_buf_init(n->snap_bytes.data + n->snap_bytes.len, 65536);
+  *buf = uv_buf_init(n->snap_buf + n->snap_len, 65536);
 }
 
 /* Reaps the child (it has closed the pipe: it is exiting) and hands the
@@ -420,42 +427,45 @@ static void snap_end(struct lr_node *n, int read_rv) {
   n->snap_pid = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  struct lr_buf *b = &n->snap_bytes;
+  char *data = n->snap_buf;
+  size_t len = n->snap_len;
+  n->snap_buf = NULL, n->snap_len = n->snap_cap = 0;
   char why[600];
   const char *err = NULL;
   if (read_rv != UV_EOF) {
     snprintf(why, sizeof why, "reading the snapshot child's output: %s", uv_strerror(read_rv));
     err = why;
-  } else if (!WIFEXITED(status) || b->len == 0) {
+  } else if (!WIFEXITED(status) || len == 0) {
     snprintf(why, sizeof why, "the snapshot child ended abnormally (status %d)", status);
     err = why;
-  } else if (b->data[0] != 0) {
-    snprintf(why, sizeof why, "%.*s", (int)(b->len - 1 < 512 ? b->len - 1 : 512), b->data + 1);
+  } else if (data[len - 1] != 0) {
+    snprintf(why, sizeof why, "%.*s", (int)(len - 1 < 512 ? len - 1 : 512), data);
     err = why;
   } else if (WEXITSTATUS(status) != 0) {
     snprintf(why, sizeof why, "the snapshot child could not write its output");
     err = why;
   }
-  if (!n->stopping) {
-    LR__LOG(n, LR_LOG_INFO, "snapshot child %d: %zu bytes in %.1f ms (the fork held the loop %.2f ms)",
-            (int)pid, b->len ? b->len - 1 : 0, (double)(uv_hrtime() - n->snap_start_ns) / 1e6,
-            (double)n->snap_fork_ns / 1e6);
-    lr__callback_enter(n);
-    if (err)
-      lr_drive_snapshot_made(n->drive, -1, NULL, 0, err);
-    else
-      lr_drive_snapshot_made(n->drive, 0, b->data + 1, b->len - 1, NULL);
-    lr__callback_leave(n);
+  if (n->stopping) {
+    raft_free(data);
+    return;
   }
-  lr_buf_free(b);
-  lr_buf_init(b);
+  LR__LOG(n, LR_LOG_INFO, "snapshot child %d: %zu bytes in %.1f ms (the fork held the loop %.2f ms)",
+          (int)pid, len ? len - 1 : 0, (double)(uv_hrtime() - n->snap_start_ns) / 1e6,
+          (double)n->snap_fork_ns / 1e6);
+  if (err) {
+    raft_free(data);
+    data = NULL;
+  }
+  lr__callback_enter(n);
+  lr_drive_snapshot_made(n->drive, err ? -1 : 0, data, len ? len - 1 : 0, err);
+  lr__callback_leave(n);
 }
 
 static void snap_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   struct lr_node *n = s->data;
   (void)buf;
   if (nread > 0) {
-    n->snap_bytes.len += (size_t)nread;
+    n->snap_len += (size_t)nread;
     return;
   }
   if (nread == 0) return;
@@ -486,7 +496,7 @@ static int io_snapshot(void *data, struct lr_sm *sm, struct lr_buf *out, char *e
   n->snap_pid = pid;
   n->snap_fork_ns = uv_hrtime() - t0;
   n->snap_start_ns = uv_hrtime();
-  lr_buf_init(&n->snap_bytes);
+  n->snap_buf = NULL, n->snap_len = n->snap_cap = 0;
   uv_pipe_init(n->loop, &n->snap_pipe, 0);
   n->snap_pipe.data = n;
   n->handles_open++;
@@ -499,7 +509,6 @@ static int io_snapshot(void *data, struct lr_sm *sm, struct lr_buf *out, char *e
     }
     n->snap_pid = 0;
     uv_close((uv_handle_t *)&n->snap_pipe, snap_closed);
-    lr_buf_free(&n->snap_bytes);
     return lr_sm_snapshot(sm, out, err, errlen);
   }
   return 1;
