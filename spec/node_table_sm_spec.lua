@@ -157,7 +157,9 @@ describe("raft.node with a state machine table", function()
       wait_leader(node)
       for i = 1, 12 do assert.truthy(node:propose({ op = "set", key = "p" .. i, value = i })) end
       wait_for(function() return node:status().snapshot_index >= 10 end, 5, "a snapshot")
-      assert.truthy(c1.snapshots >= 1)
+      -- automatic snapshots run the table's snapshot() in a forked child,
+      -- on a copy of this Lua state: what it changes does not come back
+      assert.is_nil(c1.snapshots)
       node:stop()
       for _ = 1, 5 do loop.run_once() end
       -- a new table, with something stale in it that restore must replace

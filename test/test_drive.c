@@ -26,6 +26,10 @@ struct world {
   struct lr_store_batch *writing;
   int writes, sends, done, done_err;
   uint64_t last_req;
+  uint64_t snapshot_entries; /* automatic snapshots (0: none) */
+  bool async_snapshots;      /* io.snapshot starts them; the test makes them */
+  int snapshots_started;
+  raft_index snapshot_at; /* the applied index when the last one started */
 };
 
 static uint64_t w_now(void *data) {
@@ -47,6 +51,14 @@ static void w_event(void *data, const struct lr_event *ev) {
   w->done++;
   if (ev->code) w->done_err++;
   w->last_req = ev->req;
+}
+
+/* The real node's io.snapshot forks; this one only notes the start. */
+static int w_snapshot(void *data, struct lr_sm *sm, struct lr_buf *out, char *err, size_t errlen) {
+  struct world *w = data;
+  w->snapshots_started++;
+  w->snapshot_at = lr_sm_applied_index(sm);
+  return 1;
 }
 
 static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
@@ -84,7 +96,9 @@ static struct lr_drive *new_drive(struct world *w, struct lr_buf *chunk) {
                                .sm = sm,
                                .config = &c,
                                .durable_last = 1,
+                               .snapshot_entries = w->snapshot_entries,
                                .io = {.data = w,
+                                      .snapshot = w->async_snapshots ? w_snapshot : NULL,
                                       .now = w_now,
                                       .wall = w_now,
                                       .write = w_write,
@@ -192,6 +206,81 @@ static void test_snapshot_acked_once_durable(void **state) {
   lr_buf_free(&chunk);
 }
 
+/* An automatic snapshot made elsewhere (io.snapshot returns 1: the real
+ * node's forked child): proposals keep completing meanwhile, it covers the
+ * index it started at, and the core hears of it once its batch is durable.
+ * The stage histograms count what happened. */
+static void test_snapshot_async(void **state) {
+  struct world w = {.snapshot_entries = 4, .async_snapshots = true};
+  struct lr_buf chunk;
+  struct lr_drive *d = leader(&w, &chunk);
+  for (uint64_t i = 1; i <= 3; i++) {
+    propose(d, i);
+    settle(&w, d);
+  }
+  assert_int_equal(w.snapshots_started, 1); /* due at applied index 4 */
+  raft_index at = w.snapshot_at;
+  assert_true(at >= 4);
+  for (uint64_t i = 4; i <= 6; i++) { /* served while the snapshot is being made */
+    propose(d, i);
+    settle(&w, d);
+  }
+  assert_int_equal(w.done, 6);
+  assert_int_equal(w.snapshots_started, 1); /* one at a time */
+  char err[256];
+  assert_int_equal(lr_drive_snapshot(d, err, sizeof err), -1);
+  assert_non_null(strstr(err, "already being written"));
+  assert_true(lr_sm_applied_index(lr_drive_sm(d)) > at);
+  char *bytes = raft_malloc(1); /* the driver takes it */
+  assert_non_null(bytes);
+  bytes[0] = '4';
+  lr_drive_snapshot_made(d, 0, bytes, 1, NULL);
+  assert_non_null(w.writing); /* the snapshot's own batch */
+  struct raft_status st;
+  raft_status(lr_drive_raft(d), &st);
+  assert_int_equal(st.snapshot_index, 0); /* not before it is durable */
+  complete(&w, d);
+  raft_status(lr_drive_raft(d), &st);
+  assert_int_equal(st.snapshot_index, at);
+  assert_int_equal(lr_drive_snapshot_index(d), at);
+  struct lr_drive_metrics m;
+  lr_drive_metrics(d, &m);
+  assert_int_equal(m.snapshots_taken, 1);
+  assert_int_equal(m.stages[LR_STAGE_SNAPSHOT].count, 1);
+  assert_true(m.stages[LR_STAGE_LEADER_PERSIST].count >= 6);
+  assert_true(m.stages[LR_STAGE_ACK_COMMIT].count >= 6);
+  assert_true(m.stages[LR_STAGE_APPLY].count >= 6);
+  assert_int_equal(m.stages[LR_STAGE_WRITE].count, m.fsyncs);
+  assert_int_equal(m.stages[LR_STAGE_WRITE].buckets[6], m.fsyncs); /* 3 ms: the <= 5 ms bucket */
+  assert_int_equal(m.stages[LR_STAGE_FOLLOWER_PERSIST].count, 0);
+  lr_drive_free(d);
+  lr_buf_free(&chunk);
+}
+
+/* A snapshot that failed elsewhere is only logged: the next one is tried
+ * later, the node goes on. */
+static void test_snapshot_async_failed(void **state) {
+  struct world w = {.snapshot_entries = 2, .async_snapshots = true};
+  struct lr_buf chunk;
+  struct lr_drive *d = leader(&w, &chunk);
+  propose(d, 1);
+  settle(&w, d);
+  assert_int_equal(w.snapshots_started, 1);
+  lr_drive_snapshot_made(d, -1, NULL, 0, "the child died");
+  assert_null(w.writing);
+  propose(d, 2);
+  settle(&w, d);
+  propose(d, 3);
+  settle(&w, d);
+  assert_int_equal(w.snapshots_started, 2); /* due again */
+  struct lr_drive_metrics m;
+  lr_drive_metrics(d, &m);
+  assert_int_equal(m.snapshots_taken, 0);
+  assert_int_equal(w.done, 3);
+  lr_drive_free(d);
+  lr_buf_free(&chunk);
+}
+
 /* A broken rule aborts, in every build: here an adapter that reports a
  * write completion the driver never started. */
 static void test_rule_aborts(void **state) {
@@ -218,6 +307,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_group_commit),
       cmocka_unit_test(test_snapshot_acked_once_durable),
+      cmocka_unit_test(test_snapshot_async),
+      cmocka_unit_test(test_snapshot_async_failed),
       cmocka_unit_test(test_rule_aborts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

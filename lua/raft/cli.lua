@@ -76,11 +76,16 @@ luaraft process on this machine; it prints what it did.
 ]],
   bench = [[
 usage: luaraft bench [--http ADDR ...] [--clients 64] [--requests N] [--size 100]
-                     [--progress SECONDS]
+                     [--progress SECONDS] [--breakdown] [--metrics ADDR ...]
 Proposes N kv `set` commands of SIZE-byte values from CLIENTS concurrent
 keep-alive connections and prints committed writes/s and p50/p99 latency.
 Every SECONDS (default 2; 0: never) a progress line goes to stderr: done/N,
 rate, ETA, errors so far.
+--breakdown also prints where a write's time went during the run: the
+per-stage histograms of /metrics (luaraft_stage_seconds, docs/metrics.md)
+read before and after it from the --metrics nodes (default: the --http
+ones; name the leader and a follower to see both sides), and what remains
+of the clients' mean latency (HTTP parse, propose, event delivery, reply).
 ]],
 }
 
@@ -666,8 +671,78 @@ local BENCH_SPEC = {
   http = { key = "http", kind = "list" }, clients = { key = "clients", kind = "int" },
   requests = { key = "requests", kind = "int" }, size = { key = "size", kind = "int" },
   timeout = { key = "timeout", kind = "int" }, progress = { key = "progress", kind = "int" },
+  breakdown = { key = "breakdown", kind = "flag" }, metrics = { key = "metrics", kind = "list" },
   help = { key = "help", kind = "flag" },
 }
+
+local STAGES = { "leader_persist", "follower_persist", "ack_commit", "apply", "write", "snapshot" }
+
+-- The luaraft_stage_seconds histograms of one /metrics text:
+-- stages[name] = { sum = seconds, count = n, buckets = { {le, cumulative}... } }
+local function stage_histograms(text)
+  local st = {}
+  for name, le, n in text:gmatch('luaraft_stage_seconds_bucket{stage="([%w_]+)",le="([^"]+)"} (%d+)') do
+    st[name] = st[name] or { sum = 0, count = 0, buckets = {} }
+    local b = st[name].buckets
+    b[#b + 1] = { le == "+Inf" and math.huge or tonumber(le), tonumber(n) }
+  end
+  for name, sum in text:gmatch('luaraft_stage_seconds_sum{stage="([%w_]+)"} ([%d.e+-]+)') do
+    if st[name] then st[name].sum = tonumber(sum) end
+  end
+  for name, n in text:gmatch('luaraft_stage_seconds_count{stage="([%w_]+)"} (%d+)') do
+    if st[name] then st[name].count = tonumber(n) end
+  end
+  return st
+end
+
+-- after - before, summed over the nodes read; the quantile is the upper
+-- bound of the bucket that holds it.
+local function stage_delta(before, after)
+  local out = {}
+  for i, a in ipairs(after) do
+    local b = before[i] or {}
+    for name, h in pairs(a) do
+      local hb = b[name] or { sum = 0, count = 0, buckets = {} }
+      local o = out[name] or { sum = 0, count = 0, buckets = {} }
+      o.sum, o.count = o.sum + h.sum - hb.sum, o.count + h.count - hb.count
+      for k, bk in ipairs(h.buckets) do
+        local prev = hb.buckets[k] and hb.buckets[k][2] or 0
+        o.buckets[k] = { bk[1], (o.buckets[k] and o.buckets[k][2] or 0) + bk[2] - prev }
+      end
+      out[name] = o
+    end
+  end
+  return out
+end
+
+local function bucket_quantile(h, q)
+  local want = h.count * q
+  for _, b in ipairs(h.buckets) do
+    if b[2] >= want then return b[1] end
+  end
+  return math.huge
+end
+
+local function print_breakdown(delta, client_mean_ms)
+  print("breakdown (ms, per entry or batch, from /metrics over the run; p50/p99: bucket upper bounds):")
+  print(("  %-17s %9s %9s %8s %8s"):format("stage", "count", "mean", "p50<=", "p99<="))
+  local inside = 0
+  for _, name in ipairs(STAGES) do
+    local h = delta[name]
+    if h and h.count > 0 then
+      local mean = h.sum / h.count * 1000
+      if name == "leader_persist" or name == "ack_commit" or name == "apply" then inside = inside + mean end
+      local function q(x)
+        local v = bucket_quantile(h, x)
+        return v == math.huge and "inf" or ("%g"):format(v * 1000)
+      end
+      print(("  %-17s %9d %9.3f %8s %8s"):format(name, h.count, mean, q(0.5), q(0.99)))
+    end
+  end
+  print(("  %-17s %9s %9.3f   (client mean %.3f - leader_persist - ack_commit - apply:"):format("rest", "",
+    client_mean_ms - inside, client_mean_ms))
+  print("                                        HTTP parse, propose, event delivery, reply)")
+end
 
 local function percentile(sorted, p)
   if #sorted == 0 then return 0 end
@@ -694,6 +769,26 @@ function cli.bench(args)
   local http_client = require "raft.http_client"
   local progress = require("raft.progress").new { label = "bench", total = total, unit = "requests",
                                                   every = o.progress or 2 }
+  local metrics_from = {}
+  for _, a in ipairs(o.metrics or o.http or { os.getenv("LUARAFT_HTTP") or "127.0.0.1:8001" }) do
+    for part in a:gmatch("[^,]+") do
+      local host, port = http_target(part)
+      if not host then return die("bench", "--metrics must be HOST:PORT, not '" .. part .. "'") end
+      metrics_from[#metrics_from + 1] = { host, port }
+    end
+  end
+  local function read_stages()
+    local all = {}
+    for i, t in ipairs(metrics_from) do
+      local cl = http_client.new(t[1], t[2])
+      local status, body = cl:request("GET", "/metrics", nil, nil, 5)
+      cl:close()
+      all[i] = status == 200 and stage_histograms(body) or {}
+    end
+    uv.run("nowait") -- the closes complete before anything else (or the exit) runs
+    return all
+  end
+  local stages_before = o.breakdown and read_stages()
   local value = string.rep("x", size)
   local issued, finished, ok_count, errors_seen = 0, 0, 0, {}
   local lat = {}
@@ -733,6 +828,11 @@ function cli.bench(args)
   print(("committed: %d in %.2f s = %.0f writes/s"):format(ok_count, secs, ok_count / secs))
   print(("latency ms: p50 %.2f  p99 %.2f  max %.2f"):format(percentile(lat, 0.5), percentile(lat, 0.99),
     lat[#lat] or 0))
+  if stages_before then
+    local sum = 0
+    for _, x in ipairs(lat) do sum = sum + x end
+    print_breakdown(stage_delta(stages_before, read_stages()), #lat > 0 and sum / #lat or 0)
+  end
   local nerr = 0
   for k, v in pairs(errors_seen) do
     print(("errors: %d x %s"):format(v, k))

@@ -356,6 +356,19 @@ local function metrics_text(node, srv, counters)
   end
   out[#out + 1] = ("luaraft_fsync_seconds_sum %.6f\nluaraft_fsync_seconds_count %d\n"):format(
     m.fsync_seconds_sum or 0, m.batches or 0)
+  local stages = m.stages or {}
+  out[#out + 1] = "# HELP luaraft_stage_seconds latency per stage of a write (docs/metrics.md)\n"
+  out[#out + 1] = "# TYPE luaraft_stage_seconds histogram\n"
+  for _, name in ipairs({ "leader_persist", "follower_persist", "ack_commit", "apply", "write", "snapshot" }) do
+    local sg = stages[name]
+    if sg then
+      for _, b in ipairs(sg.buckets) do
+        out[#out + 1] = ('luaraft_stage_seconds_bucket{stage="%s",le="%s"} %d\n'):format(name, tostring(b[1]), b[2])
+      end
+      out[#out + 1] = ('luaraft_stage_seconds_sum{stage="%s"} %.6f\nluaraft_stage_seconds_count{stage="%s"} %d\n'):format(
+        name, sg.sum_seconds, name, sg.count)
+    end
+  end
   out[#out + 1] = "# HELP luaraft_peer_up peer connection state (1 up)\n# TYPE luaraft_peer_up gauge\n"
   for _, mem in ipairs(st.members or {}) do
     if mem.id ~= st.id then

@@ -97,6 +97,7 @@ void lr__drive_apply(struct lr_drive *d, const struct raft_entry *e, uint32_t co
       lr__drive_done(d, res.env.req, code, res.data, res.len, e[i].index, e[i].term);
     }
     if (d->idxq_n > 0) lr__idx_settle(d, &e[i]);
+    lr__drive_stamp_applied(d, e[i].index);
     if (lr__drive_subscribed(d, LR_EV_APPLY)) {
       struct lr_event ev = {.type = LR_EV_APPLY, .index = e[i].index, .term = e[i].term};
       lr__drive_event(d, &ev);
@@ -109,7 +110,7 @@ void lr__drive_apply(struct lr_drive *d, const struct raft_entry *e, uint32_t co
       applied > d->snap_tried && applied >= d->snap_index + d->snapshot_entries &&
       lr_sm_can_snapshot(d->sm)) {
     char err[256];
-    if (lr__drive_take_snapshot(d, err, sizeof err) != 0)
+    if (lr__drive_take_snapshot(d, false, err, sizeof err) != 0)
       lr__drive_log(d, RAFT_LOG_WARN, "snapshot failed: %s (applied index %llu)", err,
                     (unsigned long long)applied);
   }

@@ -12,8 +12,11 @@
  *     received snapshot restored, committed entries applied (src/sm), reads
  *     answered; a failed write calls raft_persist_failed() and drops every
  *     queued write and held message;
- *   - snapshots this node takes: written as their own batch, and only once
- *     that batch is durable does the core hear of it (raft_snapshot_taken);
+ *   - snapshots this node takes: made through io.snapshot (the real node
+ *     forks: the loop serves on while a child serialises the state), written
+ *     as their own batch, and only once that batch is durable does the core
+ *     hear of it (raft_snapshot_taken);
+ *   - per-stage latency histograms (metrics.stages);
  *   - waiters for proposals, membership changes, commits, reads and
  *     transfers; halts of the state machine (leadership handed on, deferred
  *     out of apply); digest checkpoints; removed-node behaviour (a removed
@@ -32,12 +35,6 @@
  * Hooks for later work (not implemented yet):
  *   - lr_drive_leader_changed(): where followers will re-forward pending
  *     proposals and ReadIndex requests when the leader changes (issue 10);
- *   - struct lr_drive_stage: per-stage latency (take, write, apply) for a
- *     breakdown (issue 12; the write stage is measured today);
- *   - lr__drive_take_snapshot() (drive.c) is the one place a snapshot is
- *     made and queued as a batch: taking it off the loop thread (issue 12)
- *     means producing that batch asynchronously there, the queue and the
- *     durability rule staying as they are.
  */
 #ifndef LUARAFT_DRIVE_H
 #define LUARAFT_DRIVE_H
@@ -50,6 +47,7 @@
 #include "store/store.h"
 
 struct lr_sm;
+struct lr_buf;
 
 /* ---- events for the binding ---------------------------------------------- */
 enum lr_event_type {
@@ -83,6 +81,31 @@ struct lr_event {
 
 
 /* ---- metrics -------------------------------------------------------------- */
+/* Per-stage latency (issue 12), histograms in ms. Per entry this node
+ * proposed or replicated as leader: leader_persist (handed out by the core
+ * -> its batch durable here, the wait behind a write in flight included),
+ * ack_commit (durable here -> committed: the followers' persist and acks),
+ * apply (committed -> applied). Per batch: write (every batch write),
+ * follower_persist (a batch written while not leader). Per snapshot this
+ * node takes: snapshot (started -> bytes ready; 0 when made synchronously). */
+enum {
+  LR_STAGE_LEADER_PERSIST = 0,
+  LR_STAGE_FOLLOWER_PERSIST,
+  LR_STAGE_ACK_COMMIT,
+  LR_STAGE_APPLY,
+  LR_STAGE_WRITE,
+  LR_STAGE_SNAPSHOT,
+  LR_STAGES
+};
+extern const char *const lr_stage_names[LR_STAGES];
+#define LR_STAGE_BUCKETS 16
+extern const double lr_stage_bounds_ms[LR_STAGE_BUCKETS - 1];
+struct lr_drive_stage {
+  uint64_t count;
+  double sum_ms;
+  uint64_t buckets[LR_STAGE_BUCKETS]; /* <= lr_stage_bounds_ms[i], the last +Inf */
+};
+
 #define LR_FSYNC_BUCKETS 12
 extern const double lr_fsync_bounds_ms[LR_FSYNC_BUCKETS - 1];
 struct lr_drive_metrics {
@@ -94,12 +117,7 @@ struct lr_drive_metrics {
   uint64_t fsync_buckets[LR_FSYNC_BUCKETS]; /* <=1,2,5,...,2000 ms, +Inf */
   double fsync_sum_ms;
   uint64_t peer_msgs_sent, peer_msgs_recv;
-};
-
-/* Issue 12 hook: where a per-stage latency breakdown will be kept. */
-struct lr_drive_stage {
-  uint64_t count;
-  double sum_ms;
+  struct lr_drive_stage stages[LR_STAGES];
 };
 
 /* ---- the world ------------------------------------------------------------ */
@@ -107,6 +125,7 @@ struct lr_drive_io {
   void *data;
   uint64_t (*now)(void *data);  /* monotonic ms, for the core */
   uint64_t (*wall)(void *data); /* ms written into envelopes (meta.time) */
+  uint64_t (*now_us)(void *data); /* optional, monotonic us for the stage metrics */
   /* Starts writing b; exactly one lr_drive_written() follows (later, never
    * from inside this call). -1: the write cannot start (the node fails). */
   int (*write)(void *data, struct lr_store_batch *b);
@@ -117,6 +136,13 @@ struct lr_drive_io {
   void (*arm)(void *data, uint64_t deadline);                /* next lr_drive_tick */
   void (*config)(void *data, const struct raft_config *c);   /* members' addresses */
   void (*applying)(void *data, const struct raft_entry *e);  /* checks (simulator) */
+  /* The source of the snapshots this node takes (issue 12). 0: taken now,
+   * the bytes in `out` (the simulator: virtual time stands still); 1:
+   * started, lr_drive_snapshot_made() follows later, never from inside this
+   * call (the real node: a forked child serialises a copy-on-write view of
+   * the state while the loop keeps serving); -1: failed, err set. NULL: the
+   * driver calls lr_sm_snapshot() itself. */
+  int (*snapshot)(void *data, struct lr_sm *sm, struct lr_buf *out, char *err, size_t errlen);
 };
 
 struct lr_drive_options {
@@ -163,8 +189,15 @@ int lr_drive_read(struct lr_drive *d, uint64_t req, int mode, const char *q, siz
 int lr_drive_change(struct lr_drive *d, uint64_t req, int kind, raft_id id, const char *address);
 int lr_drive_transfer(struct lr_drive *d, uint64_t req, raft_id to);
 int lr_drive_step_down(struct lr_drive *d);
-/* Takes a snapshot now (0), or -1 with err. */
+/* Takes a snapshot now, on this thread (0: queued for writing), or -1 with
+ * err. The automatic ones (snapshot_entries) go through io.snapshot. */
 int lr_drive_snapshot(struct lr_drive *d, char *err, size_t errlen);
+/* The snapshot io.snapshot started is made: rv 0 and its bytes, or -1 and
+ * why. The driver takes `data` (from raft_malloc; NULL with rv -1): a large
+ * snapshot is not copied on the loop thread. It is queued as its own batch,
+ * as a synchronous one is; dropped if the state was replaced meanwhile (a
+ * snapshot received). */
+void lr_drive_snapshot_made(struct lr_drive *d, int rv, void *data, size_t len, const char *err);
 /* Fails every waiting request of this node with `code` (a crash, a stop). */
 void lr_drive_fail_all(struct lr_drive *d, const char *code, const char *msg);
 

@@ -31,7 +31,7 @@ struct lr__item {
   uint32_t n_after;
   struct raft_entry *committed;
   uint32_t n_committed;
-  struct raft_snapshot *snapshot; /* received: restore once durable (own: the data) */
+  struct raft_snapshot *snapshot; /* received: restore once durable (own: NULL, in batch) */
   struct raft_read_state *reads;
   uint32_t n_reads;
   struct raft_proposal_error *prop_errors;
@@ -59,6 +59,7 @@ struct lr__idx {
   bool change; /* completes on apply (a proposal completes by its envelope) */
 };
 
+#define LR__STAMPS 4096
 struct lr_drive {
   raft_id id;
   struct lr_drive_io io;
@@ -92,7 +93,13 @@ struct lr_drive {
   raft_index snap_index;             /* last snapshot durable (taken or restored) */
   raft_index snap_tried;             /* last applied index a snapshot was tried at */
   raft_index snap_acked;             /* last raft_snapshot_taken */
-  bool snap_pending;                 /* one of our snapshots is being written */
+  bool snap_pending;                 /* one of our snapshots is being made or written */
+  bool snap_making;                  /* io.snapshot started one: lr_drive_snapshot_made */
+  raft_index snap_job_index, snap_job_config_index; /* what is being made */
+  raft_term snap_job_term;
+  struct raft_config snap_job_config;
+  uint64_t snap_job_restored;        /* metrics.snapshots_restored when it started */
+  uint64_t snap_job_start;           /* lr__drive_now when it started */
   struct raft_config applied_config; /* in effect at the applied index */
   raft_index applied_config_index;
   struct raft_config config; /* latest (for peer addresses) */
@@ -105,7 +112,11 @@ struct lr_drive {
   size_t idxq_head, idxq_n, idxq_cap;
   struct lr_buf scratch;
   struct lr_drive_metrics metrics;
-  struct lr_drive_stage stages[3]; /* issue 12: take, write, apply */
+  /* per-entry times for the stage metrics, by index modulo LR__STAMPS */
+  struct lr__stamp {
+    raft_index index;
+    uint64_t take_us, durable_us, commit_us;
+  } stamps[LR__STAMPS];
 };
 
 #define LR__WAITERS_MAX 100000 /* requests waiting at once */
@@ -121,9 +132,12 @@ void lr__drive_done(struct lr_drive *d, uint64_t req, const char *code, const ch
                     size_t len, raft_index index, raft_term term);
 bool lr__drive_subscribed(const struct lr_drive *d, int type);
 void lr__drive_fail(struct lr_drive *d, const char *why);
-int lr__drive_take_snapshot(struct lr_drive *d, char *err, size_t errlen);
+int lr__drive_take_snapshot(struct lr_drive *d, bool now, char *err, size_t errlen);
 void lr__items_free(struct lr__item *it);
 uint64_t lr__drive_now(struct lr_drive *d);
+uint64_t lr__drive_now_us(struct lr_drive *d);
+void lr__drive_stage(struct lr_drive *d, int stage, double ms);
+void lr__drive_stamp_applied(struct lr_drive *d, raft_index index);
 
 /* apply.c */
 void lr__drive_apply(struct lr_drive *d, const struct raft_entry *e, uint32_t count);

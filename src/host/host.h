@@ -29,7 +29,7 @@ struct lr_sm_options;
 uint64_t lr_now_ms(void);  /* monotonic, for the core */
 uint64_t lr_wall_ms(void); /* wall clock, for meta.time */
 
-/* ---- logging (levels: LR_LOG_* in drive.h) ------------------------------ */
+/* ---- logging (levels: RAFT_LOG_* in core/raft.h) ------------------------------ */
 int lr_log_level_parse(const char *name); /* -1 if unknown */
 const char *lr_log_level_name(int level);
 /* One line on stderr: "2026-01-02T03:04:05.678Z INFO  [1] message". */

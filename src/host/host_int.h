@@ -49,6 +49,16 @@ struct lr_node {
   struct lr_store_batch *writing;
   uint64_t write_start_ns;
   bool work_busy;
+  /* the snapshot a forked child is making (io_snapshot): its pid, the pipe
+   * its bytes come through, and what has come so far */
+  int snap_pid;
+  uv_pipe_t snap_pipe;
+  char *snap_buf; /* raft_malloc'd: handed to the driver as it is */
+  size_t snap_len, snap_cap;
+  uint64_t snap_fork_ns, snap_start_ns; /* for the log */
+  /* the store's idle work (checkpoint) on the thread pool, between batches */
+  bool idle_busy;
+  uv_work_t idle_work;
   raft_index snap_in_index; /* a snapshot being received (for the log) */
   uint64_t snap_in_last_ms, snap_in_resume_logged;
   struct lr__snap_xfer xfers[LR__SNAP_XFERS_MAX];

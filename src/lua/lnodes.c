@@ -49,6 +49,33 @@ void luaraft__push_metrics(lua_State *L, const struct lr_drive_metrics *m,
     lua_rawseti(L, -2, i + 1);
   }
   lua_setfield(L, -2, "fsync_buckets");
+  /* per-stage latency (drive.h): stages[name] = { count, sum_seconds,
+   * buckets = cumulative { le_seconds, count } } */
+  lua_createtable(L, 0, LR_STAGES);
+  for (int s = 0; s < LR_STAGES; s++) {
+    const struct lr_drive_stage *st = &m->stages[s];
+    lua_createtable(L, 0, 3);
+    set_int(L, "count", st->count);
+    lua_pushnumber(L, st->sum_ms / 1000.0);
+    lua_setfield(L, -2, "sum_seconds");
+    lua_createtable(L, LR_STAGE_BUCKETS, 0);
+    uint64_t c = 0;
+    for (int i = 0; i < LR_STAGE_BUCKETS; i++) {
+      c += st->buckets[i];
+      lua_createtable(L, 2, 0);
+      if (i < LR_STAGE_BUCKETS - 1)
+        lua_pushnumber(L, lr_stage_bounds_ms[i] / 1000.0);
+      else
+        lua_pushliteral(L, "+Inf");
+      lua_rawseti(L, -2, 1);
+      lua_pushinteger(L, (lua_Integer)c);
+      lua_rawseti(L, -2, 2);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "buckets");
+    lua_setfield(L, -2, lr_stage_names[s]);
+  }
+  lua_setfield(L, -2, "stages");
   /* leader only: replication progress per member */
   lua_createtable(L, (int)np, 0);
   for (uint32_t i = 0; i < np; i++) {

@@ -176,6 +176,14 @@ static int io_write(void *data, struct lr_store_batch *b) {
   return 0;
 }
 
+/* Snapshots are made at once: virtual time stands still while snapshot()
+ * runs, as it did before the real node took them in a forked child. */
+static int io_snapshot(void *data, struct lr_sm *sm, struct lr_buf *out, char *err,
+                       size_t errlen) {
+  (void)data;
+  return lr_sm_snapshot(sm, out, err, errlen);
+}
+
 static void io_send(void *data, const struct raft_message *m) {
   struct lr__sim_node *n = data;
   lr__sim_send(n->sim, (uint32_t)(n - n->sim->nodes), m);
@@ -353,6 +361,7 @@ int lr__sim_node_start(struct lr_sim *s, uint32_t slot, bool founding, char *err
   o.io = (struct lr_drive_io){.data = n, .write = io_write, .send = io_send};
   o.io.now = io_now, o.io.wall = io_now;
   o.io.event = io_event, o.io.log = io_log, o.io.applying = io_applying;
+  o.io.snapshot = io_snapshot;
   if (lr_drive_new(&o, &n->d, err, errlen) != 0) return -1;
   lr_drive_subscribe(n->d, LR_EV_MEMBERS, true);
   lr_drive_subscribe(n->d, LR_EV_SNAPSHOT, true);

@@ -131,6 +131,10 @@ int lr_store_batch_entries(struct lr_store_batch *b, const struct raft_entry *e,
  * after it are kept and those more than `trailing` behind it are deleted;
  * otherwise the whole log is discarded. */
 int lr_store_batch_snapshot(struct lr_store_batch *b, const struct raft_snapshot *snap);
+/* The same, taking snap->data (from raft_malloc) instead of copying it: a
+ * large snapshot is not copied once more on the loop thread. On failure the
+ * caller still owns it. */
+int lr_store_batch_snapshot_take(struct lr_store_batch *b, const struct raft_snapshot *snap);
 /* Deletes entries <= index (never past the snapshot index). */
 void lr_store_batch_compact(struct lr_store_batch *b, raft_index index);
 bool lr_store_batch_empty(const struct lr_store_batch *b);
