@@ -55,6 +55,42 @@ describe("raft.sim snapshots", function()
     end, 100))
   end)
 
+  it("backs off a snapshot() that keeps raising instead of trying at every entry", function()
+    -- snapshot() raises until 150 entries are applied, then works
+    local sim = raft.sim { nodes = 3, seed = 35, snapshot_entries = 5, state_machine = function()
+      local n = 0
+      return {
+        apply = function() n = n + 1 return n end,
+        snapshot = function()
+          if n < 150 then error("not yet") end
+          return tostring(n)
+        end,
+        restore = function(d) n = tonumber(d) end,
+      }
+    end }
+    local leader = elect(sim)
+    -- 200 entries, 20 virtual ms apart: 4 s of snapshots due at every entry
+    for _ = 1, 200 do
+      sim:propose("x", { node = leader })
+      sim:advance(20)
+    end
+    sim:advance(6000)
+    local lines = 0
+    for line in sim:trace():gmatch("[^\n]+") do
+      if line:find("n" .. leader .. "[^\n]*snapshot failed: snapshot: [^\n]-not yet") then
+        lines = lines + 1
+      end
+    end
+    -- a try at every applied entry would be ~145 tries and lines; backing off
+    -- 100 ms, 200, ... up to 5 s tries a handful of times over these 3 s, and
+    -- reports at most once per 5 s
+    local tries = tonumber(sim:trace():match("n" .. leader .. "[^\n]*snapshots succeed again after (%d+) failed"))
+    assert.truthy(tries and tries >= 3 and tries <= 10, tostring(tries) .. " failed tries")
+    assert.truthy(lines >= 1 and lines <= 2, lines .. " report lines")
+    assert.truthy(sim:node(leader):status().snapshot_index >= 150)
+    sim:check()
+  end)
+
   it("reports a snapshot() that raises and keeps the node applying", function()
     local sim = raft.sim { nodes = 3, seed = 34, snapshot_entries = 5, state_machine = function()
       local n = 0

@@ -282,8 +282,7 @@ void lr_drive_snapshot_made(struct lr_drive *d, int rv, void *data, size_t len, 
   }
   if (rv != 0) {
     d->snap_pending = false;
-    lr__drive_log(d, RAFT_LOG_WARN, "snapshot failed: %s (applied index %llu)",
-                  err ? err : "unknown error", (unsigned long long)d->snap_job_index);
+    lr__drive_snapshot_failed(d, d->snap_job_index, err ? err : "unknown error");
   } else if (d->metrics.snapshots_restored != d->snap_job_restored || received_queued(d) ||
              d->snap_job_index <= d->snap_index) {
     /* The state was replaced by a newer snapshot from the leader meanwhile. */
@@ -562,6 +561,38 @@ static void take(struct lr_drive *d, const struct raft_update *u) {
   }
 }
 
+/* ---- snapshot failures --------------------------------------------------------- */
+/* A state machine whose snapshot() raises raises again on the next entry:
+ * trying at every applied entry floods the log and burns the loop (issue 11
+ * saw 182 warnings for 70 writes). The next automatic try waits, doubling per
+ * failure in a row; the log says so once per LR__FAIL_LOG_MS with a count. */
+void lr__drive_snapshot_failed(struct lr_drive *d, raft_index index, const char *err) {
+  uint64_t now = lr__drive_now(d);
+  d->snap_fails_unlogged++;
+  d->snap_fails_in_row++;
+  d->snap_backoff_ms = d->snap_backoff_ms ? d->snap_backoff_ms * 2 : LR__SNAP_BACKOFF_MIN_MS;
+  if (d->snap_backoff_ms > LR__SNAP_BACKOFF_MAX_MS) d->snap_backoff_ms = LR__SNAP_BACKOFF_MAX_MS;
+  d->snap_retry_at = now + d->snap_backoff_ms;
+  if (now >= d->snap_fail_log_at) {
+    lr__drive_log(d, RAFT_LOG_WARN,
+                  "snapshot failed: %s (applied index %llu; %llu failed since the last report; "
+                  "the next try in %u ms)",
+                  err, (unsigned long long)index, (unsigned long long)d->snap_fails_unlogged,
+                  d->snap_backoff_ms);
+    d->snap_fails_unlogged = 0;
+    d->snap_fail_log_at = now + LR__FAIL_LOG_MS;
+  }
+}
+
+void lr__drive_snapshot_ok(struct lr_drive *d) {
+  if (d->snap_fails_in_row > 0)
+    lr__drive_log(d, RAFT_LOG_WARN, "snapshots succeed again after %llu failed",
+                  (unsigned long long)d->snap_fails_in_row);
+  d->snap_fails_in_row = d->snap_fails_unlogged = 0;
+  d->snap_backoff_ms = 0;
+  d->snap_retry_at = d->snap_fail_log_at = 0;
+}
+
 /* ---- durability ------------------------------------------------------------ */
 /* A write failed: the core forgets what was not persisted, the driver every
  * queued write and held message (raft.h step 5). The next write waits: a
@@ -616,6 +647,7 @@ static void done_item(struct lr_drive *d, struct lr__item *it) {
     d->snap_pending = false;
     d->snap_index = it->snap_index;
     d->metrics.snapshots_taken++;
+    lr__drive_snapshot_ok(d);
     LR__DRIVE_RULE(d, it->snap_index <= d->snap_durable,
                    "a snapshot acknowledged before it was durable");
     d->snap_acked = it->snap_index;

@@ -92,6 +92,11 @@ struct lr_drive {
   raft_index durable_last;           /* last index of the durable log */
   raft_index snap_index;             /* last snapshot durable (taken or restored) */
   raft_index snap_tried;             /* last applied index a snapshot was tried at */
+  /* an automatic snapshot whose snapshot() failed waits before the next try:
+   * LR__SNAP_BACKOFF_MIN_MS doubling per failure in a row up to
+   * LR__SNAP_BACKOFF_MAX_MS, logged once per LR__FAIL_LOG_MS with a count */
+  uint64_t snap_retry_at, snap_fail_log_at, snap_fails_unlogged, snap_fails_in_row;
+  uint32_t snap_backoff_ms;
   raft_index snap_acked;             /* last raft_snapshot_taken */
   bool snap_pending;                 /* one of our snapshots is being made or written */
   bool snap_making;                  /* io.snapshot started one: lr_drive_snapshot_made */
@@ -123,8 +128,14 @@ struct lr_drive {
 #define LR__BACKOFF_MIN_MS 10
 #define LR__BACKOFF_MAX_MS 2000
 #define LR__FAIL_LOG_MS 5000
+#define LR__SNAP_BACKOFF_MIN_MS 100
+#define LR__SNAP_BACKOFF_MAX_MS 5000
 
 /* drive.c */
+/* An automatic snapshot failed (snapshot() raised, or the child did): back
+ * off; lr__drive_snapshot_ok() once one is durable again. */
+void lr__drive_snapshot_failed(struct lr_drive *d, raft_index index, const char *err);
+void lr__drive_snapshot_ok(struct lr_drive *d);
 void lr__drive_log(struct lr_drive *d, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void lr__drive_event(struct lr_drive *d, const struct lr_event *ev);
