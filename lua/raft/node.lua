@@ -237,6 +237,7 @@ function Node:_request(kind, timeout, decode, start)
     if self.waiters[req] then
       w.timer = core.timer(timeout * 1000, function()
         w.timer = nil
+        if self.handle and not self.stopped then self.handle:forget(req) end
         complete(self, req, nil, errors.new("timeout", kind .. " timed out after " .. timeout .. " s"))
       end)
     end

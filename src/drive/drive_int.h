@@ -38,10 +38,15 @@ struct lr__item {
   uint32_t n_prop_errors;
 };
 
-enum { W_READ_CTX = 1, W_READ_AT, W_TRANSFER, W_COMMIT };
+enum { W_READ_CTX = 1, W_READ_AT, W_TRANSFER, W_COMMIT, W_CHANGE };
 struct lr__waiter {
   int kind;
   uint64_t req;
+  bool unsent;      /* W_READ_CTX: not (or no longer) with any leader: ask the next one */
+  int change_kind;  /* W_CHANGE: a membership change waiting for the leader's first
+                       own-term commit (raft_change said CONFPENDING before it) */
+  raft_id change_id;
+  char *change_addr;
   raft_index index; /* W_READ_AT, W_COMMIT: wait applied/commit >= */
   raft_id target;   /* W_TRANSFER */
   bool barrier;     /* reads: no query, just ok */
@@ -57,6 +62,27 @@ struct lr__idx {
   raft_term term;
   uint64_t req;
   bool change; /* completes on apply (a proposal completes by its envelope) */
+};
+
+/* A proposal of this node that is not (yet) in a log this node can see:
+ * forwarded to a leader, or waiting for one. It stays here until its
+ * envelope applies (lr__fwd_done) or the binding forgets it (timeout), so
+ * that a leader change sends it again (issue 10: the sm's per-origin
+ * request-id window applies one copy at most). `ctx` is the PROPOSE
+ * context of its latest send: a refusal of an older send says nothing
+ * about the latest. A refusal is taken as "not applied" only for a
+ * proposal sent once and refused with busy/too_large (the leader keeps a
+ * copy it appended from being refused, raft.h RAFT_MSG_PROPOSE_RESP); a
+ * not_leader refusal is never an answer: the network may have delivered
+ * another copy of that PROPOSE to the same node once it led (seen in the
+ * simulator), so the proposal waits for a leader and goes again. */
+struct lr__fwd {
+  uint64_t req, ctx;
+  char *bytes;
+  size_t len;
+  int wait;
+  uint32_t sends;
+  bool unsent; /* to be sent to the next leader known */
 };
 
 struct lr_drive {
@@ -101,6 +127,10 @@ struct lr_drive {
   /* requests */
   struct lr__waiter *waiters;
   size_t n_waiters, cap_waiters;
+  struct lr__fwd *fwd;
+  size_t n_fwd, cap_fwd;
+  uint64_t fwd_ctx; /* PROPOSE contexts handed out */
+  bool fwd_due;     /* resend what waits for a leader (deferred out of take) */
   struct lr__idx *idxq;
   size_t idxq_head, idxq_n, idxq_cap;
   struct lr_buf scratch;
@@ -119,6 +149,8 @@ void lr__drive_log(struct lr_drive *d, int level, const char *fmt, ...)
 void lr__drive_event(struct lr_drive *d, const struct lr_event *ev);
 void lr__drive_done(struct lr_drive *d, uint64_t req, const char *code, const char *data,
                     size_t len, raft_index index, raft_term term);
+bool lr__drive_new_leader(struct lr_drive *d);
+bool lr__drive_change_later(struct lr_drive *d, int rv);
 bool lr__drive_subscribed(const struct lr_drive *d, int type);
 void lr__drive_fail(struct lr_drive *d, const char *why);
 int lr__drive_take_snapshot(struct lr_drive *d, char *err, size_t errlen);
@@ -140,6 +172,12 @@ void lr__waiters_fail_all(struct lr_drive *d, const char *code, const char *msg)
 void lr__waiters_free(struct lr_drive *d);
 void lr__drive_query(struct lr_drive *d, uint64_t req, const char *q, size_t len, bool barrier,
                      raft_index index);
+int lr__fwd_add(struct lr_drive *d, const struct lr__fwd *f);
+void lr__fwd_done(struct lr_drive *d, uint64_t req);
+void lr__fwd_refused(struct lr_drive *d, uint64_t ctx, int err);
+void lr__fwd_resend(struct lr_drive *d);
+bool lr__fwd_has(const struct lr_drive *d, uint64_t req);
+int lr__fwd_send(struct lr_drive *d, struct lr__fwd *f);
 int lr__idx_push(struct lr_drive *d, raft_index index, raft_term term, uint64_t req, bool change);
 void lr__idx_settle(struct lr_drive *d, const struct raft_entry *e);
 
