@@ -71,11 +71,12 @@ struct lr__idx {
  * request-id window applies one copy at most). `ctx` is the PROPOSE
  * context of its latest send: a refusal of an older send says nothing
  * about the latest. A refusal is taken as "not applied" only for a
- * proposal sent once and refused with busy/too_large (the leader keeps a
- * copy it appended from being refused, raft.h RAFT_MSG_PROPOSE_RESP); a
- * not_leader refusal is never an answer: the network may have delivered
- * another copy of that PROPOSE to the same node once it led (seen in the
- * simulator), so the proposal waits for a leader and goes again. */
+ * proposal sent once and refused as too_large; a not_leader, busy or
+ * transfer refusal is never an answer: the network may deliver another
+ * copy of that PROPOSE to the same node once it can append it (seen in the
+ * simulator: a candidate refused, won, and appended the late duplicate), so
+ * the proposal goes again at the next commit or leader change, and the
+ * binding's timeout says its outcome is unknown. */
 struct lr__fwd {
   uint64_t req, ctx;
   char *bytes;

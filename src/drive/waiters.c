@@ -241,7 +241,14 @@ void lr__fwd_refused(struct lr_drive *d, uint64_t ctx, int err) {
     struct lr__fwd *f = &d->fwd[i];
     if (f->ctx != ctx || ctx == 0) continue;
     f->ctx = 0;
-    if (err != RAFT_ENOTLEADER && f->sends == 1) {
+    /* Only too_large is an answer: the leader's core checks no copy of it
+     * (max_entry_bytes), and it was sent once. not_leader, busy and
+     * transfer refusals are of one delivery of the PROPOSE; the network may
+     * deliver another copy that the same node appends later (a candidate
+     * that wins, uncommitted bytes that drain, a transfer that ends), so
+     * the proposal is sent again at the next commit or leader change, and
+     * a timeout says its fate is unknown. */
+    if (err == RAFT_ETOOLARGE && f->sends == 1) {
       const char *msg = raft_strerror(err);
       uint64_t req = f->req;
       d->metrics.proposals_failed++;
