@@ -84,3 +84,61 @@ describe("failover on real nodes (issue 10)", function()
     check(writes_across("s", 3, function(l) c:pause(l) end, function(l) c:resume(l) end))
   end)
 end)
+
+describe("reaching the leader over HTTP from any node (issue 10)", function()
+  local cjson = require "cjson"
+  local c
+  setup(function()
+    c = cluster.new { nodes = 3, state_machine = KV, binary = procs.binary(),
+                      election_ms = 300, heartbeat_ms = 50 }
+  end)
+  teardown(function() if c then c:close() end end)
+
+  local function follower_knowing(l)
+    for _, id in ipairs(c:ids()) do
+      if id ~= l then
+        local st = c:node(id):status()
+        if st and st.leader == l then return id end
+      end
+    end
+  end
+
+  it("/v1/status gives the pid and the leader's id and HTTP address", function()
+    local l = assert(c:leader(15))
+    local f = assert(c:wait_for(function() return follower_knowing(l) end, 10))
+    local st = assert(c:node(f):status())
+    assert.equal(c:pid(f), st.pid)
+    assert.equal(l, st.leader)
+    assert.equal(c:http_address(l), st.leader_http)
+  end)
+
+  it("not_leader errors carry the leader's HTTP address", function()
+    local l = assert(c:leader(15))
+    local f = assert(c:wait_for(function() return follower_knowing(l) end, 10))
+    local status, body = procs.http(c:http_address(f), "POST", "/v1/read?consistency=lease",
+      '{"key":"p"}', { ["Content-Type"] = "application/json" })
+    assert.equal(421, status, body)
+    local e = cjson.decode(body)
+    assert.equal(l, e.leader)
+    assert.equal(c:http_address(l), e.http)
+  end)
+
+  it("redirects membership calls on a follower to the leader (307, Location)", function()
+    local l = assert(c:leader(15))
+    local f = assert(c:wait_for(function() return follower_knowing(l) end, 10))
+    local status, body, raw = procs.http(c:http_address(f), "POST", "/v1/members",
+      '{"id":9,"address":"127.0.0.1:9","learner":true}', { ["Content-Type"] = "application/json" })
+    assert.equal(307, status, body)
+    local e = cjson.decode(body)
+    assert.equal(l, e.leader)
+    assert.equal(c:http_address(l), e.http)
+    assert.truthy(raw:find("\r\nLocation: http://" .. c:http_address(l) .. "/v1/members\r\n", 1, true), raw)
+    -- raft.cluster follows it: the change is made by the leader
+    assert(c:node(f):add_member(9, "127.0.0.1:9", { learner = true }))
+    assert(c:wait_for(function()
+      local m = c:node(l):members()
+      for _, x in ipairs(m and m.members or {}) do if x.id == 9 then return true end end
+    end, 10))
+    assert(c:node(f):remove_member(9))
+  end)
+end)
