@@ -132,7 +132,9 @@ function Cluster:_start(id, join, restart)
     "--data", self.dir .. "/" .. id, "--allow-faults",
     "--election-ms", tostring(o.election_ms or 300),
     "--heartbeat-ms", tostring(o.heartbeat_ms or 50),
-    "--log-level", o.log_level or "info", "--http-peers", self:_http_peers_flag() }
+    "--log-level", o.log_level or "info" }
+  args[#args + 1] = "--http-peers"
+  args[#args + 1] = self:_http_peers_flag()
   if join then
     -- a joining node's --peers names only itself: its listen address
     args[#args + 1] = "--join"

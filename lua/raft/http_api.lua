@@ -207,9 +207,12 @@ end)()
 routes["GET /v1/status"] = function(node, srv, req)
   local st = node:status()
   st.pid = PID -- the leader's id is st.leader
-  -- where the leader serves HTTP (issue 10), if this node knows it
-  if st.leader and node.http_address then st.leader_http = node:http_address(st.leader) end
   json(srv, req, 200, st)
+end
+
+routes["GET /v1/members"] = function(node, srv, req)
+  local st = node:status()
+  json(srv, req, 200, { leader = st.leader, members = st.members })
 end
 
 -- Membership and transfer requests on a follower are answered with a
@@ -227,11 +230,6 @@ local function redirected(node, srv, req)
   json(srv, req, 307, { error = "not_leader", message = "node " .. st.leader .. " leads: " .. target,
     leader = st.leader, http = addr }, "Location: " .. target .. "\r\n")
   return true
-end
-
-routes["GET /v1/members"] = function(node, srv, req)
-  local st = node:status()
-  json(srv, req, 200, { leader = st.leader, members = st.members })
 end
 
 routes["POST /v1/members"] = function(node, srv, req, params)

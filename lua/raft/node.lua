@@ -414,7 +414,10 @@ function Node:status()
     return { id = self.id, role = "stopped", term = 0, commit_index = 0, applied_index = 0,
       last_index = 0, snapshot_index = 0, members = {} }
   end
-  return self.handle:status()
+  local st = self.handle:status()
+  -- where the leader serves HTTP (issue 10), if this node knows it
+  if st.leader then st.leader_http = self:http_address(st.leader) end
+  return st
 end
 
 --- Where node `id` serves HTTP, if known (this node's own `http`
