@@ -35,12 +35,13 @@ describe("failover on real nodes (issue 10)", function()
 
   -- Writes to every live node in turn, across `faults` faults of the
   -- leader; returns the writes { node, key, ok, err }.
+  local cut = {} -- nodes partitioned away: nothing can answer through them meanwhile
   local function writes_across(prefix, faults, fault, undo)
     local out, n = {}, 0
     local function round()
       for _, id in ipairs(c:ids()) do
         local p = c.procs[id]
-        if p and not p.exited and not p.paused then
+        if p and not p.exited and not p.paused and not cut[id] then
           n = n + 1
           local key = prefix .. n
           local r, e = c:node(id):propose({ op = "incr", key = key, by = 1 }, { timeout = 10 })
@@ -82,6 +83,18 @@ describe("failover on real nodes (issue 10)", function()
 
   it("writes to every node across SIGSTOPs of the leader: none times out, each applies once", function()
     check(writes_across("s", 3, function(l) c:pause(l) end, function(l) c:resume(l) end))
+  end)
+
+  it("writes to every node across partitions of the leader: none times out, each applies once", function()
+    check(writes_across("p", 3, function(l)
+      local rest = {}
+      for _, id in ipairs(c:ids()) do if id ~= l then rest[#rest + 1] = id end end
+      cut[l] = true
+      c:partition({ l }, rest)
+    end, function(l)
+      c:heal()
+      cut[l] = nil
+    end))
   end)
 end)
 
