@@ -42,7 +42,9 @@ local function failover_sim()
   local leader = sim:leader()
   local other = leader % 3 + 1
   sim:partition({ other }, { leader, other % 3 + 1 })
-  sim:read({ key = "x" }, { node = other }) -- cut off: it times out, a failed read
+  -- cut off for longer than its timeout: it times out, a failed read (a read
+  -- still waiting when the partition heals is asked of the leader again)
+  sim:read({ key = "x" }, { node = other, timeout = 500 })
   sim:advance(1000)
   sim:heal()
   sim:crash(leader)

@@ -17,6 +17,9 @@ usage: luaraft run --id ID --peers ID=HOST:PORT,... [flags] SCRIPT.lua
                          optional on a restart (the stored configuration has them);
                          with --join only this node's own address is needed
   --http ADDR            serve the HTTP API on ADDR, e.g. 127.0.0.1:8001 (LUARAFT_HTTP)
+  --http-peers LIST      where the others serve HTTP: 1=HOST:PORT,2=... (LUARAFT_HTTP_PEERS);
+                         errors and /v1/status then name the leader's HTTP address, and
+                         membership/transfer calls on a follower redirect (307) to it
   --data DIR             data directory, default data/ID (LUARAFT_DATA)
   --storage KIND         sqlite (default) or memory (LUARAFT_STORAGE)
   --election-ms N        election timeout, random in [N, 2N), default 300 (LUARAFT_ELECTION_MS)
@@ -208,6 +211,7 @@ end
 local RUN_SPEC = {
   id = { key = "id", kind = "int", env = "LUARAFT_ID" },
   peers = { key = "peers", kind = "string", env = "LUARAFT_PEERS" },
+  ["http-peers"] = { key = "http_peers", kind = "string", env = "LUARAFT_HTTP_PEERS" },
   http = { key = "http", kind = "string", env = "LUARAFT_HTTP" },
   data = { key = "data", kind = "string", env = "LUARAFT_DATA" },
   storage = { key = "storage", kind = "string", env = "LUARAFT_STORAGE" },
@@ -362,6 +366,12 @@ local function run_options(o, pos)
   if o.cluster_name == "" then return nil, "--cluster-name must not be empty" end
   local http_opts, herr = http_options(o)
   if not http_opts then return nil, herr end
+  local http_peers
+  if o.http_peers then
+    local hp, perr = parse_peers(o.http_peers)
+    if not hp then return nil, "--http-peers: " .. perr end
+    http_peers = hp
+  end
   -- 0 turns the budget and the digests off (raft.node takes false)
   local function off0(v) if v == 0 then return false end return v end
   -- the check runs on a budget even when the node's is off: a top level
@@ -380,7 +390,7 @@ local function run_options(o, pos)
     cluster_name = o.cluster_name, tls_ca = o.tls_ca,
     tls_cert = o.tls_ca and o.tls_cert, tls_key = o.tls_ca and o.tls_key, -- peers: with a CA only
     allow_faults = o.allow_faults or false, log_level = level,
-    state_machine = pos[1], http_opts = http_opts,
+    state_machine = pos[1], http_opts = http_opts, http_peers = http_peers,
   }
 end
 

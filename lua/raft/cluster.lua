@@ -143,6 +143,15 @@ function Cluster:_peers_flag()
   return table.concat(parts, ",")
 end
 
+-- Every node learns where the others serve HTTP (issue 10: the leader's
+-- HTTP address in errors and /v1/status, redirects of membership calls).
+function Cluster:_http_peers_flag()
+  local parts = {}
+  for id, addr in pairs(self.http) do parts[#parts + 1] = id .. "=" .. addr end
+  table.sort(parts)
+  return table.concat(parts, ",")
+end
+
 function Cluster:_start(id, join, restart)
   local o = self.opts
   local args = { "run", "--id", tostring(id), "--http", self.http[id],
@@ -150,6 +159,8 @@ function Cluster:_start(id, join, restart)
     "--election-ms", tostring(o.election_ms or D("election_ms")),
     "--heartbeat-ms", tostring(o.heartbeat_ms or D("heartbeat_ms")),
     "--log-level", o.log_level or D("log_level") }
+  args[#args + 1] = "--http-peers"
+  args[#args + 1] = self:_http_peers_flag()
   if join then
     -- a joining node's --peers names only itself: its listen address
     args[#args + 1] = "--join"
@@ -277,11 +288,15 @@ function Cluster:call(id, method, path, body, headers, timeout)
   end
   if not status then return nil, errors.new("timeout", "node " .. id .. ": " .. tostring(rbody)) end
   local value = cjson.decode(rbody)
+  -- a follower redirects membership and transfer calls to the leader (307)
+  if status == 307 and type(value) == "table" and self.http[value.leader] and value.leader ~= id then
+    return self:call(value.leader, method, path, body, headers, timeout)
+  end
   if status >= 200 and status < 300 then return value or rbody end
   local code = type(value) == "table" and value.error or "bad_request"
   if not errors.codes[code] then code = status == 503 and "stopped" or "bad_request" end
   return nil, errors.new(code, type(value) == "table" and value.message or rbody,
-    type(value) == "table" and { leader = value.leader, address = value.address } or nil)
+    type(value) == "table" and { leader = value.leader, address = value.address, http = value.http } or nil)
 end
 
 function Cluster:node(id)

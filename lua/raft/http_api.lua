@@ -66,7 +66,7 @@ local function fail(srv, req, err)
   local status = STATUS[err.code] or 500
   if err.code == "not_leader" and (err.leader == nil or err.leader == 0) then status = 503 end
   json(srv, req, status, { error = err.code, message = tostring(err.message), leader = err.leader,
-    address = err.address, index = err.index, term = err.term })
+    address = err.address, http = err.http, index = err.index, term = err.term })
 end
 
 local function bad(srv, req, message)
@@ -215,7 +215,25 @@ routes["GET /v1/members"] = function(node, srv, req)
   json(srv, req, 200, { leader = st.leader, members = st.members })
 end
 
+-- Membership and transfer requests on a follower are answered with a
+-- redirect to the leader (307: the method and body are kept, so a client
+-- that follows redirects, e.g. curl -L, reaches the leader) when this node
+-- knows the leader's HTTP address; else they run here and fail with
+-- not_leader naming the leader. -> true if answered.
+local function redirected(node, srv, req)
+  local st = node:status()
+  if st.role == "leader" or not st.leader or not node.http_address then return false end
+  local addr = node:http_address(st.leader)
+  if not addr then return false end
+  local scheme = node.http_opts and node.http_opts.tls_cert and "https" or "http"
+  local target = scheme .. "://" .. addr .. req.path .. (req.query and req.query ~= "" and ("?" .. req.query) or "")
+  json(srv, req, 307, { error = "not_leader", message = "node " .. st.leader .. " leads: " .. target,
+    leader = st.leader, http = addr }, "Location: " .. target .. "\r\n")
+  return true
+end
+
 routes["POST /v1/members"] = function(node, srv, req, params)
+  if redirected(node, srv, req) then return end
   local b, err, status = json_body(req)
   if not b then return bad_body(srv, req, err, status) end
   local id = math.tointeger(b.id)
@@ -229,6 +247,7 @@ routes["POST /v1/members"] = function(node, srv, req, params)
 end
 
 routes["POST /v1/leader/transfer"] = function(node, srv, req, params)
+  if redirected(node, srv, req) then return end
   local b, err, status = json_body(req)
   if not b then return bad_body(srv, req, err, status) end
   local to = b.to ~= nil and math.tointeger(b.to) or 0
@@ -286,6 +305,9 @@ local function member_route(node, srv, req, params)
   local id, action = req.path:match("^/v1/members/(%d+)(.*)$")
   id = math.tointeger(tonumber(id))
   if not id or id <= 0 then return false end
+  if (req.method == "DELETE" and action == "") or (req.method == "POST" and action == "/promote") then
+    if redirected(node, srv, req) then return true end
+  end
   local ok, err
   if req.method == "DELETE" and action == "" then
     ok, err = node:remove_member(id, timeout_of(params))

@@ -66,6 +66,19 @@ function node.new(opts)
   local id = opts.id
   if math.type(id) ~= "integer" or id <= 0 then error("raft.node: id must be a positive integer", 2) end
   if opts.peers ~= nil and type(opts.peers) ~= "table" then error("raft.node: peers must be a table { [id] = \"host:port\" }", 2) end
+  -- http_peers: { [id] = "host:port" } where the other nodes serve HTTP, so
+  -- that not_leader errors and /v1/status can name the leader's HTTP address
+  -- and membership/transfer requests on a follower can be redirected there
+  local http_peers = {}
+  if opts.http_peers ~= nil then
+    if type(opts.http_peers) ~= "table" then error("raft.node: http_peers must be a table { [id] = \"host:port\" }", 2) end
+    for k, v in pairs(opts.http_peers) do
+      if math.type(k) ~= "integer" or k <= 0 or type(v) ~= "string" or not v:match("^[^%s]+:%d+$") then
+        error("raft.node: http_peers must be a table { [id] = \"host:port\" }", 2)
+      end
+      http_peers[k] = v
+    end
+  end
   local c = {
     id = id, peers = opts.peers, join = opts.join, listen = opts.listen,
     storage = opts.storage or "sqlite", data_dir = opts.data_dir,
@@ -115,7 +128,7 @@ function node.new(opts)
   end
   c.max_result_bytes = mr
   local self = setmetatable({
-    id = id, opts = c, http = opts.http, http_opts = opts.http_opts,
+    id = id, opts = c, http = opts.http, http_opts = opts.http_opts, http_peers = http_peers,
     -- Request ids travel in the entry envelope and come back when the entry
     -- is applied, also when a restarted node re-applies its old log: each
     -- incarnation starts from its own base (wall ms * 2^20) so an old entry
@@ -140,7 +153,8 @@ function Node:_err(code, message)
   if code == "not_leader" and self.handle then
     local st = self.handle:status()
     if st.leader and st.leader ~= self.id then
-      extra = { leader = st.leader, address = self.handle:address(st.leader) }
+      extra = { leader = st.leader, address = self.handle:address(st.leader),
+                http = self:http_address(st.leader) }
     end
   end
   return errors.new(code, message, extra)
@@ -237,6 +251,7 @@ function Node:_request(kind, timeout, decode, start)
     if self.waiters[req] then
       w.timer = core.timer(timeout * 1000, function()
         w.timer = nil
+        if self.handle and not self.stopped then self.handle:forget(req) end
         complete(self, req, nil, errors.new("timeout", kind .. " timed out after " .. timeout .. " s"))
       end)
     end
@@ -399,7 +414,24 @@ function Node:status()
     return { id = self.id, role = "stopped", term = 0, commit_index = 0, applied_index = 0,
       last_index = 0, snapshot_index = 0, members = {} }
   end
-  return self.handle:status()
+  local st = self.handle:status()
+  -- where the leader serves HTTP (issue 10), if this node knows it
+  if st.leader then st.leader_http = self:http_address(st.leader) end
+  return st
+end
+
+--- Where node `id` serves HTTP, if known (this node's own `http`
+-- option, or the `http_peers` option); nil otherwise.
+function Node:http_address(id)
+  if id == self.id then
+    if self.srv and self.http then
+      local host = self.http:match("^(.*):%d+$")
+      local ok, port = pcall(self.srv.port, self.srv)
+      if host and ok and port then return host .. ":" .. port end
+    end
+    return self.http
+  end
+  return self.http_peers[id]
 end
 
 --- Counters, the same as `GET /metrics` (docs/metrics.md).

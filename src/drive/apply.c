@@ -57,6 +57,10 @@ void lr__drive_halted(struct lr_drive *d) {
 /* raft_* calls that applying wants but cannot make while it walks entries
  * the core owns. */
 void lr__drive_deferred(struct lr_drive *d) {
+  if (d->fwd_due) {
+    d->fwd_due = false;
+    lr__fwd_resend(d);
+  }
   if (d->halt_transfer) {
     d->halt_transfer = false;
     raft_transfer(d->raft, lr__drive_now(d), 0);
@@ -94,6 +98,7 @@ void lr__drive_apply(struct lr_drive *d, const struct raft_entry *e, uint32_t co
     if (res.status != LR_SM_NONE && res.status != LR_SM_SKIPPED && res.env.origin == d->id &&
         res.env.req != 0) {
       const char *code = res.status == LR_SM_OK ? NULL : lr_sm_code(res.status);
+      if (d->n_fwd > 0) lr__fwd_done(d, res.env.req);
       lr__drive_done(d, res.env.req, code, res.data, res.len, e[i].index, e[i].term);
     }
     if (d->idxq_n > 0) lr__idx_settle(d, &e[i]);

@@ -321,10 +321,39 @@ int lr_drive_snapshot(struct lr_drive *d, char *err, size_t errlen) {
 }
 
 /* ---- taking updates -------------------------------------------------------- */
+/* Every proposal and ReadIndex request still pending here goes to the new
+ * leader (duplicates are harmless: the sm applies one copy of an envelope,
+ * a read answers once); the sends are deferred to the loop, since this runs
+ * while an update's pointers are in use. */
 void lr_drive_leader_changed(struct lr_drive *d, raft_id old_leader, raft_id new_leader) {
   (void)old_leader;
-  (void)new_leader;
   lr__waiters_check(d);
+  if (new_leader == 0) return;
+  for (size_t i = 0; i < d->n_fwd; i++)
+    d->fwd[i].unsent = true;
+  for (size_t i = 0; i < d->n_waiters; i++)
+    if (d->waiters[i].kind == W_READ_CTX) d->waiters[i].unsent = true;
+  d->fwd_due = true;
+}
+
+/* A membership change refused for a reason that ends by itself shortly
+ * on a leader: CONFPENDING before its first own-term commit (this tree's
+ * core), or NOTREADY (the core's membership checks, issue 10: it ends at
+ * that commit or election_ms after the election). Named, not numbered, so
+ * the driver works with either core. */
+bool lr__drive_change_later(struct lr_drive *d, int rv) {
+  if (rv == RAFT_ECONFPENDING) return lr__drive_new_leader(d);
+  return rv < 0 && strcmp(raft_errname(rv), "NOTREADY") == 0 && d->role == RAFT_LEADER;
+}
+
+/* A leader that has not committed an entry of its own term yet (its
+ * configuration and reads wait for that, thesis 6.4). */
+bool lr__drive_new_leader(struct lr_drive *d) {
+  struct raft_status st;
+  raft_status(d->raft, &st);
+  if (st.role != RAFT_LEADER) return false;
+  const struct raft_entry *e = raft_log_entry(d->raft, st.commit);
+  return st.commit == 0 || (e != NULL && e->term < st.term);
 }
 
 static void soft_state(struct lr_drive *d, const struct raft_update *u) {
@@ -412,6 +441,7 @@ static void take_now(struct lr_drive *d, const struct raft_update *u) {
   if (u->commit > d->commit) {
     stamp_committed(d, d->commit, u->commit);
     d->commit = u->commit;
+    if (d->n_fwd > 0 || d->n_waiters > 0) d->fwd_due = true; /* a leader works: retry */
     if (lr__drive_subscribed(d, LR_EV_COMMIT)) {
       struct lr_event ev = {.type = LR_EV_COMMIT, .index = u->commit};
       lr__drive_event(d, &ev);
@@ -439,11 +469,8 @@ static void finish(struct lr_drive *d, const struct raft_snapshot *snap,
   if (!d->failed && !d->halted) lr__drive_apply(d, committed, n_committed);
   for (uint32_t i = 0; i < n_reads; i++)
     lr__waiters_read_state(d, &reads[i]);
-  for (uint32_t i = 0; i < n_perr; i++) {
-    const char *msg = raft_strerror(perr[i].err);
-    d->metrics.proposals_failed++;
-    lr__drive_done(d, perr[i].context, raft_errcode(perr[i].err), msg, strlen(msg), 0, 0);
-  }
+  for (uint32_t i = 0; i < n_perr; i++)
+    lr__fwd_refused(d, perr[i].context, perr[i].err);
 }
 
 /* An update with something to persist: keep copies of what must wait
@@ -764,6 +791,7 @@ void lr_drive_tick(struct lr_drive *d) {
   if (d->failed) return;
   uint64_t now = lr__drive_now(d);
   if (!idle(d) && now >= raft_deadline(d->raft)) {
+    if (d->n_waiters > 0) d->fwd_due = true; /* changes waiting on a new leader */
     raft_tick(d->raft, now);
     if (raft_deadline(d->raft) <= now && !d->stale_deadline_logged) {
       d->stale_deadline_logged = true;
@@ -843,6 +871,9 @@ void lr_drive_free(struct lr_drive *d) {
   if (d == NULL) return;
   lr__items_free(d->head);
   lr__waiters_free(d);
+  for (size_t i = 0; i < d->n_fwd; i++)
+    free(d->fwd[i].bytes);
+  free(d->fwd);
   free(d->idxq);
   if (d->raft) raft_free_node(d->raft);
   if (d->sm) lr_sm_free(d->sm);

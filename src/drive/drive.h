@@ -32,9 +32,15 @@
  * is durable, a snapshot acknowledged only once durable): a broken rule is a
  * bug in luaraft, and aborts with a message, as the core's assertions do.
  *
- * Hooks for later work (not implemented yet):
- *   - lr_drive_leader_changed(): where followers will re-forward pending
- *     proposals and ReadIndex requests when the leader changes (issue 10);
+ * Leader changes (issue 10): a proposal or ReadIndex request that is not
+ * in a log this node sees (forwarded, or made while no leader was known)
+ * stays with the driver until it is answered, and goes to each new leader
+ * this node learns of (lr_drive_leader_changed); see struct lr__fwd.
+ *
+ * Snapshots this node takes automatically are made through io.snapshot
+ * (the libuv adapter forks a child, the simulator makes them at once) and
+ * come back through lr_drive_snapshot_made(); per-stage latencies are kept
+ * in the metrics (issue 12).
  */
 #ifndef LUARAFT_DRIVE_H
 #define LUARAFT_DRIVE_H
@@ -198,6 +204,9 @@ int lr_drive_snapshot(struct lr_drive *d, char *err, size_t errlen);
  * as a synchronous one is; dropped if the state was replaced meanwhile (a
  * snapshot received). */
 void lr_drive_snapshot_made(struct lr_drive *d, int rv, void *data, size_t len, const char *err);
+/* The binding gave up on req (its timeout): the driver stops sending it
+ * again and forgets its waiter; no event follows. */
+void lr_drive_forget(struct lr_drive *d, uint64_t req);
 /* Fails every waiting request of this node with `code` (a crash, a stop). */
 void lr_drive_fail_all(struct lr_drive *d, const char *code, const char *msg);
 
@@ -212,9 +221,9 @@ raft_index lr_drive_snapshot_index(const struct lr_drive *d); /* durable */
 const struct raft_config *lr_drive_config(const struct lr_drive *d);
 bool lr_drive_was_member(const struct lr_drive *d);
 
-/* Issue 10 hook: called by the driver when the known leader changes. Today
- * it only re-checks the waiters; followers will re-forward their pending
- * proposals and ReadIndex requests to the new leader from here. */
+/* Called by the driver when the known leader changes: re-checks the
+ * waiters, and (deferred to the loop, out of the update being taken) sends
+ * the pending proposals and ReadIndex requests to the new leader. */
 void lr_drive_leader_changed(struct lr_drive *d, raft_id old_leader, raft_id new_leader);
 
 /* ---- deep copies (the one copy of a message in luaraft) ------------------- */

@@ -38,10 +38,15 @@ struct lr__item {
   uint32_t n_prop_errors;
 };
 
-enum { W_READ_CTX = 1, W_READ_AT, W_TRANSFER, W_COMMIT };
+enum { W_READ_CTX = 1, W_READ_AT, W_TRANSFER, W_COMMIT, W_CHANGE };
 struct lr__waiter {
   int kind;
   uint64_t req;
+  bool unsent;      /* W_READ_CTX: not (or no longer) with any leader: ask the next one */
+  int change_kind;  /* W_CHANGE: a membership change waiting for the leader's first
+                       own-term commit (raft_change said CONFPENDING before it) */
+  raft_id change_id;
+  char *change_addr;
   raft_index index; /* W_READ_AT, W_COMMIT: wait applied/commit >= */
   raft_id target;   /* W_TRANSFER */
   bool barrier;     /* reads: no query, just ok */
@@ -60,6 +65,29 @@ struct lr__idx {
 };
 
 #define LR__STAMPS 4096
+
+/* A proposal of this node that is not (yet) in a log this node can see:
+ * forwarded to a leader, or waiting for one. It stays here until its
+ * envelope applies (lr__fwd_done) or the binding forgets it (timeout), so
+ * that a leader change sends it again (issue 10: the sm's per-origin
+ * request-id window applies one copy at most). `ctx` is the PROPOSE
+ * context of its latest send: a refusal of an older send says nothing
+ * about the latest. A refusal is taken as "not applied" only for a
+ * proposal sent once and refused as too_large; a not_leader, busy or
+ * transfer refusal is never an answer: the network may deliver another
+ * copy of that PROPOSE to the same node once it can append it (seen in the
+ * simulator: a candidate refused, won, and appended the late duplicate), so
+ * the proposal goes again at the next commit or leader change, and the
+ * binding's timeout says its outcome is unknown. */
+struct lr__fwd {
+  uint64_t req, ctx;
+  char *bytes;
+  size_t len;
+  int wait;
+  uint32_t sends;
+  bool unsent; /* to be sent to the next leader known */
+};
+
 struct lr_drive {
   raft_id id;
   struct lr_drive_io io;
@@ -113,6 +141,10 @@ struct lr_drive {
   /* requests */
   struct lr__waiter *waiters;
   size_t n_waiters, cap_waiters;
+  struct lr__fwd *fwd;
+  size_t n_fwd, cap_fwd;
+  uint64_t fwd_ctx; /* PROPOSE contexts handed out */
+  bool fwd_due;     /* resend what waits for a leader (deferred out of take) */
   struct lr__idx *idxq;
   size_t idxq_head, idxq_n, idxq_cap;
   struct lr_buf scratch;
@@ -141,6 +173,8 @@ void lr__drive_log(struct lr_drive *d, int level, const char *fmt, ...)
 void lr__drive_event(struct lr_drive *d, const struct lr_event *ev);
 void lr__drive_done(struct lr_drive *d, uint64_t req, const char *code, const char *data,
                     size_t len, raft_index index, raft_term term);
+bool lr__drive_new_leader(struct lr_drive *d);
+bool lr__drive_change_later(struct lr_drive *d, int rv);
 bool lr__drive_subscribed(const struct lr_drive *d, int type);
 void lr__drive_fail(struct lr_drive *d, const char *why);
 int lr__drive_take_snapshot(struct lr_drive *d, bool now, char *err, size_t errlen);
@@ -165,6 +199,12 @@ void lr__waiters_fail_all(struct lr_drive *d, const char *code, const char *msg)
 void lr__waiters_free(struct lr_drive *d);
 void lr__drive_query(struct lr_drive *d, uint64_t req, const char *q, size_t len, bool barrier,
                      raft_index index);
+int lr__fwd_add(struct lr_drive *d, const struct lr__fwd *f);
+void lr__fwd_done(struct lr_drive *d, uint64_t req);
+void lr__fwd_refused(struct lr_drive *d, uint64_t ctx, int err);
+void lr__fwd_resend(struct lr_drive *d);
+bool lr__fwd_has(const struct lr_drive *d, uint64_t req);
+int lr__fwd_send(struct lr_drive *d, struct lr__fwd *f);
 int lr__idx_push(struct lr_drive *d, raft_index index, raft_term term, uint64_t req, bool change);
 void lr__idx_settle(struct lr_drive *d, const struct raft_entry *e);
 

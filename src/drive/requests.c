@@ -35,8 +35,21 @@ int lr_drive_propose(struct lr_drive *d, uint64_t req, const char *cmd, size_t l
   raft_index index = 0;
   raft_term term = 0;
   d->metrics.proposals++;
-  rv = raft_propose(d->raft, lr__drive_now(d), d->scratch.data, d->scratch.len, req, &index,
+  uint64_t ctx = ++d->fwd_ctx;
+  rv = raft_propose(d->raft, lr__drive_now(d), d->scratch.data, d->scratch.len, ctx, &index,
                     &term);
+  if (rv == RAFT_ENOTLEADER || rv == 1) {
+    /* Forwarded (1), or no leader known yet: it stays here until answered,
+     * and goes to each new leader this node learns of (issue 10). */
+    struct lr__fwd f = {.req = req,
+                        .ctx = rv == 1 ? ctx : 0,
+                        .bytes = d->scratch.data,
+                        .len = d->scratch.len,
+                        .wait = wait,
+                        .sends = rv == 1 ? 1 : 0,
+                        .unsent = rv != 1};
+    return lr__fwd_add(d, &f);
+  }
   if (rv < 0) {
     d->metrics.proposals_failed++;
     return rv;
@@ -69,6 +82,10 @@ int lr_drive_read(struct lr_drive *d, uint64_t req, int mode, const char *q, siz
     w.index = index;
   } else {
     rv = raft_read_index(d->raft, lr__drive_now(d), req);
+    if (rv == RAFT_ENOTLEADER) { /* no leader known yet: ask the first one */
+      rv = 0;
+      w.unsent = true;
+    }
   }
   if (rv == 0 && w.kind == W_READ_AT && lr_sm_applied_index(d->sm) >= w.index) {
     lr__drive_query(d, req, w.q, w.qlen, w.barrier, w.index);
@@ -85,6 +102,16 @@ int lr_drive_change(struct lr_drive *d, uint64_t req, int kind, raft_id id, cons
   if (rv) return rv;
   raft_index index = 0;
   rv = raft_change(d->raft, lr__drive_now(d), kind, id, address ? address : "", &index);
+  if (lr__drive_change_later(d, rv)) {
+    /* A new leader's configuration is not settled until it commits an
+     * entry of its term: wait for that (retried at each commit) instead of
+     * answering busy; the caller's timeout bounds the wait. */
+    struct lr__waiter w = {.kind = W_CHANGE, .req = req, .change_kind = kind, .change_id = id};
+    if (address && (w.change_addr = strdup(address)) == NULL) return RAFT_ENOMEM;
+    rv = lr__waiter_add(d, &w);
+    if (rv != 0) free(w.change_addr);
+    return rv;
+  }
   if (rv != 0) return rv;
   struct raft_status st;
   raft_status(d->raft, &st);

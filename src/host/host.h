@@ -93,6 +93,8 @@ int lr_node_read(struct lr_node *n, uint64_t req, int mode, const char *q, size_
 int lr_node_change(struct lr_node *n, uint64_t req, int kind, raft_id id, const char *address);
 int lr_node_transfer(struct lr_node *n, uint64_t req, raft_id to);
 int lr_node_step_down(struct lr_node *n);
+/* The caller stopped waiting for req (its timeout): not sent again. */
+void lr_node_forget(struct lr_node *n, uint64_t req);
 /* Takes a snapshot now (0), or -1 with err ("the state machine has no
  * snapshot()", "nothing applied since the last snapshot"). */
 int lr_node_snapshot(struct lr_node *n, char *err, size_t errlen);

@@ -662,6 +662,10 @@ int lr_node_transfer(struct lr_node *n, uint64_t req, raft_id to) {
   return rv;
 }
 
+void lr_node_forget(struct lr_node *n, uint64_t req) {
+  if (n->drive) lr_drive_forget(n->drive, req);
+}
+
 int lr_node_step_down(struct lr_node *n) {
   int rv = usable(n);
   if (rv == 0) rv = lr_drive_step_down(n->drive);

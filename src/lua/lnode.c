@@ -328,6 +328,13 @@ static int l_transfer(lua_State *L) {
   return luaraft__push_rv(L, lr_node_transfer(ln->n, req, to));
 }
 
+/* node:forget(req): the request timed out; the driver stops sending it. */
+static int l_forget(lua_State *L) {
+  struct lnode *ln = check_node(L);
+  lr_node_forget(ln->n, check_req(L, 2));
+  return 0;
+}
+
 static int l_step_down(lua_State *L) {
   struct lnode *ln = check_node(L);
   return luaraft__push_rv(L, lr_node_step_down(ln->n));
@@ -579,6 +586,7 @@ static int l_node_address(lua_State *L) {
 
 void luaraft__node_open(lua_State *L) {
   static const luaL_Reg node_methods[] = {{"propose", l_propose},
+                                          {"forget", l_forget},
                                           {"read", l_read},
                                           {"change", l_change},
                                           {"transfer", l_transfer},

@@ -187,6 +187,11 @@ static void handle(struct lr_sim *s, struct lr__sim_ev *ev) {
   case EV_TIMEOUT:
   {
     static const char msg[] = "request timed out";
+    /* the node's driver stops sending it to new leaders (issue 10) */
+    struct lr__sim_waiter *w = lr__sim_waiter_get(s, ev->u.id);
+    if (w != NULL && w->slot < s->n_slots && s->nodes[w->slot].up &&
+        s->nodes[w->slot].inc == w->inc && s->nodes[w->slot].d != NULL)
+      lr_drive_forget(s->nodes[w->slot].d, ev->u.id);
     lr__sim_complete(s, ev->u.id, "timeout", msg, sizeof msg - 1, 0, 0, 0);
     break;
   }
