@@ -77,8 +77,8 @@ static struct lr_drive *new_drive(struct world *w, struct lr_buf *chunk) {
   assert_int_equal(lua_dump(L, dump_writer, chunk, 0), 0);
   lua_close(L);
   char err[256];
-  struct lr_sm_options so = {.id = 1, .chunk = chunk->data, .chunk_len = chunk->len,
-                             .chunkname = "=sm"};
+  struct lr_sm_options so = {
+      .id = 1, .chunk = chunk->data, .chunk_len = chunk->len, .chunkname = "=sm"};
   struct lr_sm *sm;
   assert_int_equal(lr_sm_new(&so, &sm, err, sizeof err), 0);
   struct raft_member me = {1, RAFT_VOTER, ""};
@@ -117,7 +117,8 @@ static void complete(struct world *w, struct lr_drive *d) {
 }
 
 static void settle(struct world *w, struct lr_drive *d) {
-  for (int i = 0; i < 100 && w->writing; i++) complete(w, d);
+  for (int i = 0; i < 100 && w->writing; i++)
+    complete(w, d);
   assert_null(w->writing);
 }
 
@@ -308,10 +309,8 @@ static void test_rule_aborts(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_group_commit),
-      cmocka_unit_test(test_snapshot_acked_once_durable),
-      cmocka_unit_test(test_snapshot_async),
-      cmocka_unit_test(test_snapshot_async_failed),
+      cmocka_unit_test(test_group_commit),   cmocka_unit_test(test_snapshot_acked_once_durable),
+      cmocka_unit_test(test_snapshot_async), cmocka_unit_test(test_snapshot_async_failed),
       cmocka_unit_test(test_rule_aborts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,22 +11,19 @@
 
 #define VERSION 1
 
-static void put64(uint8_t *p, uint64_t v)
-{
+static void put64(uint8_t *p, uint64_t v) {
   for (int i = 0; i < 8; i++) {
     p[i] = (uint8_t)(v >> (8 * i));
   }
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
+static void put32(uint8_t *p, uint32_t v) {
   for (int i = 0; i < 4; i++) {
     p[i] = (uint8_t)(v >> (8 * i));
   }
 }
 
-static uint64_t get64(const uint8_t *p)
-{
+static uint64_t get64(const uint8_t *p) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; i--) {
     v = (v << 8) | p[i];
@@ -34,8 +31,7 @@ static uint64_t get64(const uint8_t *p)
   return v;
 }
 
-static uint32_t get32(const uint8_t *p)
-{
+static uint32_t get32(const uint8_t *p) {
   uint32_t v = 0;
   for (int i = 3; i >= 0; i--) {
     v = (v << 8) | p[i];
@@ -43,8 +39,7 @@ static uint32_t get32(const uint8_t *p)
   return v;
 }
 
-const struct raft_member *raft_config_get(const struct raft_config *c, raft_id id)
-{
+const struct raft_member *raft_config_get(const struct raft_config *c, raft_id id) {
   for (uint32_t i = 0; i < c->n; i++) {
     if (c->members[i].id == id) {
       return &c->members[i];
@@ -53,8 +48,7 @@ const struct raft_member *raft_config_get(const struct raft_config *c, raft_id i
   return NULL;
 }
 
-void raft_config_free(struct raft_config *c)
-{
+void raft_config_free(struct raft_config *c) {
   for (uint32_t i = 0; i < c->n; i++) {
     raft_free(c->members[i].address);
   }
@@ -64,8 +58,7 @@ void raft_config_free(struct raft_config *c)
 }
 
 /* Checks what any configuration must satisfy, wherever it came from. */
-static int check(const struct raft_config *c)
-{
+static int check(const struct raft_config *c) {
   if (c->n > RAFT__CONFIG_MAX || (c->n > 0 && c->members == NULL)) {
     return RAFT_EMALFORMED;
   }
@@ -83,8 +76,7 @@ static int check(const struct raft_config *c)
   return 0;
 }
 
-static char *dup_bytes(const char *s, size_t len)
-{
+static char *dup_bytes(const char *s, size_t len) {
   char *d = raft_malloc(len + 1);
   if (d != NULL) {
     if (len > 0) {
@@ -95,8 +87,7 @@ static char *dup_bytes(const char *s, size_t len)
   return d;
 }
 
-int raft_config_copy(const struct raft_config *src, struct raft_config *dst)
-{
+int raft_config_copy(const struct raft_config *src, struct raft_config *dst) {
   struct raft_config c = {NULL, 0};
   if (check(src) != 0) {
     return RAFT_EMALFORMED;
@@ -121,8 +112,7 @@ int raft_config_copy(const struct raft_config *src, struct raft_config *dst)
   return 0;
 }
 
-int raft_config_encode(const struct raft_config *c, uint8_t **out, size_t *len)
-{
+int raft_config_encode(const struct raft_config *c, uint8_t **out, size_t *len) {
   if (check(c) != 0) {
     return RAFT_EINVAL;
   }
@@ -154,8 +144,7 @@ int raft_config_encode(const struct raft_config *c, uint8_t **out, size_t *len)
   return 0;
 }
 
-static int decode_member(const uint8_t **pp, const uint8_t *end, struct raft_member *m)
-{
+static int decode_member(const uint8_t **pp, const uint8_t *end, struct raft_member *m) {
   const uint8_t *p = *pp;
   if (end - p < 13) {
     return RAFT_EMALFORMED;
@@ -175,8 +164,7 @@ static int decode_member(const uint8_t **pp, const uint8_t *end, struct raft_mem
   return 0;
 }
 
-int raft_config_decode(const uint8_t *p, size_t len, struct raft_config *out)
-{
+int raft_config_decode(const uint8_t *p, size_t len, struct raft_config *out) {
   struct raft_config c = {NULL, 0};
   const uint8_t *end = p + len;
   if (p == NULL || len < 5 || p[0] != VERSION) {
@@ -215,8 +203,7 @@ int raft_config_decode(const uint8_t *p, size_t len, struct raft_config *out)
   return 0;
 }
 
-int raft_bootstrap_entry(const struct raft_config *c, struct raft_entry *out)
-{
+int raft_bootstrap_entry(const struct raft_config *c, struct raft_entry *out) {
   uint8_t *data;
   size_t len;
   if (c == NULL || c->n == 0) {
@@ -234,8 +221,7 @@ int raft_bootstrap_entry(const struct raft_config *c, struct raft_entry *out)
   return 0;
 }
 
-void raft_entry_free_data(struct raft_entry *e)
-{
+void raft_entry_free_data(struct raft_entry *e) {
   raft_free(e->data);
   e->data = NULL;
   e->len = 0;

@@ -4,14 +4,12 @@
 
 /* Thesis 3.4: "Raft uses randomized election timeouts ... chosen randomly
  * from a fixed interval", here [election_ms, 2 * election_ms). */
-void raft__reset_election_timer(struct raft *r)
-{
+void raft__reset_election_timer(struct raft *r) {
   r->elect_start = r->now;
   r->elect_timeout = r->o.election_ms + raft__random(r) % r->o.election_ms;
 }
 
-void raft__become_follower(struct raft *r, raft_term term, raft_id leader)
-{
+void raft__become_follower(struct raft *r, raft_term term, raft_id leader) {
   bool was_leader = r->role == RAFT_LEADER;
   raft__set_term(r, term);
   if (r->role != RAFT_FOLLOWER) {
@@ -36,8 +34,7 @@ void raft__become_follower(struct raft *r, raft_term term, raft_id leader)
 /* A new leader whose newest CONFIG entry may not be committed replicates
  * to the members that entry removed too, as the leader that appended it
  * did (see raft__progress_rebuild). */
-static void add_leaving(struct raft *r)
-{
+static void add_leaving(struct raft *r) {
   struct raft_config prev;
   raft_index ci;
   if (r->config_index <= r->commit || r->config_index <= 1 ||
@@ -51,8 +48,7 @@ static void add_leaving(struct raft *r)
 /* Thesis 3.4: a leader sends heartbeats at once; thesis 6.4: it appends a
  * no-op entry so it learns which entries are committed (and so reads, which
  * wait for the first commit of its term, can be served). */
-void raft__become_leader(struct raft *r)
-{
+void raft__become_leader(struct raft *r) {
   r->role = RAFT_LEADER;
   r->soft_dirty = true;
   raft__set_leader(r, r->o.id);
@@ -70,15 +66,13 @@ void raft__become_leader(struct raft *r)
   raft__maybe_commit(r);
 }
 
-static void clear_votes(struct raft *r)
-{
+static void clear_votes(struct raft *r) {
   for (uint32_t i = 0; i < r->n_prs; i++) {
     r->prs[i].vote = r->prs[i].id == r->o.id ? 1 : 0;
   }
 }
 
-static void tally(const struct raft *r, uint32_t *yes, uint32_t *no)
-{
+static void tally(const struct raft *r, uint32_t *yes, uint32_t *no) {
   *yes = *no = 0;
   for (uint32_t i = 0; i < r->n_prs; i++) {
     if (r->prs[i].role == RAFT_VOTER) {
@@ -88,8 +82,7 @@ static void tally(const struct raft *r, uint32_t *yes, uint32_t *no)
   }
 }
 
-static void request_votes(struct raft *r, int type, raft_term term, bool transfer)
-{
+static void request_votes(struct raft *r, int type, raft_term term, bool transfer) {
   for (uint32_t i = 0; i < r->n_prs; i++) {
     const struct raft__progress *p = &r->prs[i];
     if (p->id == r->o.id || p->role != RAFT_VOTER) {
@@ -109,8 +102,7 @@ static void request_votes(struct raft *r, int type, raft_term term, bool transfe
  * was up-to-date enough to get their vote"; the pre-candidate keeps its
  * term. It forgets its leader (etcd#8334), so it is never "in lease" and
  * grants other pre-candidates (etcd#9586). */
-static void pre_campaign(struct raft *r)
-{
+static void pre_campaign(struct raft *r) {
   r->role = RAFT_PRE_CANDIDATE;
   r->soft_dirty = true;
   raft__set_leader(r, 0);
@@ -127,8 +119,7 @@ static void pre_campaign(struct raft *r)
 
 /* Thesis 3.4: "a follower increments its current term and transitions to
  * candidate state. It then votes for itself and issues RequestVote RPCs". */
-void raft__campaign(struct raft *r, bool transfer)
-{
+void raft__campaign(struct raft *r, bool transfer) {
   if (!raft__is_voter(r, r->o.id)) {
     return;
   }
@@ -148,8 +139,7 @@ void raft__campaign(struct raft *r, bool transfer)
   request_votes(r, RAFT_MSG_VOTE, r->term, transfer);
 }
 
-void raft__start_election(struct raft *r)
-{
+void raft__start_election(struct raft *r) {
   if (!raft__is_voter(r, r->o.id)) {
     return; /* learners and non-members never campaign (thesis 4.2.1) */
   }
@@ -164,30 +154,25 @@ void raft__start_election(struct raft *r)
  * minimum election timeout of hearing from a current leader, it does not
  * update its term or grant its vote". Only a follower that knows a leader
  * (or a leader with a live quorum) is in lease; pre-candidates are not. */
-bool raft__in_lease(const struct raft *r)
-{
+bool raft__in_lease(const struct raft *r) {
   if (!r->o.check_quorum) {
     return false;
   }
   if (r->role == RAFT_LEADER) {
     return r->now - raft__quorum_time(r, false) < r->o.election_ms;
   }
-  return r->role == RAFT_FOLLOWER && r->leader != 0 &&
-         r->now - r->leader_seen < r->o.election_ms;
+  return r->role == RAFT_FOLLOWER && r->leader != 0 && r->now - r->leader_seen < r->o.election_ms;
 }
 
 /* Thesis 3.6.1: grant only a candidate whose log is at least as up-to-date:
  * "the log with the later term is more up-to-date; if the logs end with the
  * same term, whichever log is longer is more up-to-date". One vote per term
  * (3.4); the vote response waits until the vote is durable (msgs_after). */
-void raft__recv_vote(struct raft *r, const struct raft_message *m)
-{
+void raft__recv_vote(struct raft *r, const struct raft_message *m) {
   bool pre = m->type == RAFT_MSG_PRE_VOTE;
   raft_term lt = raft__log_last_term(&r->log);
-  bool can = r->vote == m->from || (r->vote == 0 && r->leader == 0) ||
-             (pre && m->term > r->term);
-  bool fresh = m->log_term > lt ||
-               (m->log_term == lt && m->index >= raft__log_last(&r->log));
+  bool can = r->vote == m->from || (r->vote == 0 && r->leader == 0) || (pre && m->term > r->term);
+  bool fresh = m->log_term > lt || (m->log_term == lt && m->index >= raft__log_last(&r->log));
   bool grant = can && fresh;
   if (grant && !pre) {
     raft__set_vote(r, m->from);
@@ -200,8 +185,7 @@ void raft__recv_vote(struct raft *r, const struct raft_message *m)
   resp->reject = !grant;
 }
 
-void raft__recv_vote_resp(struct raft *r, const struct raft_message *m)
-{
+void raft__recv_vote_resp(struct raft *r, const struct raft_message *m) {
   bool pre = m->type == RAFT_MSG_PRE_VOTE_RESP;
   if (r->role != (pre ? RAFT_PRE_CANDIDATE : RAFT_CANDIDATE)) {
     return;
@@ -227,8 +211,7 @@ void raft__recv_vote_resp(struct raft *r, const struct raft_message *m)
   }
 }
 
-void raft__election_tick(struct raft *r)
-{
+void raft__election_tick(struct raft *r) {
   if (r->now >= r->elect_start + r->elect_timeout) {
     raft__start_election(r);
     if (r->role == RAFT_FOLLOWER) {
@@ -239,13 +222,11 @@ void raft__election_tick(struct raft *r)
 
 /* ---- leadership transfer (thesis 3.10) ----------------------------------- */
 
-static struct raft__progress *best_target(struct raft *r)
-{
+static struct raft__progress *best_target(struct raft *r) {
   struct raft__progress *best = NULL;
   for (uint32_t i = 0; i < r->n_prs; i++) {
     struct raft__progress *p = &r->prs[i];
-    if (p->id != r->o.id && p->role == RAFT_VOTER &&
-        (best == NULL || p->match > best->match)) {
+    if (p->id != r->o.id && p->role == RAFT_VOTER && (best == NULL || p->match > best->match)) {
       best = p;
     }
   }
@@ -256,10 +237,8 @@ static struct raft__progress *best_target(struct raft *r)
  * server ... once the target server is caught up, the prior leader sends it
  * a TimeoutNow request". A lease must not outlive that request: the target
  * campaigns without waiting for the old leader's lease to expire. */
-void raft__transfer_check(struct raft *r, struct raft__progress *p)
-{
-  if (r->transfer_to == 0 || p->id != r->transfer_to ||
-      p->match < raft__log_last(&r->log)) {
+void raft__transfer_check(struct raft *r, struct raft__progress *p) {
+  if (r->transfer_to == 0 || p->id != r->transfer_to || p->match < raft__log_last(&r->log)) {
     return;
   }
   struct raft_message *m = raft__send(r, RAFT_MSG_TIMEOUT_NOW, p->id, false);
@@ -269,19 +248,16 @@ void raft__transfer_check(struct raft *r, struct raft__progress *p)
   }
 }
 
-void raft__transfer_abort(struct raft *r)
-{
+void raft__transfer_abort(struct raft *r) {
   r->transfer_to = 0;
 }
 
-int raft_transfer(struct raft *r, uint64_t now, raft_id target)
-{
+int raft_transfer(struct raft *r, uint64_t now, raft_id target) {
   raft__begin(r, now);
   if (r->role != RAFT_LEADER) {
     return RAFT_ENOTLEADER;
   }
-  struct raft__progress *p =
-      target == 0 ? best_target(r) : raft__progress_get(r, target);
+  struct raft__progress *p = target == 0 ? best_target(r) : raft__progress_get(r, target);
   if (p == NULL || p->id == r->o.id || p->role != RAFT_VOTER) {
     return RAFT_EINVAL;
   }
@@ -295,8 +271,7 @@ int raft_transfer(struct raft *r, uint64_t now, raft_id target)
   return 0;
 }
 
-void raft__recv_timeout_now(struct raft *r, const struct raft_message *m)
-{
+void raft__recv_timeout_now(struct raft *r, const struct raft_message *m) {
   if (r->role == RAFT_LEADER || m->from != r->leader) {
     return;
   }
@@ -305,8 +280,7 @@ void raft__recv_timeout_now(struct raft *r, const struct raft_message *m)
 
 /* Gives up leadership at once; the cluster elects a new leader after an
  * election timeout. Use raft_transfer for a hand-over without that gap. */
-int raft_step_down(struct raft *r, uint64_t now)
-{
+int raft_step_down(struct raft *r, uint64_t now) {
   raft__begin(r, now);
   if (r->role != RAFT_LEADER) {
     return RAFT_ENOTLEADER;

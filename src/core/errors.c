@@ -4,13 +4,12 @@
 
 #include "raft_int.h"
 
-const char *raft_strerror(int rv)
-{
+const char *raft_strerror(int rv) {
   switch (rv) {
   case 0:
     return "success";
-#define X(name, code, api, msg)                                               \
-  case code:                                                                  \
+#define X(name, code, api, msg)                                                                    \
+  case code:                                                                                       \
     return msg;
     RAFT_ERRORS(X)
 #undef X
@@ -18,13 +17,12 @@ const char *raft_strerror(int rv)
   return "unknown error";
 }
 
-const char *raft_errname(int rv)
-{
+const char *raft_errname(int rv) {
   switch (rv) {
   case 0:
     return "OK";
-#define X(name, code, api, msg)                                               \
-  case code:                                                                  \
+#define X(name, code, api, msg)                                                                    \
+  case code:                                                                                       \
     return #name;
     RAFT_ERRORS(X)
 #undef X
@@ -32,13 +30,12 @@ const char *raft_errname(int rv)
   return "UNKNOWN";
 }
 
-const char *raft_errcode(int rv)
-{
+const char *raft_errcode(int rv) {
   switch (rv) {
   case 0:
     return "ok";
-#define X(name, code, api, msg)                                               \
-  case code:                                                                  \
+#define X(name, code, api, msg)                                                                    \
+  case code:                                                                                       \
     return api;
     RAFT_ERRORS(X)
 #undef X
@@ -47,22 +44,20 @@ const char *raft_errcode(int rv)
 }
 
 static const char *const msg_names[] = {
-    "NONE",           "APPEND",         "APPEND_RESP",   "VOTE",
-    "VOTE_RESP",      "PRE_VOTE",       "PRE_VOTE_RESP", "HEARTBEAT",
-    "HEARTBEAT_RESP", "SNAPSHOT",       "SNAPSHOT_RESP", "TIMEOUT_NOW",
-    "PROPOSE",        "PROPOSE_RESP",   "READ_INDEX",    "READ_INDEX_RESP",
+    "NONE",           "APPEND",       "APPEND_RESP",   "VOTE",
+    "VOTE_RESP",      "PRE_VOTE",     "PRE_VOTE_RESP", "HEARTBEAT",
+    "HEARTBEAT_RESP", "SNAPSHOT",     "SNAPSHOT_RESP", "TIMEOUT_NOW",
+    "PROPOSE",        "PROPOSE_RESP", "READ_INDEX",    "READ_INDEX_RESP",
 };
 
-const char *raft_msg_name(int type)
-{
+const char *raft_msg_name(int type) {
   if (type < 1 || type > RAFT_MSG_TYPE_MAX) {
     return "UNKNOWN";
   }
   return msg_names[type];
 }
 
-const char *raft_role_name(int role)
-{
+const char *raft_role_name(int role) {
   switch (role) {
   case RAFT_FOLLOWER:
     return "follower";
@@ -76,8 +71,7 @@ const char *raft_role_name(int role)
   return "unknown";
 }
 
-void raft__assert_fail(const char *expr, const char *file, int line)
-{
+void raft__assert_fail(const char *expr, const char *file, int line) {
   fprintf(stderr, "luaraft core: assertion failed: %s (%s:%d)\n", expr, file, line);
   abort();
 }

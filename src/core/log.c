@@ -12,8 +12,7 @@
 
 #include "raft_int.h"
 
-void raft__log_init(struct raft__log *l, raft_index offset, raft_term term)
-{
+void raft__log_init(struct raft__log *l, raft_index offset, raft_term term) {
   memset(l, 0, sizeof *l);
   l->offset = offset;
   l->offset_term = term;
@@ -22,21 +21,18 @@ void raft__log_init(struct raft__log *l, raft_index offset, raft_term term)
 /* ---- entry data: chunks (see struct raft__chunk) ------------------------ */
 #define HDR sizeof(struct raft__chunk *) /* before each entry's data */
 
-static size_t align8(size_t n)
-{
+static size_t align8(size_t n) {
   return (n + 7) & ~(size_t)7;
 }
 
-static struct raft__chunk *chunk_of(const uint8_t *data)
-{
+static struct raft__chunk *chunk_of(const uint8_t *data) {
   struct raft__chunk *c;
   memcpy(&c, data - HDR, sizeof c);
   return c;
 }
 
 /* The current chunk stays allocated while empty: the next entry reuses it. */
-static void data_release(struct raft__log *l, uint8_t *data)
-{
+static void data_release(struct raft__log *l, uint8_t *data) {
   if (data == NULL) {
     return;
   }
@@ -55,8 +51,7 @@ static void data_release(struct raft__log *l, uint8_t *data)
 /* Room for len bytes of data (and its header), or NULL (no memory). An entry
  * larger than a quarter chunk gets a chunk of its own, so a big entry never
  * wastes most of a chunk. */
-static uint8_t *data_alloc(struct raft__log *l, uint32_t len)
-{
+static uint8_t *data_alloc(struct raft__log *l, uint32_t len) {
   size_t need = HDR + align8(len);
   struct raft__chunk *c = l->chunk;
   if (c == NULL || c->cap - c->used < need) {
@@ -82,15 +77,13 @@ static uint8_t *data_alloc(struct raft__log *l, uint32_t len)
   return p + HDR;
 }
 
-static void free_range(struct raft__log *l, size_t from, size_t to)
-{
+static void free_range(struct raft__log *l, size_t from, size_t to) {
   for (size_t k = from; k < to; k++) {
     data_release(l, l->e[l->start + k].data);
   }
 }
 
-void raft__log_free(struct raft__log *l)
-{
+void raft__log_free(struct raft__log *l) {
   free_range(l, 0, l->n);
   if (l->chunk != NULL) {
     RAFT_ASSERT(l->chunk->refs == 0);
@@ -100,18 +93,15 @@ void raft__log_free(struct raft__log *l)
   memset(l, 0, sizeof *l);
 }
 
-raft_index raft__log_last(const struct raft__log *l)
-{
+raft_index raft__log_last(const struct raft__log *l) {
   return l->offset + l->n;
 }
 
-raft_term raft__log_last_term(const struct raft__log *l)
-{
+raft_term raft__log_last_term(const struct raft__log *l) {
   return l->n == 0 ? l->offset_term : l->e[l->start + l->n - 1].term;
 }
 
-raft_term raft__log_term(const struct raft__log *l, raft_index i)
-{
+raft_term raft__log_term(const struct raft__log *l, raft_index i) {
   if (i == l->offset) {
     return l->offset_term;
   }
@@ -121,8 +111,7 @@ raft_term raft__log_term(const struct raft__log *l, raft_index i)
   return l->e[l->start + (i - l->offset - 1)].term;
 }
 
-struct raft_entry *raft__log_get(const struct raft__log *l, raft_index i)
-{
+struct raft_entry *raft__log_get(const struct raft__log *l, raft_index i) {
   if (i <= l->offset || i > raft__log_last(l)) {
     return NULL;
   }
@@ -132,8 +121,7 @@ struct raft_entry *raft__log_get(const struct raft__log *l, raft_index i)
 /* Makes room for one more entry at the end without moving live pointers in
  * the middle of an update: callers only hold index ranges until
  * raft_update_take resolves them. */
-static int reserve(struct raft__log *l)
-{
+static int reserve(struct raft__log *l) {
   if (l->start + l->n < l->cap) {
     return 0;
   }
@@ -152,9 +140,8 @@ static int reserve(struct raft__log *l)
   return 0;
 }
 
-int raft__log_append(struct raft__log *l, raft_term term, uint8_t type,
-                     const void *data, uint32_t len)
-{
+int raft__log_append(struct raft__log *l, raft_term term, uint8_t type, const void *data,
+                     uint32_t len) {
   RAFT_ASSERT(term >= raft__log_last_term(l));
   int rv = reserve(l);
   if (rv != 0) {
@@ -178,8 +165,7 @@ int raft__log_append(struct raft__log *l, raft_term term, uint8_t type,
   return 0;
 }
 
-void raft__log_truncate(struct raft__log *l, raft_index from)
-{
+void raft__log_truncate(struct raft__log *l, raft_index from) {
   RAFT_ASSERT(from > l->offset);
   if (from > raft__log_last(l)) {
     return;
@@ -189,8 +175,7 @@ void raft__log_truncate(struct raft__log *l, raft_index from)
   l->n = keep;
 }
 
-void raft__log_compact(struct raft__log *l, raft_index upto)
-{
+void raft__log_compact(struct raft__log *l, raft_index upto) {
   if (upto <= l->offset) {
     return;
   }
@@ -207,8 +192,7 @@ void raft__log_compact(struct raft__log *l, raft_index upto)
   }
 }
 
-void raft__log_reset(struct raft__log *l, raft_index offset, raft_term term)
-{
+void raft__log_reset(struct raft__log *l, raft_index offset, raft_term term) {
   free_range(l, 0, l->n);
   l->start = 0;
   l->n = 0;

@@ -10,8 +10,7 @@
 
 #include "raft_int.h"
 
-int raft__config_set(struct raft *r, const struct raft_config *c, raft_index index)
-{
+int raft__config_set(struct raft *r, const struct raft_config *c, raft_index index) {
   struct raft_config copy;
   int rv = raft_config_copy(c, &copy);
   if (rv != 0) {
@@ -30,15 +29,13 @@ int raft__config_set(struct raft *r, const struct raft_config *c, raft_index ind
   }
   raft_config_free(&old);
   r->conf_dirty = true;
-  if ((r->role == RAFT_CANDIDATE || r->role == RAFT_PRE_CANDIDATE) &&
-      !raft__is_voter(r, r->o.id)) {
+  if ((r->role == RAFT_CANDIDATE || r->role == RAFT_PRE_CANDIDATE) && !raft__is_voter(r, r->o.id)) {
     raft__become_follower(r, r->term, 0);
   }
   return 0;
 }
 
-int raft__config_apply_entry(struct raft *r, const struct raft_entry *e)
-{
+int raft__config_apply_entry(struct raft *r, const struct raft_entry *e) {
   struct raft_config c;
   int rv = raft_config_decode(e->data, e->len, &c);
   if (rv != 0) {
@@ -51,8 +48,7 @@ int raft__config_apply_entry(struct raft *r, const struct raft_entry *e)
 }
 
 /* The newest CONFIG entry in (offset, upto], or 0. */
-static raft_index find_config(const struct raft *r, raft_index upto)
-{
+static raft_index find_config(const struct raft *r, raft_index upto) {
   for (raft_index i = upto; i > r->log.offset; i--) {
     const struct raft_entry *e = raft__log_get(&r->log, i);
     if (e != NULL && e->type == RAFT_ENTRY_CONFIG) {
@@ -62,8 +58,7 @@ static raft_index find_config(const struct raft *r, raft_index upto)
   return 0;
 }
 
-void raft__config_on_truncate(struct raft *r, raft_index from)
-{
+void raft__config_on_truncate(struct raft *r, raft_index from) {
   if (r->config_index < from) {
     return;
   }
@@ -76,8 +71,7 @@ void raft__config_on_truncate(struct raft *r, raft_index from)
 }
 
 int raft__config_at(const struct raft *r, raft_index index, struct raft_config *out,
-                    raft_index *config_index)
-{
+                    raft_index *config_index) {
   if (r->config_index <= index) {
     *config_index = r->config_index;
     return raft_config_copy(&r->config, out);
@@ -94,8 +88,7 @@ int raft__config_at(const struct raft *r, raft_index index, struct raft_config *
 
 /* Before the log's offset moves to `upto`, remember the configuration in
  * effect there: it is what a truncation back to the offset reverts to. */
-void raft__config_on_compact(struct raft *r, raft_index upto)
-{
+void raft__config_on_compact(struct raft *r, raft_index upto) {
   struct raft_config c;
   raft_index ci;
   if (raft__config_at(r, upto, &c, &ci) != 0) {
@@ -112,18 +105,15 @@ void raft__config_on_compact(struct raft *r, raft_index upto)
  * removal now rather than after the next election, and TIMEOUT_NOW to a
  * voter whose log is complete (thesis 3.10), so that election starts at
  * once instead of after an election timeout. */
-void raft__config_on_commit(struct raft *r)
-{
-  if (r->role != RAFT_LEADER || r->config_index > r->commit ||
-      raft__is_voter(r, r->o.id)) {
+void raft__config_on_commit(struct raft *r) {
+  if (r->role != RAFT_LEADER || r->config_index > r->commit || raft__is_voter(r, r->o.id)) {
     return;
   }
   raft__bcast_append(r);
   raft_index last = raft__log_last(&r->log);
   for (uint32_t i = 0; i < r->n_prs; i++) {
     const struct raft__progress *p = &r->prs[i];
-    if (p->id != r->o.id && p->role == RAFT_VOTER && p->match == last &&
-        raft__reach(r, p) == 1) {
+    if (p->id != r->o.id && p->role == RAFT_VOTER && p->match == last && raft__reach(r, p) == 1) {
       raft__send(r, RAFT_MSG_TIMEOUT_NOW, p->id, false);
       break;
     }
@@ -133,8 +123,7 @@ void raft__config_on_commit(struct raft *r)
 
 static int say(char *why, size_t whylen, int rv, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static int say(char *why, size_t whylen, int rv, const char *fmt, ...)
-{
+static int say(char *why, size_t whylen, int rv, const char *fmt, ...) {
   if (why != NULL && whylen > 0) {
     va_list ap;
     va_start(ap, fmt);
@@ -147,8 +136,7 @@ static int say(char *why, size_t whylen, int rv, const char *fmt, ...)
 #define ULL(x) ((unsigned long long)(x))
 
 static int build(const struct raft *r, int kind, raft_id id, const char *address,
-                 struct raft_config *out)
-{
+                 struct raft_config *out) {
   struct raft_config c = {NULL, 0};
   c.members = raft_malloc((r->config.n + 1) * sizeof *c.members);
   if (c.members == NULL) {
@@ -174,8 +162,7 @@ static int build(const struct raft *r, int kind, raft_id id, const char *address
 /* The core treats an address as opaque text, but it is stored in every
  * configuration entry and shown to operators: bounded, printable, and not
  * shared by two members (etcd: ErrPeerURLexist). */
-static int check_address(const struct raft *r, const char *a, char *why, size_t whylen)
-{
+static int check_address(const struct raft *r, const char *a, char *why, size_t whylen) {
   size_t len = strlen(a);
   if (len > RAFT_ADDRESS_MAX) {
     return say(why, whylen, RAFT_EADDRESS, "address is %llu bytes long, at most %d allowed",
@@ -197,9 +184,8 @@ static int check_address(const struct raft *r, const char *a, char *why, size_t 
   return 0;
 }
 
-static int validate(const struct raft *r, int kind, raft_id id, const char *address,
-                    char *why, size_t whylen)
-{
+static int validate(const struct raft *r, int kind, raft_id id, const char *address, char *why,
+                    size_t whylen) {
   const struct raft_member *m = raft_config_get(&r->config, id);
   switch (kind) {
   case RAFT_ADD_VOTER:
@@ -228,8 +214,7 @@ static int validate(const struct raft *r, int kind, raft_id id, const char *addr
 /* etcd isLearnerReady, with the window made explicit: heard from within
  * election_ms, served from the log (no snapshot pending), and at most
  * max_promote_lag entries behind the leader's last index. */
-static int caught_up(const struct raft *r, struct raft__progress *p, char *why, size_t whylen)
-{
+static int caught_up(const struct raft *r, struct raft__progress *p, char *why, size_t whylen) {
   raft_index last = raft__log_last(&r->log);
   int reach = raft__reach(r, p);
   if (reach < 0) {
@@ -237,26 +222,24 @@ static int caught_up(const struct raft *r, struct raft__progress *p, char *why, 
                "the new leader has not heard from learner %llu yet; retry shortly", ULL(p->id));
   }
   bool behind = p->match + r->o.max_promote_lag < last;
-  if (reach == 1 && !behind && p->state != RAFT_PROGRESS_SNAPSHOT &&
-      p->match >= r->log.offset) {
+  if (reach == 1 && !behind && p->state != RAFT_PROGRESS_SNAPSHOT && p->match >= r->log.offset) {
     return 0;
   }
   if (!p->heard) {
     return say(why, whylen, RAFT_ENOTCAUGHTUP,
-               "learner %llu is not caught up: match %llu of %llu, never heard from",
-               ULL(p->id), ULL(p->match), ULL(last));
+               "learner %llu is not caught up: match %llu of %llu, never heard from", ULL(p->id),
+               ULL(p->match), ULL(last));
   }
   return say(why, whylen, RAFT_ENOTCAUGHTUP,
              "learner %llu is not caught up: match %llu of %llu (at most %u behind), "
              "last heard %llu ms ago (at most %u)%s",
-             ULL(p->id), ULL(p->match), ULL(last), r->o.max_promote_lag,
-             ULL(r->now - p->last_resp), r->o.election_ms,
-             p->state == RAFT_PROGRESS_SNAPSHOT || p->match < r->log.offset
-                 ? ", needs a snapshot" : "");
+             ULL(p->id), ULL(p->match), ULL(last), r->o.max_promote_lag, ULL(r->now - p->last_resp),
+             r->o.election_ms,
+             p->state == RAFT_PROGRESS_SNAPSHOT || p->match < r->log.offset ? ", needs a snapshot"
+                                                                            : "");
 }
 
-static void add_id(char *list, size_t cap, size_t *used, raft_id id, const char *note)
-{
+static void add_id(char *list, size_t cap, size_t *used, raft_id id, const char *note) {
   if (*used + 1 >= cap) return;
   int k = snprintf(list + *used, cap - *used, "%s%llu%s", *used ? ", " : "", ULL(id), note);
   if (k > 0) *used += (size_t)k < cap - *used ? (size_t)k : cap - *used - 1;
@@ -266,8 +249,7 @@ static void add_id(char *list, size_t cap, size_t *used, raft_id id, const char 
  * "started" read as "heard from within election_ms": the voters of the
  * configuration after the change that are reachable must form its quorum,
  * or the cluster stops at the first failure (or at once). */
-static int quorum_safe(struct raft *r, int kind, raft_id id, char *why, size_t whylen)
-{
+static int quorum_safe(struct raft *r, int kind, raft_id id, char *why, size_t whylen) {
   uint32_t voters = 0, yes = 0, unknown = 0;
   char list[128] = "";
   size_t used = 0;
@@ -305,10 +287,8 @@ static int quorum_safe(struct raft *r, int kind, raft_id id, char *why, size_t w
  * change until the previous one is committed"; thesis 4.1 footnote
  * (the bug fix in raft-dev): a new leader first commits an entry of its own
  * term, or two changes from different leaders could overlap. */
-int raft_change_ex(struct raft *r, uint64_t now, int kind, raft_id id,
-                   const char *address, unsigned flags, raft_index *index,
-                   char *why, size_t whylen)
-{
+int raft_change_ex(struct raft *r, uint64_t now, int kind, raft_id id, const char *address,
+                   unsigned flags, raft_index *index, char *why, size_t whylen) {
   raft__begin(r, now);
   if (why != NULL && whylen > 0) why[0] = '\0';
   if (r->role != RAFT_LEADER) return RAFT_ENOTLEADER;
@@ -321,8 +301,8 @@ int raft_change_ex(struct raft *r, uint64_t now, int kind, raft_id id,
   }
   if (r->config_index > r->commit) {
     return say(why, whylen, RAFT_ECONFPENDING,
-               "the change at index %llu is not committed yet (commit %llu)",
-               ULL(r->config_index), ULL(r->commit));
+               "the change at index %llu is not committed yet (commit %llu)", ULL(r->config_index),
+               ULL(r->commit));
   }
   int rv = validate(r, kind, id, address, why, whylen);
   if (rv != 0) return rv;
@@ -364,14 +344,12 @@ int raft_change_ex(struct raft *r, uint64_t now, int kind, raft_id id,
   return rv;
 }
 
-int raft_change(struct raft *r, uint64_t now, int kind, raft_id id,
-                const char *address, raft_index *index)
-{
+int raft_change(struct raft *r, uint64_t now, int kind, raft_id id, const char *address,
+                raft_index *index) {
   return raft_change_ex(r, now, kind, id, address, 0, index, NULL, 0);
 }
 
-int raft_change_force(struct raft *r, uint64_t now, int kind, raft_id id,
-                      const char *address, raft_index *index)
-{
+int raft_change_force(struct raft *r, uint64_t now, int kind, raft_id id, const char *address,
+                      raft_index *index) {
   return raft_change_ex(r, now, kind, id, address, RAFT_CHANGE_FORCE, index, NULL, 0);
 }

@@ -8,8 +8,7 @@
 
 #include "raft_int.h"
 
-struct raft__progress *raft__progress_get(struct raft *r, raft_id id)
-{
+struct raft__progress *raft__progress_get(struct raft *r, raft_id id) {
   for (uint32_t i = 0; i < r->n_prs; i++) {
     if (r->prs[i].id == id) {
       return &r->prs[i];
@@ -18,8 +17,7 @@ struct raft__progress *raft__progress_get(struct raft *r, raft_id id)
   return NULL;
 }
 
-static void init_one(struct raft *r, struct raft__progress *p, raft_id id)
-{
+static void init_one(struct raft *r, struct raft__progress *p, raft_id id) {
   memset(p, 0, sizeof *p);
   p->id = id;
   p->state = RAFT_PROGRESS_PROBE;
@@ -32,8 +30,7 @@ static void init_one(struct raft *r, struct raft__progress *p, raft_id id)
  * it goes on replicating to them: a removed node must receive the entry that
  * removes it, or it never learns (etcd does the same: the removed node is
  * dropped from the progress map only when the change is applied). */
-static bool keep_leaving(const struct raft *r, const struct raft__progress *p)
-{
+static bool keep_leaving(const struct raft *r, const struct raft__progress *p) {
   return r->role == RAFT_LEADER && p->id != r->o.id &&
          (p->leave_index != 0 || r->config_index > r->commit);
 }
@@ -41,8 +38,7 @@ static bool keep_leaving(const struct raft *r, const struct raft__progress *p)
 /* Rebuilds the array after a configuration change (r->config and
  * r->config_index are the new ones), keeping what is known of members that
  * stay. Allocates before freeing, so ENOMEM changes nothing. */
-int raft__progress_rebuild(struct raft *r)
-{
+int raft__progress_rebuild(struct raft *r) {
   uint32_t n = r->config.n;
   uint32_t extra = 0;
   for (uint32_t i = 0; i < r->n_prs; i++) {
@@ -89,8 +85,7 @@ int raft__progress_rebuild(struct raft *r)
 /* A new leader whose newest CONFIG entry (at leave_index, not known to be
  * committed) removed members of `prev`: it replicates to them as well. */
 int raft__progress_add_leaving(struct raft *r, const struct raft_config *prev,
-                               raft_index leave_index)
-{
+                               raft_index leave_index) {
   uint32_t extra = 0;
   for (uint32_t i = 0; i < prev->n; i++) {
     raft_id id = prev->members[i].id;
@@ -118,8 +113,7 @@ int raft__progress_add_leaving(struct raft *r, const struct raft_config *prev,
 
 /* Drops the records of removed nodes that need nothing more (or all of them,
  * when this node stops leading). Compacts in place: no allocation. */
-void raft__progress_release(struct raft *r, bool all)
-{
+void raft__progress_release(struct raft *r, bool all) {
   uint32_t k = 0;
   for (uint32_t i = 0; i < r->n_prs; i++) {
     struct raft__progress *p = &r->prs[i];
@@ -127,8 +121,7 @@ void raft__progress_release(struct raft *r, bool all)
     if (p->leave_index != 0) {
       bool knows = p->leave_round != 0 && p->acked_round >= p->leave_round;
       bool silent = r->now - p->last_resp >= r->o.election_ms;
-      drop = all || r->role != RAFT_LEADER ||
-             (r->commit >= p->leave_index && (knows || silent));
+      drop = all || r->role != RAFT_LEADER || (r->commit >= p->leave_index && (knows || silent));
     }
     if (drop) {
       raft_free(p->infl.buf);
@@ -139,14 +132,12 @@ void raft__progress_release(struct raft *r, bool all)
   r->n_prs = k;
 }
 
-void raft__progress_heard(struct raft *r, struct raft__progress *p)
-{
+void raft__progress_heard(struct raft *r, struct raft__progress *p) {
   p->last_resp = r->now;
   p->heard = true;
 }
 
-int raft__reach(const struct raft *r, const struct raft__progress *p)
-{
+int raft__reach(const struct raft *r, const struct raft__progress *p) {
   if (p == NULL) {
     return 0;
   }
@@ -162,8 +153,7 @@ int raft__reach(const struct raft *r, const struct raft__progress *p)
   return 0;
 }
 
-void raft__progress_reset(struct raft *r)
-{
+void raft__progress_reset(struct raft *r) {
   for (uint32_t i = 0; i < r->n_prs; i++) {
     struct raft__progress *p = &r->prs[i];
     uint8_t role = p->role;
@@ -182,8 +172,7 @@ void raft__progress_reset(struct raft *r)
   }
 }
 
-void raft__progress_probe(struct raft__progress *p, raft_index next)
-{
+void raft__progress_probe(struct raft__progress *p, raft_index next) {
   p->state = RAFT_PROGRESS_PROBE;
   p->next = next > p->match ? next : p->match + 1;
   p->probe_sent = false;
@@ -191,21 +180,18 @@ void raft__progress_probe(struct raft__progress *p, raft_index next)
   raft__infl_clear(p);
 }
 
-void raft__progress_replicate(struct raft__progress *p)
-{
+void raft__progress_replicate(struct raft__progress *p) {
   p->state = RAFT_PROGRESS_REPLICATE;
   p->next = p->match + 1;
   p->probe_sent = false;
   raft__infl_clear(p);
 }
 
-bool raft__infl_full(const struct raft *r, const struct raft__progress *p)
-{
+bool raft__infl_full(const struct raft *r, const struct raft__progress *p) {
   return p->infl.n >= r->o.max_inflight_msgs;
 }
 
-int raft__infl_add(struct raft__progress *p, raft_index last, uint32_t max)
-{
+int raft__infl_add(struct raft__progress *p, raft_index last, uint32_t max) {
   struct raft__inflights *f = &p->infl;
   if (f->cap < max) {
     raft_index *buf = raft_malloc(max * sizeof *buf);
@@ -228,8 +214,7 @@ int raft__infl_add(struct raft__progress *p, raft_index last, uint32_t max)
 
 /* An acknowledgement of `index` frees every APPEND that ended at or before
  * it: responses can be lost, a later one covers them. */
-void raft__infl_free_to(struct raft__progress *p, raft_index index)
-{
+void raft__infl_free_to(struct raft__progress *p, raft_index index) {
   struct raft__inflights *f = &p->infl;
   while (f->n > 0 && f->buf[f->start] <= index) {
     f->start = (f->start + 1) % f->cap;
@@ -237,14 +222,12 @@ void raft__infl_free_to(struct raft__progress *p, raft_index index)
   }
 }
 
-void raft__infl_clear(struct raft__progress *p)
-{
+void raft__infl_clear(struct raft__progress *p) {
   p->infl.n = 0;
   p->infl.start = 0;
 }
 
-uint32_t raft__voters(const struct raft *r)
-{
+uint32_t raft__voters(const struct raft *r) {
   uint32_t n = 0;
   for (uint32_t i = 0; i < r->config.n; i++) {
     n += r->config.members[i].role == RAFT_VOTER;
@@ -252,13 +235,11 @@ uint32_t raft__voters(const struct raft *r)
   return n;
 }
 
-uint32_t raft__quorum(const struct raft *r)
-{
+uint32_t raft__quorum(const struct raft *r) {
   return raft__voters(r) / 2 + 1;
 }
 
-bool raft__is_voter(const struct raft *r, raft_id id)
-{
+bool raft__is_voter(const struct raft *r, raft_id id) {
   const struct raft_member *m = raft_config_get(&r->config, id);
   return m != NULL && m->role == RAFT_VOTER;
 }

@@ -10,8 +10,7 @@
 
 #define CHUNK_TOTAL_MAX ((uint64_t)1 << 40)
 
-int raft_options_check(struct raft_options *o, char *err, size_t errlen)
-{
+int raft_options_check(struct raft_options *o, char *err, size_t errlen) {
   const char *msg = NULL;
   if (o->election_ms == 0) o->election_ms = 300;
   if (o->heartbeat_ms == 0) o->heartbeat_ms = o->election_ms >= 60 ? 50 : 1;
@@ -44,21 +43,18 @@ int raft_options_check(struct raft_options *o, char *err, size_t errlen)
 /* splitmix64: small, fast and good enough for election jitter; the one
  * copy in the tree (the simulator seeds from it, the transport jitters
  * reconnects with it). */
-uint64_t raft_splitmix64(uint64_t *state)
-{
+uint64_t raft_splitmix64(uint64_t *state) {
   uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
 }
 
-uint64_t raft__random(struct raft *r)
-{
+uint64_t raft__random(struct raft *r) {
   return raft_splitmix64(&r->rng);
 }
 
-void raft__set_term(struct raft *r, raft_term term)
-{
+void raft__set_term(struct raft *r, raft_term term) {
   RAFT_ASSERT(term >= r->term);
   if (term > r->term) {
     r->term = term;
@@ -67,8 +63,7 @@ void raft__set_term(struct raft *r, raft_term term)
   }
 }
 
-void raft__set_vote(struct raft *r, raft_id vote)
-{
+void raft__set_vote(struct raft *r, raft_id vote) {
   RAFT_ASSERT(r->vote == 0 || r->vote == vote);
   if (r->vote != vote) {
     r->vote = vote;
@@ -76,23 +71,20 @@ void raft__set_vote(struct raft *r, raft_id vote)
   }
 }
 
-void raft__set_leader(struct raft *r, raft_id leader)
-{
+void raft__set_leader(struct raft *r, raft_id leader) {
   if (r->leader != leader) {
     r->leader = leader;
     r->soft_dirty = true;
   }
 }
 
-void raft__mark_unstable(struct raft *r, raft_index from)
-{
+void raft__mark_unstable(struct raft *r, raft_index from) {
   if (r->unstable_from == 0 || from < r->unstable_from) {
     r->unstable_from = from;
   }
 }
 
-void raft__check(struct raft *r)
-{
+void raft__check(struct raft *r) {
   raft_index last = raft__log_last(&r->log);
   RAFT_ASSERT(r->term >= r->chk_term);
   if (r->term == r->chk_term && r->chk_vote != 0) {
@@ -108,13 +100,11 @@ void raft__check(struct raft *r)
   r->chk_commit = r->commit;
 }
 
-static int boot_log(struct raft *r, const struct raft_boot *b)
-{
+static int boot_log(struct raft *r, const struct raft_boot *b) {
   for (uint32_t i = 0; i < b->n_entries; i++) {
     const struct raft_entry *e = &b->entries[i];
-    if (e->index != raft__log_last(&r->log) + 1 ||
-        e->term < raft__log_last_term(&r->log) || e->term == 0 ||
-        (e->len > 0 && e->data == NULL)) {
+    if (e->index != raft__log_last(&r->log) + 1 || e->term < raft__log_last_term(&r->log) ||
+        e->term == 0 || (e->len > 0 && e->data == NULL)) {
       return RAFT_EINVAL;
     }
     int rv = raft__log_append(&r->log, e->term, e->type, e->data, e->len);
@@ -131,8 +121,7 @@ static int boot_log(struct raft *r, const struct raft_boot *b)
   return 0;
 }
 
-static int boot(struct raft *r, const struct raft_boot *b)
-{
+static int boot(struct raft *r, const struct raft_boot *b) {
   int rv;
   if (b->snapshot != NULL) {
     const struct raft_snapshot *s = b->snapshot;
@@ -157,9 +146,8 @@ static int boot(struct raft *r, const struct raft_boot *b)
   return raft__progress_rebuild(r);
 }
 
-int raft_new(const struct raft_options *o, const struct raft_boot *b,
-             uint64_t now, struct raft **out)
-{
+int raft_new(const struct raft_options *o, const struct raft_boot *b, uint64_t now,
+             struct raft **out) {
   struct raft_options opts = *o;
   int rv = raft_options_check(&opts, NULL, 0);
   if (rv != 0) {
@@ -189,8 +177,7 @@ int raft_new(const struct raft_options *o, const struct raft_boot *b,
   return 0;
 }
 
-void raft_free_node(struct raft *r)
-{
+void raft_free_node(struct raft *r) {
   if (r == NULL) {
     return;
   }
@@ -220,14 +207,12 @@ void raft_free_node(struct raft *r)
   raft_free(r);
 }
 
-static bool is_local_type(int t)
-{
-  return t == RAFT_MSG_PROPOSE || t == RAFT_MSG_PROPOSE_RESP ||
-         t == RAFT_MSG_READ_INDEX || t == RAFT_MSG_READ_INDEX_RESP;
+static bool is_local_type(int t) {
+  return t == RAFT_MSG_PROPOSE || t == RAFT_MSG_PROPOSE_RESP || t == RAFT_MSG_READ_INDEX ||
+         t == RAFT_MSG_READ_INDEX_RESP;
 }
 
-static bool entries_valid(const struct raft_message *m)
-{
+static bool entries_valid(const struct raft_message *m) {
   if (m->n_entries == 0) {
     return true;
   }
@@ -252,8 +237,7 @@ static bool entries_valid(const struct raft_message *m)
 }
 
 /* A message from the network can be anything: this is the only gate. */
-bool raft__msg_valid(const struct raft *r, const struct raft_message *m)
-{
+bool raft__msg_valid(const struct raft *r, const struct raft_message *m) {
   if (m == NULL || m->type < 1 || m->type > RAFT_MSG_TYPE_MAX || m->from == 0 ||
       m->from == r->o.id || m->to != r->o.id) {
     return false;
@@ -275,10 +259,10 @@ bool raft__msg_valid(const struct raft *r, const struct raft_message *m)
     return false;
   }
   if (m->type == RAFT_MSG_SNAPSHOT) {
-    if (m->total > CHUNK_TOTAL_MAX || m->offset > m->total ||
-        m->chunk_len > m->total - m->offset || (m->chunk_len > 0 && m->chunk == NULL) ||
-        m->done != (m->offset + m->chunk_len == m->total) ||
-        !raft__snap_meta_valid(&m->snap) || m->snap.term > m->term) {
+    if (m->total > CHUNK_TOTAL_MAX || m->offset > m->total || m->chunk_len > m->total - m->offset ||
+        (m->chunk_len > 0 && m->chunk == NULL) ||
+        m->done != (m->offset + m->chunk_len == m->total) || !raft__snap_meta_valid(&m->snap) ||
+        m->snap.term > m->term) {
       return false;
     }
   }
@@ -290,22 +274,19 @@ bool raft__msg_valid(const struct raft *r, const struct raft_message *m)
  * node in its leader's lease (thesis 4.2.3) unless sent for a leadership
  * transfer; a pre-vote never changes the receiver's term (thesis 9.6).
  * Returns false when the message must go no further. */
-static bool step_term(struct raft *r, const struct raft_message *m)
-{
+static bool step_term(struct raft *r, const struct raft_message *m) {
   int t = m->type;
   if (m->term == 0) {
     return true;
   }
   if (m->term > r->term) {
-    if ((t == RAFT_MSG_VOTE || t == RAFT_MSG_PRE_VOTE) && m->context != 1 &&
-        raft__in_lease(r)) {
+    if ((t == RAFT_MSG_VOTE || t == RAFT_MSG_PRE_VOTE) && m->context != 1 && raft__in_lease(r)) {
       return false;
     }
     if (t == RAFT_MSG_PRE_VOTE || (t == RAFT_MSG_PRE_VOTE_RESP && !m->reject)) {
       return true;
     }
-    bool from_leader = t == RAFT_MSG_APPEND || t == RAFT_MSG_HEARTBEAT ||
-                       t == RAFT_MSG_SNAPSHOT;
+    bool from_leader = t == RAFT_MSG_APPEND || t == RAFT_MSG_HEARTBEAT || t == RAFT_MSG_SNAPSHOT;
     raft__become_follower(r, m->term, from_leader ? m->from : 0);
     return true;
   }
@@ -313,8 +294,7 @@ static bool step_term(struct raft *r, const struct raft_message *m)
     /* Tell a stale leader (or pre-candidate, etcd#8243) about the newer
      * term, or with check-quorum/pre-vote it may never find out. */
     struct raft_message *resp = NULL;
-    if ((r->o.check_quorum || r->o.pre_vote) &&
-        (t == RAFT_MSG_APPEND || t == RAFT_MSG_HEARTBEAT)) {
+    if ((r->o.check_quorum || r->o.pre_vote) && (t == RAFT_MSG_APPEND || t == RAFT_MSG_HEARTBEAT)) {
       resp = raft__send(r, RAFT_MSG_APPEND_RESP, m->from, false);
     } else if (t == RAFT_MSG_PRE_VOTE) {
       resp = raft__send(r, RAFT_MSG_PRE_VOTE_RESP, m->from, false);
@@ -328,29 +308,53 @@ static bool step_term(struct raft *r, const struct raft_message *m)
   return true;
 }
 
-static void dispatch(struct raft *r, const struct raft_message *m)
-{
+static void dispatch(struct raft *r, const struct raft_message *m) {
   switch (m->type) {
-  case RAFT_MSG_APPEND: raft__recv_append(r, m); break;
-  case RAFT_MSG_APPEND_RESP: raft__recv_append_resp(r, m); break;
+  case RAFT_MSG_APPEND:
+    raft__recv_append(r, m);
+    break;
+  case RAFT_MSG_APPEND_RESP:
+    raft__recv_append_resp(r, m);
+    break;
   case RAFT_MSG_VOTE:
-  case RAFT_MSG_PRE_VOTE: raft__recv_vote(r, m); break;
+  case RAFT_MSG_PRE_VOTE:
+    raft__recv_vote(r, m);
+    break;
   case RAFT_MSG_VOTE_RESP:
-  case RAFT_MSG_PRE_VOTE_RESP: raft__recv_vote_resp(r, m); break;
-  case RAFT_MSG_HEARTBEAT: raft__recv_heartbeat(r, m); break;
-  case RAFT_MSG_HEARTBEAT_RESP: raft__recv_heartbeat_resp(r, m); break;
-  case RAFT_MSG_SNAPSHOT: raft__recv_snapshot(r, m); break;
-  case RAFT_MSG_SNAPSHOT_RESP: raft__recv_snapshot_resp(r, m); break;
-  case RAFT_MSG_TIMEOUT_NOW: raft__recv_timeout_now(r, m); break;
-  case RAFT_MSG_PROPOSE: raft__recv_propose(r, m); break;
-  case RAFT_MSG_PROPOSE_RESP: raft__recv_propose_resp(r, m); break;
-  case RAFT_MSG_READ_INDEX: raft__recv_read_index(r, m); break;
-  case RAFT_MSG_READ_INDEX_RESP: raft__recv_read_index_resp(r, m); break;
+  case RAFT_MSG_PRE_VOTE_RESP:
+    raft__recv_vote_resp(r, m);
+    break;
+  case RAFT_MSG_HEARTBEAT:
+    raft__recv_heartbeat(r, m);
+    break;
+  case RAFT_MSG_HEARTBEAT_RESP:
+    raft__recv_heartbeat_resp(r, m);
+    break;
+  case RAFT_MSG_SNAPSHOT:
+    raft__recv_snapshot(r, m);
+    break;
+  case RAFT_MSG_SNAPSHOT_RESP:
+    raft__recv_snapshot_resp(r, m);
+    break;
+  case RAFT_MSG_TIMEOUT_NOW:
+    raft__recv_timeout_now(r, m);
+    break;
+  case RAFT_MSG_PROPOSE:
+    raft__recv_propose(r, m);
+    break;
+  case RAFT_MSG_PROPOSE_RESP:
+    raft__recv_propose_resp(r, m);
+    break;
+  case RAFT_MSG_READ_INDEX:
+    raft__recv_read_index(r, m);
+    break;
+  case RAFT_MSG_READ_INDEX_RESP:
+    raft__recv_read_index_resp(r, m);
+    break;
   }
 }
 
-int raft_step(struct raft *r, uint64_t now, const struct raft_message *m)
-{
+int raft_step(struct raft *r, uint64_t now, const struct raft_message *m) {
   raft__begin(r, now);
   if (!raft__msg_valid(r, m)) {
     r->n_malformed++;
@@ -363,8 +367,7 @@ int raft_step(struct raft *r, uint64_t now, const struct raft_message *m)
   return 0;
 }
 
-int raft_tick(struct raft *r, uint64_t now)
-{
+int raft_tick(struct raft *r, uint64_t now) {
   raft__begin(r, now);
   if (r->role == RAFT_LEADER) {
     raft__leader_tick(r);
@@ -375,8 +378,7 @@ int raft_tick(struct raft *r, uint64_t now)
   return 0;
 }
 
-uint64_t raft_deadline(const struct raft *r)
-{
+uint64_t raft_deadline(const struct raft *r) {
   if (r->role == RAFT_LEADER) {
     uint64_t d = r->hb_due;
     if (r->o.check_quorum) {
@@ -394,8 +396,7 @@ uint64_t raft_deadline(const struct raft *r)
   return r->elect_start + r->elect_timeout;
 }
 
-static int forward(struct raft *r, const void *data, size_t len, uint64_t ctx)
-{
+static int forward(struct raft *r, const void *data, size_t len, uint64_t ctx) {
   if (r->n_bufs == r->cap_bufs) {
     uint32_t cap = r->cap_bufs ? r->cap_bufs * 2 : 16;
     uint8_t **b = raft_realloc(r->bufs, cap * sizeof *b);
@@ -425,8 +426,7 @@ static int forward(struct raft *r, const void *data, size_t len, uint64_t ctx)
 }
 
 /* Refusals a leader gives to any proposal, local or forwarded. */
-static int admit(struct raft *r, size_t len)
-{
+static int admit(struct raft *r, size_t len) {
   if (len > r->o.max_entry_bytes) return RAFT_ETOOLARGE;
   if (r->transfer_to != 0) return RAFT_ETRANSFER;
   if (r->uncommitted > 0 && r->uncommitted + len > r->o.max_uncommitted_bytes) {
@@ -435,8 +435,7 @@ static int admit(struct raft *r, size_t len)
   return 0;
 }
 
-int raft__propose_entry(struct raft *r, const void *data, size_t len)
-{
+int raft__propose_entry(struct raft *r, const void *data, size_t len) {
   int rv = admit(r, len);
   if (rv == 0) {
     rv = raft__append_local(r, RAFT_ENTRY_NORMAL, data, (uint32_t)len);
@@ -444,9 +443,8 @@ int raft__propose_entry(struct raft *r, const void *data, size_t len)
   return rv;
 }
 
-int raft_propose(struct raft *r, uint64_t now, const void *data, size_t len,
-                 uint64_t context, raft_index *index, raft_term *term)
-{
+int raft_propose(struct raft *r, uint64_t now, const void *data, size_t len, uint64_t context,
+                 raft_index *index, raft_term *term) {
   raft__begin(r, now);
   if (len > 0 && data == NULL) return RAFT_EINVAL;
   if (len > r->o.max_entry_bytes) return RAFT_ETOOLARGE;
@@ -466,8 +464,7 @@ int raft_propose(struct raft *r, uint64_t now, const void *data, size_t len,
   return rv;
 }
 
-void raft_persisted(struct raft *r, uint64_t now, raft_index index, raft_term term)
-{
+void raft_persisted(struct raft *r, uint64_t now, raft_index index, raft_term term) {
   raft__begin(r, now);
   /* An ack for entries since overwritten (truncated, or replaced by a
    * snapshot) proves nothing: a later ack will cover the new ones. */
@@ -487,8 +484,7 @@ void raft_persisted(struct raft *r, uint64_t now, raft_index index, raft_term te
  * the last acknowledged index are written again from the next update; a
  * leader steps down at once (canonical/raft#320, tarantool#9399): it must
  * not heartbeat as a zombie nor reuse an index in its term. */
-void raft_persist_failed(struct raft *r, uint64_t now)
-{
+void raft_persist_failed(struct raft *r, uint64_t now) {
   raft__begin(r, now);
   r->hs_dirty = true;
   if (r->persisted < raft__log_last(&r->log)) {
@@ -500,8 +496,7 @@ void raft_persist_failed(struct raft *r, uint64_t now)
   raft__check(r);
 }
 
-void raft_status(const struct raft *r, struct raft_status *s)
-{
+void raft_status(const struct raft *r, struct raft_status *s) {
   memset(s, 0, sizeof *s);
   s->id = r->o.id;
   s->role = r->role;
@@ -523,8 +518,7 @@ void raft_status(const struct raft *r, struct raft_status *s)
   s->n_malformed = r->n_malformed;
 }
 
-uint32_t raft_progress(const struct raft *r, struct raft_progress_info *out, uint32_t n)
-{
+uint32_t raft_progress(const struct raft *r, struct raft_progress_info *out, uint32_t n) {
   uint32_t k = 0;
   if (r->role != RAFT_LEADER) {
     return 0;
@@ -543,7 +537,6 @@ uint32_t raft_progress(const struct raft *r, struct raft_progress_info *out, uin
   return k;
 }
 
-const struct raft_entry *raft_log_entry(const struct raft *r, raft_index index)
-{
+const struct raft_entry *raft_log_entry(const struct raft *r, raft_index index) {
   return raft__log_get(&r->log, index);
 }

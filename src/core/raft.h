@@ -64,14 +64,14 @@ typedef uint64_t raft_index;
   X(STORAGE, -11, "storage", "storage write failed")                                               \
   X(NOLEASE, -12, "not_leader", "no valid leader lease (needs check_quorum)")                      \
   X(DROPPED, -13, "dropped", "request dropped")                                                    \
-  /* membership changes (raft_change_ex); raft_change_ex's `why` has the detail */                \
+  /* membership changes (raft_change_ex); raft_change_ex's `why` has the detail */                 \
   X(NOTREADY, -14, "busy",                                                                         \
-    "the new leader has not committed an entry of its term (or heard from every member) yet; "   \
-    "retry shortly")                                                                              \
+    "the new leader has not committed an entry of its term (or heard from every member) yet; "     \
+    "retry shortly")                                                                               \
   X(NOTCAUGHTUP, -15, "busy",                                                                      \
-    "the learner is not caught up with the leader (or not heard from); retry when it is")        \
+    "the learner is not caught up with the leader (or not heard from); retry when it is")          \
   X(UNSAFE, -16, "bad_request",                                                                    \
-    "the change would leave fewer reachable voters than a quorum (force to override)")           \
+    "the change would leave fewer reachable voters than a quorum (force to override)")             \
   /* storage (src/store) */                                                                        \
   X(FULL, -20, "storage", "disk full")                                                             \
   X(CORRUPT, -21, "storage", "the database is corrupted")                                          \
@@ -232,8 +232,8 @@ struct raft_options {
   uint32_t election_ms;  /* election timeout is random in [t, 2t) */
   uint32_t heartbeat_ms; /* must be < election_ms */
   bool pre_vote;
-  bool check_quorum;     /* also enables lease reads */
-  uint64_t seed;         /* the only source of randomness */
+  bool check_quorum;              /* also enables lease reads */
+  uint64_t seed;                  /* the only source of randomness */
   uint32_t max_entry_bytes;       /* default 1 MiB; RAFT_ETOOLARGE past it */
   uint32_t max_append_bytes;      /* per APPEND message, default 1 MiB */
   uint32_t max_inflight_msgs;     /* per follower pipeline window, default 64 */
@@ -268,8 +268,8 @@ struct raft;
 int raft_bootstrap_entry(const struct raft_config *c, struct raft_entry *out);
 void raft_entry_free_data(struct raft_entry *e);
 
-int raft_new(const struct raft_options *o, const struct raft_boot *boot,
-             uint64_t now, struct raft **out);
+int raft_new(const struct raft_options *o, const struct raft_boot *boot, uint64_t now,
+             struct raft **out);
 void raft_free_node(struct raft *r);
 
 /* inputs */
@@ -281,8 +281,8 @@ uint64_t raft_deadline(const struct raft *r); /* next time raft_tick is due */
  * Follower with a known leader: forwards it as RAFT_MSG_PROPOSE with
  * `context` and returns 1 (index/term unknown until applied). Otherwise
  * RAFT_ENOTLEADER, RAFT_ETOOLARGE, RAFT_EBUSY, RAFT_ETRANSFER. */
-int raft_propose(struct raft *r, uint64_t now, const void *data, size_t len,
-                 uint64_t context, raft_index *index, raft_term *term);
+int raft_propose(struct raft *r, uint64_t now, const void *data, size_t len, uint64_t context,
+                 raft_index *index, raft_term *term);
 /* ReadIndex (thesis 6.4): the answer arrives as a raft_read_state with the
  * same ctx in a later update. A new leader answers only after it committed an
  * entry of its own term. Followers forward to the leader. */
@@ -362,20 +362,18 @@ int raft_step_down(struct raft *r, uint64_t now);
 enum { RAFT_ADD_VOTER = 1, RAFT_ADD_LEARNER, RAFT_PROMOTE, RAFT_REMOVE };
 enum { RAFT_CHANGE_FORCE = 1 }; /* skip the ENOTCAUGHTUP and EUNSAFE checks */
 #define RAFT_ADDRESS_MAX 255
-int raft_change_ex(struct raft *r, uint64_t now, int kind, raft_id id,
-                   const char *address, unsigned flags, raft_index *index,
-                   char *why, size_t whylen);
+int raft_change_ex(struct raft *r, uint64_t now, int kind, raft_id id, const char *address,
+                   unsigned flags, raft_index *index, char *why, size_t whylen);
 /* raft_change_ex(..., 0, index, NULL, 0): the checked form */
-int raft_change(struct raft *r, uint64_t now, int kind, raft_id id,
-                const char *address, raft_index *index);
+int raft_change(struct raft *r, uint64_t now, int kind, raft_id id, const char *address,
+                raft_index *index);
 /* raft_change_ex(..., RAFT_CHANGE_FORCE, index, NULL, 0) */
-int raft_change_force(struct raft *r, uint64_t now, int kind, raft_id id,
-                      const char *address, raft_index *index);
+int raft_change_force(struct raft *r, uint64_t now, int kind, raft_id id, const char *address,
+                      raft_index *index);
 /* The host took a snapshot of the state machine at applied index `index`
  * (data copied); the core compacts its log behind it (keeping
  * snapshot_trailing entries) and serves it to followers that are behind. */
-int raft_snapshot_taken(struct raft *r, raft_index index, const void *data,
-                        size_t len);
+int raft_snapshot_taken(struct raft *r, raft_index index, const void *data, size_t len);
 
 /* acknowledgements */
 void raft_persisted(struct raft *r, uint64_t now, raft_index index, raft_term term);
@@ -393,17 +391,17 @@ struct raft_proposal_error {
   int err;
 };
 struct raft_update {
-  bool hard_state;  /* term/vote changed: persist them */
+  bool hard_state; /* term/vote changed: persist them */
   raft_term term;
   raft_id vote;
   struct raft_entry *entries; /* persist; truncate the log from entries[0].index */
   uint32_t n_entries;
   const struct raft_snapshot *snapshot; /* received: persist, then restore */
-  struct raft_message *msgs;       /* may be sent now */
+  struct raft_message *msgs;            /* may be sent now */
   uint32_t n_msgs;
   struct raft_message *msgs_after; /* only after this update is durable */
   uint32_t n_msgs_after;
-  struct raft_entry *committed;    /* apply in order */
+  struct raft_entry *committed; /* apply in order */
   uint32_t n_committed;
   struct raft_read_state *reads;
   uint32_t n_reads;
@@ -431,10 +429,10 @@ struct raft_progress_info {
   int state;
   bool active;
   /* Added: */
-  uint8_t role;     /* RAFT_VOTER, RAFT_LEARNER, or 0: removed by an entry the
-                       leader still replicates to it (see raft_change_ex) */
-  bool reachable;   /* heard from within election_ms since this node leads
-                       (the rule of RAFT_EUNSAFE); always true for itself */
+  uint8_t role;   /* RAFT_VOTER, RAFT_LEARNER, or 0: removed by an entry the
+                     leader still replicates to it (see raft_change_ex) */
+  bool reachable; /* heard from within election_ms since this node leads
+                     (the rule of RAFT_EUNSAFE); always true for itself */
 };
 struct raft_status {
   raft_id id;
@@ -449,8 +447,8 @@ struct raft_status {
   raft_index config_index;
   bool is_learner, is_member;
   /* Added: */
-  raft_index applied;    /* committed entries handed out so far */
-  uint64_t n_malformed;  /* network messages ignored as malformed */
+  raft_index applied;   /* committed entries handed out so far */
+  uint64_t n_malformed; /* network messages ignored as malformed */
 };
 void raft_status(const struct raft *r, struct raft_status *s);
 /* Fills up to n entries of progress (leader only); returns how many. */

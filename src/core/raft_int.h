@@ -39,8 +39,8 @@ struct raft__chunk {
 struct raft__log {
   struct raft_entry *e; /* e[start .. start+n) hold indexes offset+1 .. */
   size_t start, n, cap;
-  raft_index offset;      /* last index covered by a snapshot (or 0) */
-  raft_term offset_term;  /* its term */
+  raft_index offset;         /* last index covered by a snapshot (or 0) */
+  raft_term offset_term;     /* its term */
   struct raft__chunk *chunk; /* where the next entry's data goes (or NULL) */
 };
 void raft__log_init(struct raft__log *l, raft_index offset, raft_term term);
@@ -51,8 +51,8 @@ raft_term raft__log_last_term(const struct raft__log *l);
 raft_term raft__log_term(const struct raft__log *l, raft_index i);
 struct raft_entry *raft__log_get(const struct raft__log *l, raft_index i);
 /* Appends a copy of e (data copied) at last+1; RAFT_ENOMEM leaves l as is. */
-int raft__log_append(struct raft__log *l, raft_term term, uint8_t type,
-                     const void *data, uint32_t len);
+int raft__log_append(struct raft__log *l, raft_term term, uint8_t type, const void *data,
+                     uint32_t len);
 void raft__log_truncate(struct raft__log *l, raft_index from);
 void raft__log_compact(struct raft__log *l, raft_index upto);
 void raft__log_reset(struct raft__log *l, raft_index offset, raft_term term);
@@ -66,8 +66,8 @@ struct raft__progress {
   raft_id id;
   uint8_t role;
   raft_index match, next;
-  int state;            /* RAFT_PROGRESS_* */
-  bool probe_sent;      /* probe: one APPEND out, wait for an answer */
+  int state;       /* RAFT_PROGRESS_* */
+  bool probe_sent; /* probe: one APPEND out, wait for an answer */
   struct raft__inflights infl;
   raft_index commit_sent;
   uint64_t last_resp;   /* time of the last message from it (check quorum) */
@@ -78,8 +78,8 @@ struct raft__progress {
   uint64_t snap_offset; /* bytes the follower has acknowledged */
   bool snap_inflight;
   uint64_t snap_sent_at;
-  int vote; /* election: 0 unknown, 1 granted, 2 rejected */
-  bool heard;           /* answered since this node leads (reachability) */
+  int vote;   /* election: 0 unknown, 1 granted, 2 rejected */
+  bool heard; /* answered since this node leads (reachability) */
   /* A node removed by an entry this leader appended: role 0, kept until the
    * removal committed and the node answered a heartbeat that carried that
    * commit (leave_round), or it went silent for election_ms. */
@@ -131,7 +131,7 @@ struct raft {
   raft_id leader;
 
   struct raft__log log;
-  raft_index persisted;     /* durable prefix of the log (raft_persisted) */
+  raft_index persisted; /* durable prefix of the log (raft_persisted) */
   raft_index commit;
   raft_index emitted;       /* committed entries handed to the host */
   raft_index unstable_from; /* first index to write; 0: nothing */

@@ -6,14 +6,12 @@
 /* Thesis 6.4 step 1: "If the leader has not yet marked an entry from its
  * current term committed, it waits until it has done so" (tikv#9239: also
  * right after a leadership transfer). */
-bool raft__committed_own_term(const struct raft *r)
-{
+bool raft__committed_own_term(const struct raft *r) {
   return r->role == RAFT_LEADER && r->commit >= r->term_start &&
          raft__log_term(&r->log, r->commit) == r->term;
 }
 
-static void answer(struct raft *r, const struct raft__read *q, raft_index index, int err)
-{
+static void answer(struct raft *r, const struct raft__read *q, raft_index index, int err) {
   if (q->from == 0) {
     raft__push_read(r, q->ctx, index, err);
     return;
@@ -29,15 +27,13 @@ static void answer(struct raft *r, const struct raft__read *q, raft_index index,
 
 /* Step 2: record the commit index as the read index, then confirm
  * leadership with a round of heartbeats sent after that moment. */
-static void start_round(struct raft *r, struct raft__read *q)
-{
+static void start_round(struct raft *r, struct raft__read *q) {
   q->index = r->commit;
   q->round = r->round + 1;
   r->hb_pending = true;
 }
 
-static int enqueue(struct raft *r, uint64_t ctx, raft_id from)
-{
+static int enqueue(struct raft *r, uint64_t ctx, raft_id from) {
   if (r->n_rq == r->cap_rq) {
     uint32_t cap = r->cap_rq ? r->cap_rq * 2 : 16;
     struct raft__read *a = raft_realloc(r->rq, cap * sizeof *a);
@@ -57,8 +53,7 @@ static int enqueue(struct raft *r, uint64_t ctx, raft_id from)
   return 0;
 }
 
-void raft__reads_on_commit(struct raft *r)
-{
+void raft__reads_on_commit(struct raft *r) {
   if (!raft__committed_own_term(r)) {
     return;
   }
@@ -72,8 +67,7 @@ void raft__reads_on_commit(struct raft *r)
 
 /* Step 3: once a quorum answered a round, every read of that round or an
  * earlier one may be served at its read index. */
-void raft__reads_on_ack(struct raft *r)
-{
+void raft__reads_on_ack(struct raft *r) {
   if (r->n_rq == 0) {
     return;
   }
@@ -90,16 +84,14 @@ void raft__reads_on_ack(struct raft *r)
   r->n_rq = k;
 }
 
-void raft__reads_fail(struct raft *r, int err)
-{
+void raft__reads_fail(struct raft *r, int err) {
   for (uint32_t i = 0; i < r->n_rq; i++) {
     answer(r, &r->rq[i], 0, err);
   }
   r->n_rq = 0;
 }
 
-int raft_read_index(struct raft *r, uint64_t now, uint64_t ctx)
-{
+int raft_read_index(struct raft *r, uint64_t now, uint64_t ctx) {
   raft__begin(r, now);
   int rv = 0;
   if (r->role == RAFT_LEADER) {
@@ -121,8 +113,7 @@ int raft_read_index(struct raft *r, uint64_t now, uint64_t ctx)
   return rv;
 }
 
-void raft__recv_read_index(struct raft *r, const struct raft_message *m)
-{
+void raft__recv_read_index(struct raft *r, const struct raft_message *m) {
   struct raft__read q = {m->context, m->from, 0, 0};
   if (r->role != RAFT_LEADER) {
     answer(r, &q, 0, RAFT_ENOTLEADER);
@@ -133,8 +124,7 @@ void raft__recv_read_index(struct raft *r, const struct raft_message *m)
   }
 }
 
-void raft__recv_read_index_resp(struct raft *r, const struct raft_message *m)
-{
+void raft__recv_read_index_resp(struct raft *r, const struct raft_message *m) {
   if (m->reject && (m->hint_index == 0 || m->hint_index > 64)) {
     r->n_malformed++;
     return;
@@ -146,8 +136,7 @@ void raft__recv_read_index_resp(struct raft *r, const struct raft_message *m)
  * a lease": a quorum answered heartbeats sent less than an election timeout
  * ago, so no other leader can have been elected meanwhile (followers in
  * lease ignore votes, thesis 4.2.3). Assumes bounded clock drift. */
-int raft_lease_read(struct raft *r, uint64_t now, raft_index *index)
-{
+int raft_lease_read(struct raft *r, uint64_t now, raft_index *index) {
   raft__begin(r, now);
   if (r->role != RAFT_LEADER) {
     return RAFT_ENOTLEADER;

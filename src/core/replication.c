@@ -6,8 +6,7 @@
 
 #define SMALL 32
 
-int raft__append_local(struct raft *r, uint8_t type, const void *data, uint32_t len)
-{
+int raft__append_local(struct raft *r, uint8_t type, const void *data, uint32_t len) {
   int rv = raft__log_append(&r->log, r->term, type, data, len);
   if (rv != 0) {
     return rv;
@@ -26,8 +25,7 @@ int raft__append_local(struct raft *r, uint8_t type, const void *data, uint32_t 
  * once and the message takes a slot of the in-flight window (thesis 10.2.1
  * pipelining); in probe state one message waits for its answer. Returns
  * whether entries were sent. */
-static bool send_one(struct raft *r, struct raft__progress *p, bool empty_ok)
-{
+static bool send_one(struct raft *r, struct raft__progress *p, bool empty_ok) {
   if (p->id == r->o.id || p->state == RAFT_PROGRESS_SNAPSHOT ||
       (p->state == RAFT_PROGRESS_PROBE && p->probe_sent) ||
       (p->state == RAFT_PROGRESS_REPLICATE && raft__infl_full(r, p))) {
@@ -77,8 +75,7 @@ static bool send_one(struct raft *r, struct raft__progress *p, bool empty_ok)
   return n > 0 || probe;
 }
 
-void raft__send_append(struct raft *r, struct raft__progress *p, bool empty_ok)
-{
+void raft__send_append(struct raft *r, struct raft__progress *p, bool empty_ok) {
   bool any = false;
   while (send_one(r, p, false)) {
     any = true;
@@ -91,8 +88,7 @@ void raft__send_append(struct raft *r, struct raft__progress *p, bool empty_ok)
   }
 }
 
-void raft__bcast_append(struct raft *r)
-{
+void raft__bcast_append(struct raft *r) {
   for (uint32_t i = 0; i < r->n_prs; i++) {
     raft__send_append(r, &r->prs[i], true);
   }
@@ -100,8 +96,7 @@ void raft__bcast_append(struct raft *r)
 
 /* Thesis 3.4 heartbeats; each broadcast is a ReadIndex round (thesis 6.4)
  * whose send time bounds the lease it can grant (thesis 6.4.1). */
-void raft__bcast_heartbeat(struct raft *r)
-{
+void raft__bcast_heartbeat(struct raft *r) {
   r->round++;
   r->round_time[r->round % RAFT__ROUNDS] = r->now;
   for (uint32_t i = 0; i < r->n_prs; i++) {
@@ -122,8 +117,7 @@ void raft__bcast_heartbeat(struct raft *r)
   r->hb_due = r->now + r->o.heartbeat_ms;
 }
 
-static void sort_desc(uint64_t *a, uint32_t n)
-{
+static void sort_desc(uint64_t *a, uint32_t n) {
   for (uint32_t i = 1; i < n; i++) {
     uint64_t v = a[i];
     uint32_t j = i;
@@ -137,8 +131,7 @@ static void sort_desc(uint64_t *a, uint32_t n)
 
 /* The value that a quorum of voters has reached: the q-th largest. `self`
  * is what this node contributes when it is a voter. */
-static uint64_t quorum_value(const struct raft *r, int what, uint64_t self)
-{
+static uint64_t quorum_value(const struct raft *r, int what, uint64_t self) {
   uint64_t small[SMALL], *v = small;
   uint32_t n = 0, q = raft__quorum(r);
   if (r->n_prs > SMALL) {
@@ -148,8 +141,10 @@ static uint64_t quorum_value(const struct raft *r, int what, uint64_t self)
   for (uint32_t i = 0; i < r->n_prs; i++) {
     const struct raft__progress *p = &r->prs[i];
     if (p->role != RAFT_VOTER) continue;
-    uint64_t x = what == 0 ? p->match : what == 1 ? p->last_resp :
-                 what == 2 ? p->lease_time : p->acked_round;
+    uint64_t x = what == 0   ? p->match
+                 : what == 1 ? p->last_resp
+                 : what == 2 ? p->lease_time
+                             : p->acked_round;
     v[n++] = p->id == r->o.id ? self : x;
   }
   uint64_t out = 0;
@@ -161,18 +156,15 @@ static uint64_t quorum_value(const struct raft *r, int what, uint64_t self)
   return out;
 }
 
-uint64_t raft__quorum_time(const struct raft *r, bool lease)
-{
+uint64_t raft__quorum_time(const struct raft *r, bool lease) {
   return quorum_value(r, lease ? 2 : 1, r->now);
 }
 
-uint64_t raft__quorum_round(const struct raft *r)
-{
+uint64_t raft__quorum_round(const struct raft *r) {
   return quorum_value(r, 3, UINT64_MAX);
 }
 
-static void advance_commit(struct raft *r, raft_index to)
-{
+static void advance_commit(struct raft *r, raft_index to) {
   for (raft_index i = r->commit + 1; i <= to; i++) {
     const struct raft_entry *e = raft__log_get(&r->log, i);
     if (e != NULL && e->type == RAFT_ENTRY_NORMAL && e->term == r->term) {
@@ -189,8 +181,7 @@ static void advance_commit(struct raft *r, raft_index to)
  * counting replicas. Only log entries from the leader's current term are
  * committed by counting replicas". The leader counts itself only up to what
  * its own disk holds (thesis 10.2.1). */
-void raft__maybe_commit(struct raft *r)
-{
+void raft__maybe_commit(struct raft *r) {
   if (r->role != RAFT_LEADER) {
     return;
   }
@@ -200,8 +191,7 @@ void raft__maybe_commit(struct raft *r)
   }
 }
 
-static void reject_append(struct raft *r, const struct raft_message *m)
-{
+static void reject_append(struct raft *r, const struct raft_message *m) {
   struct raft_message *resp = raft__send(r, RAFT_MSG_APPEND_RESP, m->from, false);
   if (resp == NULL) return;
   resp->reject = true;
@@ -217,8 +207,7 @@ static void reject_append(struct raft *r, const struct raft_message *m)
   resp->hint_term = raft__log_term(&r->log, i);
 }
 
-static void truncate_suffix(struct raft *r, raft_index from)
-{
+static void truncate_suffix(struct raft *r, raft_index from) {
   RAFT_ASSERT(r->role != RAFT_LEADER); /* a leader never truncates its log */
   RAFT_ASSERT(from > r->commit);
   raft__log_truncate(&r->log, from);
@@ -229,8 +218,7 @@ static void truncate_suffix(struct raft *r, raft_index from)
 
 /* Appends what m carries after the first entry we do not have; returns the
  * index of the last entry now matching the leader's log, 0 on failure. */
-static raft_index append_entries(struct raft *r, const struct raft_message *m)
-{
+static raft_index append_entries(struct raft *r, const struct raft_message *m) {
   uint32_t k = 0;
   for (; k < m->n_entries; k++) {
     const struct raft_entry *e = &m->entries[k];
@@ -256,8 +244,7 @@ static raft_index append_entries(struct raft *r, const struct raft_message *m)
   return m->index + m->n_entries;
 }
 
-static void heard_from_leader(struct raft *r, const struct raft_message *m)
-{
+static void heard_from_leader(struct raft *r, const struct raft_message *m) {
   if (r->role == RAFT_LEADER) {
     return; /* two leaders in a term: impossible unless the message lies */
   }
@@ -272,8 +259,7 @@ static void heard_from_leader(struct raft *r, const struct raft_message *m)
  * no entry at prevLogIndex with prevLogTerm; delete a conflicting entry and
  * all that follow it; append new entries; commit = min(leaderCommit, index
  * of last new entry). The acknowledgement waits for durability. */
-void raft__recv_append(struct raft *r, const struct raft_message *m)
-{
+void raft__recv_append(struct raft *r, const struct raft_message *m) {
   if (r->role == RAFT_LEADER) {
     r->n_malformed++;
     return;
@@ -302,8 +288,7 @@ void raft__recv_append(struct raft *r, const struct raft_message *m)
  * answer is the snapshot index itself, so the next send is the snapshot
  * (its prev is compacted). Answering offset + 1 instead made the leader
  * probe the same index forever (soak seed 516192). */
-static raft_index next_from_hint(const struct raft *r, const struct raft_message *m)
-{
+static raft_index next_from_hint(const struct raft *r, const struct raft_message *m) {
   raft_index last = raft__log_last(&r->log);
   raft_index i = m->hint_index < m->index ? m->hint_index : m->index;
   if (i > last) i = last;
@@ -318,8 +303,7 @@ static raft_index next_from_hint(const struct raft *r, const struct raft_message
   return i + 1;
 }
 
-void raft__recv_append_resp(struct raft *r, const struct raft_message *m)
-{
+void raft__recv_append_resp(struct raft *r, const struct raft_message *m) {
   struct raft__progress *p = raft__progress_get(r, m->from);
   if (r->role != RAFT_LEADER || p == NULL || p->id == r->o.id) {
     return;
@@ -352,8 +336,7 @@ void raft__recv_append_resp(struct raft *r, const struct raft_message *m)
   raft__send_append(r, p, false);
 }
 
-void raft__recv_heartbeat(struct raft *r, const struct raft_message *m)
-{
+void raft__recv_heartbeat(struct raft *r, const struct raft_message *m) {
   if (r->role == RAFT_LEADER) {
     r->n_malformed++;
     return;
@@ -366,8 +349,7 @@ void raft__recv_heartbeat(struct raft *r, const struct raft_message *m)
   if (resp != NULL) resp->context = m->context;
 }
 
-void raft__recv_heartbeat_resp(struct raft *r, const struct raft_message *m)
-{
+void raft__recv_heartbeat_resp(struct raft *r, const struct raft_message *m) {
   struct raft__progress *p = raft__progress_get(r, m->from);
   if (r->role != RAFT_LEADER || p == NULL || p->id == r->o.id) {
     return;
@@ -387,8 +369,7 @@ void raft__recv_heartbeat_resp(struct raft *r, const struct raft_message *m)
   raft_index last = raft__log_last(&r->log);
   if (p->state == RAFT_PROGRESS_PROBE) {
     p->probe_sent = false;
-  } else if (p->state == RAFT_PROGRESS_REPLICATE && p->match < last &&
-             p->match == p->hb_match) {
+  } else if (p->state == RAFT_PROGRESS_REPLICATE && p->match < last && p->match == p->hb_match) {
     /* no progress for a whole heartbeat: an APPEND or its answer was lost */
     raft__progress_probe(p, p->match + 1);
   }
@@ -400,8 +381,7 @@ void raft__recv_heartbeat_resp(struct raft *r, const struct raft_message *m)
   raft__progress_release(r, false);
 }
 
-static void refuse(struct raft *r, const struct raft_message *m, int err)
-{
+static void refuse(struct raft *r, const struct raft_message *m, int err) {
   struct raft_message *resp = raft__send(r, RAFT_MSG_PROPOSE_RESP, m->from, false);
   if (resp == NULL) return;
   resp->term = 0;
@@ -419,8 +399,7 @@ static void refuse(struct raft *r, const struct raft_message *m, int err)
  * refusal would tell the proposer "not applied" about an entry that may well
  * commit. Proposals carry a unique (origin, request) envelope, so equal
  * bytes mean the same proposal. */
-static bool holds_copy(const struct raft *r, const struct raft_entry *e)
-{
+static bool holds_copy(const struct raft *r, const struct raft_entry *e) {
   raft_index last = raft__log_last(&r->log);
   raft_index stop = last > RAFT__DUP_SCAN_MAX ? last - RAFT__DUP_SCAN_MAX : 0;
   for (raft_index i = last; i > stop; i--) {
@@ -434,11 +413,9 @@ static bool holds_copy(const struct raft *r, const struct raft_entry *e)
   return false;
 }
 
-void raft__recv_propose(struct raft *r, const struct raft_message *m)
-{
+void raft__recv_propose(struct raft *r, const struct raft_message *m) {
   const struct raft_entry *e = &m->entries[0];
-  int rv = r->role == RAFT_LEADER ? raft__propose_entry(r, e->data, e->len)
-                                  : RAFT_ENOTLEADER;
+  int rv = r->role == RAFT_LEADER ? raft__propose_entry(r, e->data, e->len) : RAFT_ENOTLEADER;
   /* A duplicate of a proposal this node appended: stay silent, the log
    * decides its outcome and the proposer learns it by applying. */
   if (rv != 0 && !holds_copy(r, e)) {
@@ -446,8 +423,7 @@ void raft__recv_propose(struct raft *r, const struct raft_message *m)
   }
 }
 
-void raft__recv_propose_resp(struct raft *r, const struct raft_message *m)
-{
+void raft__recv_propose_resp(struct raft *r, const struct raft_message *m) {
   if (!m->reject || m->hint_index == 0 || m->hint_index > 64) {
     r->n_malformed++;
     return;
@@ -457,14 +433,11 @@ void raft__recv_propose_resp(struct raft *r, const struct raft_message *m)
 
 /* Thesis 6.2: "a leader steps down if an election timeout elapses without
  * a successful round of heartbeats to a majority of its cluster". */
-bool raft__check_quorum_lost(struct raft *r)
-{
-  return r->o.check_quorum &&
-         r->now - raft__quorum_time(r, false) >= r->o.election_ms;
+bool raft__check_quorum_lost(struct raft *r) {
+  return r->o.check_quorum && r->now - raft__quorum_time(r, false) >= r->o.election_ms;
 }
 
-void raft__leader_tick(struct raft *r)
-{
+void raft__leader_tick(struct raft *r) {
   if (raft__check_quorum_lost(r)) {
     raft__become_follower(r, r->term, 0);
     return;

@@ -6,14 +6,12 @@
 
 #include "raft_int.h"
 
-bool raft__snap_meta_valid(const struct raft_snapshot_meta *m)
-{
+bool raft__snap_meta_valid(const struct raft_snapshot_meta *m) {
   return m->index > 0 && m->term > 0 && m->config_index <= m->index &&
          m->config.n <= RAFT__CONFIG_MAX && (m->config.n == 0 || m->config.members != NULL);
 }
 
-void raft__snapshot_free(struct raft *r)
-{
+void raft__snapshot_free(struct raft *r) {
   if (r->has_snap) {
     raft_config_free(&r->snap.meta.config);
     raft_free(r->snap_data);
@@ -24,8 +22,7 @@ void raft__snapshot_free(struct raft *r)
 }
 
 /* Keeps a copy of s as the snapshot this node serves. */
-int raft__snapshot_set(struct raft *r, const struct raft_snapshot *s)
-{
+int raft__snapshot_set(struct raft *r, const struct raft_snapshot *s) {
   struct raft_config c;
   int rv = raft_config_copy(&s->meta.config, &c);
   if (rv != 0) return rv;
@@ -48,8 +45,7 @@ int raft__snapshot_set(struct raft *r, const struct raft_snapshot *s)
 /* Thesis 5.1: the host snapshots its state machine at an applied index; the
  * core keeps snapshot_trailing entries behind it so slightly slow followers
  * still catch up from the log instead of a whole snapshot. */
-int raft_snapshot_taken(struct raft *r, raft_index index, const void *data, size_t len)
-{
+int raft_snapshot_taken(struct raft *r, raft_index index, const void *data, size_t len) {
   raft__begin(r, r->now);
   if (index == 0 || index > r->emitted || (len > 0 && data == NULL)) {
     return RAFT_EINVAL;
@@ -77,8 +73,7 @@ int raft_snapshot_taken(struct raft *r, raft_index index, const void *data, size
 
 /* Thesis 5.3 InstallSnapshot, one chunk at a time: the next chunk goes only
  * when the previous one is acknowledged. */
-void raft__send_snapshot(struct raft *r, struct raft__progress *p)
-{
+void raft__send_snapshot(struct raft *r, struct raft__progress *p) {
   if (!r->has_snap) {
     return; /* UNTESTED: a compacted log always has a snapshot */
   }
@@ -106,8 +101,7 @@ void raft__send_snapshot(struct raft *r, struct raft__progress *p)
   p->snap_sent_at = r->now;
 }
 
-void raft__recv_snapshot_resp(struct raft *r, const struct raft_message *m)
-{
+void raft__recv_snapshot_resp(struct raft *r, const struct raft_message *m) {
   struct raft__progress *p = raft__progress_get(r, m->from);
   if (r->role != RAFT_LEADER || p == NULL || p->state != RAFT_PROGRESS_SNAPSHOT ||
       m->index != p->snap_index || !r->has_snap || r->snap.meta.index != p->snap_index) {
@@ -126,16 +120,14 @@ void raft__recv_snapshot_resp(struct raft *r, const struct raft_message *m)
   raft__send_snapshot(r, p);
 }
 
-static void in_reset(struct raft *r)
-{
+static void in_reset(struct raft *r) {
   raft_free(r->in.buf);
   raft_config_free(&r->in.meta.config);
   memset(&r->in, 0, sizeof r->in);
 }
 
-static void respond(struct raft *r, const struct raft_message *m, uint64_t offset,
-                    bool reject, bool done)
-{
+static void respond(struct raft *r, const struct raft_message *m, uint64_t offset, bool reject,
+                    bool done) {
   /* the final acknowledgement waits until the snapshot is durable */
   struct raft_message *resp = raft__send(r, RAFT_MSG_SNAPSHOT_RESP, m->from, done);
   if (resp == NULL) return;
@@ -146,8 +138,7 @@ static void respond(struct raft *r, const struct raft_message *m, uint64_t offse
   resp->done = done;
 }
 
-static int in_start(struct raft *r, const struct raft_message *m)
-{
+static int in_start(struct raft *r, const struct raft_message *m) {
   in_reset(r);
   int rv = raft_config_copy(&m->snap.config, &r->in.meta.config);
   if (rv != 0) return rv;
@@ -159,12 +150,12 @@ static int in_start(struct raft *r, const struct raft_message *m)
   return 0;
 }
 
-static int in_add(struct raft *r, const struct raft_message *m)
-{
+static int in_add(struct raft *r, const struct raft_message *m) {
   uint64_t need = r->in.have + m->chunk_len;
   if (need > r->in.cap) {
     uint64_t cap = r->in.cap ? r->in.cap : 4096;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+      cap *= 2;
     if (cap > r->in.total) cap = r->in.total;
     if (cap > SIZE_MAX) return RAFT_ENOMEM;
     uint8_t *b = raft_realloc(r->in.buf, (size_t)cap);
@@ -182,8 +173,7 @@ static int in_add(struct raft *r, const struct raft_message *m)
  * following it"; otherwise "discard the entire log" - including a divergent
  * suffix past the snapshot (hashicorp/raft#697) - and reset the state
  * machine from the snapshot. */
-static void install(struct raft *r)
-{
+static void install(struct raft *r) {
   struct raft_snapshot_meta *meta = &r->in.meta;
   struct raft_config base;
   if (raft_config_copy(&meta->config, &base) != 0) {
@@ -211,8 +201,7 @@ static void install(struct raft *r)
   memset(&r->in, 0, sizeof r->in);      /* buffer and config moved */
 }
 
-void raft__recv_snapshot(struct raft *r, const struct raft_message *m)
-{
+void raft__recv_snapshot(struct raft *r, const struct raft_message *m) {
   if (r->role == RAFT_LEADER) {
     r->n_malformed++;
     return;
@@ -227,8 +216,8 @@ void raft__recv_snapshot(struct raft *r, const struct raft_message *m)
     respond(r, m, m->total, false, true); /* already covered here */
     return;
   }
-  if (r->in.active && (r->in.meta.index != m->snap.index ||
-                       r->in.meta.term != m->snap.term || r->in.total != m->total)) {
+  if (r->in.active && (r->in.meta.index != m->snap.index || r->in.meta.term != m->snap.term ||
+                       r->in.total != m->total)) {
     in_reset(r);
   }
   if (!r->in.active) {

@@ -12,8 +12,7 @@
 
 #include "raft_int.h"
 
-static void *grow(void *p, uint32_t *cap, uint32_t need, size_t size)
-{
+static void *grow(void *p, uint32_t *cap, uint32_t need, size_t size) {
   if (need <= *cap) {
     return p;
   }
@@ -28,8 +27,7 @@ static void *grow(void *p, uint32_t *cap, uint32_t need, size_t size)
   return q;
 }
 
-struct raft_message *raft__send(struct raft *r, int type, raft_id to, bool after)
-{
+struct raft_message *raft__send(struct raft *r, int type, raft_id to, bool after) {
   struct raft__msgs *q = after ? &r->after : &r->msgs;
   struct raft_message *m = grow(q->m, &q->cap, q->n + 1, sizeof *m);
   if (m == NULL) {
@@ -45,8 +43,7 @@ struct raft_message *raft__send(struct raft *r, int type, raft_id to, bool after
   return m;
 }
 
-int raft__push_read(struct raft *r, uint64_t ctx, raft_index index, int err)
-{
+int raft__push_read(struct raft *r, uint64_t ctx, raft_index index, int err) {
   struct raft_read_state *a = grow(r->reads, &r->cap_reads, r->n_reads + 1, sizeof *a);
   if (a == NULL) {
     return RAFT_ENOMEM;
@@ -56,8 +53,7 @@ int raft__push_read(struct raft *r, uint64_t ctx, raft_index index, int err)
   return 0;
 }
 
-int raft__push_perr(struct raft *r, uint64_t ctx, int err)
-{
+int raft__push_perr(struct raft *r, uint64_t ctx, int err) {
   struct raft_proposal_error *a = grow(r->perrs, &r->cap_perrs, r->n_perrs + 1, sizeof *a);
   if (a == NULL) {
     return RAFT_ENOMEM;
@@ -68,8 +64,7 @@ int raft__push_perr(struct raft *r, uint64_t ctx, int err)
 }
 
 /* Called first by every input: what the previous update handed out dies. */
-void raft__begin(struct raft *r, uint64_t now)
-{
+void raft__begin(struct raft *r, uint64_t now) {
   if (now > r->now) {
     r->now = now;
   }
@@ -93,8 +88,7 @@ void raft__begin(struct raft *r, uint64_t now)
   }
 }
 
-static bool resolve(struct raft *r, struct raft_message *m)
-{
+static bool resolve(struct raft *r, struct raft_message *m) {
   if (m->type == RAFT_MSG_APPEND) {
     const struct raft__log *l = &r->log;
     raft_index last = m->index + m->n_entries;
@@ -109,8 +103,7 @@ static bool resolve(struct raft *r, struct raft_message *m)
       }
     }
   } else if (m->type == RAFT_MSG_SNAPSHOT) {
-    if (!r->has_snap || r->snap.meta.index != m->snap.index ||
-        r->snap.meta.term != m->snap.term) {
+    if (!r->has_snap || r->snap.meta.index != m->snap.index || r->snap.meta.term != m->snap.term) {
       return false;
     }
     m->snap.config = r->snap.meta.config;
@@ -119,8 +112,7 @@ static bool resolve(struct raft *r, struct raft_message *m)
   return true;
 }
 
-static void resolve_all(struct raft *r, struct raft__msgs *q)
-{
+static void resolve_all(struct raft *r, struct raft__msgs *q) {
   uint32_t k = 0;
   for (uint32_t i = 0; i < q->n; i++) {
     if (resolve(r, &q->m[i])) {
@@ -130,8 +122,7 @@ static void resolve_all(struct raft *r, struct raft__msgs *q)
   q->n = k;
 }
 
-static void flush(struct raft *r)
-{
+static void flush(struct raft *r) {
   if (r->role == RAFT_LEADER) {
     if (r->bcast_pending) {
       raft__bcast_append(r);
@@ -144,22 +135,18 @@ static void flush(struct raft *r)
   r->hb_pending = false;
 }
 
-static raft_index emit_to(const struct raft *r)
-{
+static raft_index emit_to(const struct raft *r) {
   return r->commit < r->persisted ? r->commit : r->persisted;
 }
 
-bool raft_has_update(const struct raft *r)
-{
-  bool out = !r->taken && (r->msgs.n > 0 || r->after.n > 0 || r->n_reads > 0 ||
-                           r->n_perrs > 0);
-  return out || r->hs_dirty || r->unstable_from != 0 || r->installed_pending ||
-         r->soft_dirty || r->conf_dirty || emit_to(r) > r->emitted ||
+bool raft_has_update(const struct raft *r) {
+  bool out = !r->taken && (r->msgs.n > 0 || r->after.n > 0 || r->n_reads > 0 || r->n_perrs > 0);
+  return out || r->hs_dirty || r->unstable_from != 0 || r->installed_pending || r->soft_dirty ||
+         r->conf_dirty || emit_to(r) > r->emitted ||
          (r->role == RAFT_LEADER && (r->bcast_pending || r->hb_pending));
 }
 
-static void take_log(struct raft *r, struct raft_update *u)
-{
+static void take_log(struct raft *r, struct raft_update *u) {
   raft_index last = raft__log_last(&r->log);
   if (r->unstable_from != 0 && r->unstable_from <= r->log.offset) {
     r->unstable_from = r->log.offset + 1; /* covered by an installed snapshot */
@@ -187,8 +174,7 @@ static void take_log(struct raft *r, struct raft_update *u)
   }
 }
 
-void raft_update_take(struct raft *r, struct raft_update *u)
-{
+void raft_update_take(struct raft *r, struct raft_update *u) {
   raft__begin(r, r->now);
   flush(r);
   memset(u, 0, sizeof *u);

@@ -81,8 +81,7 @@ void lr__drive_apply(struct lr_drive *d, const struct raft_entry *e, uint32_t co
       lr__drive_fail(d, "committed entries skip an index");
       return;
     }
-    LR__DRIVE_RULE(d, e[i].index <= d->durable_last,
-                   "a committed entry is beyond the durable log");
+    LR__DRIVE_RULE(d, e[i].index <= d->durable_last, "a committed entry is beyond the durable log");
     if (d->io.applying) d->io.applying(d->io.data, &e[i]);
     if (e[i].type == RAFT_ENTRY_CONFIG) track_config(d, &e[i]);
     struct lr_sm_result res;

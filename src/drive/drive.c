@@ -21,14 +21,13 @@
 
 #include "drive/drive_int.h"
 
-const double lr_fsync_bounds_ms[LR_FSYNC_BUCKETS - 1] = {1,   2,   5,    10,   20,  50,
+const double lr_fsync_bounds_ms[LR_FSYNC_BUCKETS - 1] = {1,   2,   5,   10,   20,  50,
                                                          100, 200, 500, 1000, 2000};
 
-const double lr_stage_bounds_ms[LR_STAGE_BUCKETS - 1] = {
-    0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000};
-const char *const lr_stage_names[LR_STAGES] = {"leader_persist", "follower_persist",
-                                               "ack_commit",     "apply",
-                                               "write",          "snapshot"};
+const double lr_stage_bounds_ms[LR_STAGE_BUCKETS - 1] = {0.05, 0.1, 0.2, 0.5, 1,   2,    5,   10,
+                                                         20,   50,  100, 200, 500, 1000, 5000};
+const char *const lr_stage_names[LR_STAGES] = {
+    "leader_persist", "follower_persist", "ack_commit", "apply", "write", "snapshot"};
 
 /* ---- small things --------------------------------------------------------- */
 void lr__drive_log(struct lr_drive *d, int level, const char *fmt, ...) {
@@ -106,7 +105,8 @@ void lr__drive_stamp_applied(struct lr_drive *d, raft_index index) {
   struct lr__stamp *s = stamp_of(d, index);
   if (s == NULL || s->commit_us == 0) return;
   uint64_t now = lr__drive_now_us(d);
-  lr__drive_stage(d, LR_STAGE_APPLY, now > s->commit_us ? (double)(now - s->commit_us) / 1000.0 : 0.0);
+  lr__drive_stage(d, LR_STAGE_APPLY,
+                  now > s->commit_us ? (double)(now - s->commit_us) / 1000.0 : 0.0);
   s->take_us = 0; /* done with it */
 }
 
@@ -476,8 +476,8 @@ static void finish(struct lr_drive *d, const struct raft_snapshot *snap,
 /* An update with something to persist: keep copies of what must wait
  * (everything when `all`, else only the held messages). `merged`: what it
  * persists went into an earlier item's batch. */
-static int hold(struct lr_drive *d, const struct raft_update *u, struct lr_store_batch *b,
-                bool all, bool merged) {
+static int hold(struct lr_drive *d, const struct raft_update *u, struct lr_store_batch *b, bool all,
+                bool merged) {
   struct lr__item *it = calloc(1, sizeof *it);
   if (it == NULL) goto nomem;
   it->batch = b;
@@ -698,8 +698,8 @@ static void done_item(struct lr_drive *d, struct lr__item *it) {
     raft_persisted(d->raft, lr__drive_now(d), it->ack_index, it->ack_term);
   }
   send_after(d, it->after, it->n_after);
-  finish(d, it->snapshot, it->committed, it->n_committed, it->reads, it->n_reads,
-         it->prop_errors, it->n_prop_errors);
+  finish(d, it->snapshot, it->committed, it->n_committed, it->reads, it->n_reads, it->prop_errors,
+         it->n_prop_errors);
 }
 
 /* Finishes durable items in order and starts the next write. */

@@ -81,10 +81,9 @@ struct lr_event {
   raft_term term;
   int role;
   raft_id leader;
-  bool restored;                   /* LR_EV_SNAPSHOT */
+  bool restored;                    /* LR_EV_SNAPSHOT */
   const struct raft_config *config; /* LR_EV_MEMBERS, valid during the call */
 };
-
 
 /* ---- metrics -------------------------------------------------------------- */
 /* Per-stage latency (issue 12), histograms in ms. Per entry this node
@@ -118,8 +117,8 @@ struct lr_drive_metrics {
   uint64_t proposals, proposals_failed, elections, leader_changes;
   uint64_t applied_entries, snapshots_taken, snapshots_restored;
   uint64_t batches, batches_failed, batches_merged;
-  uint64_t fsyncs;            /* batch writes that reached the disk (= fsyncs) */
-  uint64_t entries_persisted; /* log entries those writes made durable */
+  uint64_t fsyncs;                          /* batch writes that reached the disk (= fsyncs) */
+  uint64_t entries_persisted;               /* log entries those writes made durable */
   uint64_t fsync_buckets[LR_FSYNC_BUCKETS]; /* <=1,2,5,...,2000 ms, +Inf */
   double fsync_sum_ms;
   uint64_t peer_msgs_sent, peer_msgs_recv;
@@ -129,8 +128,8 @@ struct lr_drive_metrics {
 /* ---- the world ------------------------------------------------------------ */
 struct lr_drive_io {
   void *data;
-  uint64_t (*now)(void *data);  /* monotonic ms, for the core */
-  uint64_t (*wall)(void *data); /* ms written into envelopes (meta.time) */
+  uint64_t (*now)(void *data);    /* monotonic ms, for the core */
+  uint64_t (*wall)(void *data);   /* ms written into envelopes (meta.time) */
   uint64_t (*now_us)(void *data); /* optional, monotonic us for the stage metrics */
   /* Starts writing b; exactly one lr_drive_written() follows (later, never
    * from inside this call). -1: the write cannot start (the node fails). */
@@ -139,9 +138,9 @@ struct lr_drive_io {
   void (*event)(void *data, const struct lr_event *ev);
   void (*log)(void *data, int level, const char *line);
   /* optional */
-  void (*arm)(void *data, uint64_t deadline);                /* next lr_drive_tick */
-  void (*config)(void *data, const struct raft_config *c);   /* members' addresses */
-  void (*applying)(void *data, const struct raft_entry *e);  /* checks (simulator) */
+  void (*arm)(void *data, uint64_t deadline);               /* next lr_drive_tick */
+  void (*config)(void *data, const struct raft_config *c);  /* members' addresses */
+  void (*applying)(void *data, const struct raft_entry *e); /* checks (simulator) */
   /* The source of the snapshots this node takes (issue 12). 0: taken now,
    * the bytes in `out` (the simulator: virtual time stands still); 1:
    * started, lr_drive_snapshot_made() follows later, never from inside this
@@ -153,18 +152,17 @@ struct lr_drive_io {
 
 struct lr_drive_options {
   raft_id id;
-  struct raft *raft; /* owned by the driver from here on */
-  struct lr_sm *sm;  /* owned by the driver from here on */
-  const struct raft_config *config;   /* members known at start (may be empty) */
+  struct raft *raft;                         /* owned by the driver from here on */
+  struct lr_sm *sm;                          /* owned by the driver from here on */
+  const struct raft_config *config;          /* members known at start (may be empty) */
   const struct raft_snapshot *boot_snapshot; /* durable snapshot: restored now */
-  raft_index durable_last;  /* last index of the durable log at start */
-  uint64_t snapshot_entries; /* applied entries between snapshots; 0: never */
+  raft_index durable_last;                   /* last index of the durable log at start */
+  uint64_t snapshot_entries;                 /* applied entries between snapshots; 0: never */
   struct lr_drive_io io;
 };
 
 struct lr_drive;
-int lr_drive_new(const struct lr_drive_options *o, struct lr_drive **out, char *err,
-                 size_t errlen);
+int lr_drive_new(const struct lr_drive_options *o, struct lr_drive **out, char *err, size_t errlen);
 /* Frees the driver, its core and its runner. A write in flight is the
  * caller's to finish or drop (the batch belongs to the driver's queue and is
  * freed here: call this only when no write is running, or after it ended). */

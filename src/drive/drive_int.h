@@ -23,8 +23,8 @@ struct lr__item {
   int write_rv;
   raft_index ack_index; /* raft_persisted(ack_index, ack_term) once durable */
   raft_term ack_term;
-  bool held_apply;      /* committed entries, reads, refusals wait here too */
-  bool own_snapshot;    /* a snapshot this node took: raft_snapshot_taken after */
+  bool held_apply;   /* committed entries, reads, refusals wait here too */
+  bool own_snapshot; /* a snapshot this node took: raft_snapshot_taken after */
   raft_index snap_index;
   raft_term snap_term;
   struct lr_msg_copy **after;
@@ -42,9 +42,9 @@ enum { W_READ_CTX = 1, W_READ_AT, W_TRANSFER, W_COMMIT, W_CHANGE };
 struct lr__waiter {
   int kind;
   uint64_t req;
-  bool unsent;      /* W_READ_CTX: not (or no longer) with any leader: ask the next one */
-  int change_kind;  /* W_CHANGE: a membership change waiting for the leader's first
-                       own-term commit (raft_change said CONFPENDING before it) */
+  bool unsent;     /* W_READ_CTX: not (or no longer) with any leader: ask the next one */
+  int change_kind; /* W_CHANGE: a membership change waiting for the leader's first
+                      own-term commit (raft_change said CONFPENDING before it) */
   raft_id change_id;
   char *change_addr;
   raft_index index; /* W_READ_AT, W_COMMIT: wait applied/commit >= */
@@ -103,8 +103,8 @@ struct lr_drive {
   /* the write pipeline */
   struct lr__item *head, *tail;
   bool write_busy;
-  uint64_t batch_seq;   /* batches made so far */
-  uint64_t durable_seq; /* the last batch that became durable */
+  uint64_t batch_seq;      /* batches made so far */
+  uint64_t durable_seq;    /* the last batch that became durable */
   raft_index snap_durable; /* the last snapshot a durable batch held */
   /* storage failures (issue 11): the next write waits retry_at, the wait
    * doubles per failure up to LR__BACKOFF_MAX_MS; failures are logged once
@@ -117,17 +117,17 @@ struct lr_drive {
   raft_id leader;
   raft_term term;
   raft_index commit;
-  raft_index durable_last;           /* last index of the durable log */
-  raft_index snap_index;             /* last snapshot durable (taken or restored) */
-  raft_index snap_tried;             /* last applied index a snapshot was tried at */
+  raft_index durable_last; /* last index of the durable log */
+  raft_index snap_index;   /* last snapshot durable (taken or restored) */
+  raft_index snap_tried;   /* last applied index a snapshot was tried at */
   /* an automatic snapshot whose snapshot() failed waits before the next try:
    * LR__SNAP_BACKOFF_MIN_MS doubling per failure in a row up to
    * LR__SNAP_BACKOFF_MAX_MS, logged once per LR__FAIL_LOG_MS with a count */
   uint64_t snap_retry_at, snap_fail_log_at, snap_fails_unlogged, snap_fails_in_row;
   uint32_t snap_backoff_ms;
-  raft_index snap_acked;             /* last raft_snapshot_taken */
-  bool snap_pending;                 /* one of our snapshots is being made or written */
-  bool snap_making;                  /* io.snapshot started one: lr_drive_snapshot_made */
+  raft_index snap_acked; /* last raft_snapshot_taken */
+  bool snap_pending;     /* one of our snapshots is being made or written */
+  bool snap_making;      /* io.snapshot started one: lr_drive_snapshot_made */
   raft_index snap_job_index, snap_job_config_index; /* what is being made */
   raft_term snap_job_term;
   struct raft_config snap_job_config;
@@ -210,9 +210,9 @@ void lr__idx_settle(struct lr_drive *d, const struct raft_entry *e);
 
 /* Rules the driver holds itself to: checked after every step, release
  * builds too. */
-#define LR__DRIVE_RULE(d, cond, what)                                                      \
-  do {                                                                                     \
-    if (!(cond)) lr__drive_broken((d), (what), __FILE__, __LINE__);                        \
+#define LR__DRIVE_RULE(d, cond, what)                                                              \
+  do {                                                                                             \
+    if (!(cond)) lr__drive_broken((d), (what), __FILE__, __LINE__);                                \
   } while (0)
 void lr__drive_broken(struct lr_drive *d, const char *what, const char *file, int line)
     __attribute__((noreturn));

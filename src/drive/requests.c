@@ -36,8 +36,7 @@ int lr_drive_propose(struct lr_drive *d, uint64_t req, const char *cmd, size_t l
   raft_term term = 0;
   d->metrics.proposals++;
   uint64_t ctx = ++d->fwd_ctx;
-  rv = raft_propose(d->raft, lr__drive_now(d), d->scratch.data, d->scratch.len, ctx, &index,
-                    &term);
+  rv = raft_propose(d->raft, lr__drive_now(d), d->scratch.data, d->scratch.len, ctx, &index, &term);
   if (rv == RAFT_ENOTLEADER || rv == 1) {
     /* Forwarded (1), or no leader known yet: it stays here until answered,
      * and goes to each new leader this node learns of (issue 10). */

@@ -36,7 +36,7 @@ struct lr_node {
   struct lr_drive *drive; /* the protocol: everything between core and world */
   struct lr_store *store;
   uint64_t cluster_id; /* 0: not known yet (joining) */
-  void *net; /* the transport (transport.c) */
+  void *net;           /* the transport (transport.c) */
   uv_timer_t timer;
   uv_timer_t flush; /* delivers events queued during a call from Lua */
   int handles_open;

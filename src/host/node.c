@@ -84,7 +84,8 @@ uint64_t lr_cluster_id_of_name(const char *name) {
   crypto_generichash_update(&st, (const uint8_t *)name, strlen(name));
   crypto_generichash_final(&st, h, sizeof h);
   uint64_t id = 0;
-  for (int i = 0; i < 8; i++) id |= (uint64_t)h[i] << (8 * i);
+  for (int i = 0; i < 8; i++)
+    id |= (uint64_t)h[i] << (8 * i);
   return id ? id : 1;
 }
 
@@ -123,9 +124,11 @@ static int make_cluster_id(struct lr_node *n, const struct lr_node_options *o, c
     }
     uint8_t h[8];
     crypto_generichash_final(&st, h, sizeof h);
-    for (int i = 0; i < 8; i++) id |= (uint64_t)h[i] << (8 * i);
+    for (int i = 0; i < 8; i++)
+      id |= (uint64_t)h[i] << (8 * i);
   }
-  while (id == 0) randombytes_buf(&id, sizeof id);
+  while (id == 0)
+    randombytes_buf(&id, sizeof id);
   return lr_store_set_cluster_id(n->store, id, err, errlen) == 0 ? 0 : -1;
 }
 
@@ -162,8 +165,10 @@ static int open_raft(struct lr_node *n, const struct lr_node_options *o, struct 
   bool fresh = st.fresh;
   if (st.fresh && !o->join && o->peers.n == 0) {
     lr_store_state_free(&st);
-    snprintf(err, errlen, "%s holds no cluster state: a new node needs its peers (--peers) or "
-             "--join", lr_store_path(n->store));
+    snprintf(err, errlen,
+             "%s holds no cluster state: a new node needs its peers (--peers) or "
+             "--join",
+             lr_store_path(n->store));
     return -1;
   }
   if (st.fresh && !o->join) {
@@ -446,8 +451,9 @@ static void snap_end(struct lr_node *n, int read_rv) {
     raft_free(data);
     return;
   }
-  LR__LOG(n, RAFT_LOG_INFO, "snapshot child %d: %zu bytes in %.1f ms (the fork held the loop %.2f ms)",
-          (int)pid, len ? len - 1 : 0, (double)(uv_hrtime() - n->snap_start_ns) / 1e6,
+  LR__LOG(n, RAFT_LOG_INFO,
+          "snapshot child %d: %zu bytes in %.1f ms (the fork held the loop %.2f ms)", (int)pid,
+          len ? len - 1 : 0, (double)(uv_hrtime() - n->snap_start_ns) / 1e6,
           (double)n->snap_fork_ns / 1e6);
   if (err) {
     raft_free(data);
@@ -469,8 +475,7 @@ static void snap_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   snap_end(n, (int)nread);
 }
 
-static int io_snapshot(void *data, struct lr_sm *sm, struct lr_buf *out, char *err,
-                       size_t errlen) {
+static int io_snapshot(void *data, struct lr_sm *sm, struct lr_buf *out, char *err, size_t errlen) {
   struct lr_node *n = data;
   const char *env = getenv("LUARAFT_SNAPSHOT_FORK");
   if (n->stopping || n->snap_pid != 0 || (env && strcmp(env, "0") == 0))
@@ -498,7 +503,8 @@ static int io_snapshot(void *data, struct lr_sm *sm, struct lr_buf *out, char *e
   n->snap_pipe.data = n;
   n->handles_open++;
   int opened = uv_pipe_open(&n->snap_pipe, fds[0]);
-  int rv = opened == 0 ? uv_read_start((uv_stream_t *)&n->snap_pipe, snap_alloc, snap_read) : opened;
+  int rv =
+      opened == 0 ? uv_read_start((uv_stream_t *)&n->snap_pipe, snap_alloc, snap_read) : opened;
   if (rv != 0) { /* UNTESTED: the loop cannot read the pipe: synchronously then */
     if (opened != 0) close(fds[0]);
     kill(pid, SIGKILL);
@@ -592,11 +598,13 @@ int lr_node_start(const struct lr_node_options *o, lr_event_cb cb, void *cbdata,
     return -1; /* freed by the close callbacks */
   }
   if (n->cluster_id)
-    LR__LOG(n, RAFT_LOG_INFO, "started: cluster %016llx, storage %s, election %u ms, heartbeat %u ms%s",
+    LR__LOG(n, RAFT_LOG_INFO,
+            "started: cluster %016llx, storage %s, election %u ms, heartbeat %u ms%s",
             (unsigned long long)n->cluster_id, lr_store_path(n->store), o->election_ms,
             o->heartbeat_ms, o->tls_cert ? ", peer TLS" : "");
   else
-    LR__LOG(n, RAFT_LOG_INFO, "started: cluster id not known yet (learned from the first peer "
+    LR__LOG(n, RAFT_LOG_INFO,
+            "started: cluster id not known yet (learned from the first peer "
             "that contacts this node), storage %s, election %u ms, heartbeat %u ms%s",
             lr_store_path(n->store), o->election_ms, o->heartbeat_ms,
             o->tls_cert ? ", peer TLS" : "");

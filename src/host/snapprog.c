@@ -37,8 +37,10 @@ void lr__snap_progress(struct lr_node *n, const struct raft_message *m, bool in)
   raft_id peer = in ? m->from : m->to;
   struct lr__snap_xfer *x = slot(n, peer, in);
   uint64_t upto = m->offset + m->chunk_len;
-  if (in) n->snap_bytes_in += m->chunk_len;
-  else n->snap_bytes_out += m->chunk_len;
+  if (in)
+    n->snap_bytes_in += m->chunk_len;
+  else
+    n->snap_bytes_out += m->chunk_len;
   /* a chunk of a transfer that already finished (a retransmission) is no
    * new transfer */
   if (x->peer == peer && x->in == in && x->index == m->snap.index && x->finished) return;
@@ -56,7 +58,8 @@ void lr__snap_progress(struct lr_node *n, const struct raft_message *m, bool in)
   x->last_ms = now;
   if (m->done && x->bytes >= x->total) {
     uint64_t ms = now - x->start_ms;
-    LR__LOG(n, RAFT_LOG_INFO, "snapshot at index %llu %s node %llu: %llu bytes in %.1f s (%.1f MB/s)",
+    LR__LOG(n, RAFT_LOG_INFO,
+            "snapshot at index %llu %s node %llu: %llu bytes in %.1f s (%.1f MB/s)",
             (unsigned long long)x->index, in ? "received from" : "sent to",
             (unsigned long long)peer, (unsigned long long)x->total, (double)ms / 1000.0,
             ms ? (double)(x->bytes - x->start_bytes) / 1000.0 / (double)ms : 0.0);

@@ -110,8 +110,7 @@ void lr__tr_send(struct lr_node *n, const struct raft_message *m) {
       m->offset != n->snap_in_resume_logged) {
     n->snap_in_resume_logged = m->offset;
     LR__LOG(n, RAFT_LOG_INFO, "snapshot at index %llu: asking node %llu to resume from offset %llu",
-            (unsigned long long)m->index, (unsigned long long)m->to,
-            (unsigned long long)m->offset);
+            (unsigned long long)m->index, (unsigned long long)m->to, (unsigned long long)m->offset);
   }
   if (m->type == RAFT_MSG_SNAPSHOT) lr__snap_progress(n, m, false);
   lr_net_send(n->net, m); /* a drop is fine: Raft retransmits */

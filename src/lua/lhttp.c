@@ -159,7 +159,8 @@ static int l_respond(lua_State *L) {
   size_t len = 0;
   const char *body = luaL_optlstring(L, 5, "", &len);
   const char *headers = luaL_optstring(L, 6, NULL);
-  lua_pushboolean(L, lr_http_respond_h(h->srv, (uint64_t)id, status, ctype, headers, body, len) == 0);
+  lua_pushboolean(L,
+                  lr_http_respond_h(h->srv, (uint64_t)id, status, ctype, headers, body, len) == 0);
   return 1;
 }
 
@@ -229,9 +230,11 @@ static int l_token_equal(lua_State *L) {
 }
 
 void luaraft__http_open(lua_State *L) {
-  static const luaL_Reg methods[] = {
-      {"respond", l_respond}, {"port", l_port}, {"stats", l_stats}, {"close", l_close},
-      {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"respond", l_respond},
+                                     {"port", l_port},
+                                     {"stats", l_stats},
+                                     {"close", l_close},
+                                     {NULL, NULL}};
   luaraft__new_metatable(L, SERVER_MT, methods, l_close);
   lua_pushcfunction(L, l_listen);
   lua_setfield(L, -2, "http_listen");

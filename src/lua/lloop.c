@@ -77,9 +77,13 @@ static int l_now(lua_State *L) {
 }
 
 void luaraft__loop_open(lua_State *L) {
-  static const luaL_Reg fns[] = {{"use_luv", l_use_luv}, {"loop_run", l_run},
-                                 {"loop_run_once", l_run_once}, {"loop_stop", l_stop},
-                                 {"loop_now", l_now}, {"loop_backend_fd", l_backend_fd},
-                                 {"loop_backend_timeout", l_backend_timeout}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"use_luv", l_use_luv},
+                                 {"loop_run", l_run},
+                                 {"loop_run_once", l_run_once},
+                                 {"loop_stop", l_stop},
+                                 {"loop_now", l_now},
+                                 {"loop_backend_fd", l_backend_fd},
+                                 {"loop_backend_timeout", l_backend_timeout},
+                                 {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }

@@ -22,7 +22,6 @@
 
 #define NODE_MT "raft.node_handle"
 
-
 /* ---- the node ------------------------------------------------------------ */
 struct lnode {
   struct lr_node *n; /* NULL once stopped */
@@ -40,7 +39,7 @@ struct lnode {
 static void not_in_sm(lua_State *L) {
   if (lr_sm_in_call(L))
     luaL_error(L, "raft.node: node methods cannot be called from inside a state machine's "
-               "apply/query/snapshot/restore/digest");
+                  "apply/query/snapshot/restore/digest");
 }
 
 static void release_sm(lua_State *L, struct lnode *ln) {
@@ -236,8 +235,10 @@ static int l_node_new(lua_State *L) {
   o.sm_path = opt_str(L, 1, "sm_path", NULL);
   o.sm_chunk = opt_str(L, 1, "sm_chunk", &len);
   o.sm_chunk_len = len;
-  struct lr_sm_options so = {.path = o.sm_path, .chunk = o.sm_chunk,
-                             .chunk_len = o.sm_chunk_len, .chunkname = "=state_machine"};
+  struct lr_sm_options so = {.path = o.sm_path,
+                             .chunk = o.sm_chunk,
+                             .chunk_len = o.sm_chunk_len,
+                             .chunkname = "=state_machine"};
   read_guards(L, 1, &so);
   lua_getfield(L, 1, "sm_table");
   int sm_table = lua_gettop(L);
@@ -582,7 +583,6 @@ static int l_node_address(lua_State *L) {
     lua_pushnil(L);
   return 1;
 }
-
 
 void luaraft__node_open(lua_State *L) {
   static const luaL_Reg node_methods[] = {{"propose", l_propose},

@@ -16,8 +16,7 @@ extern const struct luaraft__embedded luaraft__embedded[];
 static int msghandler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-      return 1;
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
     msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
   luaL_traceback(L, L, msg, 1);
@@ -51,7 +50,7 @@ lua_State *luaraft__main_thread(lua_State *L) {
 
 /* A metatable with methods in __index and `gc` as both __gc and __close. */
 void luaraft__new_metatable(lua_State *L, const char *name, const luaL_Reg *methods,
-                             lua_CFunction gc) {
+                            lua_CFunction gc) {
   if (luaL_newmetatable(L, name)) {
     lua_newtable(L);
     luaL_setfuncs(L, methods, 0);
@@ -68,8 +67,7 @@ void luaraft__new_metatable(lua_State *L, const char *name, const luaL_Reg *meth
 static int load_embedded(lua_State *L) {
   int i = (int)lua_tointeger(L, lua_upvalueindex(1));
   const struct luaraft__embedded *e = &luaraft__embedded[i];
-  if (luaL_loadbufferx(L, e->src, e->len, e->chunkname, "t") != LUA_OK)
-    return lua_error(L);
+  if (luaL_loadbufferx(L, e->src, e->len, e->chunkname, "t") != LUA_OK) return lua_error(L);
   lua_pushstring(L, e->name);
   lua_call(L, 1, 1);
   return 1;

@@ -8,11 +8,11 @@
 #include <lua.h>
 #include <uv.h>
 
-void luaraft__sim_open(lua_State *L);   /* sim_new and the sim metatable */
-void luaraft__node_open(lua_State *L);  /* node_new, loop functions */
-void luaraft__http_open(lua_State *L);  /* http_listen */
-void luaraft__loop_open(lua_State *L);  /* use_luv, loop_run, loop_run_once, loop_stop, loop_now,
-                                        loop_backend_fd, loop_backend_timeout */
+void luaraft__sim_open(lua_State *L);  /* sim_new and the sim metatable */
+void luaraft__node_open(lua_State *L); /* node_new, loop functions */
+void luaraft__http_open(lua_State *L); /* http_listen */
+void luaraft__loop_open(lua_State *L); /* use_luv, loop_run, loop_run_once, loop_stop, loop_now,
+                                       loop_backend_fd, loop_backend_timeout */
 
 /* The loop every raft handle of this Lua state must be created on: the
  * default loop, or luv's after raft.use_luv(). Never call uv_default_loop()

@@ -67,9 +67,11 @@ static void dump_factory(lua_State *L, int idx, struct lr_buf *out) {
   for (int i = 1; (name = lua_getupvalue(L, idx, i)) != NULL; i++) {
     lua_pop(L, 1);
     if (strcmp(name, "_ENV") != 0)
-      luaL_error(L, "state_machine function uses the local '%s' from outside: each node runs "
+      luaL_error(L,
+                 "state_machine function uses the local '%s' from outside: each node runs "
                  "it in its own Lua state, where only globals exist; move the locals inside "
-                 "the function or give a path (state_machine = \"sm.lua\")", name);
+                 "the function or give a path (state_machine = \"sm.lua\")",
+                 name);
   }
   lua_pushvalue(L, idx);
   if (lua_dump(L, dump_writer, out, 0) != 0) luaL_error(L, "cannot dump state_machine: no memory");
@@ -95,7 +97,8 @@ static int sim_new(lua_State *L) {
   } else {
     lua_Integer n = luaL_optinteger(L, -1, 3);
     luaL_argcheck(L, n >= 1 && n <= LR_SIM_NODES_MAX, 1, "nodes: a count from 1 to 32");
-    for (lua_Integer i = 1; i <= n; i++) o.ids[i - 1] = (raft_id)i;
+    for (lua_Integer i = 1; i <= n; i++)
+      o.ids[i - 1] = (raft_id)i;
     o.n_nodes = (uint32_t)n;
   }
   lua_pop(L, 1);
@@ -122,7 +125,8 @@ static int sim_new(lua_State *L) {
   o.no_checks = !opt_bool(L, 1, "checks", true);
   /* determinism guards (README "Deterministic state machines") */
   lua_getfield(L, 1, "apply_budget");
-  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) o.sm.apply_budget = LR_SM_BUDGET_OFF;
+  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+    o.sm.apply_budget = LR_SM_BUDGET_OFF;
   else if (!lua_isnil(L, -1)) {
     lua_Integer b = luaL_checkinteger(L, -1);
     luaL_argcheck(L, b > 0, 1, "apply_budget must be a positive number of instructions or false");
@@ -130,8 +134,10 @@ static int sim_new(lua_State *L) {
   }
   lua_pop(L, 1);
   lua_getfield(L, 1, "digest_entries");
-  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) o.sm.digest_entries = LR_SM_DIGEST_OFF;
-  else o.sm.digest_entries = opt_u32(L, 1, "digest_entries", 0);
+  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+    o.sm.digest_entries = LR_SM_DIGEST_OFF;
+  else
+    o.sm.digest_entries = opt_u32(L, 1, "digest_entries", 0);
   lua_pop(L, 1);
   lua_getfield(L, 1, "memory_max");
   if (!lua_isnil(L, -1)) {
@@ -171,11 +177,13 @@ static int sim_new(lua_State *L) {
     o.sm.chunk_len = chunk.len;
     o.sm.chunkname = "=state_machine";
   } else if (lua_istable(L, smi)) {
-    return luaL_argerror(L, 1, "state_machine cannot be a table in raft.sim: each simulated "
+    return luaL_argerror(L, 1,
+                         "state_machine cannot be a table in raft.sim: each simulated "
                          "node runs it in its own Lua state, so give a path or a function "
                          "returning a fresh table (tables work with raft.node)");
   } else {
-    return luaL_argerror(L, 1, "state_machine must be a path or a function returning the "
+    return luaL_argerror(L, 1,
+                         "state_machine must be a path or a function returning the "
                          "state machine table");
   }
   struct lsim *ls = lua_newuserdatauv(L, sizeof *ls, 0);
@@ -262,8 +270,8 @@ static int sim_propose_many(lua_State *L) {
   luaL_argcheck(L, client == NULL || seq > 0, 6, "seq must be a positive integer");
   luaL_argcheck(L, client == NULL || seq <= LUA_MAXINTEGER - n, 6, "seq + n is too large");
   const char *cmd = encode_arg(L, ls, 3, &len);
-  uint64_t id = lr_sim_propose_many(ls->s, node, cmd, len, (uint32_t)n, client, clen,
-                                    (uint64_t)seq, (uint64_t)(timeout > 0 ? timeout : 1));
+  uint64_t id = lr_sim_propose_many(ls->s, node, cmd, len, (uint32_t)n, client, clen, (uint64_t)seq,
+                                    (uint64_t)(timeout > 0 ? timeout : 1));
   lua_pushinteger(L, (lua_Integer)id);
   return 1;
 }
@@ -292,8 +300,8 @@ static int sim_change(lua_State *L) {
   raft_id target = check_id(L, 4);
   const char *address = luaL_optstring(L, 5, "");
   lua_Integer timeout = luaL_optinteger(L, 6, 5000);
-  uint64_t id = lr_sim_change(ls->s, node, kind, target, address,
-                              (uint64_t)(timeout > 0 ? timeout : 1));
+  uint64_t id =
+      lr_sim_change(ls->s, node, kind, target, address, (uint64_t)(timeout > 0 ? timeout : 1));
   lua_pushinteger(L, (lua_Integer)id);
   return 1;
 }
@@ -305,7 +313,10 @@ static int sim_completion(lua_State *L) {
   if (!lr_sim_next_completion(ls->s, &c)) return 0;
   lua_pushinteger(L, (lua_Integer)c.id);
   lua_pushinteger(L, (lua_Integer)c.time);
-  if (c.code) lua_pushstring(L, c.code); else lua_pushboolean(L, 0);
+  if (c.code)
+    lua_pushstring(L, c.code);
+  else
+    lua_pushboolean(L, 0);
   lua_pushlstring(L, c.data ? c.data : "", c.len);
   lua_pushinteger(L, (lua_Integer)c.index);
   lua_pushinteger(L, (lua_Integer)c.term);
@@ -315,7 +326,8 @@ static int sim_completion(lua_State *L) {
 
 static int sim_transfer(lua_State *L) {
   struct lsim *ls = check(L);
-  return luaraft__push_rv(L, lr_sim_transfer(ls->s, check_id(L, 2), (raft_id)luaL_optinteger(L, 3, 0)));
+  return luaraft__push_rv(
+      L, lr_sim_transfer(ls->s, check_id(L, 2), (raft_id)luaL_optinteger(L, 3, 0)));
 }
 
 static int sim_step_down(lua_State *L) {
@@ -412,10 +424,14 @@ static int sim_link(lua_State *L) {
 
 static const char *role_name(int role, bool learner) {
   switch (role) {
-  case RAFT_LEADER: return "leader";
-  case RAFT_CANDIDATE: return "candidate";
-  case RAFT_PRE_CANDIDATE: return "candidate";
-  default: return learner ? "learner" : "follower";
+  case RAFT_LEADER:
+    return "leader";
+  case RAFT_CANDIDATE:
+    return "candidate";
+  case RAFT_PRE_CANDIDATE:
+    return "candidate";
+  default:
+    return learner ? "learner" : "follower";
   }
 }
 
@@ -553,23 +569,36 @@ static int sim_random(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg methods[] = {
-    {"now", sim_now},           {"run", sim_run},
-    {"step", sim_step},         {"propose", sim_propose},
-    {"propose_many", sim_propose_many},
-    {"read", sim_read},         {"change", sim_change},
-    {"completion", sim_completion}, {"transfer", sim_transfer},
-    {"step_down", sim_step_down}, {"snapshot", sim_snapshot},
-    {"crash", sim_crash},       {"restart", sim_restart},
-    {"add_node", sim_add_node}, {"partition", sim_partition},
-    {"heal", sim_heal},         {"net", sim_net},
-    {"link", sim_link},         {"status", sim_status},
-    {"metrics", sim_metrics},   {"fail_writes", sim_fail_writes},
-    {"nodes", sim_nodes},       {"leader", sim_leader},
-    {"violation", sim_violation}, {"trace", sim_trace},
-    {"trace_line", sim_trace_line}, {"applied_total", sim_applied_total},
-    {"random", sim_random},     {"close", sim_gc},
-    {NULL, NULL}};
+static const luaL_Reg methods[] = {{"now", sim_now},
+                                   {"run", sim_run},
+                                   {"step", sim_step},
+                                   {"propose", sim_propose},
+                                   {"propose_many", sim_propose_many},
+                                   {"read", sim_read},
+                                   {"change", sim_change},
+                                   {"completion", sim_completion},
+                                   {"transfer", sim_transfer},
+                                   {"step_down", sim_step_down},
+                                   {"snapshot", sim_snapshot},
+                                   {"crash", sim_crash},
+                                   {"restart", sim_restart},
+                                   {"add_node", sim_add_node},
+                                   {"partition", sim_partition},
+                                   {"heal", sim_heal},
+                                   {"net", sim_net},
+                                   {"link", sim_link},
+                                   {"status", sim_status},
+                                   {"metrics", sim_metrics},
+                                   {"fail_writes", sim_fail_writes},
+                                   {"nodes", sim_nodes},
+                                   {"leader", sim_leader},
+                                   {"violation", sim_violation},
+                                   {"trace", sim_trace},
+                                   {"trace_line", sim_trace_line},
+                                   {"applied_total", sim_applied_total},
+                                   {"random", sim_random},
+                                   {"close", sim_gc},
+                                   {NULL, NULL}};
 
 void luaraft__sim_open(lua_State *L) {
   luaraft__new_metatable(L, SIM_MT, methods, sim_gc);

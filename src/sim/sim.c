@@ -8,7 +8,9 @@
 #include "sim/sim_int.h"
 
 /* ---- PRNG: xoshiro256**, seeded through splitmix64 ----------------------- */
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 uint64_t lr__sim_rand(struct lr_sim *s) {
   uint64_t *r = s->rng;
@@ -92,7 +94,8 @@ static void timeouts_compact(struct lr_sim *s) {
   for (size_t i = 0; i < h->n; i++)
     if (lr__sim_waiter_get(s, h->a[i].u.id) != NULL) h->a[k++] = h->a[i];
   h->n = k;
-  for (size_t i = k / 2; i-- > 0;) sift_down(h, i, h->a[i]);
+  for (size_t i = k / 2; i-- > 0;)
+    sift_down(h, i, h->a[i]);
 }
 
 /* ---- messages ------------------------------------------------------------ */
@@ -184,8 +187,7 @@ static void handle(struct lr_sim *s, struct lr__sim_ev *ev) {
   case EV_DISK:
     if (n->up && n->inc == ev->inc) lr__sim_node_durable(s, ev->slot);
     break;
-  case EV_TIMEOUT:
-  {
+  case EV_TIMEOUT: {
     static const char msg[] = "request timed out";
     /* the node's driver stops sending it to new leaders (issue 10) */
     struct lr__sim_waiter *w = lr__sim_waiter_get(s, ev->u.id);
@@ -261,7 +263,9 @@ bool lr_sim_step(struct lr_sim *s, uint64_t limit) {
   return true;
 }
 
-uint64_t lr_sim_now(const struct lr_sim *s) { return s->now; }
+uint64_t lr_sim_now(const struct lr_sim *s) {
+  return s->now;
+}
 
 /* ---- requests and completions -------------------------------------------- */
 static size_t w_hash(uint64_t id, size_t cap) {
@@ -285,7 +289,8 @@ static struct lr__sim_waiter *waiter_add(struct lr_sim *s, uint64_t id) {
     for (size_t i = 0; i < s->w_cap; i++) {
       if (old[i].id == 0) continue;
       size_t j = w_hash(old[i].id, cap);
-      while (w[j].id != 0) j = (j + 1) & (cap - 1);
+      while (w[j].id != 0)
+        j = (j + 1) & (cap - 1);
       w[j] = old[i];
     }
     raft_free(old);
@@ -293,7 +298,8 @@ static struct lr__sim_waiter *waiter_add(struct lr_sim *s, uint64_t id) {
     s->w_cap = cap;
   }
   size_t j = w_hash(id, s->w_cap);
-  while (s->waiters[j].id != 0) j = (j + 1) & (s->w_cap - 1);
+  while (s->waiters[j].id != 0)
+    j = (j + 1) & (s->w_cap - 1);
   memset(&s->waiters[j], 0, sizeof s->waiters[j]);
   s->waiters[j].id = id;
   s->w_n++;
@@ -316,8 +322,8 @@ static void waiter_del(struct lr_sim *s, struct lr__sim_waiter *w) {
   s->w_n--;
 }
 
-void lr__sim_complete(struct lr_sim *s, uint64_t id, const char *code, const char *data,
-                  size_t len, raft_index index, raft_term term, raft_id leader) {
+void lr__sim_complete(struct lr_sim *s, uint64_t id, const char *code, const char *data, size_t len,
+                      raft_index index, raft_term term, raft_id leader) {
   struct lr__sim_waiter *w = lr__sim_waiter_get(s, id);
   if (w == NULL) return;
   waiter_del(s, w);
@@ -398,7 +404,7 @@ bool lr_sim_next_completion(struct lr_sim *s, struct lr_sim_completion *c) {
 /* A new request: id, waiter and timeout event. NULL if the node is down (the
  * request then completes at once with `stopped`). */
 static struct lr__sim_waiter *request(struct lr_sim *s, raft_id node, uint8_t kind,
-                                  uint64_t timeout_ms, uint64_t *id, int *slotp) {
+                                      uint64_t timeout_ms, uint64_t *id, int *slotp) {
   *id = ++s->next_id;
   int slot = lr__sim_slot(s, node);
   struct lr__sim_waiter *w = waiter_add(s, *id);
@@ -410,8 +416,8 @@ static struct lr__sim_waiter *request(struct lr_sim *s, raft_id node, uint8_t ki
   }
   w->slot = (uint32_t)slot;
   w->inc = s->nodes[slot].inc;
-  struct lr__sim_ev ev = {.time = s->now + (timeout_ms ? timeout_ms : 5000),
-                      .type = EV_TIMEOUT, .u.id = *id};
+  struct lr__sim_ev ev = {
+      .time = s->now + (timeout_ms ? timeout_ms : 5000), .type = EV_TIMEOUT, .u.id = *id};
   timeouts_compact(s);
   heap_push(s, &s->timeouts, &ev);
   return w;
@@ -428,8 +434,7 @@ static bool halted(struct lr_sim *s, struct lr__sim_node *n, uint64_t id) {
 }
 
 uint64_t lr_sim_propose(struct lr_sim *s, raft_id node, const char *cmd, size_t len,
-                        const char *client, size_t client_len, uint64_t seq,
-                        uint64_t timeout_ms) {
+                        const char *client, size_t client_len, uint64_t seq, uint64_t timeout_ms) {
   uint64_t id;
   int slot;
   if (s->o.trace)
@@ -446,20 +451,20 @@ uint64_t lr_sim_propose(struct lr_sim *s, raft_id node, const char *cmd, size_t 
 }
 
 uint64_t lr_sim_propose_many(struct lr_sim *s, raft_id node, const char *cmd, size_t len,
-                             uint32_t n, const char *client, size_t client_len,
-                             uint64_t seq, uint64_t timeout_ms) {
+                             uint32_t n, const char *client, size_t client_len, uint64_t seq,
+                             uint64_t timeout_ms) {
   uint64_t first = 0;
   for (uint32_t i = 0; i < n; i++) {
-    uint64_t id = lr_sim_propose(s, node, cmd, len, client, client_len,
-                                 client ? seq + i : seq, timeout_ms);
+    uint64_t id =
+        lr_sim_propose(s, node, cmd, len, client, client_len, client ? seq + i : seq, timeout_ms);
     if (i == 0) first = id;
     assert(id == first + i); /* one id per proposal, nothing in between */
   }
   return first;
 }
 
-uint64_t lr_sim_read(struct lr_sim *s, raft_id node, int mode, const char *q,
-                     size_t len, uint64_t timeout_ms) {
+uint64_t lr_sim_read(struct lr_sim *s, raft_id node, int mode, const char *q, size_t len,
+                     uint64_t timeout_ms) {
   lr__sim_flush(s);
   uint64_t id;
   int slot;
@@ -481,7 +486,7 @@ uint64_t lr_sim_change(struct lr_sim *s, raft_id node, int kind, raft_id target,
   uint64_t id;
   int slot;
   lr__sim_trace(s, "change #%llu n%llu kind %d target %llu", (unsigned long long)(s->next_id + 1),
-            (unsigned long long)node, kind, (unsigned long long)target);
+                (unsigned long long)node, kind, (unsigned long long)target);
   struct lr__sim_waiter *w = request(s, node, W_CHANGE, timeout_ms, &id, &slot);
   if (w == NULL) return id;
   struct lr__sim_node *n = &s->nodes[slot];
@@ -624,8 +629,8 @@ void lr_sim_heal(struct lr_sim *s) {
   lr__sim_trace(s, "heal");
 }
 
-void lr_sim_net(struct lr_sim *s, double drop, double duplicate, uint32_t lo,
-                uint32_t hi, bool reorder) {
+void lr_sim_net(struct lr_sim *s, double drop, double duplicate, uint32_t lo, uint32_t hi,
+                bool reorder) {
   lr__sim_flush(s);
   s->drop = drop;
   s->dup = duplicate;
@@ -633,11 +638,10 @@ void lr_sim_net(struct lr_sim *s, double drop, double duplicate, uint32_t lo,
   s->hi = hi < lo ? lo : hi;
   s->reorder = reorder;
   lr__sim_trace(s, "net drop %.3f dup %.3f delay %u-%u%s", drop, duplicate, lo, s->hi,
-            reorder ? " reorder" : "");
+                reorder ? " reorder" : "");
 }
 
-int lr_sim_link(struct lr_sim *s, raft_id a, raft_id b, double drop, uint32_t lo,
-                uint32_t hi) {
+int lr_sim_link(struct lr_sim *s, raft_id a, raft_id b, double drop, uint32_t lo, uint32_t hi) {
   lr__sim_flush(s);
   int sa = lr__sim_slot(s, a), sb = lr__sim_slot(s, b);
   if (sa < 0 || sb < 0) return RAFT_EINVAL;
@@ -647,7 +651,7 @@ int lr_sim_link(struct lr_sim *s, raft_id a, raft_id b, double drop, uint32_t lo
   l->lo = lo;
   l->hi = hi < lo ? lo : hi;
   lr__sim_trace(s, "link n%llu->n%llu drop %.3f delay %u-%u", (unsigned long long)a,
-            (unsigned long long)b, drop, lo, l->hi);
+                (unsigned long long)b, drop, lo, l->hi);
   return 0;
 }
 
@@ -720,7 +724,9 @@ void lr_sim_trace_line(struct lr_sim *s, const char *fmt, ...) {
   lr_buf_append(&s->trace, line, n);
 }
 
-uint64_t lr_sim_applied_total(const struct lr_sim *s) { return s->applied_total; }
+uint64_t lr_sim_applied_total(const struct lr_sim *s) {
+  return s->applied_total;
+}
 
 /* ---- life ---------------------------------------------------------------- */
 static char *dup_str(const char *p, size_t n) {
@@ -732,8 +738,7 @@ static char *dup_str(const char *p, size_t n) {
   return c;
 }
 
-int lr_sim_new(const struct lr_sim_options *o, struct lr_sim **out, char *err,
-               size_t errlen) {
+int lr_sim_new(const struct lr_sim_options *o, struct lr_sim **out, char *err, size_t errlen) {
   if (o->n_nodes == 0 || o->n_nodes > LR_SIM_NODES_MAX) {
     snprintf(err, errlen, "nodes must be between 1 and %d", LR_SIM_NODES_MAX);
     return -1;
@@ -756,7 +761,8 @@ int lr_sim_new(const struct lr_sim_options *o, struct lr_sim **out, char *err,
   if (o->sm.chunkname)
     s->o.sm.chunkname = s->sm_chunkname = dup_str(o->sm.chunkname, strlen(o->sm.chunkname));
   uint64_t x = o->seed;
-  for (int i = 0; i < 4; i++) s->rng[i] = raft_splitmix64(&x);
+  for (int i = 0; i < 4; i++)
+    s->rng[i] = raft_splitmix64(&x);
   s->lo = o->net_lo;
   s->hi = o->net_hi < o->net_lo ? o->net_lo : o->net_hi;
   lr_buf_init(&s->trace);
@@ -792,7 +798,8 @@ void lr_sim_free(struct lr_sim *s) {
   raft_free(s->events.a);
   raft_free(s->timeouts.a);
   raft_free(s->waiters);
-  for (size_t i = 0; i < s->cq_n; i++) raft_free(s->cq[s->cq_head + i].buf);
+  for (size_t i = 0; i < s->cq_n; i++)
+    raft_free(s->cq[s->cq_head + i].buf);
   raft_free(s->cq);
   raft_free(s->cq_last);
   lr_buf_free(&s->trace);

@@ -48,22 +48,20 @@ struct lr_sim_options {
   size_t node_memory_max[LR_SIM_NODES_MAX];
 };
 
-
 struct lr_sim_completion {
   uint64_t id;
-  uint64_t time;     /* virtual ms */
-  const char *code;  /* NULL: success; else an API.md error code */
-  const char *data;  /* success: lr_encode bytes (may be empty: no value);
-                        error: the message */
+  uint64_t time;    /* virtual ms */
+  const char *code; /* NULL: success; else an API.md error code */
+  const char *data; /* success: lr_encode bytes (may be empty: no value);
+                       error: the message */
   size_t len;
-  raft_index index;  /* proposals/changes: the entry's index when known */
+  raft_index index; /* proposals/changes: the entry's index when known */
   raft_term term;
-  raft_id leader;    /* not_leader: the leader when known */
+  raft_id leader; /* not_leader: the leader when known */
 };
 
 struct lr_sim;
-int lr_sim_new(const struct lr_sim_options *o, struct lr_sim **out, char *err,
-               size_t errlen);
+int lr_sim_new(const struct lr_sim_options *o, struct lr_sim **out, char *err, size_t errlen);
 void lr_sim_free(struct lr_sim *s);
 
 uint64_t lr_sim_now(const struct lr_sim *s);
@@ -80,17 +78,16 @@ bool lr_sim_step(struct lr_sim *s, uint64_t limit);
  * the simulator next runs or is acted on: a burst of proposals is one write
  * and one APPEND per follower, as in a real host's loop iteration. */
 uint64_t lr_sim_propose(struct lr_sim *s, raft_id node, const char *cmd, size_t len,
-                        const char *client, size_t client_len, uint64_t seq,
-                        uint64_t timeout_ms);
+                        const char *client, size_t client_len, uint64_t seq, uint64_t timeout_ms);
 /* n proposals of the same command, exactly as n lr_sim_propose calls in a
  * row: their ids are consecutive, the first is returned (0 if n is 0). With a
  * client, proposal i (from 0) has sequence number seq + i. */
 uint64_t lr_sim_propose_many(struct lr_sim *s, raft_id node, const char *cmd, size_t len,
-                             uint32_t n, const char *client, size_t client_len,
-                             uint64_t seq, uint64_t timeout_ms);
+                             uint32_t n, const char *client, size_t client_len, uint64_t seq,
+                             uint64_t timeout_ms);
 /* mode: LR_READ_* (drive.h) */
-uint64_t lr_sim_read(struct lr_sim *s, raft_id node, int mode,
-                     const char *q, size_t len, uint64_t timeout_ms);
+uint64_t lr_sim_read(struct lr_sim *s, raft_id node, int mode, const char *q, size_t len,
+                     uint64_t timeout_ms);
 /* kind: RAFT_ADD_VOTER / RAFT_ADD_LEARNER / RAFT_PROMOTE / RAFT_REMOVE */
 uint64_t lr_sim_change(struct lr_sim *s, raft_id node, int kind, raft_id target,
                        const char *address, uint64_t timeout_ms);
@@ -111,23 +108,21 @@ int lr_sim_add_node(struct lr_sim *s, raft_id node, char *err, size_t errlen);
  * still take the virtual disk latency. Kept across restarts (a bad disk). */
 int lr_sim_fail_writes(struct lr_sim *s, raft_id node, uint32_t count);
 /* group[i] = partition group of node slot i; 0 = connected to everything */
-void lr_sim_partition(struct lr_sim *s, const raft_id *ids, const int *groups,
-                      uint32_t n);
+void lr_sim_partition(struct lr_sim *s, const raft_id *ids, const int *groups, uint32_t n);
 void lr_sim_heal(struct lr_sim *s);
-void lr_sim_net(struct lr_sim *s, double drop, double duplicate, uint32_t lo,
-                uint32_t hi, bool reorder);
+void lr_sim_net(struct lr_sim *s, double drop, double duplicate, uint32_t lo, uint32_t hi,
+                bool reorder);
 /* One direction a -> b; drop < 0 clears the override. */
-int lr_sim_link(struct lr_sim *s, raft_id a, raft_id b, double drop, uint32_t lo,
-                uint32_t hi);
+int lr_sim_link(struct lr_sim *s, raft_id a, raft_id b, double drop, uint32_t lo, uint32_t hi);
 
 /* Introspection. */
 struct lr_sim_node_status {
   bool exists, up;
-  struct raft_status raft;     /* valid when up */
+  struct raft_status raft; /* valid when up */
   raft_index applied, snapshot_index;
   uint32_t sessions;
   uint32_t incarnation;
-  struct lr_sm_status sm;      /* valid when up: halted, diverged, digests */
+  struct lr_sm_status sm; /* valid when up: halted, diverged, digests */
 };
 int lr_sim_status(struct lr_sim *s, raft_id node, struct lr_sim_node_status *st);
 uint32_t lr_sim_nodes(const struct lr_sim *s, raft_id *ids); /* existing nodes */
@@ -150,6 +145,6 @@ const char *lr_sim_trace(const struct lr_sim *s, size_t *len);
 /* Appends a line to the trace (the binding records ticket events). */
 void lr_sim_trace_line(struct lr_sim *s, const char *fmt, ...);
 uint64_t lr_sim_applied_total(const struct lr_sim *s); /* entries applied, all nodes */
-uint64_t lr_sim_random(struct lr_sim *s); /* the sim's PRNG, for scripts */
+uint64_t lr_sim_random(struct lr_sim *s);              /* the sim's PRNG, for scripts */
 
 #endif

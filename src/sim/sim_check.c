@@ -53,7 +53,8 @@ uint64_t lr__sim_hash(const void *p, size_t n) {
 static void grow(void **p, size_t *cap, size_t need, size_t size) {
   if (need < *cap) return;
   size_t c = *cap ? *cap : 1024;
-  while (c <= need) c *= 2;
+  while (c <= need)
+    c *= 2;
   char *q = raft_realloc(*p, c * size);
   if (q == NULL) abort(); /* UNTESTED */
   memset(q + *cap * size, 0, (c - *cap) * size);
@@ -67,8 +68,8 @@ void lr__sim_check_leader(struct lr_sim *s, uint32_t slot, raft_term term) {
   raft_id other = s->leader_of_term[term];
   if (other != 0 && other != n->id)
     lr__sim_violation(s, "election safety: n%llu and n%llu are both leaders of term %llu",
-                  (unsigned long long)other, (unsigned long long)n->id,
-                  (unsigned long long)term);
+                      (unsigned long long)other, (unsigned long long)n->id,
+                      (unsigned long long)term);
   s->leader_of_term[term] = n->id;
   raft_index a = s->applied_max;
   if (a == 0) return;
@@ -78,10 +79,11 @@ void lr__sim_check_leader(struct lr_sim *s, uint32_t slot, raft_term term) {
   const struct raft_entry *e = raft_log_entry(lr_drive_raft(n->d), a);
   raft_term want = s->applied_map[a].term;
   if (e == NULL || e->term != want)
-    lr__sim_violation(s, "leader completeness: n%llu leads term %llu without entry %llu "
-                  "(term %llu) that was applied",
-                  (unsigned long long)n->id, (unsigned long long)term,
-                  (unsigned long long)a, (unsigned long long)want);
+    lr__sim_violation(s,
+                      "leader completeness: n%llu leads term %llu without entry %llu "
+                      "(term %llu) that was applied",
+                      (unsigned long long)n->id, (unsigned long long)term, (unsigned long long)a,
+                      (unsigned long long)want);
 }
 
 void lr__sim_check_applied(struct lr_sim *s, uint32_t slot, const struct raft_entry *e) {
@@ -92,11 +94,12 @@ void lr__sim_check_applied(struct lr_sim *s, uint32_t slot, const struct raft_en
     s->applied_map[e->index].term = e->term;
     s->applied_map[e->index].hash = h;
   } else if (s->applied_map[e->index].term != e->term || s->applied_map[e->index].hash != h) {
-    lr__sim_violation(s, "state machine safety: n%llu applied a different entry at index %llu "
-                  "(term %llu, others term %llu)",
-                  (unsigned long long)s->nodes[slot].id, (unsigned long long)e->index,
-                  (unsigned long long)e->term,
-                  (unsigned long long)s->applied_map[e->index].term);
+    lr__sim_violation(s,
+                      "state machine safety: n%llu applied a different entry at index %llu "
+                      "(term %llu, others term %llu)",
+                      (unsigned long long)s->nodes[slot].id, (unsigned long long)e->index,
+                      (unsigned long long)e->term,
+                      (unsigned long long)s->applied_map[e->index].term);
   }
   if (e->index > s->applied_max) s->applied_max = e->index;
 }
@@ -134,7 +137,7 @@ uint64_t lr__sim_check_chain_of(struct lr_sim *s, raft_index index, raft_term te
 }
 
 uint64_t lr__sim_check_persist(struct lr_sim *s, uint32_t slot, uint64_t prev,
-                           const struct raft_entry *e) {
+                               const struct raft_entry *e) {
   if (prev == 0) return 0; /* unknown prefix: nothing to compare */
   uint64_t chain = mix(prev ^ mix(e->term * 31 + e->type) ^ lr__sim_hash(e->data, e->len));
   if (chain == 0) chain = 1;
@@ -146,10 +149,11 @@ uint64_t lr__sim_check_persist(struct lr_sim *s, uint32_t slot, uint64_t prev,
     c->chain = chain;
     s->ch_n++;
   } else if (c->chain != chain) {
-    lr__sim_violation(s, "log matching: n%llu holds entry %llu of term %llu with a log that "
-                  "differs from another node's",
-                  (unsigned long long)s->nodes[slot].id, (unsigned long long)e->index,
-                  (unsigned long long)e->term);
+    lr__sim_violation(s,
+                      "log matching: n%llu holds entry %llu of term %llu with a log that "
+                      "differs from another node's",
+                      (unsigned long long)s->nodes[slot].id, (unsigned long long)e->index,
+                      (unsigned long long)e->term);
   }
   return chain;
 }

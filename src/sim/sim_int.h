@@ -14,13 +14,13 @@ struct lr__sim_blk {
   char data[];
 };
 
-struct lr__sim_slog { /* one durable log entry */
-  struct raft_entry e;     /* e.data points into blk */
+struct lr__sim_slog {  /* one durable log entry */
+  struct raft_entry e; /* e.data points into blk */
   struct lr__sim_blk *blk;
-  uint64_t chain;          /* hash of the log up to here (log matching) */
+  uint64_t chain; /* hash of the log up to here (log matching) */
 };
 
-struct lr__sim_snap { /* a durable snapshot */
+struct lr__sim_snap {             /* a durable snapshot */
   struct raft_snapshot_meta meta; /* config owned */
   char *data;
   size_t len;
@@ -53,7 +53,7 @@ struct lr__sim_node {
   /* the write in flight (owned by the driver's queue) */
   struct lr_store_batch *writing;
   uint32_t write_ms;
-  bool write_fails;    /* the write in flight fails (lr_sim_fail_writes) */
+  bool write_fails;     /* the write in flight fails (lr_sim_fail_writes) */
   uint32_t fail_writes; /* how many of the next writes fail: a failing disk */
   uint64_t last_tick;
   /* volatile, seen in the driver's events */
@@ -81,8 +81,8 @@ struct lr__sim_heap {
 
 struct lr__sim_cmpl {
   struct lr_sim_completion c;
-  char *buf;       /* owns data when longer than small */
-  char small[40];  /* data up to 40 bytes: no allocation */
+  char *buf;      /* owns data when longer than small */
+  char small[40]; /* data up to 40 bytes: no allocation */
 };
 
 struct lr__sim_link {
@@ -117,16 +117,23 @@ struct lr_sim {
   size_t w_cap, w_n;
   struct lr__sim_cmpl *cq;
   size_t cq_head, cq_n, cq_cap;
-  char *cq_last; /* buffer of the completion handed out last */
+  char *cq_last;              /* buffer of the completion handed out last */
   struct lr__sim_cmpl cq_out; /* the completion handed out last */
   /* checks */
   char violation[512];
   raft_id *leader_of_term;
   size_t lot_cap;
-  struct { raft_term term; uint64_t hash; } *applied_map;
+  struct {
+    raft_term term;
+    uint64_t hash;
+  } * applied_map;
   size_t am_cap;
   raft_index applied_max;
-  struct lr__sim_chain { raft_index index; raft_term term; uint64_t chain; } *chains;
+  struct lr__sim_chain {
+    raft_index index;
+    raft_term term;
+    uint64_t chain;
+  } * chains;
   size_t ch_cap, ch_n;
   uint64_t applied_total;
   /* trace */
@@ -143,21 +150,20 @@ int lr__sim_slot(const struct lr_sim *s, raft_id id);
 void lr__sim_flush(struct lr_sim *s); /* drains nodes with proposals waiting */
 struct lr__sim_waiter *lr__sim_waiter_get(struct lr_sim *s, uint64_t id);
 /* Completes waiter id (if pending) and frees it. */
-void lr__sim_complete(struct lr_sim *s, uint64_t id, const char *code, const char *data,
-                  size_t len, raft_index index, raft_term term, raft_id leader);
+void lr__sim_complete(struct lr_sim *s, uint64_t id, const char *code, const char *data, size_t len,
+                      raft_index index, raft_term term, raft_id leader);
 void lr__sim_complete_err(struct lr_sim *s, uint64_t id, int rv, raft_id leader);
 /* Completes every waiter of this node incarnation (not changes, unless
  * `changes`), in id order, so the trace does not depend on hashing. */
 void lr__sim_complete_node(struct lr_sim *s, uint32_t slot, bool changes, const char *code,
                            const char *msg, size_t len);
-#define lr__sim_trace(s, ...)                                                      \
-  do {                                                                         \
-    if ((s)->o.trace) lr_sim_trace_line((s), __VA_ARGS__);                     \
+#define lr__sim_trace(s, ...)                                                                      \
+  do {                                                                                             \
+    if ((s)->o.trace) lr_sim_trace_line((s), __VA_ARGS__);                                         \
   } while (0)
 
 /* sim_node.c: the simulator's adapter of the driver, and its durable store */
-int lr__sim_node_start(struct lr_sim *s, uint32_t slot, bool founding, char *err,
-                   size_t errlen);
+int lr__sim_node_start(struct lr_sim *s, uint32_t slot, bool founding, char *err, size_t errlen);
 void lr__sim_node_stop(struct lr_sim *s, uint32_t slot); /* crash */
 void lr__sim_node_free_storage(struct lr__sim_node *n);
 void lr__sim_node_drain(struct lr_sim *s, uint32_t slot);
@@ -171,7 +177,7 @@ uint64_t lr__sim_hash(const void *p, size_t n);
 void lr__sim_check_leader(struct lr_sim *s, uint32_t slot, raft_term term);
 void lr__sim_check_applied(struct lr_sim *s, uint32_t slot, const struct raft_entry *e);
 uint64_t lr__sim_check_persist(struct lr_sim *s, uint32_t slot, uint64_t prev_chain,
-                           const struct raft_entry *e);
+                               const struct raft_entry *e);
 uint64_t lr__sim_check_chain_of(struct lr_sim *s, raft_index index, raft_term term);
 void lr__sim_check_free(struct lr_sim *s);
 

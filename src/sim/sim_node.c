@@ -36,7 +36,8 @@ static void log_truncate(struct lr__sim_node *n, raft_index from) {
 /* Drops durable log entries with index <= upto. */
 static void log_compact(struct lr__sim_node *n, raft_index upto) {
   size_t k = 0;
-  while (k < n->log_n && n->log[k].e.index <= upto) lr__sim_blk_unref(n->log[k++].blk);
+  while (k < n->log_n && n->log[k].e.index <= upto)
+    lr__sim_blk_unref(n->log[k++].blk);
   memmove(n->log, n->log + k, (n->log_n - k) * sizeof *n->log);
   n->log_n -= k;
 }
@@ -66,7 +67,7 @@ static int log_append(struct lr_sim *s, uint32_t slot, const struct raft_entry *
     prev = e->index == 1 ? 1 : 0;
   if (prev == 0 && !s->o.no_checks)
     lr__sim_violation(s, "n%llu: log gap: entry %llu does not follow the durable log",
-                  (unsigned long long)n->id, (unsigned long long)e->index);
+                      (unsigned long long)n->id, (unsigned long long)e->index);
   struct lr__sim_slog *l = &n->log[n->log_n++];
   l->e = *e;
   l->blk = blk;
@@ -135,7 +136,8 @@ void lr__sim_node_durable(struct lr_sim *s, uint32_t slot) {
   if (v.snap) store_snapshot(s, slot, &v);
   if (v.n_entries > 0) {
     size_t size = sizeof(struct lr__sim_blk) + (size_t)v.n_entries * sizeof(struct raft_entry);
-    for (uint32_t i = 0; i < v.n_entries; i++) size += v.entries[i].len;
+    for (uint32_t i = 0; i < v.n_entries; i++)
+      size += v.entries[i].len;
     struct lr__sim_blk *blk = raft_malloc(size);
     if (blk == NULL) abort(); /* UNTESTED */
     blk->refs = 1;
@@ -178,8 +180,7 @@ static int io_write(void *data, struct lr_store_batch *b) {
 
 /* Snapshots are made at once: virtual time stands still while snapshot()
  * runs, as it did before the real node took them in a forked child. */
-static int io_snapshot(void *data, struct lr_sm *sm, struct lr_buf *out, char *err,
-                       size_t errlen) {
+static int io_snapshot(void *data, struct lr_sm *sm, struct lr_buf *out, char *err, size_t errlen) {
   (void)data;
   return lr_sm_snapshot(sm, out, err, errlen);
 }
@@ -310,8 +311,7 @@ static int bootstrap(struct lr_sim *s, uint32_t slot, char *err, size_t errlen) 
   return 0;
 }
 
-int lr__sim_node_start(struct lr_sim *s, uint32_t slot, bool founding, char *err,
-                   size_t errlen) {
+int lr__sim_node_start(struct lr_sim *s, uint32_t slot, bool founding, char *err, size_t errlen) {
   struct lr__sim_node *n = &s->nodes[slot];
   n->sim = s;
   if (founding && bootstrap(s, slot, err, errlen) != 0) return -1;
@@ -327,7 +327,8 @@ int lr__sim_node_start(struct lr_sim *s, uint32_t slot, bool founding, char *err
   if (n->log_n > 0) {
     entries = raft_malloc(n->log_n * sizeof *entries);
     if (entries == NULL) abort(); /* UNTESTED */
-    for (size_t i = 0; i < n->log_n; i++) entries[i] = n->log[i].e;
+    for (size_t i = 0; i < n->log_n; i++)
+      entries[i] = n->log[i].e;
   }
   boot.entries = entries;
   boot.n_entries = (uint32_t)n->log_n;
@@ -352,7 +353,7 @@ int lr__sim_node_start(struct lr_sim *s, uint32_t slot, bool founding, char *err
     raft_free_node(r);
     return -1;
   }
-  raft_index last = n->log_n > 0 ? n->log[n->log_n - 1].e.index
+  raft_index last = n->log_n > 0  ? n->log[n->log_n - 1].e.index
                     : n->has_snap ? n->snap.meta.index
                                   : 0;
   struct lr_drive_options o = {.id = n->id, .raft = r, .sm = sm, .boot_snapshot = boot.snapshot};

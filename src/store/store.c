@@ -222,16 +222,13 @@ int lr_store_batch_entries(struct lr_store_batch *b, const struct raft_entry *e,
 static int batch_snapshot(struct lr_store_batch *b, const struct raft_snapshot *snap, bool take) {
   if (snap->meta.index == 0 || b->has_snap || b->n_entries > 0)
     return RAFT_EINVAL; /* entries in the same batch must come after */
-  uint8_t *data = take && snap->data ? (uint8_t *)snap->data
-                                     : raft_malloc(snap->len > 0 ? snap->len : 1);
-  if (data == NULL)
-    return RAFT_ENOMEM;
-  if (!take && snap->len > 0)
-    memcpy(data, snap->data, snap->len);
+  uint8_t *data =
+      take && snap->data ? (uint8_t *)snap->data : raft_malloc(snap->len > 0 ? snap->len : 1);
+  if (data == NULL) return RAFT_ENOMEM;
+  if (!take && snap->len > 0) memcpy(data, snap->data, snap->len);
   b->snap = snap->meta;
   if (raft_config_copy(&snap->meta.config, &b->snap.config) != 0) {
-    if (data != snap->data)
-      raft_free(data);
+    if (data != snap->data) raft_free(data);
     return RAFT_ENOMEM;
   }
   b->has_snap = true;
