@@ -54,19 +54,6 @@ static const char *const event_names[] = {
     [LR_EV_LEADER] = "leader",   [LR_EV_COMMIT] = "commit",     [LR_EV_APPLY] = "apply",
     [LR_EV_MEMBERS] = "members", [LR_EV_SNAPSHOT] = "snapshot", [LR_EV_STOPPED] = "stopped"};
 
-static const char *role_name(int role) {
-  switch (role) {
-  case RAFT_LEADER:
-    return "leader";
-  case RAFT_CANDIDATE:
-    return "candidate";
-  case RAFT_PRE_CANDIDATE:
-    return "candidate";
-  default:
-    return "follower";
-  }
-}
-
 static void push_opt_str(lua_State *L, const char *s, size_t len, bool has) {
   if (has)
     lua_pushlstring(L, s, len);
@@ -100,7 +87,7 @@ static void on_event(void *data, const struct lr_event *ev) {
     nargs += 2;
     break;
   case LR_EV_ROLE:
-    lua_pushstring(L, role_name(ev->role));
+    lua_pushstring(L, luaraft__role_name(ev->role, false));
     lua_pushinteger(L, (lua_Integer)ev->term);
     nargs += 2;
     break;
@@ -455,7 +442,7 @@ static int l_status(lua_State *L) {
   snprintf(cid, sizeof cid, "%016llx", (unsigned long long)lr_node_cluster_id(ln->n));
   lua_pushstring(L, cid);
   lua_setfield(L, -2, "cluster_id");
-  lua_pushstring(L, s.is_learner ? "learner" : role_name(s.role));
+  lua_pushstring(L, s.is_learner ? "learner" : luaraft__role_name(s.role, false));
   lua_setfield(L, -2, "role");
   set_int(L, "term", s.term);
   if (s.leader) set_int(L, "leader", s.leader);

@@ -9,6 +9,25 @@ static void set_int(lua_State *L, const char *k, uint64_t v) {
   lua_setfield(L, -2, k);
 }
 
+/* A latency histogram as Prometheus-style cumulative buckets:
+ * { {le_seconds, count}, ..., {"+Inf", count} }; n counts include +Inf. */
+static void push_buckets(lua_State *L, const uint64_t *counts, const double *bounds_ms, int n) {
+  lua_createtable(L, n, 0);
+  uint64_t cum = 0;
+  for (int i = 0; i < n; i++) {
+    cum += counts[i];
+    lua_createtable(L, 2, 0);
+    if (i < n - 1)
+      lua_pushnumber(L, bounds_ms[i] / 1000.0);
+    else
+      lua_pushliteral(L, "+Inf");
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, (lua_Integer)cum);
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
 void luaraft__push_metrics(lua_State *L, const struct lr_drive_metrics *m,
                            const struct luaraft_net_counts *net,
                            const struct raft_progress_info *pi, uint32_t np) {
@@ -34,20 +53,7 @@ void luaraft__push_metrics(lua_State *L, const struct lr_drive_metrics *m,
   set_int(L, "peers_up", net->peers_up);
   lua_pushnumber(L, m->fsync_sum_ms / 1000.0);
   lua_setfield(L, -2, "fsync_seconds_sum");
-  lua_createtable(L, LR_FSYNC_BUCKETS, 0); /* cumulative buckets: { le_seconds, count } */
-  uint64_t cum = 0;
-  for (int i = 0; i < LR_FSYNC_BUCKETS; i++) {
-    cum += m->fsync_buckets[i];
-    lua_createtable(L, 2, 0);
-    if (i < LR_FSYNC_BUCKETS - 1)
-      lua_pushnumber(L, lr_fsync_bounds_ms[i] / 1000.0);
-    else
-      lua_pushliteral(L, "+Inf");
-    lua_rawseti(L, -2, 1);
-    lua_pushinteger(L, (lua_Integer)cum);
-    lua_rawseti(L, -2, 2);
-    lua_rawseti(L, -2, i + 1);
-  }
+  push_buckets(L, m->fsync_buckets, lr_fsync_bounds_ms, LR_FSYNC_BUCKETS);
   lua_setfield(L, -2, "fsync_buckets");
   /* per-stage latency (drive.h): stages[name] = { count, sum_seconds,
    * buckets = cumulative { le_seconds, count } } */
@@ -58,20 +64,7 @@ void luaraft__push_metrics(lua_State *L, const struct lr_drive_metrics *m,
     set_int(L, "count", st->count);
     lua_pushnumber(L, st->sum_ms / 1000.0);
     lua_setfield(L, -2, "sum_seconds");
-    lua_createtable(L, LR_STAGE_BUCKETS, 0);
-    uint64_t c = 0;
-    for (int i = 0; i < LR_STAGE_BUCKETS; i++) {
-      c += st->buckets[i];
-      lua_createtable(L, 2, 0);
-      if (i < LR_STAGE_BUCKETS - 1)
-        lua_pushnumber(L, lr_stage_bounds_ms[i] / 1000.0);
-      else
-        lua_pushliteral(L, "+Inf");
-      lua_rawseti(L, -2, 1);
-      lua_pushinteger(L, (lua_Integer)c);
-      lua_rawseti(L, -2, 2);
-      lua_rawseti(L, -2, i + 1);
-    }
+    push_buckets(L, st->buckets, lr_stage_bounds_ms, LR_STAGE_BUCKETS);
     lua_setfield(L, -2, "buckets");
     lua_setfield(L, -2, lr_stage_names[s]);
   }

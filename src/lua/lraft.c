@@ -63,6 +63,18 @@ void luaraft__new_metatable(lua_State *L, const char *name, const luaL_Reg *meth
   lua_pop(L, 1);
 }
 
+const char *luaraft__role_name(int role, bool learner) {
+  switch (role) {
+  case RAFT_LEADER:
+    return "leader";
+  case RAFT_CANDIDATE:
+  case RAFT_PRE_CANDIDATE:
+    return "candidate";
+  default:
+    return learner ? "learner" : "follower";
+  }
+}
+
 /* package.preload loader for an embedded module: upvalue 1 is its index. */
 static int load_embedded(lua_State *L) {
   int i = (int)lua_tointeger(L, lua_upvalueindex(1));

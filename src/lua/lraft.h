@@ -4,6 +4,8 @@
 #ifndef LUARAFT_LUA_LRAFT_H
 #define LUARAFT_LUA_LRAFT_H
 
+#include <stdbool.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 #include <uv.h>
@@ -31,7 +33,10 @@ lua_State *luaraft__main_thread(lua_State *L);
 /* A metatable with `methods` in __index and `gc` as __gc and __close. */
 void luaraft__new_metatable(lua_State *L, const char *name, const luaL_Reg *methods,
                             lua_CFunction gc);
-void luaraft__handles_open(lua_State *L); /* timer, signal, log, wall_ms */
+void luaraft__handles_open(lua_State *L);
+/* The role as the API names it: a pre-candidate is a "candidate"; a
+ * follower that is a learner is a "learner". */
+const char *luaraft__role_name(int role, bool learner); /* timer, signal, log, wall_ms */
 
 /* node:metrics() of real and simulated nodes alike (the keys /metrics
  * exports): the driver's counters, the transport's, the leader's progress. */

@@ -422,19 +422,6 @@ static int sim_link(lua_State *L) {
   return luaraft__push_rv(L, rv);
 }
 
-static const char *role_name(int role, bool learner) {
-  switch (role) {
-  case RAFT_LEADER:
-    return "leader";
-  case RAFT_CANDIDATE:
-    return "candidate";
-  case RAFT_PRE_CANDIDATE:
-    return "candidate";
-  default:
-    return learner ? "learner" : "follower";
-  }
-}
-
 static void set_int(lua_State *L, const char *k, uint64_t v) {
   lua_pushinteger(L, (lua_Integer)v);
   lua_setfield(L, -2, k);
@@ -456,7 +443,7 @@ static int sim_status(lua_State *L) {
     lua_setfield(L, -2, "role");
     return 1;
   }
-  lua_pushstring(L, role_name(st.raft.role, st.raft.is_learner));
+  lua_pushstring(L, luaraft__role_name(st.raft.role, st.raft.is_learner));
   lua_setfield(L, -2, "role");
   set_int(L, "term", st.raft.term);
   if (st.raft.leader) set_int(L, "leader", st.raft.leader);
