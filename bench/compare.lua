@@ -35,20 +35,8 @@ local sleep = cluster.sleep
 
 local function now_ms() return uv.hrtime() / 1e6 end
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  p:close()
-  return out
-end
-
-local function free_port()
-  local s = uv.new_tcp()
-  assert(s:bind("127.0.0.1", 0))
-  local port = s:getsockname().port
-  s:close()
-  return port
-end
+local support = dofile((arg and arg[0] and arg[0]:match("^(.*)/") or "bench") .. "/support.lua")
+local sh, free_port = support.sh, support.free_port
 
 local function median(t)
   local s = { table.unpack(t) }

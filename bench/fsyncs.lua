@@ -13,20 +13,8 @@ local requests = tonumber(arg and arg[1]) or 3000
 local build = os.getenv("LUARAFT_RELEASE_BUILD") or "build"
 local binary = build .. "/luaraft"
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  p:close()
-  return out
-end
-
-local function free_port()
-  local s = uv.new_tcp()
-  assert(s:bind("127.0.0.1", 0))
-  local port = s:getsockname().port
-  s:close()
-  return port
-end
+local support = dofile((arg and arg[0] and arg[0]:match("^(.*)/") or "bench") .. "/support.lua")
+local sh, free_port = support.sh, support.free_port
 
 local dir = sh("mktemp -d /tmp/luaraft-fsyncs.XXXXXX"):gsub("%s+$", "")
 local http = "127.0.0.1:" .. free_port()
