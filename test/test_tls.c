@@ -68,25 +68,33 @@ static struct lr_tls_ctx *ctx(const char *name, const char *ca) {
   return c;
 }
 
-/* Moves ciphertext each way until neither side has anything to send. */
-static void pump(struct lr_tls *x, struct lr_tls *y, int *rx, int *ry) {
+/* Moves all x has to send into y; returns the bytes moved. */
+static size_t drain(struct lr_tls *x, struct lr_tls *y) {
   char buf[4096];
-  for (int round = 0; round < 20; round++) {
-    bool moved = false;
-    while (lr_tls_pending(x)) {
-      size_t n = lr_tls_take(x, buf, sizeof buf);
-      assert_int_equal(lr_tls_feed(y, buf, n), 0);
-      moved = true;
-    }
-    if (!lr_tls_established(y)) *ry = lr_tls_handshake(y);
-    while (lr_tls_pending(y)) {
-      size_t n = lr_tls_take(y, buf, sizeof buf);
-      assert_int_equal(lr_tls_feed(x, buf, n), 0);
-      moved = true;
-    }
-    if (!lr_tls_established(x)) *rx = lr_tls_handshake(x);
-    if (!moved && lr_tls_pending(x) == 0) return;
+  size_t total = 0;
+  while (lr_tls_pending(x)) {
+    size_t n = lr_tls_take(x, buf, sizeof buf);
+    assert_true(n > 0); /* pending means something to take */
+    assert_int_equal(lr_tls_feed(y, buf, n), 0);
+    total += n;
   }
+  return total;
+}
+
+/* Moves ciphertext each way until neither side has anything to send; a
+ * handshake moves bytes both ways, so each direction must have carried some. */
+static void pump(struct lr_tls *x, struct lr_tls *y, int *rx, int *ry) {
+  size_t xy = 0, yx = 0;
+  for (int round = 0; round < 20; round++) {
+    size_t a = drain(x, y);
+    if (!lr_tls_established(y)) *ry = lr_tls_handshake(y);
+    size_t b = drain(y, x);
+    if (!lr_tls_established(x)) *rx = lr_tls_handshake(x);
+    xy += a;
+    yx += b;
+    if (a == 0 && b == 0 && lr_tls_pending(x) == 0) break;
+  }
+  assert_true(xy > 0 && yx > 0);
 }
 
 static void test_tls_mutual_handshake_and_data(void **state) {
@@ -107,11 +115,8 @@ static void test_tls_mutual_handshake_and_data(void **state) {
   for (size_t i = 0; i < sizeof big; i++)
     big[i] = (char)(i * 7);
   assert_int_equal(lr_tls_write(c, big, sizeof big), 0);
-  char buf[4096];
-  while (lr_tls_pending(c)) {
-    size_t n = lr_tls_take(c, buf, sizeof buf);
-    assert_int_equal(lr_tls_feed(s, buf, n), 0);
-  }
+  /* the records carry all of it, plus their headers and tags */
+  assert_true(drain(c, s) > sizeof big);
   size_t total = 0, n;
   while (lr_tls_read(s, got + total, sizeof got - total, &n) == 0 && n > 0)
     total += n;
@@ -119,10 +124,8 @@ static void test_tls_mutual_handshake_and_data(void **state) {
   assert_memory_equal(got, big, sizeof big);
   /* close_notify reads as ECLOSED. */
   lr_tls_shutdown(s);
-  while (lr_tls_pending(s)) {
-    size_t k = lr_tls_take(s, buf, sizeof buf);
-    assert_int_equal(lr_tls_feed(c, buf, k), 0);
-  }
+  assert_true(drain(s, c) > 0); /* the close_notify alert */
+  char buf[64];
   assert_int_equal(lr_tls_read(c, buf, sizeof buf, &n), RAFT_ETLSCLOSED);
   lr_tls_free(c);
   lr_tls_free(s);
