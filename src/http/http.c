@@ -226,14 +226,15 @@ static void on_written(uv_write_t *req, int status) {
   if (c->writes == 0 && c->state == CONN_DONE) after_writes(c);
 }
 
-/* Queues n bytes on the socket as they are. */
-static int put_raw(struct conn *c, const char *p, size_t n) {
+/* A write request with room for n bytes, or NULL (the connection closed). */
+static struct write_req *write_req_new(struct conn *c, size_t n) {
   struct write_req *w = malloc(sizeof *w + n);
-  if (w == NULL) {
-    conn_close(c);
-    return UV_ENOMEM;
-  }
-  memcpy(w->buf, p, n);
+  if (w == NULL) conn_close(c);
+  return w;
+}
+
+/* Writes the first n bytes of w's buffer; on failure frees w and closes. */
+static int write_req_send(struct conn *c, struct write_req *w, size_t n) {
   w->c = c;
   uv_buf_t b = uv_buf_init(w->buf, (unsigned)n);
   int rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
@@ -246,27 +247,22 @@ static int put_raw(struct conn *c, const char *p, size_t n) {
   return 0;
 }
 
+/* Queues n bytes on the socket as they are. */
+static int put_raw(struct conn *c, const char *p, size_t n) {
+  struct write_req *w = write_req_new(c, n);
+  if (w == NULL) return UV_ENOMEM;
+  memcpy(w->buf, p, n);
+  return write_req_send(c, w, n);
+}
+
 /* Sends what the TLS session has waiting (handshake records, alerts,
  * encrypted replies) in one write. */
 static int flush_tls(struct conn *c) {
   size_t n = lr_tls_pending(c->tls);
   if (n == 0) return 0;
-  struct write_req *w = malloc(sizeof *w + n);
-  if (w == NULL) {
-    conn_close(c);
-    return UV_ENOMEM;
-  }
-  size_t got = lr_tls_take(c->tls, w->buf, n);
-  w->c = c;
-  uv_buf_t b = uv_buf_init(w->buf, (unsigned)got);
-  int rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
-  if (rv < 0) {
-    free(w);
-    conn_close(c);
-    return rv;
-  }
-  c->writes++;
-  return 0;
+  struct write_req *w = write_req_new(c, n);
+  if (w == NULL) return UV_ENOMEM;
+  return write_req_send(c, w, lr_tls_take(c->tls, w->buf, n));
 }
 
 /* Plaintext out: as is, or through the TLS session. */
