@@ -20,24 +20,6 @@ local function wait(fn, seconds)
   return nil
 end
 
--- 2 x n consecutive ports that bind now (retried from another random base
--- if any is taken).
-local function port_block(n)
-  for _ = 1, 50 do
-    local base = 20000 + math.random(0, 39000)
-    local ok = true
-    for p = base, base + 2 * n - 1 do
-      local s = uv.new_tcp()
-      if not s:bind("127.0.0.1", p) then ok = false end
-      s:close()
-      if not ok then break end
-    end
-    uv.run("nowait")
-    if ok then return base, base + n end
-  end
-  error("no free port block")
-end
-
 local http_client = require "raft.http_client"
 local function status(addr)
   local host, port = addr:match("^(.*):(%d+)$")
@@ -51,9 +33,11 @@ end
 
 local function run_cluster(flags)
   local dir = procs.mkdtemp()
-  local port, http = port_block(3)
-  local argv = { procs.binary(), "cluster", "--nodes", "3", "--port", tostring(port),
-    "--http-port", tostring(http), "--data", dir .. "/data" }
+  -- free ports (--port 0): a block of consecutive ports picked "free" in
+  -- the ephemeral range can be taken meanwhile by an outgoing connection's
+  -- source port; the cluster prints the ports it got
+  local argv = { procs.binary(), "cluster", "--nodes", "3", "--port", "0",
+    "--http-port", "0", "--data", dir .. "/data" }
   for _, f in ipairs(flags) do argv[#argv + 1] = f end
   argv[#argv + 1] = "examples/kv.lua"
   -- started through libuv (not a shell in the background), so this
@@ -64,7 +48,14 @@ local function run_cluster(flags)
   uv.fs_close(log)
   assert(handle, pid)
   local addrs = {}
-  for i = 1, 3 do addrs[i] = "127.0.0.1:" .. (http + i - 1) end
+  wait(function()
+    local out = procs.read_file(dir .. "/out") or ""
+    for id, addr in out:gmatch("%[cluster%] node (%d+): pid %d+, peer %S+, http (127%.0%.0%.1:%d+)") do
+      addrs[tonumber(id)] = addr
+    end
+    return addrs[1] and addrs[2] and addrs[3]
+  end, 30)
+  assert(addrs[1] and addrs[2] and addrs[3], procs.read_file(dir .. "/out"))
   return { pid = pid, handle = handle, dir = dir, addrs = addrs }
 end
 
