@@ -193,6 +193,37 @@ describe("the HTTP API of a real node, against hostile clients", function()
     assert.equal("unsupported_media_type", v.error)
   end)
 
+  it("refuses a query parameter or body field it does not know, naming the closest one", function()
+    -- a typo must not silently change what a request does: wait=bogus is
+    -- not "wait for apply", timout=1 is not "the default timeout"
+    local before = select(2, call("POST", "/v1/read", "")).result
+    local st, v = call("POST", "/v1/propose?wait=bogus", '{"k":"typo"}')
+    assert.equal(400, st)
+    assert.equal("wait must be apply or commit", v.message)
+    st, v = call("POST", "/v1/propose?timout=1", '{"k":"typo"}')
+    assert.equal(400, st)
+    assert.equal("unknown query parameter timout (did you mean timeout?)", v.message)
+    st, v = call("POST", "/v1/propose?timeout=soon", '{"k":"typo"}')
+    assert.equal(400, st)
+    assert.matches("^timeout must be a number of seconds", v.message)
+    st, v = call("POST", "/v1/read?consistancy=stale", "")
+    assert.equal(400, st)
+    assert.equal("unknown query parameter consistancy (did you mean consistency?)", v.message)
+    st, v = call("POST", "/v1/members", '{"id":9,"adress":"127.0.0.1:9"}')
+    assert.equal(400, st)
+    assert.equal("unknown field adress (did you mean address?)", v.message)
+    st, v = call("POST", "/v1/leader/transfer", '{"too":2}')
+    assert.equal(400, st)
+    assert.equal("unknown field too (did you mean to?)", v.message)
+    -- none of them was applied; the spelled-right ones work
+    assert.equal(before, select(2, call("POST", "/v1/read", "")).result)
+    st, v = call("POST", "/v1/propose?wait=commit&timeout=5", '{"k":"typo"}')
+    assert.equal(200, st)
+    assert.truthy(v.index)
+    st = call("POST", "/v1/read?consistency=stale&timeout=2", "")
+    assert.equal(200, st)
+  end)
+
   it("refuses NaN, Infinity, hex and overflowing numbers with 400", function()
     local bads = { '{"v":NaN}', '{"v":Infinity}', '{"v":-Infinity}', '{"v":0x10}', '{"v":1e400}', '[-1e999]' }
     for _, bad in ipairs(bads) do

@@ -60,4 +60,41 @@ describe("raft.options", function()
     assert.equal("election_ms", options.suggest("eletcion_ms", options.names("node")))
     assert.equal("--snapshot-entries", options.flag("snapshot_entries"))
   end)
+
+  it("is what raft.node and raft.sim check their options with", function()
+    local raft = require "raft"
+    local KV = "examples/kv.lua"
+    local ok, err = pcall(raft.node, { id = 1, storage = "memory", state_machine = KV, electon_ms = 5 })
+    assert.is_false(ok)
+    assert.matches("raft.node: unknown option electon_ms %(did you mean election_ms%?%)", err)
+    ok, err = pcall(raft.sim, { nodes = 3, state_machine = KV, hearbeat_ms = 5 })
+    assert.is_false(ok)
+    assert.matches("raft.sim: unknown option hearbeat_ms %(did you mean heartbeat_ms%?%)", err)
+    ok, err = pcall(raft.sim, { nodes = 3, state_machine = KV, disk_ms = { 5, 1 } })
+    assert.is_false(ok)
+    assert.matches("raft.sim: disk_ms must be", err)
+    -- an option of the other kind is not silently ignored either
+    ok, err = pcall(raft.node, { id = 1, storage = "memory", state_machine = KV, seed = 7 })
+    assert.is_false(ok)
+    assert.matches("raft.node: unknown option seed", err)
+    -- integral floats (1e6) are integers
+    local n = raft.node({ id = 1, storage = "memory", state_machine = KV, apply_budget = 1e6,
+      peers = { [1] = "127.0.0.1:1" } })
+    assert.equal(1000000, n.opts.apply_budget)
+    assert.equal(math.type(1000000), math.type(n.opts.apply_budget))
+    -- the defaults are raft.options' own
+    assert.equal(options.default("election_ms"), n.opts.election_ms)
+    assert.equal(options.default("snapshot_entries"), n.opts.snapshot_entries)
+  end)
+
+  it("makes raft.node refuse a wait it does not know", function()
+    local raft = require "raft"
+    local n = raft.node({ id = 1, storage = "memory", state_machine = "examples/kv.lua",
+      peers = { [1] = "127.0.0.1:" .. require("support.procs").free_port() }, log_level = "error" })
+    n:start()
+    local ok, err = pcall(n.propose, n, { op = "set", key = "a", value = 1 }, { wait = "bogus" })
+    n:stop()
+    assert.is_false(ok)
+    assert.matches("wait must be \"apply\" or \"commit\"", err)
+  end)
 end)

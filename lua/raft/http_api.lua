@@ -4,6 +4,7 @@
 local core = require "raft.core"
 local loop = require "raft.loop"
 local json_util = require "raft.json"
+local options = require "raft.options"
 
 local http_api = {}
 
@@ -141,10 +142,51 @@ local function query_params(q)
   return t
 end
 
+-- checked by check_params before any route runs
 local function timeout_of(params)
-  local t = tonumber(params.timeout)
-  if t and t > 0 and t <= 3600 then return t end
-  return nil
+  return params.timeout and tonumber(params.timeout)
+end
+
+-- The query parameters each route takes; a typo (`timout=`, `wait=comit`)
+-- must not silently change what a request does, so anything else is 400.
+local PARAMS = {
+  ["POST /v1/propose"] = { "timeout", "wait" },
+  ["POST /v1/read"] = { "timeout", "consistency" },
+  ["POST /v1/members"] = { "timeout" },
+  ["POST /v1/leader/transfer"] = { "timeout" },
+  members = { "timeout" }, -- DELETE /v1/members/ID, POST /v1/members/ID/promote
+}
+
+-- -> nil, or the sentence of a 400
+local function check_params(params, allowed)
+  local names = {}
+  for k in pairs(params) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local ok = false
+    for _, a in ipairs(allowed) do ok = ok or a == k end
+    if not ok then return options.unknown(k, allowed, "query parameter") end
+  end
+  if params.timeout then
+    local t = tonumber(params.timeout)
+    if not t or not (t > 0 and t <= 3600) then return "timeout must be a number of seconds, above 0 and at most 3600" end
+  end
+  if params.wait and params.wait ~= "apply" and params.wait ~= "commit" then
+    return "wait must be apply or commit"
+  end
+end
+
+-- Fields of a JSON object body that a route reads; any other is 400 (with
+-- the closest known one), for the same reason. -> nil, or the sentence
+local function check_fields(b, known)
+  local names = {}
+  for k in pairs(b) do names[#names + 1] = tostring(k) end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local ok = false
+    for _, a in ipairs(known) do ok = ok or a == k end
+    if not ok then return options.unknown(k, known, "field") end
+  end
 end
 
 local routes = {}
@@ -236,6 +278,8 @@ routes["POST /v1/members"] = function(node, srv, req, params)
   if redirected(node, srv, req) then return end
   local b, err, status = json_body(req)
   if not b then return bad_body(srv, req, err, status) end
+  local ferr = check_fields(b, { "id", "address", "learner", "force" })
+  if ferr then return bad(srv, req, ferr) end
   local id = math.tointeger(b.id)
   if not id or id <= 0 then return bad(srv, req, "id must be a positive integer") end
   if type(b.address) ~= "string" or not b.address:match("^.+:%d+$") then
@@ -250,6 +294,8 @@ routes["POST /v1/leader/transfer"] = function(node, srv, req, params)
   if redirected(node, srv, req) then return end
   local b, err, status = json_body(req)
   if not b then return bad_body(srv, req, err, status) end
+  local ferr = check_fields(b, { "to" })
+  if ferr then return bad(srv, req, ferr) end
   local to = b.to ~= nil and math.tointeger(b.to) or 0
   if not to or to < 0 then return bad(srv, req, "to must be a node id") end
   local ok, terr = node:transfer_leadership(to ~= 0 and to or nil, timeout_of(params))
@@ -283,6 +329,8 @@ end
 routes["POST /v1/faults"] = function(node, srv, req)
   local b, err, status = json_body(req)
   if not b then return bad_body(srv, req, err, status) end
+  local bad_field = check_fields(b, { "drop", "fail_writes" })
+  if bad_field then return bad(srv, req, bad_field) end
   if b.fail_writes ~= nil then
     local n = math.tointeger(b.fail_writes)
     if not n or n < 0 then return bad(srv, req, "fail_writes must be a non-negative integer") end
@@ -479,14 +527,18 @@ local function handle(node, srv, req, auth, counters)
     end
   end
   local params = query_params(req.query)
-  local route = routes[req.method .. " " .. req.path]
+  local key = req.method .. " " .. req.path
+  local route = routes[key]
+  local members = not route and req.path:match("^/v1/members/")
+  local perr = check_params(params, PARAMS[members and "members" or key] or {})
+  if perr and (route or members) then return bad(srv, req, perr) end
   if route then return route(node, srv, req, params) end
-  if req.path:match("^/v1/members/") and member_route(node, srv, req, params) then return end
+  if members and member_route(node, srv, req, params) then return end
   if req.method == "GET" and req.path == "/metrics" then
     return respond(srv, req.id, 200, "text/plain; version=0.0.4", metrics_text(node, srv, counters))
   end
-  for key in pairs(routes) do
-    if key:match(" (.*)$") == req.path then
+  for k in pairs(routes) do
+    if k:match(" (.*)$") == req.path then
       return json(srv, req, 405, { error = "bad_request", message = req.method .. " is not allowed on " .. req.path })
     end
   end

@@ -9,6 +9,7 @@
 -- is nil, err (raft.errors), misuse raises.
 local core = require "raft.core"
 local errors = require "raft.errors"
+local options = require "raft.options"
 local loop = require "raft.loop"
 
 local node = {}
@@ -63,16 +64,19 @@ end
 -- @raise on a bad option, naming it
 function node.new(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'node' (table expected)", 2) end
-  local id = opts.id
+  -- unknown keys (with the closest known one) and the shared checks and
+  -- defaults of raft.options; `o` holds every option with its default
+  local o = options.check("node", opts, "raft.node")
+  local id = o.id
   if math.type(id) ~= "integer" or id <= 0 then error("raft.node: id must be a positive integer", 2) end
-  if opts.peers ~= nil and type(opts.peers) ~= "table" then error("raft.node: peers must be a table { [id] = \"host:port\" }", 2) end
+  if o.peers ~= nil and type(o.peers) ~= "table" then error("raft.node: peers must be a table { [id] = \"host:port\" }", 2) end
   -- http_peers: { [id] = "host:port" } where the other nodes serve HTTP, so
   -- that not_leader errors and /v1/status can name the leader's HTTP address
   -- and membership/transfer requests on a follower can be redirected there
   local http_peers = {}
-  if opts.http_peers ~= nil then
-    if type(opts.http_peers) ~= "table" then error("raft.node: http_peers must be a table { [id] = \"host:port\" }", 2) end
-    for k, v in pairs(opts.http_peers) do
+  if o.http_peers ~= nil then
+    if type(o.http_peers) ~= "table" then error("raft.node: http_peers must be a table { [id] = \"host:port\" }", 2) end
+    for k, v in pairs(o.http_peers) do
       if math.type(k) ~= "integer" or k <= 0 or type(v) ~= "string" or not v:match("^[^%s]+:%d+$") then
         error("raft.node: http_peers must be a table { [id] = \"host:port\" }", 2)
       end
@@ -80,14 +84,15 @@ function node.new(opts)
     end
   end
   local c = {
-    id = id, peers = opts.peers, join = opts.join, listen = opts.listen,
-    storage = opts.storage or "sqlite", data_dir = opts.data_dir,
-    election_ms = opts.election_ms or 300, heartbeat_ms = opts.heartbeat_ms or 50,
-    pre_vote = opts.pre_vote ~= false, check_quorum = opts.check_quorum ~= false,
-    snapshot_entries = opts.snapshot_entries or 10000, secret = opts.secret,
-    allow_faults = opts.allow_faults, log_level = opts.log_level or "info",
-    cluster_name = opts.cluster_name,
-    tls_cert = opts.tls_cert, tls_key = opts.tls_key, tls_ca = opts.tls_ca,
+    id = id, peers = o.peers, join = o.join, listen = o.listen,
+    storage = o.storage, data_dir = o.data_dir,
+    election_ms = o.election_ms, heartbeat_ms = o.heartbeat_ms,
+    pre_vote = o.pre_vote, check_quorum = o.check_quorum,
+    snapshot_entries = o.snapshot_entries, secret = o.secret,
+    allow_faults = o.allow_faults, log_level = o.log_level,
+    cluster_name = o.cluster_name,
+    tls_cert = o.tls_cert, tls_key = o.tls_key, tls_ca = o.tls_ca,
+    apply_budget = o.apply_budget, digest_entries = o.digest_entries,
   }
   if c.cluster_name ~= nil and (type(c.cluster_name) ~= "string" or c.cluster_name == "") then
     error("raft.node: cluster_name must be a non-empty string", 2)
@@ -96,39 +101,24 @@ function node.new(opts)
   if ntls ~= 0 and ntls ~= 3 then
     error("raft.node: peer TLS needs tls_cert, tls_key and tls_ca together", 2)
   end
-  if c.storage ~= "sqlite" and c.storage ~= "memory" then error("raft.node: storage must be \"sqlite\" or \"memory\"", 2) end
   if c.storage == "sqlite" and type(c.data_dir) ~= "string" then error("raft.node: data_dir is required with sqlite storage", 2) end
-  for _, k in ipairs { "election_ms", "heartbeat_ms", "snapshot_entries" } do
-    if math.type(c[k]) ~= "integer" or c[k] < 0 then error("raft.node: " .. k .. " must be a non-negative integer", 2) end
-  end
-  if c.election_ms <= c.heartbeat_ms then error("raft.node: election_ms must be greater than heartbeat_ms", 2) end
-  for k, v in pairs(sm_option(opts.state_machine)) do c[k] = v end
-  -- determinism guards (README "Deterministic state machines")
-  local budget = opts.apply_budget
-  if budget ~= nil and budget ~= false and (type(budget) ~= "number" or budget < 1 or budget ~= budget) then
-    error("raft.node: apply_budget must be a positive number of instructions or false", 2)
-  end
-  c.apply_budget = budget
-  local mem = opts.memory_max
-  if mem ~= nil then
+  for k, v in pairs(sm_option(o.state_machine)) do c[k] = v end
+  -- determinism guards (README "Deterministic state machines"); memory_max
+  -- is the limit of the state machine's own Lua state, so it is passed only
+  -- when given (a table state machine runs in the caller's state)
+  if opts.memory_max ~= nil then
     if c.sm_table then
       error("raft.node: memory_max does not apply to a state_machine table (it runs in your Lua state); pass a path or a factory function for a state of its own", 2)
     end
-    if type(mem) ~= "number" or mem < 65536 then error("raft.node: memory_max must be at least 65536 bytes", 2) end
+    c.memory_max = o.memory_max
   end
-  c.memory_max = mem
-  local de = opts.digest_entries
-  if de ~= nil and de ~= false and (math.type(de) ~= "integer" or de <= 0 or de >= 0xffffffff) then
-    error("raft.node: digest_entries must be a positive integer or false", 2)
-  end
-  c.digest_entries = de
-  local mr = opts.max_result_bytes -- bytes of an encoded result (src/sm/sm.h); false: none
+  local mr = o.max_result_bytes -- bytes of an encoded result (src/sm/sm.h); false: none
   if mr ~= nil and mr ~= false and (math.type(mr) ~= "integer" or mr < 1) then
     error("raft.node: max_result_bytes must be a positive integer or false", 2)
   end
   c.max_result_bytes = mr
   local self = setmetatable({
-    id = id, opts = c, http = opts.http, http_opts = opts.http_opts, http_peers = http_peers,
+    id = id, opts = c, http = o.http, http_opts = o.http_opts, http_peers = http_peers,
     -- Request ids travel in the entry envelope and come back when the entry
     -- is applied, also when a restarted node re-applies its old log: each
     -- incarnation starts from its own base (wall ms * 2^20) so an old entry
@@ -270,6 +260,9 @@ function Node:_propose(cmd, opts)
   end
   local ok, bytes = pcall(core.encode, cmd)
   if not ok then return nil, errors.new("bad_request", tostring(bytes)) end
+  if opts.wait ~= nil and opts.wait ~= "apply" and opts.wait ~= "commit" then
+    argerror(2, "propose", "wait must be \"apply\" or \"commit\"")
+  end
   local commit = opts.wait == "commit"
   return self:_request("propose", timeout, true, function(req)
     return self.handle:propose(req, bytes, client, seq, commit)

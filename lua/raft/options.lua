@@ -11,11 +11,16 @@ local options = {}
 
 local N, S, C, R = "node", "sim", "cluster", "run"
 
+-- Integers may be written as floats with no fraction (1e6): resolve keeps
+-- them as integers.
+local function int(v) return math.tointeger(v) end
 local function positive_int(v)
-  if math.type(v) ~= "integer" or v <= 0 then return "must be a positive integer" end
+  v = int(v)
+  if not v or v <= 0 then return "must be a positive integer" end
 end
 local function nonneg_int(v)
-  if math.type(v) ~= "integer" or v < 0 then return "must be a non-negative integer" end
+  v = int(v)
+  if not v or v < 0 then return "must be a non-negative integer" end
 end
 local function boolean(v)
   if type(v) ~= "boolean" then return "must be true or false" end
@@ -31,7 +36,8 @@ end
 local function int_or_false(min)
   return function(v)
     if v == false then return nil end
-    if math.type(v) ~= "integer" or v < min then
+    v = int(v)
+    if not v or v < min then
       return ("must be an integer of at least %d, or false"):format(min)
     end
   end
@@ -55,14 +61,15 @@ local SPEC = {
   apply_budget = { { N, S, C, R }, 100000000, int_or_false(1),
     "Lua instructions one apply may run (false: no limit)" },
   memory_max = { { N, S, C, R }, 1 << 30, function(v)
-    if math.type(v) ~= "integer" or v < 65536 then return "must be at least 65536 bytes" end
+    v = int(v)
+    if not v or v < 65536 then return "must be at least 65536 bytes" end
   end, "bytes a state machine's Lua state may hold" },
   digest_entries = { { N, S, C, R }, 1000, int_or_false(1),
     "entries between digest() checkpoints (false: never)" },
   log_level = { { N, C, R }, "info", one_of("error", "warn", "info", "debug"), "log threshold" },
   storage = { { N, R }, "sqlite", one_of("sqlite", "memory"), "where the log and snapshots live" },
   -- simulator only
-  seed = { { S }, 1, function(v) if math.type(v) ~= "integer" then return "must be an integer" end end,
+  seed = { { S }, 1, function(v) if not int(v) then return "must be an integer" end end,
     "the simulation's only source of randomness" },
   disk_ms = { { S }, { 0, 2 }, range, "virtual disk latency range" },
   delay = { { S }, { 1, 5 }, range, "virtual network delay range" },
@@ -74,11 +81,11 @@ options.SPEC = SPEC
 -- state machine; checked where they are used).
 local OTHER = {
   node = { "id", "peers", "join", "listen", "data_dir", "secret", "allow_faults", "state_machine",
-    "http", "http_opts", "max_entry_bytes", "max_inflight_msgs", "max_append_bytes",
-    "snapshot_chunk_bytes", "snapshot_trailing", "max_sessions", "in_state" },
+    "http", "http_opts", "http_peers", "cluster_name", "tls_cert", "tls_key", "tls_ca",
+    "max_result_bytes" },
   sim = { "nodes", "state_machine", "trace", "max_entry_bytes", "max_inflight_msgs",
     "max_append_bytes", "snapshot_chunk_bytes", "snapshot_trailing", "max_sessions",
-    "node_memory_max", "in_state" },
+    "node_memory_max" },
   cluster = { "nodes", "state_machine", "binary", "dir", "secret", "args" },
 }
 
@@ -163,11 +170,20 @@ function options.resolve(kind, given)
       end
       local why = spec[3](out[name])
       if why then return nil, name .. " " .. why end
+      if math.type(out[name]) == "float" then out[name] = int(out[name]) end
     end
   end
   if out.election_ms <= out.heartbeat_ms then
     return nil, "election_ms must be greater than heartbeat_ms"
   end
+  return out
+end
+
+--- options.check(kind, given, who) -> options.resolve(kind, given), or
+-- raises "who: <sentence>" at the caller's caller (raft.node, raft.sim).
+function options.check(kind, given, who)
+  local out, why = options.resolve(kind, given)
+  if not out then error(who .. ": " .. why, 3) end
   return out
 end
 

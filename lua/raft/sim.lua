@@ -6,6 +6,7 @@
 -- the node API's timeouts, which are seconds as for a real node.
 local core = require "raft.core"
 local errors = require "raft.errors"
+local options = require "raft.options"
 
 local decode = core.decode
 local M = {}
@@ -36,6 +37,9 @@ function M.new(opts)
   if opts.state_machine == nil then
     error("raft.sim: state_machine is required (a path or a function)", 2)
   end
+  -- unknown keys (with the closest known one), the shared checks and
+  -- defaults of raft.options
+  opts = options.check("sim", opts, "raft.sim")
   local c = core.sim_new(opts)
   local self = setmetatable({
     c = c,
@@ -43,7 +47,7 @@ function M.new(opts)
     tickets = {},   -- every ticket, in invoke order
     nodes_ = {},    -- id -> node object
     groups = {},    -- id -> partition group (nil: not partitioned)
-    netcfg = { drop = 0, duplicate = 0, delay = opts.delay or { 1, 5 }, reorder = false },
+    netcfg = { drop = 0, duplicate = 0, delay = opts.delay, reorder = false },
     listeners = nil,
   }, Sim)
   return self

@@ -98,19 +98,26 @@ static void request_votes(struct raft *r, int type, raft_term term, bool transfe
   }
 }
 
-/* Thesis 9.6: "a candidate would first ask other servers whether its log
- * was up-to-date enough to get their vote"; the pre-candidate keeps its
- * term. It forgets its leader (etcd#8334), so it is never "in lease" and
- * grants other pre-candidates (etcd#9586). */
-static void pre_campaign(struct raft *r) {
-  r->role = RAFT_PRE_CANDIDATE;
+/* Both polls start alike: take the role, forget the leader, restart the
+ * election timer and count our own vote. -> true when that vote alone is a
+ * quorum (a single voter), so the poll is already won. */
+static bool start_poll(struct raft *r, int role) {
+  r->role = role;
   r->soft_dirty = true;
   raft__set_leader(r, 0);
   raft__reset_election_timer(r);
   clear_votes(r);
   uint32_t yes, no;
   tally(r, &yes, &no);
-  if (yes >= raft__quorum(r)) {
+  return yes >= raft__quorum(r);
+}
+
+/* Thesis 9.6: "a candidate would first ask other servers whether its log
+ * was up-to-date enough to get their vote"; the pre-candidate keeps its
+ * term. It forgets its leader (etcd#8334), so it is never "in lease" and
+ * grants other pre-candidates (etcd#9586). */
+static void pre_campaign(struct raft *r) {
+  if (start_poll(r, RAFT_PRE_CANDIDATE)) {
     raft__campaign(r, false);
     return;
   }
@@ -125,14 +132,7 @@ void raft__campaign(struct raft *r, bool transfer) {
   }
   raft__set_term(r, r->term + 1);
   raft__set_vote(r, r->o.id);
-  r->role = RAFT_CANDIDATE;
-  r->soft_dirty = true;
-  raft__set_leader(r, 0);
-  raft__reset_election_timer(r);
-  clear_votes(r);
-  uint32_t yes, no;
-  tally(r, &yes, &no);
-  if (yes >= raft__quorum(r)) {
+  if (start_poll(r, RAFT_CANDIDATE)) {
     raft__become_leader(r);
     return;
   }

@@ -112,7 +112,7 @@ void lr__drive_apply(struct lr_drive *d, const struct raft_entry *e, uint32_t co
   raft_index applied = lr_sm_applied_index(d->sm);
   if (d->snapshot_entries > 0 && !d->snap_pending && !d->failed && !d->halted &&
       applied > d->snap_tried && applied >= d->snap_index + d->snapshot_entries &&
-      lr_sm_can_snapshot(d->sm) && lr__drive_now(d) >= d->snap_retry_at) {
+      lr_sm_can_snapshot(d->sm) && lr__drive_now(d) >= d->snap_fail.retry_at) {
     char err[256];
     if (lr__drive_take_snapshot(d, false, err, sizeof err) != 0)
       lr__drive_snapshot_failed(d, applied, err);

@@ -75,26 +75,20 @@ static void stamp_taken(struct lr_drive *d, const struct raft_update *u) {
   }
 }
 
-/* The durable log reached `to` (from `from`, exclusive). */
-static void stamp_durable(struct lr_drive *d, raft_index from, raft_index to) {
+/* The durable log (commit == false) or the commit index (true) reached
+ * `to` from `from` (exclusive): the stage each of those entries finished. */
+static void stamp_reached(struct lr_drive *d, raft_index from, raft_index to, bool commit) {
   if (to <= from) return;
   if (to - from > LR__STAMPS) from = to - LR__STAMPS;
   uint64_t now = lr__drive_now_us(d);
   for (raft_index i = from + 1; i <= to; i++) {
     struct lr__stamp *s = stamp_of(d, i);
-    if (s == NULL || s->durable_us) continue;
-    s->durable_us = now;
-    lr__drive_stage(d, LR_STAGE_LEADER_PERSIST, (double)(now - s->take_us) / 1000.0);
-  }
-}
-
-static void stamp_committed(struct lr_drive *d, raft_index from, raft_index to) {
-  if (to <= from) return;
-  if (to - from > LR__STAMPS) from = to - LR__STAMPS;
-  uint64_t now = lr__drive_now_us(d);
-  for (raft_index i = from + 1; i <= to; i++) {
-    struct lr__stamp *s = stamp_of(d, i);
-    if (s == NULL || s->commit_us) continue;
+    if (s == NULL || (commit ? s->commit_us : s->durable_us)) continue;
+    if (!commit) {
+      s->durable_us = now;
+      lr__drive_stage(d, LR_STAGE_LEADER_PERSIST, (double)(now - s->take_us) / 1000.0);
+      continue;
+    }
     s->commit_us = now;
     uint64_t since = s->durable_us ? s->durable_us : s->take_us;
     lr__drive_stage(d, LR_STAGE_ACK_COMMIT, now > since ? (double)(now - since) / 1000.0 : 0.0);
@@ -439,7 +433,7 @@ static void take_now(struct lr_drive *d, const struct raft_update *u) {
   }
   LR__DRIVE_RULE(d, u->commit >= d->commit || u->commit == 0, "the commit index went back");
   if (u->commit > d->commit) {
-    stamp_committed(d, d->commit, u->commit);
+    stamp_reached(d, d->commit, u->commit, true);
     d->commit = u->commit;
     if (d->n_fwd > 0 || d->n_waiters > 0) d->fwd_due = true; /* a leader works: retry */
     if (lr__drive_subscribed(d, LR_EV_COMMIT)) {
@@ -594,30 +588,20 @@ static void take(struct lr_drive *d, const struct raft_update *u) {
  * saw 182 warnings for 70 writes). The next automatic try waits, doubling per
  * failure in a row; the log says so once per LR__FAIL_LOG_MS with a count. */
 void lr__drive_snapshot_failed(struct lr_drive *d, raft_index index, const char *err) {
-  uint64_t now = lr__drive_now(d);
-  d->snap_fails_unlogged++;
-  d->snap_fails_in_row++;
-  d->snap_backoff_ms = d->snap_backoff_ms ? d->snap_backoff_ms * 2 : LR__SNAP_BACKOFF_MIN_MS;
-  if (d->snap_backoff_ms > LR__SNAP_BACKOFF_MAX_MS) d->snap_backoff_ms = LR__SNAP_BACKOFF_MAX_MS;
-  d->snap_retry_at = now + d->snap_backoff_ms;
-  if (now >= d->snap_fail_log_at) {
+  uint64_t n = lr__backoff_failed(&d->snap_fail, lr__drive_now(d), LR__SNAP_BACKOFF_MIN_MS,
+                                  LR__SNAP_BACKOFF_MAX_MS);
+  if (n > 0)
     lr__drive_log(d, RAFT_LOG_WARN,
                   "snapshot failed: %s (applied index %llu; %llu failed since the last report; "
                   "the next try in %u ms)",
-                  err, (unsigned long long)index, (unsigned long long)d->snap_fails_unlogged,
-                  d->snap_backoff_ms);
-    d->snap_fails_unlogged = 0;
-    d->snap_fail_log_at = now + LR__FAIL_LOG_MS;
-  }
+                  err, (unsigned long long)index, (unsigned long long)n, d->snap_fail.ms);
 }
 
 void lr__drive_snapshot_ok(struct lr_drive *d) {
-  if (d->snap_fails_in_row > 0)
+  uint64_t n = lr__backoff_ok(&d->snap_fail);
+  if (n > 0)
     lr__drive_log(d, RAFT_LOG_WARN, "snapshots succeed again after %llu failed",
-                  (unsigned long long)d->snap_fails_in_row);
-  d->snap_fails_in_row = d->snap_fails_unlogged = 0;
-  d->snap_backoff_ms = 0;
-  d->snap_retry_at = d->snap_fail_log_at = 0;
+                  (unsigned long long)n);
 }
 
 /* ---- durability ------------------------------------------------------------ */
@@ -634,19 +618,12 @@ static void write_failed(struct lr_drive *d, struct lr__item *it) {
   if (msg == NULL || msg[0] == 0) msg = raft_strerror(it->write_rv);
   uint64_t now = lr__drive_now(d);
   d->metrics.batches_failed++;
-  d->fails_unlogged++;
-  d->fails_in_row++;
-  d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : LR__BACKOFF_MIN_MS;
-  if (d->backoff_ms > LR__BACKOFF_MAX_MS) d->backoff_ms = LR__BACKOFF_MAX_MS;
-  d->retry_at = now + d->backoff_ms;
-  if (now >= d->fail_log_at) {
+  uint64_t n = lr__backoff_failed(&d->store_fail, now, LR__BACKOFF_MIN_MS, LR__BACKOFF_MAX_MS);
+  if (n > 0)
     lr__drive_log(d, RAFT_LOG_ERROR,
                   "storage: %s (%llu failed writes since the last report; the next write in "
                   "%u ms)",
-                  msg, (unsigned long long)d->fails_unlogged, d->backoff_ms);
-    d->fails_unlogged = 0;
-    d->fail_log_at = now + LR__FAIL_LOG_MS;
-  }
+                  msg, (unsigned long long)n, d->store_fail.ms);
   raft_persist_failed(d->raft, now);
   /* `it` is already off the queue (pump): what is left is every later
    * write, none of them started. */
@@ -693,7 +670,7 @@ static void done_item(struct lr_drive *d, struct lr__item *it) {
     return;
   }
   if ((it->batch || it->merged) && it->ack_index > 0) {
-    stamp_durable(d, d->durable_last, it->ack_index);
+    stamp_reached(d, d->durable_last, it->ack_index, false);
     d->durable_last = it->ack_index;
     raft_persisted(d->raft, lr__drive_now(d), it->ack_index, it->ack_term);
   }
@@ -707,7 +684,7 @@ static void pump(struct lr_drive *d) {
   while (d->head && !d->write_busy && !d->failed) {
     struct lr__item *it = d->head;
     if (it->batch && !it->written) {
-      if (d->retry_at > lr__drive_now(d)) return; /* backing off: lr_drive_deadline */
+      if (d->store_fail.retry_at > lr__drive_now(d)) return; /* backing off: lr_drive_deadline */
       it->writing = true;
       d->write_busy = true;
       if (d->io.write(d->io.data, it->batch) != 0) {
@@ -737,12 +714,10 @@ void lr_drive_written(struct lr_drive *d, int rv, double latency_ms) {
     lr_store_batch_view(it->batch, &v);
     d->durable_seq = it->seq;
     if (v.snap) d->snap_durable = v.snap->index;
-    if (d->fails_in_row > 0)
+    uint64_t failed = lr__backoff_ok(&d->store_fail);
+    if (failed > 0)
       lr__drive_log(d, RAFT_LOG_WARN, "storage: writes succeed again after %llu failed",
-                    (unsigned long long)d->fails_in_row);
-    d->fails_in_row = d->fails_unlogged = 0;
-    d->backoff_ms = 0;
-    d->retry_at = 0;
+                    (unsigned long long)failed);
     d->metrics.batches++;
     d->metrics.fsyncs++;
     d->metrics.entries_persisted += v.n_entries;
@@ -766,7 +741,8 @@ static bool idle(const struct lr_drive *d) {
 
 uint64_t lr_drive_deadline(const struct lr_drive *d) {
   uint64_t dl = idle(d) ? UINT64_MAX : raft_deadline(d->raft);
-  if (d->retry_at > 0 && d->head && !d->write_busy && d->retry_at < dl) dl = d->retry_at;
+  if (d->store_fail.retry_at > 0 && d->head && !d->write_busy && d->store_fail.retry_at < dl)
+    dl = d->store_fail.retry_at;
   return dl;
 }
 

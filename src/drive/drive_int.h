@@ -88,6 +88,16 @@ struct lr__fwd {
   bool unsent; /* to be sent to the next leader known */
 };
 
+/* A failing operation that keeps failing (a full disk, a snapshot() that
+ * raises) is retried after a wait that doubles per failure in a row, and
+ * logged once per LR__FAIL_LOG_MS with a count, never once per try. */
+struct lr__backoff {
+  uint32_t ms;       /* the current wait; 0 after a success */
+  uint64_t retry_at; /* not before this time */
+  uint64_t log_at;   /* the next failure logged not before this time */
+  uint64_t unlogged, in_row;
+};
+
 struct lr_drive {
   raft_id id;
   struct lr_drive_io io;
@@ -109,9 +119,7 @@ struct lr_drive {
   /* storage failures (issue 11): the next write waits retry_at, the wait
    * doubles per failure up to LR__BACKOFF_MAX_MS; failures are logged once
    * per LR__FAIL_LOG_MS with a count */
-  uint32_t backoff_ms;
-  uint64_t retry_at;
-  uint64_t fails_unlogged, fails_in_row, fail_log_at;
+  struct lr__backoff store_fail;
   /* what the node last saw */
   int role;
   raft_id leader;
@@ -123,8 +131,7 @@ struct lr_drive {
   /* an automatic snapshot whose snapshot() failed waits before the next try:
    * LR__SNAP_BACKOFF_MIN_MS doubling per failure in a row up to
    * LR__SNAP_BACKOFF_MAX_MS, logged once per LR__FAIL_LOG_MS with a count */
-  uint64_t snap_retry_at, snap_fail_log_at, snap_fails_unlogged, snap_fails_in_row;
-  uint32_t snap_backoff_ms;
+  struct lr__backoff snap_fail;
   raft_index snap_acked; /* last raft_snapshot_taken */
   bool snap_pending;     /* one of our snapshots is being made or written */
   bool snap_making;      /* io.snapshot started one: lr_drive_snapshot_made */
@@ -162,6 +169,31 @@ struct lr_drive {
 #define LR__FAIL_LOG_MS 5000
 #define LR__SNAP_BACKOFF_MIN_MS 100
 #define LR__SNAP_BACKOFF_MAX_MS 5000
+
+/* A failure at `now`: the wait doubles (min, then up to max). -> how many
+ * failures to report now (0: stay quiet until LR__FAIL_LOG_MS has passed). */
+static inline uint64_t lr__backoff_failed(struct lr__backoff *b, uint64_t now, uint32_t min,
+                                          uint32_t max) {
+  b->unlogged++;
+  b->in_row++;
+  b->ms = b->ms ? b->ms * 2 : min;
+  if (b->ms > max) b->ms = max;
+  b->retry_at = now + b->ms;
+  if (now < b->log_at) return 0;
+  uint64_t n = b->unlogged;
+  b->unlogged = 0;
+  b->log_at = now + LR__FAIL_LOG_MS;
+  return n;
+}
+
+/* A success. -> how many failures in a row it ends (0: none). */
+static inline uint64_t lr__backoff_ok(struct lr__backoff *b) {
+  uint64_t n = b->in_row;
+  b->in_row = b->unlogged = 0;
+  b->ms = 0;
+  b->retry_at = 0;
+  return n;
+}
 
 /* drive.c */
 /* An automatic snapshot failed (snapshot() raised, or the child did): back

@@ -8,15 +8,22 @@
 
 #include "drive/drive_int.h"
 
+/* Room for one more element in an array of *cap holding n: doubles *cap
+ * (from `first`) when full. -> 0, or -1 out of memory (the array is kept). */
+static int grow(void **arr, size_t *cap, size_t n, size_t elem, size_t first) {
+  if (n < *cap) return 0;
+  size_t c = *cap ? *cap * 2 : first;
+  void *p = realloc(*arr, c * elem);
+  if (p == NULL) return -1;
+  *arr = p;
+  *cap = c;
+  return 0;
+}
+
 int lr__waiter_add(struct lr_drive *d, const struct lr__waiter *w) {
   if (d->n_waiters >= LR__WAITERS_MAX) return RAFT_EBUSY;
-  if (d->n_waiters == d->cap_waiters) {
-    size_t cap = d->cap_waiters ? d->cap_waiters * 2 : 32;
-    struct lr__waiter *p = realloc(d->waiters, cap * sizeof *p);
-    if (p == NULL) return RAFT_ENOMEM;
-    d->waiters = p;
-    d->cap_waiters = cap;
-  }
+  if (grow((void **)&d->waiters, &d->cap_waiters, d->n_waiters, sizeof *d->waiters, 32) != 0)
+    return RAFT_ENOMEM;
   d->waiters[d->n_waiters++] = *w;
   return 0;
 }
@@ -134,12 +141,8 @@ int lr__idx_push(struct lr_drive *d, raft_index index, raft_term term, uint64_t 
     if (d->idxq_head > 0) {
       memmove(d->idxq, d->idxq + d->idxq_head, d->idxq_n * sizeof *d->idxq);
       d->idxq_head = 0;
-    } else {
-      size_t cap = d->idxq_cap ? d->idxq_cap * 2 : 64;
-      struct lr__idx *q = realloc(d->idxq, cap * sizeof *q);
-      if (q == NULL) return RAFT_ENOMEM;
-      d->idxq = q;
-      d->idxq_cap = cap;
+    } else if (grow((void **)&d->idxq, &d->idxq_cap, d->idxq_n, sizeof *d->idxq, 64) != 0) {
+      return RAFT_ENOMEM;
     }
   }
   d->idxq[d->idxq_head + d->idxq_n++] = (struct lr__idx){index, term, req, change};
@@ -172,13 +175,7 @@ void lr__idx_settle(struct lr_drive *d, const struct raft_entry *e) {
 /* ---- requests that outlive a leader (issue 10) ----------------------------- */
 int lr__fwd_add(struct lr_drive *d, const struct lr__fwd *f) {
   if (d->n_fwd >= LR__WAITERS_MAX) return RAFT_EBUSY;
-  if (d->n_fwd == d->cap_fwd) {
-    size_t cap = d->cap_fwd ? d->cap_fwd * 2 : 32;
-    struct lr__fwd *p = realloc(d->fwd, cap * sizeof *p);
-    if (p == NULL) return RAFT_ENOMEM;
-    d->fwd = p;
-    d->cap_fwd = cap;
-  }
+  if (grow((void **)&d->fwd, &d->cap_fwd, d->n_fwd, sizeof *d->fwd, 32) != 0) return RAFT_ENOMEM;
   struct lr__fwd *n = &d->fwd[d->n_fwd];
   *n = *f;
   n->bytes = malloc(f->len ? f->len : 1);

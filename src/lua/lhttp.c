@@ -174,27 +174,17 @@ static int l_stats(lua_State *L) {
   struct lhttp *h = check_open(L);
   struct lr_http_stats st;
   lr_http_stats(h->srv, &st);
-  lua_createtable(L, 0, 10);
-  lua_pushinteger(L, (lua_Integer)st.requests);
-  lua_setfield(L, -2, "requests");
-  lua_pushinteger(L, (lua_Integer)st.bad_requests);
-  lua_setfield(L, -2, "bad_requests");
-  lua_pushinteger(L, (lua_Integer)st.too_large);
-  lua_setfield(L, -2, "too_large");
-  lua_pushinteger(L, (lua_Integer)st.connections);
-  lua_setfield(L, -2, "connections");
-  lua_pushinteger(L, (lua_Integer)st.timeouts);
-  lua_setfield(L, -2, "timeouts");
-  lua_pushinteger(L, (lua_Integer)st.rejected);
-  lua_setfield(L, -2, "rejected");
-  lua_pushinteger(L, (lua_Integer)st.evicted);
-  lua_setfield(L, -2, "evicted");
-  lua_pushinteger(L, (lua_Integer)st.tls_failures);
-  lua_setfield(L, -2, "tls_failures");
-  lua_pushinteger(L, (lua_Integer)st.open);
-  lua_setfield(L, -2, "open");
-  lua_pushinteger(L, (lua_Integer)st.max_conns);
-  lua_setfield(L, -2, "max_conns");
+  const struct {
+    const char *k;
+    uint64_t v;
+  } f[] = {{"requests", st.requests},   {"bad_requests", st.bad_requests},
+           {"too_large", st.too_large}, {"connections", st.connections},
+           {"timeouts", st.timeouts},   {"rejected", st.rejected},
+           {"evicted", st.evicted},     {"tls_failures", st.tls_failures},
+           {"open", st.open},           {"max_conns", st.max_conns}};
+  lua_createtable(L, 0, sizeof f / sizeof f[0]);
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+    luaraft__set_int(L, f[i].k, f[i].v);
   return 1;
 }
 

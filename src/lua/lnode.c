@@ -377,11 +377,6 @@ static int l_fail_writes(lua_State *L) {
   return faults_result(L, lr_node_fail_writes(ln->n, (int)luaL_checkinteger(L, 2)));
 }
 
-static void set_int(lua_State *L, const char *k, uint64_t v) {
-  lua_pushinteger(L, (lua_Integer)v);
-  lua_setfield(L, -2, k);
-}
-
 /* The state machine's guards at the top of status(), as raft.sim shows them
  * (API.md section 7): halted, halt_reason, diverged, digests, budget and
  * memory figures. */
@@ -394,7 +389,7 @@ static void push_guards(lua_State *L, const struct lr_sm_status *sm) {
   }
   if (sm->diverged) {
     lua_createtable(L, 0, 3);
-    set_int(L, "index", sm->diverged_index);
+    luaraft__set_int(L, "index", sm->diverged_index);
     lua_pushlstring(L, sm->mine, sm->mine_len);
     lua_setfield(L, -2, "mine");
     lua_pushlstring(L, sm->majority, sm->majority_len);
@@ -402,13 +397,13 @@ static void push_guards(lua_State *L, const struct lr_sm_status *sm) {
     lua_setfield(L, -2, "diverged");
   }
   lua_createtable(L, 0, 3);
-  set_int(L, "taken", sm->digests_taken);
-  set_int(L, "matched", sm->digests_matched);
-  set_int(L, "mismatches", sm->digest_mismatches);
+  luaraft__set_int(L, "taken", sm->digests_taken);
+  luaraft__set_int(L, "matched", sm->digests_matched);
+  luaraft__set_int(L, "mismatches", sm->digest_mismatches);
   lua_setfield(L, -2, "digests");
-  set_int(L, "budget_exceeded", sm->budget_exceeded);
-  set_int(L, "memory_used", sm->memory_used);
-  set_int(L, "memory_max", sm->memory_max);
+  luaraft__set_int(L, "budget_exceeded", sm->budget_exceeded);
+  luaraft__set_int(L, "memory_used", sm->memory_used);
+  luaraft__set_int(L, "memory_max", sm->memory_max);
 }
 
 /* core.sm_check(path, {apply_budget =, memory_max =}) -> true | nil, msg:
@@ -437,26 +432,26 @@ static int l_status(lua_State *L) {
   struct raft_status s;
   lr_node_status(ln->n, &s);
   lua_createtable(L, 0, 12);
-  set_int(L, "id", s.id);
+  luaraft__set_int(L, "id", s.id);
   char cid[17];
   snprintf(cid, sizeof cid, "%016llx", (unsigned long long)lr_node_cluster_id(ln->n));
   lua_pushstring(L, cid);
   lua_setfield(L, -2, "cluster_id");
   lua_pushstring(L, s.is_learner ? "learner" : luaraft__role_name(s.role, false));
   lua_setfield(L, -2, "role");
-  set_int(L, "term", s.term);
-  if (s.leader) set_int(L, "leader", s.leader);
-  set_int(L, "commit_index", s.commit);
-  set_int(L, "applied_index", lr_node_applied(ln->n));
-  set_int(L, "last_index", s.last_index);
-  set_int(L, "snapshot_index", s.snapshot_index);
+  luaraft__set_int(L, "term", s.term);
+  if (s.leader) luaraft__set_int(L, "leader", s.leader);
+  luaraft__set_int(L, "commit_index", s.commit);
+  luaraft__set_int(L, "applied_index", lr_node_applied(ln->n));
+  luaraft__set_int(L, "last_index", s.last_index);
+  luaraft__set_int(L, "snapshot_index", s.snapshot_index);
   lua_pushboolean(L, s.is_member);
   lua_setfield(L, -2, "is_member");
   lua_createtable(L, s.config ? (int)s.config->n : 0, 0);
   for (uint32_t i = 0; s.config && i < s.config->n; i++) {
     const struct raft_member *m = &s.config->members[i];
     lua_createtable(L, 0, 4);
-    set_int(L, "id", m->id);
+    luaraft__set_int(L, "id", m->id);
     lua_pushstring(L, m->address);
     lua_setfield(L, -2, "address");
     lua_pushstring(L, m->role == RAFT_LEARNER ? "learner" : "voter");
@@ -477,12 +472,12 @@ static int l_status(lua_State *L) {
     lua_pushstring(L, sm.reason);
     lua_setfield(L, -2, "reason");
   }
-  set_int(L, "digests_taken", sm.digests_taken);
-  set_int(L, "digests_matched", sm.digests_matched);
-  set_int(L, "digest_mismatches", sm.digest_mismatches);
-  set_int(L, "budget_exceeded", sm.budget_exceeded);
-  set_int(L, "memory_used", sm.memory_used);
-  set_int(L, "memory_max", sm.memory_max);
+  luaraft__set_int(L, "digests_taken", sm.digests_taken);
+  luaraft__set_int(L, "digests_matched", sm.digests_matched);
+  luaraft__set_int(L, "digest_mismatches", sm.digest_mismatches);
+  luaraft__set_int(L, "budget_exceeded", sm.budget_exceeded);
+  luaraft__set_int(L, "memory_used", sm.memory_used);
+  luaraft__set_int(L, "memory_max", sm.memory_max);
   lua_setfield(L, -2, "state_machine");
   push_guards(L, &sm);
   /* snapshot transfers in progress (host.h), both ways */
@@ -491,26 +486,26 @@ static int l_status(lua_State *L) {
   lua_createtable(L, (int)nx, 0);
   for (uint32_t i = 0; i < nx; i++) {
     lua_createtable(L, 0, 8);
-    set_int(L, "peer", xf[i].peer);
+    luaraft__set_int(L, "peer", xf[i].peer);
     lua_pushstring(L, xf[i].incoming ? "in" : "out");
     lua_setfield(L, -2, "direction");
-    set_int(L, "index", xf[i].index);
-    set_int(L, "bytes", xf[i].bytes);
-    set_int(L, "total", xf[i].total);
+    luaraft__set_int(L, "index", xf[i].index);
+    luaraft__set_int(L, "bytes", xf[i].bytes);
+    luaraft__set_int(L, "total", xf[i].total);
     lua_pushnumber(L, xf[i].rate);
     lua_setfield(L, -2, "rate");
     if (xf[i].eta_s >= 0) {
       lua_pushnumber(L, xf[i].eta_s);
       lua_setfield(L, -2, "eta_s");
     }
-    set_int(L, "idle_ms", xf[i].idle_ms);
+    luaraft__set_int(L, "idle_ms", xf[i].idle_ms);
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   lua_setfield(L, -2, "snapshot_transfers");
   uint64_t sent, received;
   lr_node_snapshot_bytes(ln->n, &sent, &received);
-  set_int(L, "snapshot_bytes_sent", sent);
-  set_int(L, "snapshot_bytes_received", received);
+  luaraft__set_int(L, "snapshot_bytes_sent", sent);
+  luaraft__set_int(L, "snapshot_bytes_received", received);
   return 1;
 }
 

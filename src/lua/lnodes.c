@@ -4,7 +4,7 @@
 #include "drive/drive.h"
 #include "lua/lraft.h"
 
-static void set_int(lua_State *L, const char *k, uint64_t v) {
+void luaraft__set_int(lua_State *L, const char *k, uint64_t v) {
   lua_pushinteger(L, (lua_Integer)v);
   lua_setfield(L, -2, k);
 }
@@ -32,25 +32,25 @@ void luaraft__push_metrics(lua_State *L, const struct lr_drive_metrics *m,
                            const struct luaraft_net_counts *net,
                            const struct raft_progress_info *pi, uint32_t np) {
   lua_createtable(L, 0, 24);
-  set_int(L, "proposals", m->proposals);
-  set_int(L, "proposals_failed", m->proposals_failed);
-  set_int(L, "elections", m->elections);
-  set_int(L, "leader_changes", m->leader_changes);
-  set_int(L, "applied_entries", m->applied_entries);
-  set_int(L, "snapshots_taken", m->snapshots_taken);
-  set_int(L, "snapshots_restored", m->snapshots_restored);
-  set_int(L, "batches", m->batches);
-  set_int(L, "batches_failed", m->batches_failed);
-  set_int(L, "batches_merged", m->batches_merged);
-  set_int(L, "fsyncs", m->fsyncs);
-  set_int(L, "entries_persisted", m->entries_persisted);
-  set_int(L, "peer_msgs_sent", m->peer_msgs_sent);
-  set_int(L, "peer_msgs_recv", m->peer_msgs_recv);
-  set_int(L, "net_bad_frames", net->bad_frames);
-  set_int(L, "net_handshake_failures", net->handshake_failures);
-  set_int(L, "net_frames_dropped", net->frames_dropped);
-  set_int(L, "peers", net->peers);
-  set_int(L, "peers_up", net->peers_up);
+  luaraft__set_int(L, "proposals", m->proposals);
+  luaraft__set_int(L, "proposals_failed", m->proposals_failed);
+  luaraft__set_int(L, "elections", m->elections);
+  luaraft__set_int(L, "leader_changes", m->leader_changes);
+  luaraft__set_int(L, "applied_entries", m->applied_entries);
+  luaraft__set_int(L, "snapshots_taken", m->snapshots_taken);
+  luaraft__set_int(L, "snapshots_restored", m->snapshots_restored);
+  luaraft__set_int(L, "batches", m->batches);
+  luaraft__set_int(L, "batches_failed", m->batches_failed);
+  luaraft__set_int(L, "batches_merged", m->batches_merged);
+  luaraft__set_int(L, "fsyncs", m->fsyncs);
+  luaraft__set_int(L, "entries_persisted", m->entries_persisted);
+  luaraft__set_int(L, "peer_msgs_sent", m->peer_msgs_sent);
+  luaraft__set_int(L, "peer_msgs_recv", m->peer_msgs_recv);
+  luaraft__set_int(L, "net_bad_frames", net->bad_frames);
+  luaraft__set_int(L, "net_handshake_failures", net->handshake_failures);
+  luaraft__set_int(L, "net_frames_dropped", net->frames_dropped);
+  luaraft__set_int(L, "peers", net->peers);
+  luaraft__set_int(L, "peers_up", net->peers_up);
   lua_pushnumber(L, m->fsync_sum_ms / 1000.0);
   lua_setfield(L, -2, "fsync_seconds_sum");
   push_buckets(L, m->fsync_buckets, lr_fsync_bounds_ms, LR_FSYNC_BUCKETS);
@@ -61,7 +61,7 @@ void luaraft__push_metrics(lua_State *L, const struct lr_drive_metrics *m,
   for (int s = 0; s < LR_STAGES; s++) {
     const struct lr_drive_stage *st = &m->stages[s];
     lua_createtable(L, 0, 3);
-    set_int(L, "count", st->count);
+    luaraft__set_int(L, "count", st->count);
     lua_pushnumber(L, st->sum_ms / 1000.0);
     lua_setfield(L, -2, "sum_seconds");
     push_buckets(L, st->buckets, lr_stage_bounds_ms, LR_STAGE_BUCKETS);
@@ -73,9 +73,9 @@ void luaraft__push_metrics(lua_State *L, const struct lr_drive_metrics *m,
   lua_createtable(L, (int)np, 0);
   for (uint32_t i = 0; i < np; i++) {
     lua_createtable(L, 0, 4);
-    set_int(L, "id", pi[i].id);
-    set_int(L, "match", pi[i].match);
-    set_int(L, "next", pi[i].next);
+    luaraft__set_int(L, "id", pi[i].id);
+    luaraft__set_int(L, "match", pi[i].match);
+    luaraft__set_int(L, "next", pi[i].next);
     lua_pushboolean(L, pi[i].active);
     lua_setfield(L, -2, "active");
     lua_rawseti(L, -2, (lua_Integer)i + 1);

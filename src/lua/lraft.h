@@ -5,6 +5,7 @@
 #define LUARAFT_LUA_LRAFT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -51,5 +52,7 @@ void luaraft__push_metrics(lua_State *L, const struct lr_drive_metrics *m,
                            const struct raft_progress_info *progress, uint32_t n_progress);
 /* 0 -> true; a RAFT_E* code -> nil, code (API.md), message. */
 int luaraft__push_rv(lua_State *L, int rv);
+/* t[k] = v on the table on top of the stack (status, stats, metrics). */
+void luaraft__set_int(lua_State *L, const char *k, uint64_t v);
 
 #endif

@@ -422,11 +422,6 @@ static int sim_link(lua_State *L) {
   return luaraft__push_rv(L, rv);
 }
 
-static void set_int(lua_State *L, const char *k, uint64_t v) {
-  lua_pushinteger(L, (lua_Integer)v);
-  lua_setfield(L, -2, k);
-}
-
 /* status(id) -> the node:status() table (API.md), plus up/incarnation */
 static int sim_status(lua_State *L) {
   struct lsim *ls = check(L);
@@ -434,10 +429,10 @@ static int sim_status(lua_State *L) {
   struct lr_sim_node_status st;
   if (lr_sim_status(ls->s, id, &st) != 0) return 0;
   lua_createtable(L, 0, 16);
-  set_int(L, "id", id);
+  luaraft__set_int(L, "id", id);
   lua_pushboolean(L, st.up);
   lua_setfield(L, -2, "up");
-  set_int(L, "incarnation", st.incarnation);
+  luaraft__set_int(L, "incarnation", st.incarnation);
   if (!st.up) {
     lua_pushliteral(L, "stopped");
     lua_setfield(L, -2, "role");
@@ -445,14 +440,14 @@ static int sim_status(lua_State *L) {
   }
   lua_pushstring(L, luaraft__role_name(st.raft.role, st.raft.is_learner));
   lua_setfield(L, -2, "role");
-  set_int(L, "term", st.raft.term);
-  if (st.raft.leader) set_int(L, "leader", st.raft.leader);
-  set_int(L, "vote", st.raft.vote);
-  set_int(L, "commit_index", st.raft.commit);
-  set_int(L, "applied_index", st.applied);
-  set_int(L, "last_index", st.raft.last_index);
-  set_int(L, "snapshot_index", st.raft.snapshot_index);
-  set_int(L, "sessions", st.sessions);
+  luaraft__set_int(L, "term", st.raft.term);
+  if (st.raft.leader) luaraft__set_int(L, "leader", st.raft.leader);
+  luaraft__set_int(L, "vote", st.raft.vote);
+  luaraft__set_int(L, "commit_index", st.raft.commit);
+  luaraft__set_int(L, "applied_index", st.applied);
+  luaraft__set_int(L, "last_index", st.raft.last_index);
+  luaraft__set_int(L, "snapshot_index", st.raft.snapshot_index);
+  luaraft__set_int(L, "sessions", st.sessions);
   /* the state machine's guards: halted/diverged, digests, memory */
   lua_pushboolean(L, st.sm.halted);
   lua_setfield(L, -2, "halted");
@@ -462,7 +457,7 @@ static int sim_status(lua_State *L) {
   }
   if (st.sm.diverged) {
     lua_createtable(L, 0, 3);
-    set_int(L, "index", st.sm.diverged_index);
+    luaraft__set_int(L, "index", st.sm.diverged_index);
     lua_pushlstring(L, st.sm.mine, st.sm.mine_len);
     lua_setfield(L, -2, "mine");
     lua_pushlstring(L, st.sm.majority, st.sm.majority_len);
@@ -470,20 +465,20 @@ static int sim_status(lua_State *L) {
     lua_setfield(L, -2, "diverged");
   }
   lua_createtable(L, 0, 3);
-  set_int(L, "taken", st.sm.digests_taken);
-  set_int(L, "matched", st.sm.digests_matched);
-  set_int(L, "mismatches", st.sm.digest_mismatches);
+  luaraft__set_int(L, "taken", st.sm.digests_taken);
+  luaraft__set_int(L, "matched", st.sm.digests_matched);
+  luaraft__set_int(L, "mismatches", st.sm.digest_mismatches);
   lua_setfield(L, -2, "digests");
-  set_int(L, "budget_exceeded", st.sm.budget_exceeded);
-  set_int(L, "memory_used", st.sm.memory_used);
-  set_int(L, "memory_max", st.sm.memory_max);
+  luaraft__set_int(L, "budget_exceeded", st.sm.budget_exceeded);
+  luaraft__set_int(L, "memory_used", st.sm.memory_used);
+  luaraft__set_int(L, "memory_max", st.sm.memory_max);
   lua_pushboolean(L, st.raft.is_member);
   lua_setfield(L, -2, "is_member");
   lua_newtable(L);
   const struct raft_config *c = st.raft.config;
   for (uint32_t i = 0; c && i < c->n; i++) {
     lua_createtable(L, 0, 3);
-    set_int(L, "id", c->members[i].id);
+    luaraft__set_int(L, "id", c->members[i].id);
     lua_pushstring(L, c->members[i].role == RAFT_LEARNER ? "learner" : "voter");
     lua_setfield(L, -2, "role");
     lua_pushstring(L, c->members[i].address ? c->members[i].address : "");

@@ -206,6 +206,35 @@ void lr__net_conn_up(struct conn *c) {
   }
 }
 
+/* A hello (either direction) from this node to `to`, with our nonce and
+ * the cluster this connection is for; the caller adds the MAC. */
+static void hello_fill(struct conn *c, struct lr_wire_hello *h, raft_id to,
+                       const uint8_t nonce[LR_WIRE_NONCE]) {
+  struct lr_net *n = c->net;
+  memset(h, 0, sizeof *h);
+  h->magic = LR_WIRE_MAGIC;
+  h->proto = LR_WIRE_PROTO;
+  h->flags = n->auth ? LR_WIRE_HELLO_AUTH : 0;
+  h->cluster_id = c->cluster;
+  h->from = n->o.id;
+  h->to = to;
+  memcpy(h->nonce, nonce, LR_WIRE_NONCE);
+  snprintf(h->addr, sizeof h->addr, "%s", n->self_addr);
+}
+
+/* Encodes and queues a hello; an encoding failure closes the connection.
+ * -> 0, or -1 when the connection was closed. */
+static int hello_send(struct conn *c, const struct lr_wire_hello *h) {
+  struct lr_wire_buf b = {0};
+  if (lr_wire_hello_encode(h, &b) != 0) {
+    lr_wire_buf_free(&b);
+    lr__net_conn_close(c);
+    return -1;
+  }
+  lr__net_write_raw(c, &b, false);
+  return 0;
+}
+
 /* Listener side: the dialer's HELLO. */
 void lr__net_on_hello_in(struct conn *c, const uint8_t *p, size_t len) {
   struct lr_net *n = c->net;
@@ -239,23 +268,9 @@ void lr__net_on_hello_in(struct conn *c, const uint8_t *p, size_t len) {
   snprintf(c->advertised, sizeof c->advertised, "%s", h.addr);
   memcpy(c->nonce_c, h.nonce, LR_WIRE_NONCE);
   randombytes_buf(c->nonce_s, LR_WIRE_NONCE);
-  memset(&r, 0, sizeof r);
-  r.magic = LR_WIRE_MAGIC;
-  r.proto = LR_WIRE_PROTO;
-  r.flags = n->auth ? LR_WIRE_HELLO_AUTH : 0;
-  r.cluster_id = c->cluster;
-  r.from = n->o.id;
-  r.to = h.from;
-  memcpy(r.nonce, c->nonce_s, LR_WIRE_NONCE);
-  snprintf(r.addr, sizeof r.addr, "%s", n->self_addr);
+  hello_fill(c, &r, h.from, c->nonce_s);
   if (n->auth) lr__net_mac(n, c, 's', h.from, n->o.id, c->advertised, r.mac);
-  struct lr_wire_buf b = {0};
-  if (lr_wire_hello_encode(&r, &b) != 0) {
-    lr_wire_buf_free(&b);
-    lr__net_conn_close(c);
-    return;
-  }
-  lr__net_write_raw(c, &b, false);
+  if (hello_send(c, &r) != 0) return;
   if (c->closing) return;
   if (n->auth)
     c->state = C_AWAIT_AUTH;
@@ -342,22 +357,8 @@ void lr__net_send_hello(struct conn *c) {
   struct lr_net *n = c->net;
   struct lr_wire_hello h;
   c->cluster = n->o.cluster_id;
-  memset(&h, 0, sizeof h);
-  h.magic = LR_WIRE_MAGIC;
-  h.proto = LR_WIRE_PROTO;
-  h.flags = n->auth ? LR_WIRE_HELLO_AUTH : 0;
-  h.cluster_id = c->cluster;
-  h.from = n->o.id;
-  h.to = c->peer->id;
   randombytes_buf(c->nonce_c, LR_WIRE_NONCE);
-  memcpy(h.nonce, c->nonce_c, LR_WIRE_NONCE);
-  snprintf(h.addr, sizeof h.addr, "%s", n->self_addr);
-  struct lr_wire_buf b = {0};
-  if (lr_wire_hello_encode(&h, &b) != 0) {
-    lr_wire_buf_free(&b);
-    lr__net_conn_close(c);
-    return;
-  }
+  hello_fill(c, &h, c->peer->id, c->nonce_c);
   c->state = C_HELLO_SENT;
-  lr__net_write_raw(c, &b, false);
+  hello_send(c, &h);
 }

@@ -20,21 +20,20 @@ static inline void lr__put16(char *p, uint16_t v) {
 #else
 #define LR__LITTLE_ENDIAN 0
 #endif
-static inline void lr__put32(char *p, uint32_t v) {
+/* n little-endian bytes of v at p */
+static inline void lr__put_le(char *p, uint64_t v, int n) {
   if (LR__LITTLE_ENDIAN) {
-    memcpy(p, &v, 4);
+    memcpy(p, &v, (size_t)n); /* the low n bytes come first */
     return;
   }
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < n; i++)
     p[i] = (char)(v >> (8 * i));
 }
+static inline void lr__put32(char *p, uint32_t v) {
+  lr__put_le(p, v, 4);
+}
 static inline void lr__put64(char *p, uint64_t v) {
-  if (LR__LITTLE_ENDIAN) {
-    memcpy(p, &v, 8);
-    return;
-  }
-  for (int i = 0; i < 8; i++)
-    p[i] = (char)(v >> (8 * i));
+  lr__put_le(p, v, 8);
 }
 
 /* A strict reader: every get fails once the input is exhausted. */

@@ -523,38 +523,32 @@ static void sort_run(lua_State *L, int a, lua_Integer lo, lua_Integer hi, bool h
   }
 }
 
+/* Pushes src[i], or nil once the run is over (i > last). */
+static void push_head(lua_State *L, int src, lua_Integer i, lua_Integer last) {
+  if (i <= last)
+    lua_rawgeti(L, src, i);
+  else
+    lua_pushnil(L);
+}
+
 /* Merges src[lo..mid] and src[mid+1..hi] into dst; takes from the right
  * only when strictly less, which keeps the sort stable. */
 static void sort_merge(lua_State *L, int src, int dst, lua_Integer lo, lua_Integer mid,
                        lua_Integer hi, bool has_cmp) {
   lua_Integer i = lo, j = mid + 1, k = lo;
   int top = lua_gettop(L);
-  if (i <= mid)
-    lua_rawgeti(L, src, i); /* top + 1: left head */
-  else
-    lua_pushnil(L);
-  if (j <= hi)
-    lua_rawgeti(L, src, j); /* top + 2: right head */
-  else
-    lua_pushnil(L);
+  push_head(L, src, i, mid); /* top + 1: left head */
+  push_head(L, src, j, hi);  /* top + 2: right head */
   while (i <= mid && j <= hi) {
-    if (sort_less(L, top + 2, top + 1, has_cmp)) {
-      lua_pushvalue(L, top + 2);
-      lua_rawseti(L, dst, k++);
-      if (++j <= hi)
-        lua_rawgeti(L, src, j);
-      else
-        lua_pushnil(L);
-      lua_replace(L, top + 2);
-    } else {
-      lua_pushvalue(L, top + 1);
-      lua_rawseti(L, dst, k++);
-      if (++i <= mid)
-        lua_rawgeti(L, src, i);
-      else
-        lua_pushnil(L);
-      lua_replace(L, top + 1);
-    }
+    bool right = sort_less(L, top + 2, top + 1, has_cmp);
+    int head = right ? top + 2 : top + 1;
+    lua_pushvalue(L, head);
+    lua_rawseti(L, dst, k++);
+    if (right)
+      push_head(L, src, ++j, hi);
+    else
+      push_head(L, src, ++i, mid);
+    lua_replace(L, head);
   }
   lua_settop(L, top);
   for (; i <= mid; i++, k++) {

@@ -5,6 +5,16 @@
 
 #include "store/store_int.h"
 
+void lr__store_base_init(struct lr_store *base, const struct lr__store_ops *ops,
+                         const struct lr_store_options *o) {
+  memset(base, 0, sizeof *base);
+  base->ops = ops;
+  base->node_id = o->node_id;
+  base->cluster_id = o->cluster_id;
+  base->trailing = o->trailing ? o->trailing : LR_STORE_TRAILING_DEFAULT;
+  if (base->trailing == UINT32_MAX) base->trailing = 0; /* keep no trailing entries */
+}
+
 void lr__store_errf(char *err, size_t errlen, const char *fmt, ...) {
   if (err == NULL || errlen == 0) return;
   va_list ap;

@@ -213,11 +213,7 @@ int lr__store_memory_open(const struct lr_store_options *o, struct lr_store **ou
     return RAFT_ENOMEM;
   }
   memset(m, 0, sizeof *m);
-  m->base.ops = &MEM_OPS;
-  m->base.node_id = o->node_id;
-  m->base.cluster_id = o->cluster_id;
-  m->base.trailing = o->trailing ? o->trailing : LR_STORE_TRAILING_DEFAULT;
-  if (m->base.trailing == UINT32_MAX) m->base.trailing = 0;
+  lr__store_base_init(&m->base, &MEM_OPS, o);
   snprintf(m->base.path, sizeof m->base.path, "memory");
   *out = &m->base;
   return 0;

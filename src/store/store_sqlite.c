@@ -716,11 +716,7 @@ int lr__store_sqlite_open(const struct lr_store_options *o, struct lr_store **ou
   struct sq *q = raft_malloc(sizeof *q);
   if (q == NULL) return RAFT_ENOMEM;
   memset(q, 0, sizeof *q);
-  q->base.ops = &SQ_OPS;
-  q->base.node_id = o->node_id;
-  q->base.cluster_id = o->cluster_id;
-  q->base.trailing = o->trailing ? o->trailing : LR_STORE_TRAILING_DEFAULT;
-  if (q->base.trailing == UINT32_MAX) q->base.trailing = 0;
+  lr__store_base_init(&q->base, &SQ_OPS, o);
   q->checkpoint_every = o->checkpoint_every ? o->checkpoint_every : LR_STORE_CHECKPOINT_DEFAULT;
   int r;
   if (snprintf(q->base.path, sizeof q->base.path, "%s/raft.db", o->dir) >=
