@@ -77,6 +77,9 @@ describe("raft.options", function()
     ok, err = pcall(raft.node, { id = 1, storage = "memory", state_machine = KV, seed = 7 })
     assert.is_false(ok)
     assert.matches("raft.node: unknown option seed", err)
+    ok, err = pcall(require("raft.cluster").new, { state_machine = KV, snapshot_entires = 5 })
+    assert.is_false(ok)
+    assert.matches("raft.cluster: unknown option snapshot_entires %(did you mean snapshot_entries%?%)", err)
     -- integral floats (1e6) are integers
     local n = raft.node({ id = 1, storage = "memory", state_machine = KV, apply_budget = 1e6,
       peers = { [1] = "127.0.0.1:1" } })

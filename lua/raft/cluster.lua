@@ -14,7 +14,7 @@
 -- directory that close() removes (also when the script errors, via __gc and
 -- __close).
 -- every option's default is defined once, in raft.options
-local D = require("raft.options").default
+local options = require "raft.options"
 local uv = require "luv"
 local cjson = require "cjson.safe"
 local errors = require "raft.errors"
@@ -102,6 +102,9 @@ end
 function cluster.new(opts)
   assert(type(opts) == "table", "raft.cluster: options table expected")
   assert(type(opts.state_machine) == "string", "raft.cluster: state_machine must be a path")
+  -- unknown keys (naming the closest) and bad values, as raft.node does;
+  -- the nodes get the options through `luaraft run` flags (_start)
+  opts = options.check("cluster", opts, "raft.cluster")
   local ids = opts.nodes or 3
   if type(ids) == "number" then
     local list = {}
@@ -156,9 +159,13 @@ function Cluster:_start(id, join, restart)
   local o = self.opts
   local args = { "run", "--id", tostring(id), "--http", self.http[id],
     "--data", self.dir .. "/" .. id,
-    "--election-ms", tostring(o.election_ms or D("election_ms")),
-    "--heartbeat-ms", tostring(o.heartbeat_ms or D("heartbeat_ms")),
-    "--log-level", o.log_level or D("log_level") }
+    "--election-ms", tostring(o.election_ms), "--heartbeat-ms", tostring(o.heartbeat_ms),
+    "--log-level", o.log_level, "--snapshot-entries", tostring(o.snapshot_entries),
+    -- false is "off", which `run` spells 0
+    "--apply-budget", tostring(o.apply_budget or 0), "--digest-entries", tostring(o.digest_entries or 0),
+    "--memory-max", tostring(o.memory_max) }
+  if not o.pre_vote then args[#args + 1] = "--no-pre-vote" end
+  if not o.check_quorum then args[#args + 1] = "--no-check-quorum" end
   args[#args + 1] = "--http-peers"
   args[#args + 1] = self:_http_peers_flag()
   if join then
@@ -170,10 +177,6 @@ function Cluster:_start(id, join, restart)
     args[#args + 1] = "--peers"
     args[#args + 1] = self:_peers_flag()
   end -- a restarted member finds its peers in its stored configuration
-  if o.snapshot_entries then
-    args[#args + 1] = "--snapshot-entries"
-    args[#args + 1] = tostring(o.snapshot_entries)
-  end
   if self.secret_file then
     args[#args + 1] = "--secret-file"
     args[#args + 1] = self.secret_file

@@ -86,7 +86,8 @@ local OTHER = {
   sim = { "nodes", "state_machine", "trace", "max_entry_bytes", "max_inflight_msgs",
     "max_append_bytes", "snapshot_chunk_bytes", "snapshot_trailing", "max_sessions",
     "node_memory_max" },
-  cluster = { "nodes", "state_machine", "binary", "dir", "secret", "args" },
+  cluster = { "nodes", "state_machine", "binary", "dir", "secret", "args", "port", "http_port",
+    "faults", "output", "restart_dead", "on_exit", "on_restart" },
 }
 
 -- Damerau-Levenshtein distance (adjacent transpositions count as one edit).
