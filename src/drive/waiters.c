@@ -138,10 +138,13 @@ void lr__waiters_free(struct lr_drive *d) {
 
 int lr__idx_push(struct lr_drive *d, raft_index index, raft_term term, uint64_t req, bool change) {
   if (d->idxq_head + d->idxq_n == d->idxq_cap) {
-    if (d->idxq_head > 0) {
+    /* slide down only when that frees at least half: a queue that never
+     * drains would otherwise move all of itself on every push */
+    if (d->idxq_head > 0 && d->idxq_head >= d->idxq_cap / 2) {
       memmove(d->idxq, d->idxq + d->idxq_head, d->idxq_n * sizeof *d->idxq);
       d->idxq_head = 0;
-    } else if (grow((void **)&d->idxq, &d->idxq_cap, d->idxq_n, sizeof *d->idxq, 64) != 0) {
+    } else if (grow((void **)&d->idxq, &d->idxq_cap, d->idxq_head + d->idxq_n, sizeof *d->idxq,
+                    64) != 0) {
       return RAFT_ENOMEM;
     }
   }

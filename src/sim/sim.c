@@ -328,7 +328,9 @@ void lr__sim_complete(struct lr_sim *s, uint64_t id, const char *code, const cha
   if (w == NULL) return;
   waiter_del(s, w);
   if (s->cq_head + s->cq_n == s->cq_cap) {
-    if (s->cq_head > 0) {
+    /* slide down only when that frees at least half: a queue that never
+     * drains would otherwise move all of itself on every push */
+    if (s->cq_head > 0 && s->cq_head >= s->cq_cap / 2) {
       memmove(s->cq, s->cq + s->cq_head, s->cq_n * sizeof *s->cq);
       s->cq_head = 0;
     } else {
