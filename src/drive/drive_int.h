@@ -210,11 +210,17 @@ bool lr__drive_change_later(struct lr_drive *d, int rv);
 bool lr__drive_subscribed(const struct lr_drive *d, int type);
 void lr__drive_fail(struct lr_drive *d, const char *why);
 int lr__drive_take_snapshot(struct lr_drive *d, bool now, char *err, size_t errlen);
+/* Appends an item to the write queue. */
+void lr__drive_enqueue(struct lr_drive *d, struct lr__item *it);
 void lr__items_free(struct lr__item *it);
 uint64_t lr__drive_now(struct lr_drive *d);
 uint64_t lr__drive_now_us(struct lr_drive *d);
 void lr__drive_stage(struct lr_drive *d, int stage, double ms);
 void lr__drive_stamp_applied(struct lr_drive *d, raft_index index);
+/* Entries handed out by a leader's update; the durable log (commit false)
+ * or the commit index (true) reached `to` from `from` (exclusive). */
+void lr__drive_stamp_taken(struct lr_drive *d, const struct raft_update *u);
+void lr__drive_stamp_reached(struct lr_drive *d, raft_index from, raft_index to, bool commit);
 
 /* apply.c */
 void lr__drive_apply(struct lr_drive *d, const struct raft_entry *e, uint32_t count);
