@@ -182,7 +182,12 @@ int lr_store_batch_new(struct lr_store_batch **out) {
 
 void lr_store_batch_free(struct lr_store_batch *b) {
   if (b == NULL) return;
-  lr__store_entries_free(b->entries, b->n_entries);
+  raft_free(b->entries);
+  while (b->data) {
+    struct lr__store_block *next = b->data->next;
+    raft_free(b->data);
+    b->data = next;
+  }
   if (b->has_snap) raft_config_free(&b->snap.config);
   raft_free(b->snap_data);
   raft_free(b);
@@ -199,33 +204,35 @@ int lr_store_batch_entries(struct lr_store_batch *b, const struct raft_entry *e,
   for (uint32_t i = 1; i < n; i++)
     if (e[i].index != e[i - 1].index + 1) return RAFT_EINVAL;
   if (e[0].index == 0) return RAFT_EINVAL;
-  struct raft_entry *copy;
-  int rv = lr__store_entries_copy(e, n, &copy);
-  if (rv != 0) return rv;
   /* A second call in one batch replaces the tail from its first index. */
+  uint32_t keep = 0;
   if (b->n_entries > 0) {
-    if (e[0].index < b->entries[0].index || e[0].index > b->entries[b->n_entries - 1].index + 1) {
-      lr__store_entries_free(copy, n);
+    if (e[0].index < b->entries[0].index || e[0].index > b->entries[b->n_entries - 1].index + 1)
       return RAFT_EINVAL;
-    }
-    uint32_t keep = (uint32_t)(e[0].index - b->entries[0].index);
-    struct raft_entry *all = raft_malloc(sizeof *all * (keep + n));
-    if (all == NULL) {
-      lr__store_entries_free(copy, n);
-      return RAFT_ENOMEM;
-    }
-    memcpy(all, b->entries, sizeof *all * keep);
-    memcpy(all + keep, copy, sizeof *all * n);
-    for (uint32_t i = keep; i < b->n_entries; i++)
-      raft_free(b->entries[i].data);
-    raft_free(b->entries);
-    raft_free(copy);
-    b->entries = all;
-    b->n_entries = keep + n;
-    return 0;
+    keep = (uint32_t)(e[0].index - b->entries[0].index);
   }
-  b->entries = copy;
-  b->n_entries = n;
+  size_t bytes = 0;
+  for (uint32_t i = 0; i < n; i++)
+    bytes += e[i].len;
+  struct lr__store_block *blk = raft_malloc(sizeof *blk + (bytes ? bytes : 1));
+  struct raft_entry *all = raft_realloc(b->entries, sizeof *all * (keep + n));
+  if (blk == NULL || all == NULL) {
+    raft_free(blk);
+    if (all) b->entries = all; /* still holds the first n_entries */
+    return RAFT_ENOMEM;
+  }
+  b->entries = all;
+  /* what the tail replaced stays in its block until the batch is freed */
+  blk->next = b->data;
+  b->data = blk;
+  char *p = blk->bytes;
+  for (uint32_t i = 0; i < n; i++) {
+    all[keep + i] = e[i];
+    all[keep + i].data = (uint8_t *)p;
+    if (e[i].len) memcpy(p, e[i].data, e[i].len);
+    p += e[i].len;
+  }
+  b->n_entries = keep + n;
   return 0;
 }
 

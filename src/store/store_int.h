@@ -8,12 +8,21 @@
 #include "store/store.h"
 
 /* A copy of one update's persistent part, owned by the batch. */
+/* Bytes of entries added to a batch in one call: one allocation instead of
+ * one per entry (a leader under load adds thousands per batch). */
+struct lr__store_block {
+  struct lr__store_block *next;
+  char bytes[];
+};
+
 struct lr_store_batch {
   bool has_hard;
   raft_term term;
   raft_id vote;
-  struct raft_entry *entries; /* data of each points into its own allocation */
+  struct raft_entry *entries; /* data of each points into a block of `data` */
   uint32_t n_entries;
+  struct lr__store_block *data; /* the entries' bytes: one block per
+                                   lr_store_batch_entries call, a list */
   bool has_snap;
   struct raft_snapshot_meta snap; /* config owned */
   uint8_t *snap_data;
