@@ -229,11 +229,21 @@ void lr_drive_leader_changed(struct lr_drive *d, raft_id old_leader, raft_id new
  * snapshot chunk; the snapshot config is copied beside it. */
 struct lr_msg_copy {
   struct raft_message m;
-  uint64_t has_config; /* 8 bytes: tail[] alignment */
+  struct lr_msg_copy *shares; /* whose entries m.entries points into, or NULL */
+  uint32_t refs;              /* this copy, and copies sharing its entries */
+  uint32_t has_config;
   char tail[];
 };
 struct lr_msg_copy *lr_msg_copy(const struct raft_message *m);
+/* A copy of m whose entries are those of `with` (a copy of a message that
+ * carries the same entries: the same first index and term, count and last
+ * term, which by log matching are the same entries), copied once for both. */
+struct lr_msg_copy *lr_msg_copy_sharing(const struct raft_message *m, struct lr_msg_copy *with);
+/* Drops a reference: the copy is freed with its last sharer. */
 void lr_msg_copy_free(struct lr_msg_copy *c);
+/* Do a and b carry the same entries (log matching: same first index and
+ * term, count and last term)? */
+bool lr_msg_same_entries(const struct raft_message *a, const struct raft_message *b);
 int lr_entries_copy(const struct raft_entry *src, uint32_t n, struct raft_entry **out);
 void lr_entries_free(struct raft_entry *e, uint32_t n);
 int lr_snapshot_copy(const struct raft_snapshot *src, struct raft_snapshot **out);

@@ -24,6 +24,8 @@ struct lr_msg_copy *lr_msg_copy(const struct raft_message *m) {
   if (c == NULL) return NULL;
   c->m = *m;
   c->has_config = false;
+  c->shares = NULL;
+  c->refs = 1;
   char *p = c->tail;
   if (m->n_entries > 0) {
     c->m.entries = (struct raft_entry *)p;
@@ -54,9 +56,32 @@ struct lr_msg_copy *lr_msg_copy(const struct raft_message *m) {
   return c;
 }
 
+struct lr_msg_copy *lr_msg_copy_sharing(const struct raft_message *m, struct lr_msg_copy *with) {
+  if (m->chunk_len > 0 || m->snap.config.n > 0) return lr_msg_copy(m); /* not an APPEND */
+  struct lr_msg_copy *c = malloc(sizeof *c);
+  if (c == NULL) return NULL;
+  c->m = *m;
+  c->m.entries = with->m.entries;
+  c->m.chunk = NULL;
+  memset(&c->m.snap.config, 0, sizeof c->m.snap.config);
+  c->has_config = false;
+  c->shares = with;
+  c->refs = 1;
+  with->refs++;
+  return c;
+}
+
+bool lr_msg_same_entries(const struct raft_message *a, const struct raft_message *b) {
+  uint32_t n = a->n_entries;
+  return n > 0 && n == b->n_entries && a->entries[0].index == b->entries[0].index &&
+         a->entries[0].term == b->entries[0].term &&
+         a->entries[n - 1].term == b->entries[n - 1].term;
+}
+
 void lr_msg_copy_free(struct lr_msg_copy *c) {
-  if (c == NULL) return;
+  if (c == NULL || --c->refs > 0) return;
   if (c->has_config) raft_config_free(&c->m.snap.config);
+  lr_msg_copy_free(c->shares);
   free(c);
 }
 

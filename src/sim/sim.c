@@ -100,7 +100,9 @@ static void timeouts_compact(struct lr_sim *s) {
 
 /* ---- messages ------------------------------------------------------------ */
 void lr__sim_blk_unref(struct lr__sim_blk *b) {
-  if (b != NULL && --b->refs == 0) raft_free(b);
+  if (b == NULL || --b->refs > 0) return;
+  lr_store_batch_free(b->batch);
+  raft_free(b);
 }
 
 int lr__sim_slot(const struct lr_sim *s, raft_id id) {
@@ -125,6 +127,25 @@ static void schedule(struct lr_sim *s, uint32_t from, uint32_t to, struct lr_msg
   lr__sim_push_event(s, &ev);
 }
 
+/* A copy of m for the network. A leader sends the same entries to every
+ * follower that is caught up: they are copied once and shared (the last
+ * copy with entries is kept for that), as a real node encodes them once. */
+static struct lr_msg_copy *copy_msg(struct lr_sim *s, const struct raft_message *m) {
+  if (m->n_entries == 0) return lr_msg_copy(m);
+  /* the same sender's same log array: nothing a bug in the core does can
+   * make the shared bytes differ from what this message holds */
+  if (s->last_entries && s->last_src == m->entries && s->last_entries->m.from == m->from &&
+      lr_msg_same_entries(&s->last_entries->m, m))
+    return lr_msg_copy_sharing(m, s->last_entries);
+  struct lr_msg_copy *c = lr_msg_copy(m);
+  if (c == NULL) return NULL; /* UNTESTED */
+  lr_msg_copy_free(s->last_entries);
+  c->refs++;
+  s->last_entries = c;
+  s->last_src = m->entries;
+  return c;
+}
+
 /* Sends a copy of m: drops, duplicates and delays it by the network rules. */
 void lr__sim_send(struct lr_sim *s, uint32_t from, const struct raft_message *m) {
   int to = lr__sim_slot(s, m->to);
@@ -136,10 +157,10 @@ void lr__sim_send(struct lr_sim *s, uint32_t from, const struct raft_message *m)
   double drop = l && l->set ? l->drop : s->drop;
   if (to < 0 || blocked(s, from, (uint32_t)to) || chance(s, drop)) return;
   if (chance(s, s->dup)) {
-    struct lr_msg_copy *again = lr_msg_copy(m);
+    struct lr_msg_copy *again = copy_msg(s, m);
     if (again) schedule(s, from, (uint32_t)to, again);
   }
-  struct lr_msg_copy *msg = lr_msg_copy(m);
+  struct lr_msg_copy *msg = copy_msg(s, m);
   if (msg == NULL) return; /* UNTESTED: a lost message */
   schedule(s, from, (uint32_t)to, msg);
 }
@@ -797,6 +818,7 @@ void lr_sim_free(struct lr_sim *s) {
   }
   for (size_t i = 0; i < s->events.n; i++)
     if (s->events.a[i].type == EV_MSG) lr_msg_copy_free(s->events.a[i].u.msg);
+  lr_msg_copy_free(s->last_entries);
   raft_free(s->events.a);
   raft_free(s->timeouts.a);
   raft_free(s->waiters);

@@ -10,7 +10,8 @@
 /* A reference-counted block of bytes: the entries of one durable write, all
  * of their data in one allocation; durable log entries keep it alive. */
 struct lr__sim_blk {
-  uint64_t refs; /* 8 bytes: data[] must be aligned for raft_entry */
+  uint64_t refs;                /* 8 bytes: data[] must be aligned for raft_entry */
+  struct lr_store_batch *batch; /* the written batch the entries point into, or NULL */
   char data[];
 };
 
@@ -92,6 +93,10 @@ struct lr__sim_link {
 };
 
 struct lr_sim {
+  /* the last message copy with entries, shared by the next ones that carry
+   * the same (sim.c copy_msg); last_src: the sender's array it came from */
+  struct lr_msg_copy *last_entries;
+  const struct raft_entry *last_src;
   struct lr_sim_options o;
   char *sm_path, *sm_chunk, *sm_chunkname;
   uint64_t now, seq;

@@ -135,23 +135,17 @@ void lr__sim_node_durable(struct lr_sim *s, uint32_t slot) {
   }
   if (v.snap) store_snapshot(s, slot, &v);
   if (v.n_entries > 0) {
-    size_t size = sizeof(struct lr__sim_blk) + (size_t)v.n_entries * sizeof(struct raft_entry);
-    for (uint32_t i = 0; i < v.n_entries; i++)
-      size += v.entries[i].len;
-    struct lr__sim_blk *blk = raft_malloc(size);
+    /* the durable log keeps the batch itself (its entries and bytes), as a
+     * disk keeps what was written: no copy */
+    struct lr__sim_blk *blk = raft_malloc(sizeof *blk);
     if (blk == NULL) abort(); /* UNTESTED */
     blk->refs = 1;
-    struct raft_entry *es = (struct raft_entry *)blk->data;
-    char *p = blk->data + (size_t)v.n_entries * sizeof(struct raft_entry);
+    blk->batch = b;
+    lr_store_batch_hold(b);
     raft_index snap_index = n->has_snap ? n->snap.meta.index : 0;
     log_truncate(n, v.entries[0].index);
-    for (uint32_t i = 0; i < v.n_entries; i++) {
-      es[i] = v.entries[i];
-      es[i].data = (uint8_t *)p;
-      if (v.entries[i].len) memcpy(p, v.entries[i].data, v.entries[i].len);
-      p += v.entries[i].len;
-      if (es[i].index > snap_index) log_append(s, slot, &es[i], blk);
-    }
+    for (uint32_t i = 0; i < v.n_entries; i++)
+      if (v.entries[i].index > snap_index) log_append(s, slot, &v.entries[i], blk);
     lr__sim_blk_unref(blk);
   }
   lr_drive_written(n->d, 0, (double)n->write_ms);
@@ -302,6 +296,7 @@ static int bootstrap(struct lr_sim *s, uint32_t slot, char *err, size_t errlen) 
   struct lr__sim_blk *b = raft_malloc(sizeof *b + e.len);
   if (b == NULL) abort(); /* UNTESTED */
   b->refs = 1;
+  b->batch = NULL;
   memcpy(b->data, e.data, e.len);
   struct raft_entry copy = e;
   copy.data = (uint8_t *)b->data;

@@ -177,11 +177,16 @@ int lr_store_batch_new(struct lr_store_batch **out) {
   *out = raft_malloc(sizeof **out);
   if (*out == NULL) return RAFT_ENOMEM;
   memset(*out, 0, sizeof **out);
+  (*out)->refs = 1;
   return 0;
 }
 
+void lr_store_batch_hold(struct lr_store_batch *b) {
+  b->refs++;
+}
+
 void lr_store_batch_free(struct lr_store_batch *b) {
-  if (b == NULL) return;
+  if (b == NULL || --b->refs > 0) return;
   raft_free(b->entries);
   while (b->data) {
     struct lr__store_block *next = b->data->next;

@@ -163,6 +163,9 @@ int lr_store_batch_write(struct lr_store *s, struct lr_store_batch *b);
 int lr_store_batch_result(const struct lr_store_batch *b, const char **msg, raft_index *last_index,
                           raft_term *last_term);
 void lr_store_batch_free(struct lr_store_batch *b);
+/* One more owner of b (lr_store_batch_free drops one): the simulated disk
+ * keeps a written batch as its durable log instead of copying it. */
+void lr_store_batch_hold(struct lr_store_batch *b);
 
 /* Housekeeping that should not delay a commit: for SQLite, the checkpoint
  * that folds the WAL back into the database (a PASSIVE one: the WAL file is

@@ -16,6 +16,7 @@ struct lr__store_block {
 };
 
 struct lr_store_batch {
+  uint32_t refs; /* lr_store_batch_hold */
   bool has_hard;
   raft_term term;
   raft_id vote;
