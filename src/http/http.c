@@ -13,7 +13,7 @@
  * the client still sends is dropped) -> closed. One timer per connection
  * enforces the phase's timeout.
  */
-#include "http/http.h"
+#include "http/http_int.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -25,80 +25,6 @@
 #include <http_parser.h>
 
 #include "tls/tls.h"
-
-#define HEADER_VALUE_MAX 512
-#define FIELD_MAX 32
-#define REJECT_SLOTS 32u
-/* While a request is being served we keep reading, so a client that goes
- * away is noticed, but only buffer up to PIPELINE_MAX bytes of what follows;
- * past that reading pauses. */
-#define PIPELINE_MAX (64u << 10)
-
-enum conn_state { CONN_READING = 1, CONN_WAITING, CONN_DONE, CONN_LINGER, CONN_CLOSING };
-enum timer_kind { T_NONE, T_HEADER, T_BODY, T_IDLE, T_SEND, T_LINGER };
-/* the headers we read; the order is the values[] index */
-enum hdr { H_CONTENT_TYPE, H_CLIENT_ID, H_SEQ, H_AUTHORIZATION, H_EXPECT, H_COUNT, H_OTHER = -1 };
-static const char *const hdr_names[H_COUNT] = {"Content-Type", "Raft-Client-Id", "Raft-Seq",
-                                               "Authorization", "Expect"};
-
-struct conn {
-  uv_tcp_t tcp;
-  uv_timer_t timer;
-  int handles; /* of tcp and timer still open; freed at 0 */
-  struct lr_http_server *srv;
-  http_parser parser;
-  enum conn_state state;
-  enum timer_kind timer_kind;
-  uint32_t slot, gen;
-  bool started; /* a byte of the current request arrived */
-  bool keep_alive;
-  bool peer_eof;   /* the client shut down its side */
-  bool reading;    /* uv_read_start is in effect */
-  bool shut;       /* uv_shutdown requested */
-  uint32_t writes; /* uv_write requests in flight */
-  uint64_t last_active;
-  size_t header_bytes, lingered;
-  char *url;
-  size_t url_len, url_cap;
-  char *body;
-  size_t body_len, body_cap;
-  /* header being read: its name is collected in field[] until the value
-   * starts (a name may come in pieces), then classified */
-  char field[FIELD_MAX];
-  size_t field_len;
-  bool field_long, in_value;
-  int cur; /* enum hdr of the value being read */
-  bool seen[H_COUNT];
-  /* Problems found while the headers arrive are only acted on once they are
-   * all there (on_headers_complete): by then http-parser has checked every
-   * byte of them, so the answer does not depend on where TCP split the
-   * request (fuzz/fuzz_http.c checks this at every byte). */
-  bool too_big;      /* over max_header: the URL is no longer stored */
-  int dup, long_hdr; /* the first header seen twice / over HEADER_VALUE_MAX, or H_OTHER */
-  char values[H_COUNT][HEADER_VALUE_MAX];
-  size_t value_len[H_COUNT];
-  char *leftover; /* bytes read past a complete request, parsed after the reply */
-  size_t leftover_len;
-  struct lr_tls *tls;
-};
-
-struct lr_http_server {
-  uv_loop_t *loop;
-  uv_tcp_t listener;
-  struct lr_http_options o;
-  lr_http_handler handler;
-  void *data;
-  struct conn **conns; /* max_conns + REJECT_SLOTS slots */
-  uint32_t nslots, open;
-  uint32_t open_handles; /* listener + connections not yet freed */
-  bool closing;
-  struct lr_http_stats stats;
-  uint32_t gen_seq; /* generations are unique server-wide, not per connection */
-  /* Every read lands here: what a connection keeps of it (body, pipelined
-   * bytes, TLS input) is copied before the next read, so one buffer serves
-   * them all and no read allocates. */
-  char readbuf[64 << 10];
-};
 
 struct write_req {
   uv_write_t req;
@@ -186,17 +112,17 @@ static void conn_close(struct conn *c) {
 
 static void on_timer(uv_timer_t *t);
 
-static void arm(struct conn *c, enum timer_kind kind, uint32_t ms) {
+void lr__http_arm(struct conn *c, enum timer_kind kind, uint32_t ms) {
   c->timer_kind = kind;
   uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
-static void disarm(struct conn *c) {
+void lr__http_disarm(struct conn *c) {
   c->timer_kind = T_NONE;
   uv_timer_stop(&c->timer);
 }
 
-static void reset_request(struct conn *c) {
+void lr__http_reset_request(struct conn *c) {
   c->started = false;
   c->header_bytes = 0;
   c->url_len = 0;
@@ -266,7 +192,7 @@ static int flush_tls(struct conn *c) {
 }
 
 /* Plaintext out: as is, or through the TLS session. */
-static int put(struct conn *c, const char *p, size_t n) {
+int lr__http_put(struct conn *c, const char *p, size_t n) {
   if (c->tls == NULL) return put_raw(c, p, n);
   if (lr_tls_write(c->tls, p, n) != 0) {
     c->srv->stats.tls_failures++;
@@ -292,7 +218,7 @@ static int send_reply(struct conn *c, int status, const char *ctype, const char 
   }
   memcpy(all, head, (size_t)n);
   if (len) memcpy(all + n, body, len);
-  int rv = put(c, all, (size_t)n + len);
+  int rv = lr__http_put(c, all, (size_t)n + len);
   free(all);
   return rv;
 }
@@ -330,7 +256,7 @@ static void finish(struct conn *c) {
     after_writes(c);
     return;
   }
-  arm(c, T_SEND, c->srv->o.send_timeout_ms);
+  lr__http_arm(c, T_SEND, c->srv->o.send_timeout_ms);
   /* keep reading (and dropping) so a client still sending its body does not
    * block before it reads our reply */
   start_reading(c);
@@ -368,7 +294,7 @@ static void after_writes(struct conn *c) {
   }
   c->shut = true;
   c->state = CONN_LINGER;
-  arm(c, T_LINGER, c->srv->o.linger_ms);
+  lr__http_arm(c, T_LINGER, c->srv->o.linger_ms);
   start_reading(c);
 }
 
@@ -385,7 +311,7 @@ static void refuse_h(struct conn *c, int status, const char *code, const char *m
   finish(c);
 }
 
-static void refuse(struct conn *c, int status, const char *code, const char *message) {
+void lr__http_refuse(struct conn *c, int status, const char *code, const char *message) {
   refuse_h(c, status, code, message, NULL);
 }
 
@@ -400,9 +326,9 @@ static void on_timer(uv_timer_t *t) {
   case T_BODY:
     s->stats.timeouts++;
     if (c->started && c->state == CONN_READING) {
-      refuse(c, 408, "timeout",
-             k == T_HEADER ? "the request headers did not arrive in time"
-                           : "the request body did not arrive in time");
+      lr__http_refuse(c, 408, "timeout",
+                      k == T_HEADER ? "the request headers did not arrive in time"
+                                    : "the request body did not arrive in time");
       return;
     }
     conn_close(c); /* nothing arrived (or a TLS handshake never finished) */
@@ -418,203 +344,14 @@ static void on_timer(uv_timer_t *t) {
   }
 }
 
-static int append(char **buf, size_t *len, size_t *cap, const char *p, size_t n) {
-  if (*len + n + 1 > *cap) {
-    size_t ncap = *cap ? *cap : 64;
-    while (ncap < *len + n + 1)
-      ncap *= 2;
-    char *nb = realloc(*buf, ncap);
-    if (nb == NULL) return -1;
-    *buf = nb;
-    *cap = ncap;
-  }
-  memcpy(*buf + *len, p, n);
-  *len += n;
-  (*buf)[*len] = '\0';
-  return 0;
-}
-
-static struct conn *conn_of(http_parser *p) {
-  return p->data;
-}
-
-/* Counts request line and header bytes; past max_header nothing more is
- * stored and the request is refused when its headers are complete
- * (http-parser's own limit, 80 KiB, ends a request that never completes). */
-static void header_budget(struct conn *c, size_t n) {
-  c->header_bytes += n;
-  if (c->header_bytes > c->srv->o.max_header) c->too_big = true;
-}
-
-static int on_message_begin(http_parser *p) {
-  struct conn *c = conn_of(p);
-  reset_request(c);
-  c->started = true;
-  return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t n) {
-  struct conn *c = conn_of(p);
-  header_budget(c, n);
-  if (c->too_big) return 0;
-  if (append(&c->url, &c->url_len, &c->url_cap, at, n)) return -1;
-  return 0;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t n) {
-  struct conn *c = conn_of(p);
-  header_budget(c, n);
-  if (c->in_value) { /* a new header starts */
-    c->in_value = false;
-    c->field_len = 0;
-    c->field_long = false;
-  }
-  if (c->field_len + n >= FIELD_MAX) {
-    c->field_long = true; /* none of ours is that long */
-  } else {
-    memcpy(c->field + c->field_len, at, n);
-    c->field_len += n;
-  }
-  return 0;
-}
-
-/* The name is complete (its value starts): which of ours is it? */
-static int classify(struct conn *c) {
-  if (c->field_long) return H_OTHER;
-  for (int i = 0; i < H_COUNT; i++)
-    if (strlen(hdr_names[i]) == c->field_len &&
-        strncasecmp(c->field, hdr_names[i], c->field_len) == 0)
-      return i;
-  return H_OTHER;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t n) {
-  struct conn *c = conn_of(p);
-  header_budget(c, n);
-  if (!c->in_value) {
-    c->in_value = true;
-    c->cur = classify(c);
-    if (c->cur != H_OTHER) {
-      if (c->seen[c->cur]) { /* refused at on_headers_complete */
-        if (c->dup == H_OTHER) c->dup = c->cur;
-        c->cur = H_OTHER;
-      } else {
-        c->seen[c->cur] = true;
-      }
-    }
-  }
-  if (c->cur == H_OTHER) return 0;
-  int i = c->cur;
-  if (c->value_len[i] + n >= HEADER_VALUE_MAX) {
-    if (c->long_hdr == H_OTHER) c->long_hdr = i;
-    c->cur = H_OTHER;
-    return 0;
-  }
-  memcpy(c->values[i] + c->value_len[i], at, n);
-  c->value_len[i] += n;
-  c->values[i][c->value_len[i]] = '\0';
-  return 0;
-}
-
-static int on_headers_complete(http_parser *p) {
-  struct conn *c = conn_of(p);
-  struct lr_http_server *s = c->srv;
-  if (c->too_big || c->dup != H_OTHER || c->long_hdr != H_OTHER) {
-    char msg[64];
-    if (c->too_big)
-      snprintf(msg, sizeof msg, "request headers too large");
-    else if (c->dup != H_OTHER)
-      snprintf(msg, sizeof msg, "duplicate %s header", hdr_names[c->dup]);
-    else
-      snprintf(msg, sizeof msg, "%s header value too long", hdr_names[c->long_hdr]);
-    s->stats.bad_requests++;
-    refuse(c, 400, "bad_request", msg);
-    return -1;
-  }
-  bool chunked = (p->flags & F_CHUNKED) != 0;
-  if (p->content_length != ULLONG_MAX && p->content_length > s->o.max_body) {
-    s->stats.too_large++;
-    refuse(c, 413, "too_large", "request body larger than the limit");
-    return -1;
-  }
-  bool body = chunked || (p->content_length != ULLONG_MAX && p->content_length > 0);
-  if (body) {
-    arm(c, T_BODY, s->o.body_timeout_ms);
-    if (c->seen[H_EXPECT] && strcasecmp(c->values[H_EXPECT], "100-continue") == 0 &&
-        p->http_major == 1 && p->http_minor >= 1) {
-      static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-      if (put(c, cont, sizeof cont - 1) < 0) return -1;
-    }
-  }
-  return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t n) {
-  struct conn *c = conn_of(p);
-  if (c->body_len + n > c->srv->o.max_body) {
-    c->srv->stats.too_large++;
-    refuse(c, 413, "too_large", "request body larger than the limit");
-    return -1;
-  }
-  if (append(&c->body, &c->body_len, &c->body_cap, at, n)) return -1;
-  return 0;
-}
-
-static void dispatch(struct conn *c) {
-  struct lr_http_server *s = c->srv;
-  char *url = c->url && c->url_len ? c->url : "/";
-  char *q = strchr(url, '?');
-  const char *query = "";
-  if (q) {
-    *q = '\0';
-    query = q + 1;
-  }
-  const char *subject = c->tls ? lr_tls_peer_subject(c->tls) : "";
-  struct lr_http_request req = {
-      .id = ((uint64_t)c->gen << 32) | c->slot,
-      .method = http_method_str(c->parser.method),
-      .path = url,
-      .query = query,
-      .body = c->body ? c->body : "",
-      .body_len = c->body_len,
-      .content_type = c->seen[H_CONTENT_TYPE] ? c->values[H_CONTENT_TYPE] : NULL,
-      .client_id = c->seen[H_CLIENT_ID] ? c->values[H_CLIENT_ID] : NULL,
-      .seq = c->seen[H_SEQ] ? c->values[H_SEQ] : NULL,
-      .authorization = c->seen[H_AUTHORIZATION] ? c->values[H_AUTHORIZATION] : NULL,
-      .peer_cert = subject[0] ? subject : NULL,
-  };
-  s->stats.requests++;
-  s->handler(s->data, &req);
-}
-
-static int on_message_complete(http_parser *p) {
-  struct conn *c = conn_of(p);
-  /* an upgrade (or CONNECT) is not served: the connection ends after the reply */
-  c->keep_alive = http_should_keep_alive(p) && !p->upgrade;
-  c->state = CONN_WAITING;
-  disarm(c);
-  http_parser_pause(p, 1); /* one request at a time: the rest waits */
-  return 0;
-}
-
-static const http_parser_settings settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
-
 /* Feeds request bytes to the parser; stops at a complete request (keeping
  * what is left for after the reply) or at an error. */
 static void feed(struct conn *c, const char *data, size_t len) {
   bool was_started = c->started;
-  size_t done = http_parser_execute(&c->parser, &settings, data, len);
+  size_t done = http_parser_execute(&c->parser, &lr__http_settings, data, len);
   if (c->state != CONN_READING && c->state != CONN_WAITING) return; /* refused or closed */
   if (!was_started && c->started && c->timer_kind == T_IDLE)
-    arm(c, T_HEADER, c->srv->o.header_timeout_ms); /* a keep-alive request began */
+    lr__http_arm(c, T_HEADER, c->srv->o.header_timeout_ms); /* a keep-alive request began */
   enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
   if (e == HPE_PAUSED) {
     http_parser_pause(&c->parser, 0);
@@ -628,12 +365,12 @@ static void feed(struct conn *c, const char *data, size_t len) {
       c->leftover = rest;
       c->leftover_len = len - done;
     }
-    dispatch(c);
+    lr__http_dispatch(c);
     return;
   }
   if (e != HPE_OK) {
     c->srv->stats.bad_requests++;
-    refuse(c, 400, "bad_request", http_errno_description(e));
+    lr__http_refuse(c, 400, "bad_request", http_errno_description(e));
   }
 }
 
@@ -745,9 +482,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 
 /* Ready for the next request on this connection. */
 static void resume(struct conn *c) {
-  reset_request(c);
+  lr__http_reset_request(c);
   c->state = CONN_READING;
-  arm(c, T_IDLE, c->srv->o.idle_timeout_ms);
+  lr__http_arm(c, T_IDLE, c->srv->o.idle_timeout_ms);
   if (c->leftover) {
     char *data = c->leftover;
     size_t len = c->leftover_len;
@@ -877,8 +614,9 @@ static void on_connection(uv_stream_t *server, int status) {
     refuse_h(c, 503, "busy", "too many connections; try again later", "Retry-After: 1\r\n");
     return;
   }
-  reset_request(c);
-  arm(c, T_HEADER, s->o.header_timeout_ms); /* a fresh connection: first request (or handshake) */
+  lr__http_reset_request(c);
+  lr__http_arm(c, T_HEADER,
+               s->o.header_timeout_ms); /* a fresh connection: first request (or handshake) */
   start_reading(c);
 }
 
