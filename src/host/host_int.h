@@ -91,4 +91,10 @@ void lr__node_handle_closed(struct lr_node *n);
 
 #define LR__LOG(n, level, ...) lr_log((n)->log_level, (n)->id, level, __VA_ARGS__)
 
+/* snapfork.c: io.snapshot of a real node (fork; 1 = the bytes follow
+ * through lr_drive_snapshot_made), and dropping a child at stop */
+int lr__node_io_snapshot(void *data, struct lr_sm *sm, struct lr_buf *out, char *err,
+                         size_t errlen);
+void lr__node_snapshot_abandon(struct lr_node *n);
+
 #endif
