@@ -62,6 +62,59 @@ static void test_snapshot_compacts_log_keeping_trailing_entries(void **state) {
   fx_free(&f);
 }
 
+struct chunk_at {
+  raft_id to;
+  const uint8_t *lo, *hi; /* the buffer handed to the core */
+  int chunks, inside;
+};
+
+static bool chunk_in(struct fx *f, const struct raft_message *m, void *arg) {
+  (void)f;
+  struct chunk_at *c = arg;
+  if (m->type == RAFT_MSG_SNAPSHOT && m->to == c->to) {
+    c->chunks++;
+    if (m->chunk >= c->lo && m->chunk + m->chunk_len <= c->hi) c->inside++;
+  }
+  return true;
+}
+
+/* raft_snapshot_taken_own keeps the host's buffer itself (no copy of a
+ * large state on the host's loop): the chunks a lagging follower gets are
+ * read from it, and the core frees it. raft_snapshot_taken copies. */
+static void test_snapshot_taken_own_serves_the_hosts_buffer(void **state) {
+  (void)state;
+  for (int own = 0; own <= 1; own++) {
+    struct fx f;
+    struct raft_options o = fx_opts();
+    o.snapshot_trailing = 2;
+    o.snapshot_chunk_bytes = 1000;
+    raft_id l = setup(&f, &o);
+    raft_id x = l % 3 + 1;
+    fx_isolate(&f, x, true);
+    raft_index idx;
+    for (int i = 0; i < 30; i++)
+      fx_propose(&f, l, "x", &idx);
+    assert_true(fx_run_until_applied(&f, l, idx, 100));
+    uint8_t *buf = raft_malloc(3000);
+    assert_non_null(buf);
+    memset(buf, 'S', 3000);
+    memcpy(buf, &f.nodes[l].applied, 8); /* the fixture's snapshot format */
+    memcpy(buf + 8, &f.nodes[l].hash, 8);
+    struct chunk_at c = {x, buf, buf + 3000, 0, 0};
+    int rv = own ? raft_snapshot_taken_own(fx_r(&f, l), idx, buf, 3000)
+                 : raft_snapshot_taken(fx_r(&f, l), idx, buf, 3000);
+    assert_int_equal(rv, 0);
+    f.filter = chunk_in;
+    f.filter_arg = &c;
+    fx_isolate(&f, x, false);
+    fx_run(&f, 200);
+    assert_true(c.chunks >= 3);
+    assert_int_equal(c.inside, own ? c.chunks : 0);
+    if (!own) raft_free(buf); /* copied: still ours */
+    fx_free(&f);
+  }
+}
+
 /* Thesis 5.3: a follower whose next entry was compacted away gets the
  * snapshot in snapshot_chunk_bytes chunks, one in flight at a time, then
  * catches up from the log. */
@@ -292,6 +345,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       FX_TEST(test_snapshot_compacts_log_keeping_trailing_entries),
       FX_TEST(test_lagging_follower_gets_snapshot_in_chunks),
+      FX_TEST(test_snapshot_taken_own_serves_the_hosts_buffer),
       FX_TEST(test_snapshot_transfer_resumes_after_lost_chunk),
       FX_TEST(test_snapshot_over_divergent_suffix_discards_it),
       FX_TEST(test_snapshot_over_matching_log_keeps_suffix),

@@ -374,6 +374,11 @@ int raft_change_force(struct raft *r, uint64_t now, int kind, raft_id id, const 
  * (data copied); the core compacts its log behind it (keeping
  * snapshot_trailing entries) and serves it to followers that are behind. */
 int raft_snapshot_taken(struct raft *r, raft_index index, const void *data, size_t len);
+/* raft_snapshot_taken without the copy: `data` (from raft_malloc) becomes
+ * the core's, on success and when the core already has a newer snapshot (it
+ * frees it then); on an error the caller keeps it. A 100 MB state is not
+ * copied again on the host's loop thread. */
+int raft_snapshot_taken_own(struct raft *r, raft_index index, void *data, size_t len);
 
 /* acknowledgements */
 void raft_persisted(struct raft *r, uint64_t now, raft_index index, raft_term term);

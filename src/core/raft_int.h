@@ -266,6 +266,8 @@ void raft__send_snapshot(struct raft *r, struct raft__progress *p);
 void raft__recv_snapshot(struct raft *r, const struct raft_message *m);
 void raft__recv_snapshot_resp(struct raft *r, const struct raft_message *m);
 int raft__snapshot_set(struct raft *r, const struct raft_snapshot *s);
+/* raft__snapshot_set keeping s->data itself (raft_malloc'd): no copy */
+int raft__snapshot_adopt(struct raft *r, const struct raft_snapshot *s);
 void raft__snapshot_free(struct raft *r);
 bool raft__snap_meta_valid(const struct raft_snapshot_meta *m);
 

@@ -22,16 +22,16 @@ void raft__snapshot_free(struct raft *r) {
 }
 
 /* Keeps a copy of s as the snapshot this node serves. */
-int raft__snapshot_set(struct raft *r, const struct raft_snapshot *s) {
+static int snapshot_set(struct raft *r, const struct raft_snapshot *s, bool own) {
   struct raft_config c;
   int rv = raft_config_copy(&s->meta.config, &c);
   if (rv != 0) return rv;
-  uint8_t *d = raft_malloc(s->len);
-  if (d == NULL) {
+  uint8_t *d = own ? (uint8_t *)s->data : raft_malloc(s->len);
+  if (d == NULL && !own) {
     raft_config_free(&c);
     return RAFT_ENOMEM;
   }
-  if (s->len) memcpy(d, s->data, s->len);
+  if (!own && s->len) memcpy(d, s->data, s->len);
   raft__snapshot_free(r);
   r->snap.meta = s->meta;
   r->snap.meta.config = c;
@@ -42,15 +42,24 @@ int raft__snapshot_set(struct raft *r, const struct raft_snapshot *s) {
   return 0;
 }
 
+int raft__snapshot_set(struct raft *r, const struct raft_snapshot *s) {
+  return snapshot_set(r, s, false);
+}
+
+int raft__snapshot_adopt(struct raft *r, const struct raft_snapshot *s) {
+  return snapshot_set(r, s, true);
+}
+
 /* Thesis 5.1: the host snapshots its state machine at an applied index; the
  * core keeps snapshot_trailing entries behind it so slightly slow followers
  * still catch up from the log instead of a whole snapshot. */
-int raft_snapshot_taken(struct raft *r, raft_index index, const void *data, size_t len) {
+static int taken(struct raft *r, raft_index index, const void *data, size_t len, bool own) {
   raft__begin(r, r->now);
   if (index == 0 || index > r->emitted || (len > 0 && data == NULL)) {
     return RAFT_EINVAL;
   }
   if (r->has_snap && index <= r->snap.meta.index) {
+    if (own) raft_free((void *)data); /* a newer one is kept */
     return 0;
   }
   if (index <= r->log.offset) {
@@ -59,7 +68,7 @@ int raft_snapshot_taken(struct raft *r, raft_index index, const void *data, size
   struct raft_snapshot s = {{index, raft__log_term(&r->log, index), {NULL, 0}, 0}, data, len};
   int rv = raft__config_at(r, index, &s.meta.config, &s.meta.config_index);
   if (rv != 0) return rv;
-  rv = raft__snapshot_set(r, &s);
+  rv = snapshot_set(r, &s, own);
   raft_config_free(&s.meta.config);
   if (rv != 0) return rv;
   raft_index upto = index > r->o.snapshot_trailing ? index - r->o.snapshot_trailing : 0;
@@ -69,6 +78,14 @@ int raft_snapshot_taken(struct raft *r, raft_index index, const void *data, size
   }
   raft__check(r);
   return 0;
+}
+
+int raft_snapshot_taken(struct raft *r, raft_index index, const void *data, size_t len) {
+  return taken(r, index, data, len, false);
+}
+
+int raft_snapshot_taken_own(struct raft *r, raft_index index, void *data, size_t len) {
+  return taken(r, index, data, len, true);
 }
 
 /* Thesis 5.3 InstallSnapshot, one chunk at a time: the next chunk goes only

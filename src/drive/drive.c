@@ -438,9 +438,12 @@ static void done_item(struct lr_drive *d, struct lr__item *it) {
     LR__DRIVE_RULE(d, it->snap_index <= d->snap_durable,
                    "a snapshot acknowledged before it was durable");
     d->snap_acked = it->snap_index;
-    struct lr_store_batch_view v;
-    lr_store_batch_view(it->batch, &v);
-    int rv = raft_snapshot_taken(d->raft, it->snap_index, v.snap_data, v.snap_len);
+    /* the bytes move from the written batch to the core: a large state
+     * is not copied again on the loop thread */
+    size_t len;
+    void *data = lr_store_batch_snapshot_release(it->batch, &len);
+    int rv = raft_snapshot_taken_own(d->raft, it->snap_index, data, len);
+    if (rv != 0) raft_free(data);
     if (rv != 0)
       lr__drive_log(d, RAFT_LOG_WARN, "snapshot at %llu refused by the core: %s",
                     (unsigned long long)it->snap_index, raft_strerror(rv));

@@ -185,6 +185,13 @@ void lr_store_batch_hold(struct lr_store_batch *b) {
   b->refs++;
 }
 
+void *lr_store_batch_snapshot_release(struct lr_store_batch *b, size_t *len) {
+  void *data = b->has_snap ? b->snap_data : NULL;
+  *len = data ? b->snap_len : 0;
+  if (data) b->snap_data = NULL;
+  return data;
+}
+
 void lr_store_batch_free(struct lr_store_batch *b) {
   if (b == NULL || --b->refs > 0) return;
   raft_free(b->entries);

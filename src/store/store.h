@@ -166,6 +166,10 @@ void lr_store_batch_free(struct lr_store_batch *b);
 /* One more owner of b (lr_store_batch_free drops one): the simulated disk
  * keeps a written batch as its durable log instead of copying it. */
 void lr_store_batch_hold(struct lr_store_batch *b);
+/* Once b is written: its snapshot bytes (raft_malloc'd), now the caller's
+ * (raft_snapshot_taken_own gives them to the core without a copy); NULL
+ * when b holds none. */
+void *lr_store_batch_snapshot_release(struct lr_store_batch *b, size_t *len);
 
 /* Housekeeping that should not delay a commit: for SQLite, the checkpoint
  * that folds the WAL back into the database (a PASSIVE one: the WAL file is
