@@ -141,4 +141,7 @@ uint64_t lr__net_who_hash(const struct conn *c, raft_id id);
 bool lr__net_quiet(struct lr_net *n, uint64_t who, const char *reason, uint64_t *repeats);
 const char *lr__net_quiet_note(uint64_t repeats, char *buf, size_t len);
 
+/* net_send.c: drops a peer's queued frames */
+void lr__net_queue_free(struct peer *p);
+
 #endif
