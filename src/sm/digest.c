@@ -15,7 +15,14 @@
  * The tables here are therefore not part of snapshots.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "codec/codec.h"
+#include "sm/bytes.h"
 
 #include "sm/sm_int.h"
 
@@ -119,4 +126,84 @@ bool lr__sm_digest_report(struct lr__sm_digests *t, raft_index index, uint64_t n
   t->div_mine = c->own;
   t->div_majority = *m;
   return true;
+}
+
+/* ---- the runner's side: taking digest(), applying reports ---- */
+/* Shows a digest in a log line: printable bytes as they are, others as \xNN. */
+static const char *printable(char *buf, size_t cap, const char *p, size_t n) {
+  size_t k = 0;
+  for (size_t i = 0; i < n && k + 5 < cap; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (c >= 32 && c < 127 && c != '"')
+      buf[k++] = (char)c;
+    else
+      k += (size_t)snprintf(buf + k, cap - k, "\\x%02x", c);
+  }
+  buf[k] = 0;
+  return buf;
+}
+
+/* Calls digest() right after applying the checkpoint entry at index. */
+void lr__sm_take_digest(struct lr_sm *sm, raft_index index) {
+  lua_State *L = sm->L;
+  uint64_t hard = sm->mem->hard;
+  lua_pushvalue(L, S_DIGEST);
+  lr__sm_call_begin(sm, L, (lua_Integer)index, -1);
+  int rc = lua_pcall(L, 0, 1, S_HANDLER);
+  lr__sm_call_end(sm, L, sm->mem, hard, rc);
+  char line[400];
+  if (sm->halted) {
+    /* nothing: halted */
+  } else if (rc != LUA_OK || lua_type(L, -1) != LUA_TSTRING) {
+    snprintf(line, sizeof line, "digest at %llu skipped: %s", (unsigned long long)index,
+             rc != LUA_OK ? lua_tostring(L, -1) : "digest() must return a string");
+    lr__sm_log(sm, RAFT_LOG_WARN, line);
+  } else {
+    size_t n;
+    const char *p = lua_tolstring(L, -1, &n);
+    struct lr__sm_digest d;
+    lr__sm_digest_make(&d, p, n);
+    lr__sm_digest_own(&sm->dg, index, &d);
+  }
+  lua_settop(L, S_TOP);
+}
+
+/* An applied DIGEST entry: u64 index | digest bytes. */
+void lr__sm_apply_digest(struct lr_sm *sm, const struct lr_env *env) {
+  struct lr__rd r;
+  lr__rd_init(&r, env->cmd, env->cmd_len);
+  raft_index index = lr__getn(&r, 8);
+  if (r.bad || r.n > LR_SM_DIGEST_MAX || index == 0 || index > sm->applied) return;
+  struct lr__sm_digest d;
+  d.len = (uint8_t)r.n;
+  memcpy(d.d, r.p, r.n);
+  if (!lr__sm_digest_report(&sm->dg, index, env->origin, &d)) return;
+  char mine[4 * LR_SM_DIGEST_MAX + 1], maj[4 * LR_SM_DIGEST_MAX + 1];
+  lr__sm_halt(sm, false,
+              "diverged from the majority at index %llu: digest() gave \"%s\" here, "
+              "\"%s\" on a majority of the voters; this replica's state is wrong: stop the node, "
+              "delete its data directory and start it again, so it catches up from a healthy "
+              "replica's snapshot",
+              (unsigned long long)index,
+              printable(mine, sizeof mine, sm->dg.div_mine.d, sm->dg.div_mine.len),
+              printable(maj, sizeof maj, sm->dg.div_majority.d, sm->dg.div_majority.len));
+}
+
+bool lr_sm_digest_due(const struct lr_sm *sm) {
+  return sm->dg.due && !sm->halted;
+}
+
+int lr_sm_digest_envelope(struct lr_sm *sm, struct lr_buf *out) {
+  if (!sm->dg.due) return -1;
+  const struct lr__sm_ckpt *c = NULL;
+  for (int i = 0; i < LR__SM_CKPTS; i++)
+    if (sm->dg.ck[i].index == sm->dg.due_index && sm->dg.ck[i].has_own) c = &sm->dg.ck[i];
+  sm->dg.due = false;
+  if (c == NULL) return -1; /* UNTESTED: evicted */
+  char cmd[8 + LR_SM_DIGEST_MAX];
+  lr__put64(cmd, c->index);
+  memcpy(cmd + 8, c->own.d, c->own.len);
+  struct lr_env e = {
+      .origin = sm->o.id, .kind = LR_ENV_DIGEST, .cmd = cmd, .cmd_len = 8 + (size_t)c->own.len};
+  return lr_env_encode(&e, out);
 }

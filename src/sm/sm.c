@@ -58,7 +58,7 @@ static void warn_off(void *ud, const char *msg, int tocont) {
 }
 
 /* ---- halting ------------------------------------------------------------- */
-static void sm_log(struct lr_sm *sm, int level, const char *msg) {
+void lr__sm_log(struct lr_sm *sm, int level, const char *msg) {
   if (sm->o.log)
     sm->o.log(sm->o.log_ud, level, msg);
   else
@@ -75,7 +75,7 @@ void lr__sm_halt(struct lr_sm *sm, bool memory, const char *fmt, ...) {
   va_end(ap);
   char line[600];
   snprintf(line, sizeof line, "state machine HALTED: %s", sm->reason);
-  sm_log(sm, RAFT_LOG_ERROR, line);
+  lr__sm_log(sm, RAFT_LOG_ERROR, line);
 }
 
 static void halt_memory(struct lr_sm *sm) {
@@ -166,7 +166,7 @@ static void mark_leave(struct lr_sm *sm) {
 }
 
 /* Starts a call into the script: its seed and its budget. */
-static void call_begin(struct lr_sm *sm, lua_State *L, lua_Integer seed1, lua_Integer seed2) {
+void lr__sm_call_begin(struct lr_sm *sm, lua_State *L, lua_Integer seed1, lua_Integer seed2) {
   struct lr__sm_ctx *c = &sm->ctx;
   c->seeded = false;
   c->seed1 = seed1;
@@ -237,7 +237,7 @@ static int init_state(lua_State *L) {
                           sm->chunkname ? sm->chunkname : "=state_machine", "b");
   if (rc != LUA_OK) return lua_error(L);
   /* the script's top level runs guarded, seeded and on a budget too */
-  call_begin(sm, L, 0, 0);
+  lr__sm_call_begin(sm, L, 0, 0);
   rc = lua_pcall(L, 0, 1, S_HANDLER);
   if (sm->ctx.budget_on) {
     lua_sethook(L, NULL, 0, 0);
@@ -527,7 +527,7 @@ static void call_apply(struct lr_sm *sm, const struct raft_entry *e, struct lr_s
   lua_pushvalue(L, S_APPLY);
   lua_pushvalue(L, S_META);
   lua_pushlightuserdata(L, &c);
-  call_begin(sm, L, (lua_Integer)e->index, (lua_Integer)e->term);
+  lr__sm_call_begin(sm, L, (lua_Integer)e->index, (lua_Integer)e->term);
   int rc = lua_pcall(L, 3, 1, S_HANDLER);
   lr__sm_call_end(sm, L, sm->mem, hard, rc);
   if (sm->halted) {
@@ -566,89 +566,9 @@ static void call_apply(struct lr_sm *sm, const struct raft_entry *e, struct lr_s
   res->len = sm->out.len;
 }
 
-/* ---- digests ------------------------------------------------------------- */
-/* Shows a digest in a log line: printable bytes as they are, others as \xNN. */
-static const char *printable(char *buf, size_t cap, const char *p, size_t n) {
-  size_t k = 0;
-  for (size_t i = 0; i < n && k + 5 < cap; i++) {
-    unsigned char c = (unsigned char)p[i];
-    if (c >= 32 && c < 127 && c != '"')
-      buf[k++] = (char)c;
-    else
-      k += (size_t)snprintf(buf + k, cap - k, "\\x%02x", c);
-  }
-  buf[k] = 0;
-  return buf;
-}
-
-/* Calls digest() right after applying the checkpoint entry at index. */
-static void take_digest(struct lr_sm *sm, raft_index index) {
-  lua_State *L = sm->L;
-  uint64_t hard = sm->mem->hard;
-  lua_pushvalue(L, S_DIGEST);
-  call_begin(sm, L, (lua_Integer)index, -1);
-  int rc = lua_pcall(L, 0, 1, S_HANDLER);
-  lr__sm_call_end(sm, L, sm->mem, hard, rc);
-  char line[400];
-  if (sm->halted) {
-    /* nothing: halted */
-  } else if (rc != LUA_OK || lua_type(L, -1) != LUA_TSTRING) {
-    snprintf(line, sizeof line, "digest at %llu skipped: %s", (unsigned long long)index,
-             rc != LUA_OK ? lua_tostring(L, -1) : "digest() must return a string");
-    sm_log(sm, RAFT_LOG_WARN, line);
-  } else {
-    size_t n;
-    const char *p = lua_tolstring(L, -1, &n);
-    struct lr__sm_digest d;
-    lr__sm_digest_make(&d, p, n);
-    lr__sm_digest_own(&sm->dg, index, &d);
-  }
-  lua_settop(L, S_TOP);
-}
-
-/* An applied DIGEST entry: u64 index | digest bytes. */
-static void apply_digest(struct lr_sm *sm, const struct lr_env *env) {
-  struct lr__rd r;
-  lr__rd_init(&r, env->cmd, env->cmd_len);
-  raft_index index = lr__getn(&r, 8);
-  if (r.bad || r.n > LR_SM_DIGEST_MAX || index == 0 || index > sm->applied) return;
-  struct lr__sm_digest d;
-  d.len = (uint8_t)r.n;
-  memcpy(d.d, r.p, r.n);
-  if (!lr__sm_digest_report(&sm->dg, index, env->origin, &d)) return;
-  char mine[4 * LR_SM_DIGEST_MAX + 1], maj[4 * LR_SM_DIGEST_MAX + 1];
-  lr__sm_halt(sm, false,
-              "diverged from the majority at index %llu: digest() gave \"%s\" here, "
-              "\"%s\" on a majority of the voters; this replica's state is wrong: stop the node, "
-              "delete its data directory and start it again, so it catches up from a healthy "
-              "replica's snapshot",
-              (unsigned long long)index,
-              printable(mine, sizeof mine, sm->dg.div_mine.d, sm->dg.div_mine.len),
-              printable(maj, sizeof maj, sm->dg.div_majority.d, sm->dg.div_majority.len));
-}
-
 bool lr_sm_halted(const struct lr_sm *sm) {
   return sm->halted;
 }
-bool lr_sm_digest_due(const struct lr_sm *sm) {
-  return sm->dg.due && !sm->halted;
-}
-
-int lr_sm_digest_envelope(struct lr_sm *sm, struct lr_buf *out) {
-  if (!sm->dg.due) return -1;
-  const struct lr__sm_ckpt *c = NULL;
-  for (int i = 0; i < LR__SM_CKPTS; i++)
-    if (sm->dg.ck[i].index == sm->dg.due_index && sm->dg.ck[i].has_own) c = &sm->dg.ck[i];
-  sm->dg.due = false;
-  if (c == NULL) return -1; /* UNTESTED: evicted */
-  char cmd[8 + LR_SM_DIGEST_MAX];
-  lr__put64(cmd, c->index);
-  memcpy(cmd + 8, c->own.d, c->own.len);
-  struct lr_env e = {
-      .origin = sm->o.id, .kind = LR_ENV_DIGEST, .cmd = cmd, .cmd_len = 8 + (size_t)c->own.len};
-  return lr_env_encode(&e, out);
-}
-
 void lr_sm_set_config(struct lr_sm *sm, const struct raft_config *c) {
   lr__sm_digest_config(&sm->dg, c);
 }
@@ -757,7 +677,7 @@ int lr_sm_apply(struct lr_sm *sm, const struct raft_entry *e, struct lr_sm_resul
     memset(&res->env, 0, sizeof res->env);
     set_message(sm, res, LR_SM_BAD_REQUEST, "%s", "malformed entry envelope");
   } else if (res->env.kind == LR_ENV_DIGEST) {
-    apply_digest(sm, &res->env);         /* applied either way; no waiter */
+    lr__sm_apply_digest(sm, &res->env);  /* applied either way; no waiter */
     if (sm->halted) set_halted(sm, res); /* it showed this replica diverged */
     return 0;                            /* a report is no checkpoint */
   } else {
@@ -773,7 +693,7 @@ int lr_sm_apply(struct lr_sm *sm, const struct raft_entry *e, struct lr_sm_resul
    * the DIGEST entries a checkpoint causes never make the next one). */
   if (lua_isfunction(sm->L, S_DIGEST) && sm->digest_entries != LR_SM_DIGEST_OFF &&
       e->index % sm->digest_entries == 0)
-    take_digest(sm, e->index);
+    lr__sm_take_digest(sm, e->index);
   return rc;
 }
 
@@ -801,7 +721,7 @@ int lr_sm_query(struct lr_sm *sm, const void *q, size_t qlen, struct lr_sm_resul
     set_message(sm, res, LR_SM_BAD_REQUEST, "malformed query: %s", err);
     return 0;
   }
-  call_begin(sm, L, (lua_Integer)sm->applied, -2);
+  lr__sm_call_begin(sm, L, (lua_Integer)sm->applied, -2);
   int rc = lua_pcall(L, 1, 1, S_HANDLER);
   lr__sm_call_end(sm, L, sm->mem, hard, rc);
   if (sm->halted) {

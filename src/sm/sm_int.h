@@ -189,6 +189,14 @@ lua_State *lr__sm_new_state(struct lr_sm *sm, struct lr__sm_mem **memp, char *er
 void lr__sm_close_state(lua_State *L, struct lr__sm_mem *mem);
 /* Around every call into the script: the call marker, seeds and budget. */
 void lr__sm_mark_enter(struct lr_sm *sm);
+/* A call into the state machine starts: budget hook, deterministic seeds */
+void lr__sm_call_begin(struct lr_sm *sm, lua_State *L, lua_Integer seed1, lua_Integer seed2);
 void lr__sm_call_end(struct lr_sm *sm, lua_State *L, struct lr__sm_mem *mem, uint64_t hard, int rc);
+
+/* sm.c: a loud line (halts, divergence) to the runner's log */
+void lr__sm_log(struct lr_sm *sm, int level, const char *msg);
+/* digest.c: take our digest at index; compare a replicated one */
+void lr__sm_take_digest(struct lr_sm *sm, raft_index index);
+void lr__sm_apply_digest(struct lr_sm *sm, const struct lr_env *env);
 
 #endif
