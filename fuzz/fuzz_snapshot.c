@@ -14,6 +14,10 @@
  *     (a retry of a session and a forwarded duplicate), and its snapshot
  *     after that restores again (what it writes, it reads back);
  *   - nothing crashes or leaks (ASan, UBSan, LeakSanitizer).
+ * Both modes of the runner get every input: a script (restore builds a
+ * fresh Lua state aside) and the in-state mode (restore(data) on the
+ * caller's own table; one that raises halts that runner, by design, and it
+ * is made again).
  * Seeds: fuzz/corpus/snapshot/ (made by fuzz/make_corpus_snapshot.py). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +28,7 @@
 
 #include "sm/sm_int.h"
 
-/* The script: its state is one string, so restore(data) followed by
+/* The script (also the in-state table): its state is one string, so restore(data) followed by
  * snapshot() gives data back unchanged; a state starting with "!" makes
  * restore raise (a script that refuses what it was given). */
 static const char SCRIPT[] =
@@ -41,9 +45,16 @@ static const char SCRIPT[] =
 
 #define MAX_SESSIONS 8
 
-static struct lr_sm *sm;
-static struct lr_buf base, snap, ebuf;
-static raft_index base_index;
+/* One runner under test, and the state every input is restored over. */
+struct runner {
+  struct lr_sm *sm;
+  lua_State *caller; /* in-state mode: the caller's state (holds the table) */
+  struct lr_buf base;
+  raft_index base_index;
+};
+
+static struct runner script_runner, table_runner;
+static struct lr_buf chunk, snap, ebuf;
 
 static int dump_writer(lua_State *L, const void *p, size_t n, void *ud) {
   (void)L;
@@ -84,15 +95,15 @@ static void entry(struct raft_entry *e, raft_index index, uint64_t origin, uint6
                            .data = (uint8_t *)ebuf.data};
 }
 
-static void apply(raft_index index, uint64_t origin, uint64_t req, const char *client,
-                  size_t client_len, uint64_t seq, const char *cmd) {
+static void apply(struct lr_sm *sm, raft_index index, uint64_t origin, uint64_t req,
+                  const char *client, size_t client_len, uint64_t seq, const char *cmd) {
   struct raft_entry e;
   struct lr_sm_result res;
   entry(&e, index, origin, req, client, client_len, seq, cmd);
   if (lr_sm_apply(sm, &e, &res) != 0 || lr_sm_halted(sm)) abort();
 }
 
-static void take(struct lr_buf *out) {
+static void take(struct lr_sm *sm, struct lr_buf *out) {
   char err[256];
   out->len = 0;
   if (lr_sm_snapshot(sm, out, err, sizeof err) != 0) {
@@ -101,38 +112,57 @@ static void take(struct lr_buf *out) {
   }
 }
 
-static void setup(void) {
-  lr_buf_init(&base);
-  lr_buf_init(&snap);
-  lr_buf_init(&ebuf);
-  struct lr_buf chunk;
-  lr_buf_init(&chunk);
-  lua_State *L = luaL_newstate();
-  if (luaL_loadstring(L, SCRIPT) != LUA_OK || lua_dump(L, dump_writer, &chunk, 1) != 0) abort();
-  lua_close(L);
-  struct lr_sm_options o = {.id = 1,
-                            .chunk = chunk.data,
-                            .chunk_len = chunk.len,
-                            .max_sessions = MAX_SESSIONS,
-                            .digest_entries = LR_SM_DIGEST_OFF,
-                            .log = quiet};
+/* Makes the runner (in_state: on a fresh caller state) and its base state:
+ * two sessions, two origins. */
+static void make(struct runner *r, bool in_state) {
+  struct lr_sm_options o = {
+      .id = 1, .max_sessions = MAX_SESSIONS, .digest_entries = LR_SM_DIGEST_OFF, .log = quiet};
+  if (in_state) {
+    r->caller = luaL_newstate();
+    luaL_openlibs(r->caller);
+    if (luaL_dostring(r->caller, SCRIPT) != LUA_OK) abort();
+    lua_State *T = lua_newthread(r->caller);
+    lua_insert(r->caller, -2);
+    lua_xmove(r->caller, T, 1); /* T holds the table; the caller the thread */
+    o.thread = T;
+  } else {
+    o.chunk = chunk.data;
+    o.chunk_len = chunk.len;
+  }
   char err[256];
-  if (lr_sm_new(&o, &sm, err, sizeof err) != 0) {
+  if (lr_sm_new(&o, &r->sm, err, sizeof err) != 0) {
     fprintf(stderr, "lr_sm_new: %s\n", err);
     abort();
   }
-  lr_buf_free(&chunk);
-  /* the state every input is restored over: two sessions, two origins */
-  apply(1, 1, 1, "alice", 5, 1, "a");
-  apply(2, 2, 1, "bob", 3, 1, "b");
-  apply(3, 1, 3, "alice", 5, 2, "c");
-  apply(4, 2, 2, NULL, 0, 0, "d");
-  take(&base);
-  base_index = lr_sm_applied_index(sm);
+  apply(r->sm, 1, 1, 1, "alice", 5, 1, "a");
+  apply(r->sm, 2, 2, 1, "bob", 3, 1, "b");
+  apply(r->sm, 3, 1, 3, "alice", 5, 2, "c");
+  apply(r->sm, 4, 2, 2, NULL, 0, 0, "d");
+  lr_buf_init(&r->base);
+  take(r->sm, &r->base);
+  r->base_index = lr_sm_applied_index(r->sm);
+}
+
+static void unmake(struct runner *r) {
+  lr_sm_free(r->sm);
+  if (r->caller) lua_close(r->caller);
+  lr_buf_free(&r->base);
+  memset(r, 0, sizeof *r);
+}
+
+static void setup(void) {
+  lr_buf_init(&chunk);
+  lr_buf_init(&snap);
+  lr_buf_init(&ebuf);
+  lua_State *L = luaL_newstate();
+  if (luaL_loadstring(L, SCRIPT) != LUA_OK || lua_dump(L, dump_writer, &chunk, 1) != 0) abort();
+  lua_close(L);
+  make(&script_runner, false);
+  make(&table_runner, true);
 }
 
 /* What an accepted blob may hold: what lr_sm_apply could have built. */
-static void check_invariants(void) {
+static void check_invariants(const struct lr_sm *sm) {
   const struct lr__sm_sessions *t = &sm->sessions;
   if (t->count > t->max) abort();
   uint32_t n = 0;
@@ -150,7 +180,7 @@ static void check_invariants(void) {
   }
 }
 
-static void restore_or_die(const struct lr_buf *b) {
+static void restore_or_die(struct lr_sm *sm, const struct lr_buf *b) {
   char err[256];
   if (lr_sm_restore(sm, b->data, b->len, err, sizeof err) != 0) {
     fprintf(stderr, "a snapshot the runner wrote does not restore: %s\n", err);
@@ -158,21 +188,31 @@ static void restore_or_die(const struct lr_buf *b) {
   }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (sm == NULL) setup();
+static void one(struct runner *r, const uint8_t *data, size_t size) {
+  struct lr_sm *sm = r->sm;
   char err[256] = "";
   if (lr_sm_restore(sm, data, size, err, sizeof err) != 0) {
-    if (err[0] == 0 || lr_sm_halted(sm)) abort();
-    if (lr_sm_applied_index(sm) != base_index) abort();
-    take(&snap);
-    if (snap.len != base.len || memcmp(snap.data, base.data, base.len) != 0) {
+    if (err[0] == 0) abort();
+    if (lr_sm_halted(sm)) {
+      /* only the in-state mode halts, and only when restore() raised */
+      if (r->caller == NULL || strstr(err, "restore refused this state") == NULL) {
+        fprintf(stderr, "halted by a refused snapshot: %s\n", err);
+        abort();
+      }
+      unmake(r);
+      make(r, true);
+      return;
+    }
+    if (lr_sm_applied_index(sm) != r->base_index) abort();
+    take(sm, &snap);
+    if (snap.len != r->base.len || memcmp(snap.data, r->base.data, r->base.len) != 0) {
       fprintf(stderr, "a refused snapshot changed the state\n");
       abort();
     }
-    return 0;
+    return;
   }
-  check_invariants();
-  take(&snap);
+  check_invariants(sm);
+  take(sm, &snap);
   if (snap.len != size || memcmp(snap.data, data, size) != 0) {
     fprintf(stderr, "restore then snapshot changed the bytes (%zu in, %zu out)\n", size, snap.len);
     abort();
@@ -183,12 +223,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const struct lr__sm_session *s = sm->sessions.oldest;
     uint64_t origin = sm->n_origins ? sm->origins[0].origin : 9;
     uint64_t req = sm->n_origins ? sm->origins[0].last : 1;
-    apply(index + 1, origin, req, s ? s->client : NULL, s ? s->client_len : 0, s ? s->seq : 0, "x");
-    apply(index + 2, 9, 1, "carol", 5, 1, "y");
-    check_invariants();
-    take(&snap);
-    restore_or_die(&snap);
+    apply(sm, index + 1, origin, req, s ? s->client : NULL, s ? s->client_len : 0, s ? s->seq : 0,
+          "x");
+    apply(sm, index + 2, 9, 1, "carol", 5, 1, "y");
+    check_invariants(sm);
+    take(sm, &snap);
+    restore_or_die(sm, &snap);
   }
-  restore_or_die(&base); /* back to the base state for the next input */
+  restore_or_die(sm, &r->base); /* back to the base state for the next input */
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (chunk.data == NULL) setup();
+  one(&script_runner, data, size);
+  one(&table_runner, data, size);
   return 0;
 }
