@@ -275,6 +275,44 @@ static void test_snapshot_round_trip_replaces_state(void **state) {
   lr_sm_free(c);
 }
 
+/* A blob with two windows for one origin (the second would shadow the
+ * first) or a window that no request made (last 0) is refused, and the
+ * runner keeps its state; apply never builds either (fuzz_snapshot). */
+static void test_snapshot_with_inconsistent_origins_is_refused(void **state) {
+  struct lr_sm *a = new_sm(0), *c = new_sm(0);
+  struct lr_buf b, snap, bad;
+  lr_buf_init(&b);
+  lr_buf_init(&snap);
+  lr_buf_init(&bad);
+  struct raft_entry e;
+  struct lr_sm_result res;
+  char err[256];
+  entry(&e, &b, 1, 7, NULL, 0, "{k = 'x', v = 'one'}"); /* origin 1, req 7 */
+  lr_sm_apply(a, &e, &res);
+  assert_int_equal(lr_sm_snapshot(a, &snap, err, sizeof err), 0);
+  assert_int_equal(lr_sm_restore(c, snap.data, snap.len, err, sizeof err), 0);
+  /* header 25 bytes, 0 sessions, then u32 n_origins and one 24-byte window */
+  const size_t at = 25 + 4;
+  assert_int_equal((unsigned char)snap.data[25], 1);
+  lr_buf_append(&bad, snap.data, at + 24);
+  lr_buf_append(&bad, snap.data + at, 24); /* the same origin again */
+  lr_buf_append(&bad, snap.data + at + 24, snap.len - at - 24);
+  bad.data[25] = 2;
+  assert_int_equal(lr_sm_restore(c, bad.data, bad.len, err, sizeof err), -1);
+  assert_string_equal(err, "restore: malformed snapshot");
+  bad.data[at + 24] ^= 1; /* two different origins: fine */
+  assert_int_equal(lr_sm_restore(c, bad.data, bad.len, err, sizeof err), 0);
+  memset(snap.data + at + 8, 0, 8); /* last = 0 */
+  assert_int_equal(lr_sm_restore(c, snap.data, snap.len, err, sizeof err), -1);
+  assert_string_equal(err, "restore: malformed snapshot");
+  assert_int_equal(lr_sm_applied_index(c), 1);
+  lr_buf_free(&b);
+  lr_buf_free(&snap);
+  lr_buf_free(&bad);
+  lr_sm_free(a);
+  lr_sm_free(c);
+}
+
 /* max_result_bytes: a result over it is dropped, the entry still applies,
  * the session keeps the verdict and a snapshot carrying it restores. */
 static void test_result_over_the_bound_is_dropped_but_applied(void **state) {
@@ -409,6 +447,7 @@ int main(void) {
       cmocka_unit_test(test_sessions_answer_retries_without_applying),
       cmocka_unit_test(test_duplicated_forwarded_entry_is_skipped),
       cmocka_unit_test(test_snapshot_round_trip_replaces_state),
+      cmocka_unit_test(test_snapshot_with_inconsistent_origins_is_refused),
       cmocka_unit_test(test_result_over_the_bound_is_dropped_but_applied),
       cmocka_unit_test(test_script_without_apply_is_refused),
       cmocka_unit_test(test_in_state_mode_runs_the_callers_table),

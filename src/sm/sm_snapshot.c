@@ -174,6 +174,13 @@ int lr_sm_restore(struct lr_sm *sm, const void *p, size_t n, char *err, size_t e
     origins[i].origin = lr__getn(&r, 8);
     origins[i].last = lr__getn(&r, 8);
     origins[i].window = lr__getn(&r, 8);
+    /* Only what apply builds: one window per origin, each made by a request
+     * (req 0 means none and is never recorded). A second window for the
+     * same origin would silently shadow the first (origin_seen takes the
+     * last match): refused like a duplicate session (fuzz_snapshot checks). */
+    if (origins[i].last == 0) goto malformed;
+    for (uint32_t j = 0; j < i; j++)
+      if (origins[j].origin == origins[i].origin) goto malformed;
   }
   size_t ulen = (size_t)lr__getn(&r, 4);
   const char *user = lr__get(&r, ulen);
