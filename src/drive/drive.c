@@ -232,10 +232,6 @@ static void take_now(struct lr_drive *d, const struct raft_update *u) {
       note_membership(d);
     }
   }
-  for (uint32_t i = 0; i < u->n_msgs; i++) {
-    d->metrics.peer_msgs_sent++;
-    d->io.send(d->io.data, &u->msgs[i]);
-  }
   LR__DRIVE_RULE(d, u->commit >= d->commit || u->commit == 0, "the commit index went back");
   if (u->commit > d->commit) {
     lr__drive_stamp_reached(d, d->commit, u->commit, true);
@@ -332,15 +328,41 @@ static struct lr__item *open_batch(struct lr_drive *d) {
   return last;
 }
 
-/* Group commit: adds what u persists to the open batch. */
-static bool join_open_batch(struct lr_drive *d, const struct raft_update *u) {
+/* Group commit: adds what u persists to the open batch. -> that batch, or
+ * NULL when there is none to join. */
+static struct lr_store_batch *join_open_batch(struct lr_drive *d, const struct raft_update *u) {
   struct lr__item *o = u->snapshot ? NULL : open_batch(d);
-  if (o == NULL) return false;
+  if (o == NULL) return NULL;
   if (u->n_entries > 0 && lr_store_batch_entries(o->batch, u->entries, u->n_entries) != 0)
-    return false;
+    return NULL;
   if (u->hard_state) lr_store_batch_hard_state(o->batch, u->term, u->vote);
   d->metrics.batches_merged++;
-  return true;
+  return o->batch;
+}
+
+/* Are all of m's entries in b (same indexes, same terms at both ends: the
+ * same entries of this node's log)? */
+static bool batch_has(struct lr_store_batch *b, const struct raft_message *m) {
+  struct lr_store_batch_view v;
+  lr_store_batch_view(b, &v);
+  if (m->n_entries == 0 || v.n_entries == 0) return false;
+  raft_index lo = v.entries[0].index, hi = lo + v.n_entries - 1;
+  const struct raft_entry *f = &m->entries[0], *l = &m->entries[m->n_entries - 1];
+  return f->index >= lo && l->index <= hi && v.entries[f->index - lo].term == f->term &&
+         v.entries[l->index - lo].term == l->term;
+}
+
+/* u's messages go out at once, before anything is persisted (a leader's
+ * appends in parallel with its own write, thesis 10.2.1). */
+static void send_msgs(struct lr_drive *d, const struct raft_update *u, struct lr_store_batch *b) {
+  for (uint32_t i = 0; i < u->n_msgs; i++) {
+    const struct raft_message *m = &u->msgs[i];
+    d->metrics.peer_msgs_sent++;
+    if (b && d->io.send_batch && batch_has(b, m))
+      d->io.send_batch(d->io.data, m, b);
+    else
+      d->io.send(d->io.data, m);
+  }
 }
 
 /* Is an update waiting whose committed entries must apply before newer ones
@@ -356,11 +378,13 @@ static void take(struct lr_drive *d, const struct raft_update *u) {
   take_now(d, u);
   struct lr_store_batch *b = NULL;
   bool persist = u->hard_state || u->n_entries > 0 || u->snapshot != NULL;
-  bool merged = persist && join_open_batch(d, u);
+  struct lr_store_batch *joined = persist ? join_open_batch(d, u) : NULL;
+  bool merged = joined != NULL;
   if (persist && !merged && lr_store_batch_prepare(u, &b) != 0) {
     lr__drive_fail(d, "cannot prepare a storage batch (out of memory)");
     return;
   }
+  send_msgs(d, u, merged ? joined : b);
   if (!persist && d->head == NULL) {
     /* Nothing to persist and nothing before it: all of it may happen now. */
     for (uint32_t i = 0; i < u->n_msgs_after; i++) {

@@ -135,6 +135,11 @@ struct lr_drive_io {
    * from inside this call). -1: the write cannot start (the node fails). */
   int (*write)(void *data, struct lr_store_batch *b);
   void (*send)(void *data, const struct raft_message *m);
+  /* optional: send m, whose entries are all in b (the batch this update
+   * persists them in, copies of the same entries): an adapter that keeps
+   * messages (the simulator's network) may hold b (lr_store_batch_hold) and
+   * point into it instead of copying the entries once more. */
+  void (*send_batch)(void *data, const struct raft_message *m, struct lr_store_batch *b);
   void (*event)(void *data, const struct lr_event *ev);
   void (*log)(void *data, int level, const char *line);
   /* optional */
@@ -229,8 +234,9 @@ void lr_drive_leader_changed(struct lr_drive *d, raft_id old_leader, raft_id new
  * snapshot chunk; the snapshot config is copied beside it. */
 struct lr_msg_copy {
   struct raft_message m;
-  struct lr_msg_copy *shares; /* whose entries m.entries points into, or NULL */
-  uint32_t refs;              /* this copy, and copies sharing its entries */
+  struct lr_msg_copy *shares;   /* whose entries m.entries points into, or NULL */
+  struct lr_store_batch *batch; /* whose bytes the entries point into, or NULL */
+  uint32_t refs;                /* this copy, and copies sharing its entries */
   uint32_t has_config;
   char tail[];
 };
@@ -239,6 +245,9 @@ struct lr_msg_copy *lr_msg_copy(const struct raft_message *m);
  * carries the same entries: the same first index and term, count and last
  * term, which by log matching are the same entries), copied once for both. */
 struct lr_msg_copy *lr_msg_copy_sharing(const struct raft_message *m, struct lr_msg_copy *with);
+/* A copy of m (entries all in b, see io.send_batch) whose entries' bytes
+ * are b's: b is held until the copy is freed. */
+struct lr_msg_copy *lr_msg_copy_in_batch(const struct raft_message *m, struct lr_store_batch *b);
 /* Drops a reference: the copy is freed with its last sharer. */
 void lr_msg_copy_free(struct lr_msg_copy *c);
 /* Do a and b carry the same entries (log matching: same first index and

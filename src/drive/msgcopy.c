@@ -25,6 +25,7 @@ struct lr_msg_copy *lr_msg_copy(const struct raft_message *m) {
   c->m = *m;
   c->has_config = false;
   c->shares = NULL;
+  c->batch = NULL;
   c->refs = 1;
   char *p = c->tail;
   if (m->n_entries > 0) {
@@ -66,8 +67,30 @@ struct lr_msg_copy *lr_msg_copy_sharing(const struct raft_message *m, struct lr_
   memset(&c->m.snap.config, 0, sizeof c->m.snap.config);
   c->has_config = false;
   c->shares = with;
+  c->batch = NULL;
   c->refs = 1;
   with->refs++;
+  return c;
+}
+
+struct lr_msg_copy *lr_msg_copy_in_batch(const struct raft_message *m, struct lr_store_batch *b) {
+  struct lr_store_batch_view v;
+  lr_store_batch_view(b, &v);
+  struct lr_msg_copy *c = malloc(sizeof *c + (size_t)m->n_entries * sizeof(struct raft_entry));
+  if (c == NULL) return NULL;
+  c->m = *m;
+  c->m.entries = (struct raft_entry *)c->tail;
+  for (uint32_t i = 0; i < m->n_entries; i++) {
+    c->m.entries[i] = m->entries[i];
+    c->m.entries[i].data = v.entries[m->entries[i].index - v.entries[0].index].data;
+  }
+  c->m.chunk = NULL;
+  memset(&c->m.snap.config, 0, sizeof c->m.snap.config);
+  c->has_config = false;
+  c->shares = NULL;
+  c->batch = b;
+  c->refs = 1;
+  lr_store_batch_hold(b);
   return c;
 }
 
@@ -82,6 +105,7 @@ void lr_msg_copy_free(struct lr_msg_copy *c) {
   if (c == NULL || --c->refs > 0) return;
   if (c->has_config) raft_config_free(&c->m.snap.config);
   lr_msg_copy_free(c->shares);
+  lr_store_batch_free(c->batch);
   free(c);
 }
 

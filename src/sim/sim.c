@@ -146,8 +146,10 @@ static struct lr_msg_copy *copy_msg(struct lr_sim *s, const struct raft_message 
   return c;
 }
 
-/* Sends a copy of m: drops, duplicates and delays it by the network rules. */
-void lr__sim_send(struct lr_sim *s, uint32_t from, const struct raft_message *m) {
+/* Sends a copy of m: drops, duplicates and delays it by the network rules.
+ * b: the batch holding m's entries (io.send_batch), or NULL. */
+void lr__sim_send(struct lr_sim *s, uint32_t from, const struct raft_message *m,
+                  struct lr_store_batch *b) {
   int to = lr__sim_slot(s, m->to);
   if (s->o.trace >= LR_SIM_TRACE_MESSAGES)
     lr_sim_trace_line(s, "msg %s %llu->%llu term %llu index %llu n %u", raft_msg_name(m->type),
@@ -157,10 +159,10 @@ void lr__sim_send(struct lr_sim *s, uint32_t from, const struct raft_message *m)
   double drop = l && l->set ? l->drop : s->drop;
   if (to < 0 || blocked(s, from, (uint32_t)to) || chance(s, drop)) return;
   if (chance(s, s->dup)) {
-    struct lr_msg_copy *again = copy_msg(s, m);
+    struct lr_msg_copy *again = b ? lr_msg_copy_in_batch(m, b) : copy_msg(s, m);
     if (again) schedule(s, from, (uint32_t)to, again);
   }
-  struct lr_msg_copy *msg = copy_msg(s, m);
+  struct lr_msg_copy *msg = b ? lr_msg_copy_in_batch(m, b) : copy_msg(s, m);
   if (msg == NULL) return; /* UNTESTED: a lost message */
   schedule(s, from, (uint32_t)to, msg);
 }

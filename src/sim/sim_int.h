@@ -149,7 +149,8 @@ struct lr_sim {
 uint64_t lr__sim_rand(struct lr_sim *s);
 uint32_t lr__sim_rand_range(struct lr_sim *s, uint32_t lo, uint32_t hi);
 void lr__sim_push_event(struct lr_sim *s, const struct lr__sim_ev *ev); /* events heap */
-void lr__sim_send(struct lr_sim *s, uint32_t from_slot, const struct raft_message *m);
+void lr__sim_send(struct lr_sim *s, uint32_t from_slot, const struct raft_message *m,
+                  struct lr_store_batch *b);
 void lr__sim_blk_unref(struct lr__sim_blk *b);
 int lr__sim_slot(const struct lr_sim *s, raft_id id);
 void lr__sim_flush(struct lr_sim *s); /* drains nodes with proposals waiting */

@@ -181,7 +181,14 @@ static int io_snapshot(void *data, struct lr_sm *sm, struct lr_buf *out, char *e
 
 static void io_send(void *data, const struct raft_message *m) {
   struct lr__sim_node *n = data;
-  lr__sim_send(n->sim, (uint32_t)(n - n->sim->nodes), m);
+  lr__sim_send(n->sim, (uint32_t)(n - n->sim->nodes), m, NULL);
+}
+
+/* In flight, the message points into the batch that persists its entries,
+ * as a real node's send buffer holds them once. */
+static void io_send_batch(void *data, const struct raft_message *m, struct lr_store_batch *b) {
+  struct lr__sim_node *n = data;
+  lr__sim_send(n->sim, (uint32_t)(n - n->sim->nodes), m, b);
 }
 
 static void trace_config(struct lr_sim *s, struct lr__sim_node *n, const struct raft_config *c) {
@@ -354,7 +361,8 @@ int lr__sim_node_start(struct lr_sim *s, uint32_t slot, bool founding, char *err
   struct lr_drive_options o = {.id = n->id, .raft = r, .sm = sm, .boot_snapshot = boot.snapshot};
   o.durable_last = last, o.snapshot_entries = s->o.snapshot_entries;
   /* disk, net, clock, events: the simulated world (meta.time is virtual) */
-  o.io = (struct lr_drive_io){.data = n, .write = io_write, .send = io_send};
+  o.io = (struct lr_drive_io){
+      .data = n, .write = io_write, .send = io_send, .send_batch = io_send_batch};
   o.io.now = io_now, o.io.wall = io_now;
   o.io.event = io_event, o.io.log = io_log, o.io.applying = io_applying;
   o.io.snapshot = io_snapshot;
