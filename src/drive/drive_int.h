@@ -47,6 +47,7 @@ struct lr__waiter {
                       own-term commit (raft_change said CONFPENDING before it) */
   raft_id change_id;
   char *change_addr;
+  unsigned change_flags; /* RAFT_CHANGE_FORCE */
   raft_index index; /* W_READ_AT, W_COMMIT: wait applied/commit >= */
   raft_id target;   /* W_TRANSFER */
   bool barrier;     /* reads: no query, just ok */
