@@ -670,10 +670,19 @@ function cli.ctl(args)
   if not method then return die("ctl", path .. " (try luaraft ctl --help)") end
   local host, port = http_target(o.http or "127.0.0.1:8001")
   if not host then return die("ctl", "--http must be HOST:PORT") end
-  local client = require("raft.http_client").new(host, port)
-  local status, rbody = client:request(method, path, body, headers, o.timeout or 10)
-  client:close()
-  require("luv").run("nowait")
+  local status, rbody, rheaders
+  -- A follower answers membership and transfer calls with a redirect to the
+  -- leader (307, same method and body): follow it, a few hops at most.
+  for _ = 1, 4 do
+    local client = require("raft.http_client").new(host, port)
+    status, rbody, rheaders = client:request(method, path, body, headers, o.timeout or 10)
+    client:close()
+    require("luv").run("nowait")
+    local loc = status == 307 and rheaders and rheaders.location
+    local lhost, lport, lpath = tostring(loc):match("^http://([^/:]+):(%d+)(/.*)$")
+    if not lhost then break end
+    host, port, path = lhost, tonumber(lport), lpath
+  end
   if not status then
     io.stderr:write(("luaraft ctl: %s:%d: %s\n"):format(host, port, tostring(rbody)))
     return 1

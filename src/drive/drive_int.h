@@ -190,6 +190,7 @@ void lr__drive_apply(struct lr_drive *d, const struct raft_entry *e, uint32_t co
 int lr__drive_restore(struct lr_drive *d, const struct raft_snapshot *s, bool boot, char *err,
                       size_t errlen);
 void lr__drive_halted(struct lr_drive *d);
+void lr__drive_sync_peers(struct lr_drive *d);
 void lr__drive_deferred(struct lr_drive *d);
 
 /* waiters.c */
