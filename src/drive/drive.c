@@ -444,7 +444,8 @@ void lr__drive_sync_peers(struct lr_drive *d) {
     return;
   }
   struct raft_config u = {.members = m, .n = 0};
-  for (uint32_t i = 0; i < d->config.n; i++) m[u.n++] = d->config.members[i];
+  for (uint32_t i = 0; i < d->config.n; i++)
+    m[u.n++] = d->config.members[i];
   for (uint32_t i = 0; i < a->n; i++)
     if (raft_config_get(&d->config, a->members[i].id) == NULL) m[u.n++] = a->members[i];
   d->io.config(d->io.data, &u);

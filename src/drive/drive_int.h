@@ -48,10 +48,10 @@ struct lr__waiter {
   raft_id change_id;
   char *change_addr;
   unsigned change_flags; /* RAFT_CHANGE_FORCE */
-  raft_index index; /* W_READ_AT, W_COMMIT: wait applied/commit >= */
-  raft_id target;   /* W_TRANSFER */
-  bool barrier;     /* reads: no query, just ok */
-  char *q;          /* reads: the query bytes */
+  raft_index index;      /* W_READ_AT, W_COMMIT: wait applied/commit >= */
+  raft_id target;        /* W_TRANSFER */
+  bool barrier;          /* reads: no query, just ok */
+  char *q;               /* reads: the query bytes */
   size_t qlen;
 };
 

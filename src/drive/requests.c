@@ -122,8 +122,8 @@ int lr_drive_change(struct lr_drive *d, uint64_t req, int kind, raft_id id, cons
     /* A new leader's configuration is not settled until it commits an
      * entry of its term: wait for that (retried at each commit) instead of
      * answering busy; the caller's timeout bounds the wait. */
-    struct lr__waiter w = {.kind = W_CHANGE, .req = req, .change_kind = kind, .change_id = id,
-                           .change_flags = flags};
+    struct lr__waiter w = {
+        .kind = W_CHANGE, .req = req, .change_kind = kind, .change_id = id, .change_flags = flags};
     if (address && (w.change_addr = strdup(address)) == NULL) return RAFT_ENOMEM;
     rv = lr__waiter_add(d, &w);
     if (rv != 0) free(w.change_addr);
