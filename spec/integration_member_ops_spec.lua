@@ -35,6 +35,12 @@ describe("membership addresses", function()
       assert.is_false(ok, a)
       assert.matches("bad argument #2 to 'add_member' %(bad address", err)
     end
+    -- the C binding checks too, for a caller that skips raft.node's check
+    for _, a in ipairs(BAD) do
+      local ok, err = pcall(node.handle.change, node.handle, 1, "add", 2, a)
+      assert.is_false(ok, a)
+      assert.matches("bad address '.*' %(want HOST:PORT with a port of 1%-65535%)", err)
+    end
     -- force must be a boolean
     local ok, err = pcall(node.remove_member, node, 2, { force = "yes" })
     assert.is_false(ok)
