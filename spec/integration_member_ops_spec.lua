@@ -110,7 +110,7 @@ describe("membership on a running cluster", function()
     assert.are_not.equal("leader", st.role)
     assert.truthy(st.commit_index >= res.index, "removed node's commit " .. st.commit_index .. " < " .. res.index)
     assert.is_nil(role_of(st.members, l))
-    assert.truthy(c:log(l):find("this node was removed from the cluster", 1, true))
+    assert.truthy(c:log(l):find("says this node is not a member: it was removed from the cluster", 1, true))
   end)
 end)
 

@@ -412,10 +412,18 @@ static void note_membership(struct lr_drive *d) {
     lr__drive_log(d, RAFT_LOG_INFO, "this node is a member of the cluster (%s)",
                   me->role == RAFT_LEARNER ? "learner" : "voter");
   } else if (me == NULL && d->was_member) {
+    /* The same words as lr_drive_set_removed's (which a node learns from a
+     * refusal when it never got the entry): the transport now keeps a
+     * member a change drops until the change applies, so a removed node
+     * usually gets the entry itself. */
     d->was_member = false;
+    struct raft_status rs;
+    raft_status(d->raft, &rs);
     lr__drive_log(d, RAFT_LOG_WARN,
-                  "this node was removed from the cluster: it no longer takes part (no votes, "
-                  "no campaigns, no replication); stop it, or add it back with add_member");
+                  "the configuration at index %llu says this node is not a member: it was "
+                  "removed from the cluster and takes no part any more (no votes, no "
+                  "campaigns); stop it, or add it back with add_member",
+                  (unsigned long long)rs.config_index);
   }
 }
 
