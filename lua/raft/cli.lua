@@ -68,9 +68,12 @@ that dies is restarted on its data unless --no-restart; Ctrl-C stops them all.
   ctl = [[
 usage: luaraft ctl [--http ADDR] COMMAND   (ADDR default $LUARAFT_HTTP or 127.0.0.1:8001)
   status | members | propose DATA | read QUERY [--consistency C] |
-  add ID ADDR [--learner] | promote ID | remove ID | transfer ID | snapshot | metrics |
-  kill-leader [--signal KILL|STOP|TERM]
+  add ID ADDR [--learner] [--force] | promote ID [--force] | remove ID [--force] |
+  transfer ID | snapshot | metrics | kill-leader [--signal KILL|STOP|TERM]
 DATA and QUERY are JSON (sent as application/json) or any other string.
+ADDR is HOST:PORT with a port of 1-65535. --force skips the leader's checks
+that refuse a change leaving fewer reachable voters than a quorum (and, for
+promote, a learner that is not caught up).
 kill-leader asks the nodes of --http (a comma-separated list, e.g.
 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003) for their status, picks the
 leader a majority of the answers follow in the highest term, and sends the
@@ -166,10 +169,9 @@ local function parse(args, spec)
   return opts, pos
 end
 
+-- the one address check (raft.options): host non-empty, port 1-65535
 local function valid_addr(a)
-  local host, port = tostring(a):match("^(.+):(%d+)$")
-  port = tonumber(port)
-  return host ~= nil and port ~= nil and port > 0 and port < 65536
+  return require("raft.options").address(a) ~= nil
 end
 
 -- "1=127.0.0.1:7001,2=..." -> { [1] = "127.0.0.1:7001", ... }
@@ -179,7 +181,8 @@ local function parse_peers(s)
     local id, addr = item:match("^%s*(%d+)=(%S+)%s*$")
     id = math.tointeger(tonumber(id))
     if not id or id <= 0 then return nil, "bad peer '" .. item .. "' (want ID=HOST:PORT)" end
-    if not valid_addr(addr) then return nil, "bad address '" .. tostring(addr) .. "' for peer " .. id end
+    local ok, why = require("raft.options").address(addr)
+    if not ok then return nil, why .. " for peer " .. id end
     if peers[id] then return nil, "peer " .. id .. " listed twice" end
     peers[id] = addr
     n = n + 1
@@ -540,6 +543,7 @@ end
 local CTL_SPEC = {
   http = { key = "http", kind = "string", env = "LUARAFT_HTTP" },
   learner = { key = "learner", kind = "flag" },
+  force = { key = "force", kind = "flag" },
   consistency = { key = "consistency", kind = "string" },
   timeout = { key = "timeout", kind = "int" },
   ["client-id"] = { key = "client", kind = "string" },
@@ -635,16 +639,20 @@ local function ctl_request(o, pos)
   elseif cmd == "add" then
     e = need(2, "ID ADDR")
     if e then return nil, e end
-    if not id or not valid_addr(pos[3]) then return nil, "'add' needs a node id and HOST:PORT" end
+    if not id or id <= 0 then return nil, "'add' needs a node id and HOST:PORT" end
+    local ok, why = require("raft.options").address(pos[3])
+    if not ok then return nil, "'add': " .. why end
     local cjson = require "cjson"
-    return "POST", "/v1/members", cjson.encode { id = id, address = pos[3], learner = o.learner or false },
-      { ["Content-Type"] = "application/json" }
+    return "POST", "/v1/members", cjson.encode { id = id, address = pos[3], learner = o.learner or false,
+      force = o.force or false }, { ["Content-Type"] = "application/json" }
   elseif cmd == "promote" or cmd == "remove" or cmd == "transfer" then
     e = need(1, "ID")
     if e then return nil, e end
     if not id then return nil, "'" .. cmd .. "' needs a node id" end
-    if cmd == "promote" then return "POST", "/v1/members/" .. id .. "/promote", "" end
-    if cmd == "remove" then return "DELETE", "/v1/members/" .. id end
+    local force = o.force and '{"force":true}' or nil
+    local jh = { ["Content-Type"] = "application/json" }
+    if cmd == "promote" then return "POST", "/v1/members/" .. id .. "/promote", force or "", force and jh end
+    if cmd == "remove" then return "DELETE", "/v1/members/" .. id, force, force and jh end
     return "POST", "/v1/leader/transfer", '{"to":' .. id .. "}", { ["Content-Type"] = "application/json" }
   end
   return nil, cmd and ("unknown command '" .. cmd .. "'") or "a command is needed"
@@ -662,10 +670,19 @@ function cli.ctl(args)
   if not method then return die("ctl", path .. " (try luaraft ctl --help)") end
   local host, port = http_target(o.http or "127.0.0.1:8001")
   if not host then return die("ctl", "--http must be HOST:PORT") end
-  local client = require("raft.http_client").new(host, port)
-  local status, rbody = client:request(method, path, body, headers, o.timeout or 10)
-  client:close()
-  require("luv").run("nowait")
+  local status, rbody, rheaders
+  -- A follower answers membership and transfer calls with a redirect to the
+  -- leader (307, same method and body): follow it, a few hops at most.
+  for _ = 1, 4 do
+    local client = require("raft.http_client").new(host, port)
+    status, rbody, rheaders = client:request(method, path, body, headers, o.timeout or 10)
+    client:close()
+    require("luv").run("nowait")
+    local loc = status == 307 and rheaders and rheaders.location
+    local lhost, lport, lpath = tostring(loc):match("^http://([^/:]+):(%d+)(/.*)$")
+    if not lhost then break end
+    host, port, path = lhost, tonumber(lport), lpath
+  end
   if not status then
     io.stderr:write(("luaraft ctl: %s:%d: %s\n"):format(host, port, tostring(rbody)))
     return 1

@@ -364,17 +364,33 @@ function Node:members()
   return self.c:call(self.id, "GET", "/v1/members", nil, nil, 5)
 end
 
+-- Membership calls: opts as raft.node's (a timeout in seconds, or
+-- { timeout, force, learner }); success is the answer { ok = true, index = n }.
+local function member_opts(opts)
+  if type(opts) ~= "table" then opts = { timeout = opts } end
+  return opts, opts.timeout or 10
+end
+
+local function timeout_query(opts)
+  return opts.timeout and ("?timeout=" .. opts.timeout) or ""
+end
+
 function Node:add_member(id, address, opts)
-  return self.c:call(self.id, "POST", "/v1/members", cjson.encode {
-    id = id, address = address, learner = (opts and opts.learner) or false }, nil, 10)
+  local o, t = member_opts(opts)
+  return self.c:call(self.id, "POST", "/v1/members" .. timeout_query(o), cjson.encode {
+    id = id, address = address, learner = o.learner or false, force = o.force or false }, nil, t + 1)
 end
 
-function Node:promote(id)
-  return self.c:call(self.id, "POST", "/v1/members/" .. id .. "/promote", "", nil, 10)
+function Node:promote(id, opts)
+  local o, t = member_opts(opts)
+  return self.c:call(self.id, "POST", "/v1/members/" .. id .. "/promote" .. timeout_query(o),
+    o.force and '{"force":true}' or "", nil, t + 1)
 end
 
-function Node:remove_member(id)
-  return self.c:call(self.id, "DELETE", "/v1/members/" .. id, nil, nil, 10)
+function Node:remove_member(id, opts)
+  local o, t = member_opts(opts)
+  return self.c:call(self.id, "DELETE", "/v1/members/" .. id .. timeout_query(o),
+    o.force and '{"force":true}' or nil, nil, t + 1)
 end
 
 function Node:transfer_leadership(to)

@@ -282,12 +282,14 @@ routes["POST /v1/members"] = function(node, srv, req, params)
   if ferr then return bad(srv, req, ferr) end
   local id = math.tointeger(b.id)
   if not id or id <= 0 then return bad(srv, req, "id must be a positive integer") end
-  if type(b.address) ~= "string" or not b.address:match("^.+:%d+$") then
-    return bad(srv, req, "address must be \"host:port\"")
-  end
-  local ok, cerr = node:add_member(id, b.address, { learner = b.learner == true, timeout = timeout_of(params) })
+  local host, aerr = options.address(b.address)
+  if not host then return bad(srv, req, aerr) end
+  if b.learner ~= nil and type(b.learner) ~= "boolean" then return bad(srv, req, "learner must be true or false") end
+  if b.force ~= nil and type(b.force) ~= "boolean" then return bad(srv, req, "force must be true or false") end
+  local ok, cerr = node:add_member(id, b.address,
+    { learner = b.learner == true, force = b.force == true, timeout = timeout_of(params) })
   if not ok then return fail(srv, req, cerr) end
-  json(srv, req, 200, { ok = true })
+  json(srv, req, 200, { ok = true, index = cerr })
 end
 
 routes["POST /v1/leader/transfer"] = function(node, srv, req, params)
@@ -356,15 +358,23 @@ local function member_route(node, srv, req, params)
   if (req.method == "DELETE" and action == "") or (req.method == "POST" and action == "/promote") then
     if redirected(node, srv, req) then return true end
   end
+  local remove = req.method == "DELETE" and action == ""
+  if not remove and not (req.method == "POST" and action == "/promote") then return false end
+  -- an optional JSON body: {"force": true}
+  local b, berr, status = {}, nil, nil
+  if not req.body:match("^%s*$") then b, berr, status = json_body(req) end
+  if not b then bad_body(srv, req, berr, status) return true end
+  local ferr = check_fields(b, { "force" })
+  if ferr then bad(srv, req, ferr) return true end
+  if b.force ~= nil and type(b.force) ~= "boolean" then bad(srv, req, "force must be true or false") return true end
+  local o = { timeout = timeout_of(params), force = b.force == true }
   local ok, err
-  if req.method == "DELETE" and action == "" then
-    ok, err = node:remove_member(id, timeout_of(params))
-  elseif req.method == "POST" and action == "/promote" then
-    ok, err = node:promote(id, timeout_of(params))
+  if remove then
+    ok, err = node:remove_member(id, o)
   else
-    return false
+    ok, err = node:promote(id, o)
   end
-  if not ok then fail(srv, req, err) else json(srv, req, 200, { ok = true }) end
+  if not ok then fail(srv, req, err) else json(srv, req, 200, { ok = true, index = err }) end
   return true
 end
 

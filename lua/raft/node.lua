@@ -11,6 +11,7 @@ local core = require "raft.core"
 local errors = require "raft.errors"
 local options = require "raft.options"
 local loop = require "raft.loop"
+local options = require "raft.options"
 
 local node = {}
 local Node = {}
@@ -70,6 +71,10 @@ function node.new(opts)
   local id = o.id
   if math.type(id) ~= "integer" or id <= 0 then error("raft.node: id must be a positive integer", 2) end
   if o.peers ~= nil and type(o.peers) ~= "table" then error("raft.node: peers must be a table { [id] = \"host:port\" }", 2) end
+  for k, v in pairs(o.peers or {}) do
+    local ok, why = options.address(v)
+    if not ok then error("raft.node: peers[" .. tostring(k) .. "]: " .. why, 2) end
+  end
   -- http_peers: { [id] = "host:port" } where the other nodes serve HTTP, so
   -- that not_leader errors and /v1/status can name the leader's HTTP address
   -- and membership/transfer requests on a follower can be redirected there
@@ -312,44 +317,56 @@ function Node:barrier(timeout)
   return true
 end
 
-local function change(self, fname, kind, id, address, timeout)
-  local done, err = self:_request(fname, timeout or DEFAULT_TIMEOUT * 2, false, function(req)
-    return self.handle:change(req, kind, id, address)
+-- A membership call's options: a timeout in seconds (the older form), or a
+-- table { timeout = s, force = bool, learner = bool }.
+local function change_opts(o, i, fname)
+  if o == nil or type(o) == "number" then o = { timeout = o } end
+  if type(o) ~= "table" then argerror(i, fname, "options must be a table or a timeout") end
+  if o.timeout ~= nil then check_timeout(o.timeout, i, fname) end
+  if o.force ~= nil and type(o.force) ~= "boolean" then argerror(i, fname, "force must be true or false") end
+  return o
+end
+
+local function change(self, fname, kind, id, address, o)
+  local done, err, index = self:_request(fname, o.timeout or DEFAULT_TIMEOUT * 2, false, function(req)
+    return self.handle:change(req, kind, id, address, o.force == true)
   end)
   if not done then return nil, err end
-  return true
+  return true, index
 end
 
 --- Adds a voter, or a learner with `{ learner = true }`. Waits.
+-- `force = true` skips the check that refuses a voter when fewer voters
+-- than a quorum of the new configuration would be reachable.
 -- @int id the new member
--- @string address its peer address, "host:port"
--- @tab[opt] opts `learner`, `timeout`
--- @return true, or nil and an error
+-- @string address its peer address, "host:port" (port 1-65535)
+-- @tab[opt] opts `learner`, `timeout`, `force`
+-- @return true and the change's log index, or nil and an error
 function Node:add_member(id, address, opts)
   check_id(id, 1, "add_member")
-  if type(address) ~= "string" or not address:match("^.+:%d+$") then
-    argerror(2, "add_member", "address must be \"host:port\"")
-  end
-  opts = opts or {}
-  return change(self, "add_member", opts.learner and "learner" or "add", id, address, opts.timeout)
+  local ok, why = options.address(address)
+  if not ok then argerror(2, "add_member", why) end
+  opts = change_opts(opts, 3, "add_member")
+  return change(self, "add_member", opts.learner and "learner" or "add", id, address, opts)
 end
 
---- Makes a learner a voter. Waits.
+--- Makes a learner a voter. Waits. `force = true` skips the caught-up and
+-- reachable-quorum checks.
 -- @int id
--- @number[opt] timeout seconds
--- @return true, or nil and an error
-function Node:promote(id, timeout)
+-- @param[opt] opts a timeout in seconds, or { timeout, force }
+-- @return true and the change's log index, or nil and an error
+function Node:promote(id, opts)
   check_id(id, 1, "promote")
-  return change(self, "promote", "promote", id, nil, timeout)
+  return change(self, "promote", "promote", id, nil, change_opts(opts, 2, "promote"))
 end
 
---- Removes a member. Waits.
+--- Removes a member. Waits. `force = true` skips the reachable-quorum check.
 -- @int id
--- @number[opt] timeout seconds
--- @return true, or nil and an error
-function Node:remove_member(id, timeout)
+-- @param[opt] opts a timeout in seconds, or { timeout, force }
+-- @return true and the change's log index, or nil and an error
+function Node:remove_member(id, opts)
   check_id(id, 1, "remove_member")
-  return change(self, "remove_member", "remove", id, nil, timeout)
+  return change(self, "remove_member", "remove", id, nil, change_opts(opts, 2, "remove_member"))
 end
 
 --- Hands leadership to `id` (nil: a follower the leader picks). Waits.

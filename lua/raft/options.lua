@@ -197,6 +197,21 @@ function options.default(name)
   return d
 end
 
+--- options.address(a) -> host, port | nil, message
+-- The one check of a "host:port" peer address that raft.node, the HTTP API
+-- and the CLI share (the C binding checks the same before the core sees
+-- it): a non-empty host, then ':' and a port of 1-65535 in decimal digits.
+-- IPv6 hosts are bracketed ("[::1]:7001").
+function options.address(a)
+  if type(a) ~= "string" then return nil, "address must be a \"host:port\" string" end
+  local host, port = a:match("^(.*):(%d+)$")
+  port = port and math.tointeger(tonumber(port))
+  if not host or host == "" or not port or port < 1 or port > 65535 or #a > 255 then
+    return nil, ("bad address '%s' (want HOST:PORT with a port of 1-65535)"):format(a)
+  end
+  return host, port
+end
+
 --- options.flag(name) -> "--election-ms"
 function options.flag(name) return "--" .. name:gsub("_", "-") end
 

@@ -146,10 +146,10 @@ function Sim:read(q, opts)
   return register(self, t, id)
 end
 
-function Sim:_change(node, kind, target, address, timeout_ms)
+function Sim:_change(node, kind, target, address, timeout_ms, force)
   local t = { kind = "change", node = node, change = kind, target = target,
               invoke_ms = self.c:now(), done = false }
-  local id = self.c:change(node, kind, target, address, timeout_ms or DEFAULT_TIMEOUT_MS)
+  local id = self.c:change(node, kind, target, address, timeout_ms or DEFAULT_TIMEOUT_MS, force == true)
   return register(self, t, id)
 end
 
@@ -369,18 +369,19 @@ function Node:step_down()
   return true
 end
 
-local function change(self, kind, id, address, timeout)
-  local t = self.sim:_change(self.id, kind, id, address, ms(timeout))
-  return finish(self.sim, t, ms(timeout))
+-- opts: a timeout in seconds, or { timeout = s, force = bool } (raft.node's forms)
+local function change(self, kind, id, address, opts)
+  if type(opts) ~= "table" then opts = { timeout = opts } end
+  local t = self.sim:_change(self.id, kind, id, address, ms(opts.timeout), opts.force)
+  return finish(self.sim, t, ms(opts.timeout))
 end
 
 function Node:add_member(id, address, opts)
   local learner = opts and opts.learner
-  return change(self, learner and "add_learner" or "add_voter", id, address or "",
-                opts and opts.timeout)
+  return change(self, learner and "add_learner" or "add_voter", id, address or "", opts)
 end
-function Node:promote(id, timeout) return change(self, "promote", id, "", timeout) end
-function Node:remove_member(id, timeout) return change(self, "remove", id, "", timeout) end
+function Node:promote(id, opts) return change(self, "promote", id, "", opts) end
+function Node:remove_member(id, opts) return change(self, "remove", id, "", opts) end
 
 function Node:snapshot()
   local ok, err = self.sim.c:snapshot(self.id)

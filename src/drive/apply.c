@@ -12,6 +12,7 @@ static void track_config(struct lr_drive *d, const struct raft_entry *e) {
   raft_config_free(&d->applied_config);
   d->applied_config = c;
   d->applied_config_index = e->index;
+  lr__drive_sync_peers(d); /* members the change dropped go now */
 }
 
 /* A digest checkpoint goes through the normal propose path, without a
@@ -145,6 +146,7 @@ int lr__drive_restore(struct lr_drive *d, const struct raft_snapshot *s, bool bo
     raft_config_free(&d->applied_config);
     d->applied_config = c;
     d->applied_config_index = s->meta.config_index;
+    if (!boot) lr__drive_sync_peers(d);
   }
   lr_sm_set_config(d->sm, &s->meta.config);
   d->snap_index = s->meta.index;

@@ -211,11 +211,52 @@ static void note_membership(struct lr_drive *d) {
     lr__drive_log(d, RAFT_LOG_INFO, "this node is a member of the cluster (%s)",
                   me->role == RAFT_LEARNER ? "learner" : "voter");
   } else if (me == NULL && d->was_member) {
+    /* The same words as lr_drive_set_removed's (which a node learns from a
+     * refusal when it never got the entry): the transport now keeps a
+     * member a change drops until the change applies, so a removed node
+     * usually gets the entry itself. */
     d->was_member = false;
+    struct raft_status rs;
+    raft_status(d->raft, &rs);
     lr__drive_log(d, RAFT_LOG_WARN,
-                  "this node was removed from the cluster: it no longer takes part (no votes, "
-                  "no campaigns, no replication); stop it, or add it back with add_member");
+                  "the configuration at index %llu says this node is not a member: it was "
+                  "removed from the cluster and takes no part any more (no votes, no "
+                  "campaigns); stop it, or add it back with add_member",
+                  (unsigned long long)rs.config_index);
   }
+}
+
+/* The peers the host's transport keeps (io.config): the members of the
+ * latest configuration and of the one in effect at the applied index. A
+ * configuration is in effect once appended, but until it commits the
+ * members it drops still take part: a leader removing itself needs its
+ * followers' acknowledgements to commit that removal (and to learn that it
+ * did, so that its request reports success), and those followers, whose
+ * latest configuration no longer holds it, would otherwise close its
+ * connection and refuse it as an unknown node. Once the change is applied
+ * here, the dropped members go. */
+void lr__drive_sync_peers(struct lr_drive *d) {
+  if (d->io.config == NULL) return;
+  const struct raft_config *a = &d->applied_config;
+  uint32_t extra = 0;
+  for (uint32_t i = 0; i < a->n; i++)
+    if (raft_config_get(&d->config, a->members[i].id) == NULL) extra++;
+  if (extra == 0) {
+    d->io.config(d->io.data, &d->config);
+    return;
+  }
+  struct raft_member *m = malloc((d->config.n + extra) * sizeof *m);
+  if (m == NULL) { /* the latest alone: what this node had before this rule */
+    d->io.config(d->io.data, &d->config);
+    return;
+  }
+  struct raft_config u = {.members = m, .n = 0};
+  for (uint32_t i = 0; i < d->config.n; i++)
+    m[u.n++] = d->config.members[i];
+  for (uint32_t i = 0; i < a->n; i++)
+    if (raft_config_get(&d->config, a->members[i].id) == NULL) m[u.n++] = a->members[i];
+  d->io.config(d->io.data, &u);
+  free(m);
 }
 
 /* What every update gets at once, before anything is persisted. */
@@ -227,7 +268,7 @@ static void take_now(struct lr_drive *d, const struct raft_update *u) {
     if (raft_config_copy(u->config, &c) == 0) {
       raft_config_free(&d->config);
       d->config = c;
-      if (d->io.config) d->io.config(d->io.data, &d->config);
+      lr__drive_sync_peers(d);
       log_config(d, &d->config);
       note_membership(d);
     }

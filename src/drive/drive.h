@@ -195,7 +195,10 @@ int lr_drive_propose(struct lr_drive *d, uint64_t req, const char *cmd, size_t l
                      const char *client, size_t client_len, uint64_t seq, int wait);
 enum { LR_READ_LINEARIZABLE = 0, LR_READ_LEASE, LR_READ_STALE, LR_READ_BARRIER };
 int lr_drive_read(struct lr_drive *d, uint64_t req, int mode, const char *q, size_t len);
-int lr_drive_change(struct lr_drive *d, uint64_t req, int kind, raft_id id, const char *address);
+/* flags: RAFT_CHANGE_FORCE skips the core's caught-up and reachable-quorum
+ * checks (raft_change_ex); the waiter that retries it keeps them. */
+int lr_drive_change(struct lr_drive *d, uint64_t req, int kind, raft_id id, const char *address,
+                    unsigned flags);
 int lr_drive_transfer(struct lr_drive *d, uint64_t req, raft_id to);
 int lr_drive_step_down(struct lr_drive *d);
 /* Takes a snapshot now, on this thread (0: queued for writing), or -1 with

@@ -47,10 +47,11 @@ struct lr__waiter {
                       own-term commit (raft_change said CONFPENDING before it) */
   raft_id change_id;
   char *change_addr;
-  raft_index index; /* W_READ_AT, W_COMMIT: wait applied/commit >= */
-  raft_id target;   /* W_TRANSFER */
-  bool barrier;     /* reads: no query, just ok */
-  char *q;          /* reads: the query bytes */
+  unsigned change_flags; /* RAFT_CHANGE_FORCE */
+  raft_index index;      /* W_READ_AT, W_COMMIT: wait applied/commit >= */
+  raft_id target;        /* W_TRANSFER */
+  bool barrier;          /* reads: no query, just ok */
+  char *q;               /* reads: the query bytes */
   size_t qlen;
 };
 
@@ -227,6 +228,7 @@ void lr__drive_apply(struct lr_drive *d, const struct raft_entry *e, uint32_t co
 int lr__drive_restore(struct lr_drive *d, const struct raft_snapshot *s, bool boot, char *err,
                       size_t errlen);
 void lr__drive_halted(struct lr_drive *d);
+void lr__drive_sync_peers(struct lr_drive *d);
 void lr__drive_deferred(struct lr_drive *d);
 
 /* waiters.c */

@@ -1,6 +1,7 @@
 /* Requests into the driver. Each enters the core; the update it produced
  * goes out with the next lr_drive_run (the caller's choice: at once, or
  * after a burst). Outcomes arrive as LR_EV_DONE events with the request id. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,16 +97,33 @@ int lr_drive_read(struct lr_drive *d, uint64_t req, int mode, const char *q, siz
   return rv;
 }
 
-int lr_drive_change(struct lr_drive *d, uint64_t req, int kind, raft_id id, const char *address) {
+int lr_drive_change(struct lr_drive *d, uint64_t req, int kind, raft_id id, const char *address,
+                    unsigned flags) {
   int rv = usable(d);
   if (rv) return rv;
   raft_index index = 0;
-  rv = raft_change(d->raft, lr__drive_now(d), kind, id, address ? address : "", &index);
+  char why[256] = "";
+  flags &= RAFT_CHANGE_FORCE;
+  rv = raft_change_ex(d->raft, lr__drive_now(d), kind, id, address ? address : "", flags, &index,
+                      why, sizeof why);
+  if (rv < 0 && rv != RAFT_ENOTLEADER && why[0] != '\0' && req != 0 &&
+      !lr__drive_change_later(d, rv)) {
+    /* A refusal the core explained (which learner is behind, which voters
+     * are unreachable): the caller gets the sentence, after the generic one
+     * its code maps to, as the request's outcome. */
+    char msg[400];
+    int n = snprintf(msg, sizeof msg, "%s: %s", raft_strerror(rv), why);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof msg) n = (int)sizeof msg - 1;
+    lr__drive_done(d, req, raft_errcode(rv), msg, (size_t)n, 0, d->term);
+    return 0;
+  }
   if (lr__drive_change_later(d, rv)) {
     /* A new leader's configuration is not settled until it commits an
      * entry of its term: wait for that (retried at each commit) instead of
      * answering busy; the caller's timeout bounds the wait. */
-    struct lr__waiter w = {.kind = W_CHANGE, .req = req, .change_kind = kind, .change_id = id};
+    struct lr__waiter w = {
+        .kind = W_CHANGE, .req = req, .change_kind = kind, .change_id = id, .change_flags = flags};
     if (address && (w.change_addr = strdup(address)) == NULL) return RAFT_ENOMEM;
     rv = lr__waiter_add(d, &w);
     if (rv != 0) free(w.change_addr);

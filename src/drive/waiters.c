@@ -277,8 +277,8 @@ void lr__fwd_resend(struct lr_drive *d) {
       if (rv == RAFT_ENOTLEADER) rv = 0;
     } else if (w->kind == W_CHANGE) {
       raft_index index = 0;
-      rv = raft_change(d->raft, lr__drive_now(d), w->change_kind, w->change_id,
-                       w->change_addr ? w->change_addr : "", &index);
+      rv = raft_change_ex(d->raft, lr__drive_now(d), w->change_kind, w->change_id,
+                          w->change_addr ? w->change_addr : "", w->change_flags, &index, NULL, 0);
       if (rv == 0) {
         uint64_t req = w->req;
         remove_at(d, i);

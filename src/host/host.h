@@ -90,7 +90,8 @@ void lr_node_subscribe(struct lr_node *n, int type, bool on);
 int lr_node_propose(struct lr_node *n, uint64_t req, const char *cmd, size_t len,
                     const char *client, size_t client_len, uint64_t seq, int wait);
 int lr_node_read(struct lr_node *n, uint64_t req, int mode, const char *q, size_t len);
-int lr_node_change(struct lr_node *n, uint64_t req, int kind, raft_id id, const char *address);
+int lr_node_change(struct lr_node *n, uint64_t req, int kind, raft_id id, const char *address,
+                   unsigned flags);
 int lr_node_transfer(struct lr_node *n, uint64_t req, raft_id to);
 int lr_node_step_down(struct lr_node *n);
 /* The caller stopped waiting for req (its timeout): not sent again. */

@@ -489,9 +489,10 @@ int lr_node_read(struct lr_node *n, uint64_t req, int mode, const char *q, size_
   return rv;
 }
 
-int lr_node_change(struct lr_node *n, uint64_t req, int kind, raft_id id, const char *address) {
+int lr_node_change(struct lr_node *n, uint64_t req, int kind, raft_id id, const char *address,
+                   unsigned flags) {
   int rv = usable(n);
-  if (rv == 0) rv = lr_drive_change(n->drive, req, kind, id, address);
+  if (rv == 0) rv = lr_drive_change(n->drive, req, kind, id, address, flags);
   if (rv == 0) lr_drive_run(n->drive);
   return rv;
 }

@@ -136,6 +136,27 @@ static const char *opt_str(lua_State *L, int t, const char *k, size_t *len) {
   return luaL_checklstring(L, -1, len);
 }
 
+/* A peer address as every entry point checks it (lua/raft/options.lua's
+ * options.address says the same in Lua): a non-empty host, ':', a port of
+ * 1-65535 in decimal digits. The core sees addresses as opaque text, so a
+ * bad one is refused here, where it comes from Lua, rather than turning into
+ * a member nobody can reach. */
+static bool valid_address(const char *s) {
+  const char *colon = strrchr(s, ':');
+  if (colon == NULL || colon == s || strlen(s) > RAFT_ADDRESS_MAX) return false;
+  const char *p = colon + 1;
+  long port = 0;
+  if (*p == '\0') return false;
+  for (; *p; p++) {
+    if (*p < '0' || *p > '9') return false;
+    port = port * 10 + (*p - '0');
+    if (port > 65535) return false;
+  }
+  return port >= 1;
+}
+
+#define ADDRESS_WANT "(want HOST:PORT with a port of 1-65535)"
+
 /* peers: { [id] = "host:port", ... } -> a raft_config (voters). */
 static int read_peers(lua_State *L, int t, struct raft_config *c) {
   lua_getfield(L, t, "peers");
@@ -156,6 +177,9 @@ static int read_peers(lua_State *L, int t, struct raft_config *c) {
   while (lua_next(L, pt)) {
     if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) <= 0 || lua_type(L, -1) != LUA_TSTRING)
       return -1;
+    if (!valid_address(lua_tostring(L, -1)))
+      return luaL_error(L, "bad address '%s' for peer %d " ADDRESS_WANT, lua_tostring(L, -1),
+                        (int)lua_tointeger(L, -2));
     c->members[c->n].id = (raft_id)lua_tointeger(L, -2);
     c->members[c->n].role = RAFT_VOTER;
     c->members[c->n].address = (char *)lua_tostring(L, -1); /* anchored by peers */
@@ -297,7 +321,7 @@ static int l_read(lua_State *L) {
   return luaraft__push_rv(L, lr_node_read(ln->n, req, mode, q, len));
 }
 
-/* node:change(req, "add"|"learner"|"promote"|"remove", id, address) */
+/* node:change(req, "add"|"learner"|"promote"|"remove", id, address, force) */
 static int l_change(lua_State *L) {
   static const char *const kinds[] = {"add", "learner", "promote", "remove", NULL};
   static const int kk[] = {RAFT_ADD_VOTER, RAFT_ADD_LEARNER, RAFT_PROMOTE, RAFT_REMOVE};
@@ -306,7 +330,10 @@ static int l_change(lua_State *L) {
   int kind = luaL_checkoption(L, 3, NULL, kinds);
   raft_id id = (raft_id)luaL_checkinteger(L, 4);
   const char *addr = luaL_optstring(L, 5, "");
-  return luaraft__push_rv(L, lr_node_change(ln->n, req, kk[kind], id, addr));
+  unsigned flags = lua_toboolean(L, 6) ? RAFT_CHANGE_FORCE : 0;
+  if ((kk[kind] == RAFT_ADD_VOTER || kk[kind] == RAFT_ADD_LEARNER) && !valid_address(addr))
+    return luaL_error(L, "bad address '%s' " ADDRESS_WANT, addr);
+  return luaraft__push_rv(L, lr_node_change(ln->n, req, kk[kind], id, addr, flags));
 }
 
 static int l_transfer(lua_State *L) {

@@ -291,7 +291,7 @@ static int sim_read(lua_State *L) {
   return 1;
 }
 
-/* change(node, "add_voter"|"add_learner"|"promote"|"remove", target, address, timeout) */
+/* change(node, "add_voter"|"add_learner"|"promote"|"remove", target, address, timeout, force) */
 static int sim_change(lua_State *L) {
   static const char *const kinds[] = {"add_voter", "add_learner", "promote", "remove", NULL};
   struct lsim *ls = check(L);
@@ -300,8 +300,9 @@ static int sim_change(lua_State *L) {
   raft_id target = check_id(L, 4);
   const char *address = luaL_optstring(L, 5, "");
   lua_Integer timeout = luaL_optinteger(L, 6, 5000);
-  uint64_t id =
-      lr_sim_change(ls->s, node, kind, target, address, (uint64_t)(timeout > 0 ? timeout : 1));
+  unsigned flags = lua_toboolean(L, 7) ? RAFT_CHANGE_FORCE : 0;
+  uint64_t id = lr_sim_change(ls->s, node, kind, target, address, flags,
+                              (uint64_t)(timeout > 0 ? timeout : 1));
   lua_pushinteger(L, (lua_Integer)id);
   return 1;
 }

@@ -506,7 +506,7 @@ uint64_t lr_sim_read(struct lr_sim *s, raft_id node, int mode, const char *q, si
 }
 
 uint64_t lr_sim_change(struct lr_sim *s, raft_id node, int kind, raft_id target,
-                       const char *address, uint64_t timeout_ms) {
+                       const char *address, unsigned flags, uint64_t timeout_ms) {
   lr__sim_flush(s);
   uint64_t id;
   int slot;
@@ -515,7 +515,7 @@ uint64_t lr_sim_change(struct lr_sim *s, raft_id node, int kind, raft_id target,
   struct lr__sim_waiter *w = request(s, node, W_CHANGE, timeout_ms, &id, &slot);
   if (w == NULL) return id;
   struct lr__sim_node *n = &s->nodes[slot];
-  int rv = lr_drive_change(n->d, id, kind, target, address);
+  int rv = lr_drive_change(n->d, id, kind, target, address, flags);
   if (rv < 0) lr__sim_complete_err(s, id, rv, n->leader);
   lr__sim_node_drain(s, (uint32_t)slot);
   return id;

@@ -89,8 +89,9 @@ uint64_t lr_sim_propose_many(struct lr_sim *s, raft_id node, const char *cmd, si
 uint64_t lr_sim_read(struct lr_sim *s, raft_id node, int mode, const char *q, size_t len,
                      uint64_t timeout_ms);
 /* kind: RAFT_ADD_VOTER / RAFT_ADD_LEARNER / RAFT_PROMOTE / RAFT_REMOVE */
+/* flags: RAFT_CHANGE_FORCE or 0 (lr_drive_change) */
 uint64_t lr_sim_change(struct lr_sim *s, raft_id node, int kind, raft_id target,
-                       const char *address, uint64_t timeout_ms);
+                       const char *address, unsigned flags, uint64_t timeout_ms);
 /* Pops the oldest completion; its pointers stay valid until the next call. */
 bool lr_sim_next_completion(struct lr_sim *s, struct lr_sim_completion *c);
 
