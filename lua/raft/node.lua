@@ -11,7 +11,6 @@ local core = require "raft.core"
 local errors = require "raft.errors"
 local options = require "raft.options"
 local loop = require "raft.loop"
-local options = require "raft.options"
 
 local node = {}
 local Node = {}
