@@ -156,7 +156,7 @@ describe("raft.node with a state machine table", function()
       node:start()
       wait_leader(node)
       for i = 1, 12 do assert.truthy(node:propose({ op = "set", key = "p" .. i, value = i })) end
-      wait_for(function() return node:status().snapshot_index >= 10 end, 5, "a snapshot")
+      wait_for(function() return node:status().snapshot_index >= 10 end, 30, "a snapshot")
       -- automatic snapshots run the table's snapshot() in a forked child,
       -- on a copy of this Lua state: what it changes does not come back
       assert.is_nil(c1.snapshots)
@@ -187,7 +187,7 @@ describe("raft.node with a state machine table", function()
       wait_leader(node)
       assert.truthy(node:propose({ op = "set", key = "a", value = 1 }))
       assert.is_true(node:snapshot())
-      wait_for(function() return node:status().snapshot_index > 0 end, 5, "a snapshot")
+      wait_for(function() return node:status().snapshot_index > 0 end, 30, "a snapshot")
       node:stop()
       for _ = 1, 5 do loop.run_once() end
       local sm = kv_machine({})
