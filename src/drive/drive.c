@@ -88,7 +88,7 @@ void lr__items_free(struct lr__item *it) {
     for (uint32_t i = 0; i < it->n_after; i++)
       lr_msg_copy_free(it->after[i]);
     free(it->after);
-    lr_entries_free(it->committed, it->n_committed);
+    lr_store_entries_free(it->committed, it->n_committed);
     lr_snapshot_free(it->snapshot);
     free(it->reads);
     free(it->prop_errors);
@@ -335,7 +335,7 @@ static int hold(struct lr_drive *d, const struct raft_update *u, struct lr_store
     return 0;
   }
   it->held_apply = true;
-  if (lr_entries_copy(u->committed, u->n_committed, &it->committed) != 0) goto nomem;
+  if (lr_store_entries_copy(u->committed, u->n_committed, &it->committed) != 0) goto nomem;
   it->n_committed = u->n_committed;
   if (u->snapshot && lr_snapshot_copy(u->snapshot, &it->snapshot) != 0) goto nomem;
   if (u->n_reads) {

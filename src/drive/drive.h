@@ -256,8 +256,6 @@ void lr_msg_copy_free(struct lr_msg_copy *c);
 /* Do a and b carry the same entries (log matching: same first index and
  * term, count and last term)? */
 bool lr_msg_same_entries(const struct raft_message *a, const struct raft_message *b);
-int lr_entries_copy(const struct raft_entry *src, uint32_t n, struct raft_entry **out);
-void lr_entries_free(struct raft_entry *e, uint32_t n);
 int lr_snapshot_copy(const struct raft_snapshot *src, struct raft_snapshot **out);
 void lr_snapshot_free(struct raft_snapshot *s);
 

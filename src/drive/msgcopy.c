@@ -57,18 +57,27 @@ struct lr_msg_copy *lr_msg_copy(const struct raft_message *m) {
   return c;
 }
 
-struct lr_msg_copy *lr_msg_copy_sharing(const struct raft_message *m, struct lr_msg_copy *with) {
-  if (m->chunk_len > 0 || m->snap.config.n > 0) return lr_msg_copy(m); /* not an APPEND */
-  struct lr_msg_copy *c = malloc(sizeof *c);
+/* The copy of an APPEND's header (no chunk, no config) with `tail` bytes
+ * after it; the caller sets the entries and what owns their bytes. */
+static struct lr_msg_copy *append_header(const struct raft_message *m, size_t tail) {
+  struct lr_msg_copy *c = malloc(sizeof *c + tail);
   if (c == NULL) return NULL;
   c->m = *m;
-  c->m.entries = with->m.entries;
   c->m.chunk = NULL;
   memset(&c->m.snap.config, 0, sizeof c->m.snap.config);
   c->has_config = false;
-  c->shares = with;
+  c->shares = NULL;
   c->batch = NULL;
   c->refs = 1;
+  return c;
+}
+
+struct lr_msg_copy *lr_msg_copy_sharing(const struct raft_message *m, struct lr_msg_copy *with) {
+  if (m->chunk_len > 0 || m->snap.config.n > 0) return lr_msg_copy(m); /* not an APPEND */
+  struct lr_msg_copy *c = append_header(m, 0);
+  if (c == NULL) return NULL;
+  c->m.entries = with->m.entries;
+  c->shares = with;
   with->refs++;
   return c;
 }
@@ -76,20 +85,14 @@ struct lr_msg_copy *lr_msg_copy_sharing(const struct raft_message *m, struct lr_
 struct lr_msg_copy *lr_msg_copy_in_batch(const struct raft_message *m, struct lr_store_batch *b) {
   struct lr_store_batch_view v;
   lr_store_batch_view(b, &v);
-  struct lr_msg_copy *c = malloc(sizeof *c + (size_t)m->n_entries * sizeof(struct raft_entry));
+  struct lr_msg_copy *c = append_header(m, (size_t)m->n_entries * sizeof(struct raft_entry));
   if (c == NULL) return NULL;
-  c->m = *m;
   c->m.entries = (struct raft_entry *)c->tail;
   for (uint32_t i = 0; i < m->n_entries; i++) {
     c->m.entries[i] = m->entries[i];
     c->m.entries[i].data = v.entries[m->entries[i].index - v.entries[0].index].data;
   }
-  c->m.chunk = NULL;
-  memset(&c->m.snap.config, 0, sizeof c->m.snap.config);
-  c->has_config = false;
-  c->shares = NULL;
   c->batch = b;
-  c->refs = 1;
   lr_store_batch_hold(b);
   return c;
 }
@@ -107,30 +110,6 @@ void lr_msg_copy_free(struct lr_msg_copy *c) {
   lr_msg_copy_free(c->shares);
   lr_store_batch_free(c->batch);
   free(c);
-}
-
-int lr_entries_copy(const struct raft_entry *src, uint32_t n, struct raft_entry **out) {
-  *out = NULL;
-  if (n == 0) return 0;
-  struct raft_entry *e = calloc(n, sizeof *e);
-  if (e == NULL) return -1;
-  for (uint32_t i = 0; i < n; i++) {
-    e[i] = src[i];
-    e[i].data = dup_bytes(src[i].data, src[i].len);
-    if (e[i].data == NULL) {
-      lr_entries_free(e, i);
-      return -1;
-    }
-  }
-  *out = e;
-  return 0;
-}
-
-void lr_entries_free(struct raft_entry *e, uint32_t n) {
-  if (e == NULL) return;
-  for (uint32_t i = 0; i < n; i++)
-    free(e[i].data);
-  free(e);
 }
 
 int lr_snapshot_copy(const struct raft_snapshot *src, struct raft_snapshot **out) {

@@ -73,7 +73,7 @@ void lr_store_fail_next(struct lr_store *s, int n, int rv) {
   s->fail_rv = rv != 0 ? rv : RAFT_ESTORAGE;
 }
 
-int lr__store_entries_copy(const struct raft_entry *src, uint32_t n, struct raft_entry **out) {
+int lr_store_entries_copy(const struct raft_entry *src, uint32_t n, struct raft_entry **out) {
   *out = NULL;
   if (n == 0) return 0;
   struct raft_entry *e = raft_malloc(sizeof *e * n);
@@ -82,7 +82,7 @@ int lr__store_entries_copy(const struct raft_entry *src, uint32_t n, struct raft
     e[i] = src[i];
     e[i].data = raft_malloc(src[i].len > 0 ? src[i].len : 1);
     if (e[i].data == NULL) {
-      lr__store_entries_free(e, i);
+      lr_store_entries_free(e, i);
       return RAFT_ENOMEM;
     }
     if (src[i].len > 0) memcpy(e[i].data, src[i].data, src[i].len);
@@ -91,7 +91,7 @@ int lr__store_entries_copy(const struct raft_entry *src, uint32_t n, struct raft
   return 0;
 }
 
-void lr__store_entries_free(struct raft_entry *e, uint32_t n) {
+void lr_store_entries_free(struct raft_entry *e, uint32_t n) {
   if (e == NULL) return;
   for (uint32_t i = 0; i < n; i++)
     raft_free(e[i].data);
@@ -156,7 +156,7 @@ void lr_store_state_boot(const struct lr_store_state *st, struct raft_boot *boot
 }
 
 void lr_store_state_free(struct lr_store_state *st) {
-  lr__store_entries_free(st->entries, st->n_entries);
+  lr_store_entries_free(st->entries, st->n_entries);
   if (st->has_snapshot) {
     raft_config_free(&st->snapshot.meta.config);
     raft_free((void *)st->snapshot.data);

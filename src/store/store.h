@@ -166,6 +166,10 @@ void lr_store_batch_free(struct lr_store_batch *b);
 /* One more owner of b (lr_store_batch_free drops one): the simulated disk
  * keeps a written batch as its durable log instead of copying it. */
 void lr_store_batch_hold(struct lr_store_batch *b);
+/* Deep copies of entries (each entry's bytes its own allocation), for what
+ * is kept past the next raft_* call; lr_store_entries_free frees one. */
+int lr_store_entries_copy(const struct raft_entry *src, uint32_t n, struct raft_entry **out);
+void lr_store_entries_free(struct raft_entry *e, uint32_t n);
 /* Once b is written: its snapshot bytes (raft_malloc'd), now the caller's
  * (raft_snapshot_taken_own gives them to the core without a copy); NULL
  * when b holds none. */

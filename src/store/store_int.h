@@ -84,7 +84,5 @@ int lr__store_fail_hook(struct lr_store *s); /* 0 or the injected rv */
 /* Zeroes `base` and fills what both kinds take from the options. */
 void lr__store_base_init(struct lr_store *base, const struct lr__store_ops *ops,
                          const struct lr_store_options *o);
-int lr__store_entries_copy(const struct raft_entry *src, uint32_t n, struct raft_entry **out);
-void lr__store_entries_free(struct raft_entry *e, uint32_t n);
 
 #endif

@@ -83,12 +83,12 @@ static int mem_write(struct lr_store *s, struct lr_store_batch *b) {
   struct raft_entry *copy = NULL;
   struct raft_snapshot ns;
   memset(&ns, 0, sizeof ns);
-  if (lr__store_entries_copy(b->entries, b->n_entries, &copy) != 0) return RAFT_ENOMEM;
+  if (lr_store_entries_copy(b->entries, b->n_entries, &copy) != 0) return RAFT_ENOMEM;
   if (b->has_snap) {
     uint8_t *d = raft_malloc(b->snap_len ? b->snap_len : 1);
     if (d == NULL || raft_config_copy(&b->snap.config, &ns.meta.config) != 0) {
       raft_free(d);
-      lr__store_entries_free(copy, b->n_entries);
+      lr_store_entries_free(copy, b->n_entries);
       return RAFT_ENOMEM;
     }
     if (b->snap_len) memcpy(d, b->snap_data, b->snap_len);
@@ -104,7 +104,7 @@ static int mem_write(struct lr_store *s, struct lr_store_batch *b) {
       cap *= 2;
     struct raft_entry *e = raft_realloc(m->e, sizeof *e * cap);
     if (e == NULL) {
-      lr__store_entries_free(copy, b->n_entries);
+      lr_store_entries_free(copy, b->n_entries);
       if (b->has_snap) {
         raft_config_free(&ns.meta.config);
         raft_free((void *)ns.data);
@@ -170,7 +170,7 @@ static int mem_load(struct lr_store *s, struct lr_store_state *st, char *err, si
   uint32_t skip = 0;
   while (skip < m->n && m->e[skip].index <= snap)
     skip++;
-  if (lr__store_entries_copy(m->e + skip, m->n - skip, &st->entries) != 0) {
+  if (lr_store_entries_copy(m->e + skip, m->n - skip, &st->entries) != 0) {
     lr_store_state_free(st);
     lr__store_errf(err, errlen, "memory: out of memory loading the log");
     return RAFT_ENOMEM;
