@@ -94,6 +94,21 @@ describe("luaraft cluster, ctl and bench", function()
     assert.truthy(out:match("p50 [%d.]+  p99 [%d.]+"), out)
   end)
 
+  it("breaks a bench run down by stage from the nodes' /metrics", function()
+    local code, out = procs.run(("%s bench --http 127.0.0.1:%d --clients 4 --requests 200 --size 50 --breakdown")
+      :format(bin, leader_http), 60)
+    assert.equal(0, code, out)
+    assert.truthy(out:match("committed: 200 in"), out)
+    -- each stage the leader timed over the run: 200 entries (or their batches)
+    for _, stage in ipairs { "leader_persist", "ack_commit", "apply" } do
+      local count = out:match("\n  " .. stage .. " +(%d+) ")
+      assert.truthy(count, stage .. " missing\n" .. out)
+      assert.truthy(tonumber(count) >= 1, out)
+    end
+    -- the leader applied at least the run's 200 entries during it
+    assert.truthy(tonumber(out:match("\n  apply +(%d+) ")) >= 200, out)
+  end)
+
   it("stops every node on SIGINT", function()
     procs.kill(pid, "INT")
     local deadline = os.time() + 10
