@@ -157,16 +157,22 @@ local PARAMS = {
   members = { "timeout" }, -- DELETE /v1/members/ID, POST /v1/members/ID/promote
 }
 
--- -> nil, or the sentence of a 400
-local function check_params(params, allowed)
-  local names = {}
-  for k in pairs(params) do names[#names + 1] = k end
+-- The first key of t not in `known`, as a sentence naming the closest known
+-- one, or nil. `what`: "query parameter" or "field".
+local function unknown_key(t, known, what)
+  local names, set = {}, {}
+  for k in pairs(t) do names[#names + 1] = tostring(k) end
+  for _, a in ipairs(known) do set[a] = true end
   table.sort(names)
   for _, k in ipairs(names) do
-    local ok = false
-    for _, a in ipairs(allowed) do ok = ok or a == k end
-    if not ok then return options.unknown(k, allowed, "query parameter") end
+    if not set[k] then return options.unknown(k, known, what) end
   end
+end
+
+-- -> nil, or the sentence of a 400
+local function check_params(params, allowed)
+  local unknown = unknown_key(params, allowed, "query parameter")
+  if unknown then return unknown end
   if params.timeout then
     local t = tonumber(params.timeout)
     if not t or not (t > 0 and t <= 3600) then return "timeout must be a number of seconds, above 0 and at most 3600" end
@@ -179,14 +185,7 @@ end
 -- Fields of a JSON object body that a route reads; any other is 400 (with
 -- the closest known one), for the same reason. -> nil, or the sentence
 local function check_fields(b, known)
-  local names = {}
-  for k in pairs(b) do names[#names + 1] = tostring(k) end
-  table.sort(names)
-  for _, k in ipairs(names) do
-    local ok = false
-    for _, a in ipairs(known) do ok = ok or a == k end
-    if not ok then return options.unknown(k, known, "field") end
-  end
+  return unknown_key(b, known, "field")
 end
 
 local routes = {}
