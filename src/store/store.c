@@ -227,13 +227,16 @@ int lr_store_batch_entries(struct lr_store_batch *b, const struct raft_entry *e,
   for (uint32_t i = 0; i < n; i++)
     bytes += e[i].len;
   struct lr__store_block *blk = raft_malloc(sizeof *blk + (bytes ? bytes : 1));
-  struct raft_entry *all = raft_realloc(b->entries, sizeof *all * (keep + n));
-  if (blk == NULL || all == NULL) {
-    raft_free(blk);
-    if (all) b->entries = all; /* still holds the first n_entries */
-    return RAFT_ENOMEM;
+  if (blk == NULL) return RAFT_ENOMEM;
+  struct raft_entry *all = b->entries;
+  if (keep + n > b->n_entries) { /* a shorter tail keeps the array as it is */
+    all = raft_realloc(b->entries, sizeof *all * (keep + n));
+    if (all == NULL) {
+      raft_free(blk);
+      return RAFT_ENOMEM; /* b is as it was */
+    }
+    b->entries = all;
   }
-  b->entries = all;
   /* what the tail replaced stays in its block until the batch is freed */
   blk->next = b->data;
   b->data = blk;
